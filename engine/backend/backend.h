@@ -1,0 +1,68 @@
+// The compute backend: runs the model's forward pass over one step's batch, reading and writing
+// K/V through the paged block tables. The CPU backend is the reference; a CUDA backend is a new
+// implementation of this interface (one file), chosen by name in CreateBackend.
+//
+// Not thread-safe; engine thread only (a backend may use its own worker threads inside Forward).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "engine/model/model_config.h"
+#include "engine/model/weights.h"
+
+namespace troupe {
+
+class GgufFile;
+
+// One step's batch, flattened over sequences. Tokens of one sequence are contiguous and in
+// position order.
+struct ForwardBatch {
+  std::span<const int32_t> tokens;        // [n_tokens]
+  std::span<const int32_t> positions;     // [n_tokens]
+  std::span<const int32_t> token_seq;     // [n_tokens] row of block_tables
+  std::span<const int64_t> slots;         // [n_tokens] KV slot to write (block*block_size+off)
+  std::span<const int32_t> block_tables;  // [n_seqs, max_blocks_per_seq], -1 padded
+  int n_seqs = 0;
+  int max_blocks_per_seq = 0;
+  std::span<const int32_t> logit_rows;    // token indices whose next-token logits are wanted
+};
+
+struct KvCacheSpec {
+  int num_blocks = 0;
+  int block_size = 16;
+};
+
+// Bytes one KV block takes for this model (K and V, all layers) in the backend's format.
+int64_t KvBlockBytes(const ModelConfig& config, int block_size);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // Runs the forward pass; writes logits [batch.logit_rows.size(), vocab_size] row-major.
+  // REQUIRES: every slot and block id is within the KV cache; positions < max context.
+  virtual void Forward(const ForwardBatch& batch, float* logits) = 0;
+
+  // Bytes of weights this backend holds outside the file mapping (repacked copies).
+  virtual int64_t owned_weight_bytes() const = 0;
+};
+
+struct BackendOptions {
+  std::string device = "cpu";
+  int num_threads = 0;  // CPU compute threads; 0 = one per core
+  KvCacheSpec kv;
+};
+
+// Builds the named backend. `file` (the mapping the weights point into) must outlive it.
+// kInvalidArgument for an unknown or unavailable device.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(
+    const BackendOptions& options, const ModelConfig& config, const ModelWeights& weights,
+    const GgufFile& file);
+
+}  // namespace troupe

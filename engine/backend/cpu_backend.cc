@@ -1,0 +1,199 @@
+#include "engine/backend/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/common/check.h"
+#include "engine/model/gguf.h"
+#include "kernels/paged_attention.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/silu_mul.h"
+
+namespace troupe {
+
+int64_t KvBlockBytes(const ModelConfig& config, int block_size) {
+  const int64_t kv_dim = static_cast<int64_t>(config.num_kv_heads) * config.head_dim;
+  return 2 * static_cast<int64_t>(config.num_layers) * block_size * kv_dim *
+         static_cast<int64_t>(sizeof(float));
+}
+
+CpuBackend::CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv)
+    : config_(config), kv_(kv), pool_(num_threads) {}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOptions& options,
+                                                                const ModelConfig& config,
+                                                                const ModelWeights& weights,
+                                                                const GgufFile& file) {
+  std::unique_ptr<CpuBackend> b(new CpuBackend(config, options.num_threads, options.kv));
+  // Packs one matrix; a repacked tensor's file pages are handed back to the kernel so the
+  // weights are never resident twice.
+  auto pack = [&](const MatrixView& view) {
+    cpu::PackedMatrix m = cpu::PackedMatrix::Pack(view);
+    if (!m.borrows_source()) {
+      b->owned_weight_bytes_ += static_cast<int64_t>(m.owned_bytes());
+      const auto traits = TraitsOf(static_cast<uint32_t>(view.type));
+      file.ReleasePages(static_cast<const uint8_t*>(view.data),
+                        RowBytes(*traits, view.cols) * static_cast<uint64_t>(view.rows));
+    }
+    return m;
+  };
+  const int64_t kv_floats = static_cast<int64_t>(options.kv.num_blocks) * options.kv.block_size *
+                            config.num_kv_heads * config.head_dim;
+  b->layers_.resize(config.num_layers);
+  for (int l = 0; l < config.num_layers; ++l) {
+    const LayerWeights& w = weights.layers[l];
+    Layer& layer = b->layers_[l];
+    layer.wq = pack(w.wq);
+    layer.wk = pack(w.wk);
+    layer.wv = pack(w.wv);
+    layer.wo = pack(w.wo);
+    layer.w_gate = pack(w.w_gate);
+    layer.w_up = pack(w.w_up);
+    layer.w_down = pack(w.w_down);
+    layer.attn_norm = w.attn_norm;
+    layer.ffn_norm = w.ffn_norm;
+    // Not value-initialised: pages are touched only when a block is first written.
+    layer.k_cache.reset(new float[kv_floats]);
+    layer.v_cache.reset(new float[kv_floats]);
+  }
+  b->token_embd_ = weights.token_embd;
+  // A tied output matrix is packed from the embedding's view; the lookup keeps reading the
+  // mapping, whose pages fault back in for just the rows it touches.
+  b->output_ = pack(weights.output);
+  b->output_norm_ = weights.output_norm;
+  b->rope_inv_freq_ = RopeInvFreq(config.rope);
+  return b;
+}
+
+void CpuBackend::EnsureScratch(int64_t n) {
+  if (n <= scratch_tokens_) return;
+  const int64_t dim = config_.dim;
+  const int64_t q_dim = static_cast<int64_t>(config_.num_heads) * config_.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(config_.num_kv_heads) * config_.head_dim;
+  x_.resize(n * dim);
+  xb_.resize(n * std::max(dim, q_dim));
+  q_.resize(n * std::max(dim, q_dim));  // also holds the rows gathered for the logits
+  k_.resize(n * kv_dim);
+  v_.resize(n * kv_dim);
+  att_.resize(n * q_dim);
+  gate_.resize(n * config_.ffn_dim);
+  up_.resize(n * config_.ffn_dim);
+  scratch_tokens_ = n;
+}
+
+void CpuBackend::RmsNormRows(const float* x, const std::vector<float>& weight, float* out,
+                             int64_t n) {
+  const int dim = config_.dim;
+  pool_.ParallelFor(n, 4, [&](int64_t begin, int64_t end) {
+    ref::RmsNorm({.x = x + begin * dim, .weight = weight.data(), .out = out + begin * dim,
+                  .n_rows = end - begin, .dim = dim, .eps = config_.rms_eps});
+  });
+}
+
+void CpuBackend::Embed(const ForwardBatch& batch) {
+  const auto traits = TraitsOf(static_cast<uint32_t>(token_embd_.type));
+  const size_t row_bytes = RowBytes(*traits, token_embd_.cols);
+  const auto* base = static_cast<const uint8_t*>(token_embd_.data);
+  for (size_t t = 0; t < batch.tokens.size(); ++t) {
+    const int32_t id = batch.tokens[t];
+    TROUPE_DCHECK(id >= 0 && id < token_embd_.rows);
+    DequantizeRow(token_embd_.type, base + row_bytes * static_cast<size_t>(id),
+                  x_.data() + t * config_.dim, config_.dim);
+  }
+}
+
+// ---- attention: norm, QKV, RoPE, KV write, paged attention, output projection ----
+void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t n) {
+  const int hd = config_.head_dim;
+  const int kv_dim = config_.num_kv_heads * hd;
+  const int q_dim = config_.num_heads * hd;
+  RmsNormRows(x_.data(), layer.attn_norm, xb_.data(), n);
+  cpu::Matmul(layer.wq, xb_.data(), n, q_.data(), pool_);
+  cpu::Matmul(layer.wk, xb_.data(), n, k_.data(), pool_);
+  cpu::Matmul(layer.wv, xb_.data(), n, v_.data(), pool_);
+  RopeArgs rope{.x = q_.data(), .positions = batch.positions.data(),
+                .inv_freq = rope_inv_freq_.data(), .n_tokens = n, .n_heads = config_.num_heads,
+                .head_dim = hd, .rot_dim = config_.rope.rot_dim, .neox = config_.rope.neox};
+  ref::Rope(rope);
+  rope.x = k_.data();
+  rope.n_heads = config_.num_kv_heads;
+  ref::Rope(rope);
+  ref::KvWrite({.k = k_.data(), .v = v_.data(), .k_cache = layer.k_cache.get(),
+                .v_cache = layer.v_cache.get(), .slots = batch.slots.data(), .n_tokens = n,
+                .kv_dim = kv_dim});
+  // Tokens and KV heads are independent once the K/V are written: split (token, kv head)
+  // pairs across the pool, so even a single decoding sequence uses every thread.
+  const int n_kv = config_.num_kv_heads;
+  PagedAttentionArgs attn{.q = q_.data(),
+                          .k_cache = layer.k_cache.get(),
+                          .v_cache = layer.v_cache.get(),
+                          .out = att_.data(),
+                          .token_seq = batch.token_seq.data(),
+                          .token_pos = batch.positions.data(),
+                          .block_tables = batch.block_tables.data(),
+                          .n_tokens = n,
+                          .max_blocks_per_seq = batch.max_blocks_per_seq,
+                          .n_heads = config_.num_heads,
+                          .n_kv_heads = n_kv,
+                          .head_dim = hd,
+                          .block_size = kv_.block_size,
+                          .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
+  pool_.ParallelFor(n * n_kv, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end;) {
+      const int64_t t = item / n_kv;
+      const int kv_begin = static_cast<int>(item % n_kv);
+      const int kv_end = static_cast<int>(std::min<int64_t>(n_kv, kv_begin + (end - item)));
+      PagedAttentionArgs a = attn;
+      a.q += t * q_dim;
+      a.out += t * q_dim;
+      a.token_seq += t;
+      a.token_pos += t;
+      a.n_tokens = 1;
+      a.kv_head_begin = kv_begin;
+      a.kv_head_end = kv_end;
+      ref::PagedAttention(a);
+      item += kv_end - kv_begin;
+    }
+  });
+  cpu::Matmul(layer.wo, att_.data(), n, xb_.data(), pool_);
+  const int64_t total = n * config_.dim;
+  for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];
+}
+
+// ---- feed-forward: norm, gate/up, SiLU x up, down projection ----
+void CpuBackend::FeedForwardBlock(Layer& layer, int64_t n) {
+  RmsNormRows(x_.data(), layer.ffn_norm, xb_.data(), n);
+  cpu::Matmul(layer.w_gate, xb_.data(), n, gate_.data(), pool_);
+  cpu::Matmul(layer.w_up, xb_.data(), n, up_.data(), pool_);
+  ref::SiluMul({.gate = gate_.data(), .up = up_.data(), .out = gate_.data(),
+                .n = n * config_.ffn_dim});
+  cpu::Matmul(layer.w_down, gate_.data(), n, xb_.data(), pool_);
+  const int64_t total = n * config_.dim;
+  for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];
+}
+
+void CpuBackend::Forward(const ForwardBatch& batch, float* logits) {
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  if (n == 0) return;
+  EnsureScratch(n);
+  Embed(batch);
+  for (Layer& layer : layers_) {
+    AttentionBlock(layer, batch, n);
+    FeedForwardBlock(layer, n);
+  }
+  // Only the rows that sample need the final norm and the (large) output projection.
+  const int64_t m = static_cast<int64_t>(batch.logit_rows.size());
+  if (m == 0) return;
+  const int dim = config_.dim;
+  for (int64_t i = 0; i < m; ++i) {
+    const int32_t row = batch.logit_rows[i];
+    TROUPE_DCHECK(row >= 0 && row < n);
+    std::copy_n(x_.data() + static_cast<int64_t>(row) * dim, dim, q_.data() + i * dim);
+  }
+  // q_ holds n * q_dim >= m * dim floats; xb_ receives the normalised rows.
+  RmsNormRows(q_.data(), output_norm_, xb_.data(), m);
+  cpu::Matmul(output_, xb_.data(), m, logits, pool_);
+}
+
+}  // namespace troupe

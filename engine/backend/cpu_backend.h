@@ -1,0 +1,57 @@
+// The CPU backend: the Llama forward pass on the reference kernels and the packed quantized
+// matmuls, parallel over a thread pool, with the paged KV cache in host memory (f32).
+// Not thread-safe; engine thread only (its pool's workers run only inside Forward).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/common/thread_pool.h"
+#include "kernels/cpu/packed_matrix.h"
+
+namespace troupe {
+
+class CpuBackend final : public Backend {
+ public:
+  // Packs the weights (releasing the file pages of any tensor that was repacked) and allocates
+  // the KV cache. `file` must outlive the backend (weights may be used in place).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(
+      const BackendOptions& options, const ModelConfig& config, const ModelWeights& weights,
+      const GgufFile& file);
+
+  std::string_view name() const override { return "cpu"; }
+  void Forward(const ForwardBatch& batch, float* logits) override;
+  int64_t owned_weight_bytes() const override { return owned_weight_bytes_; }
+
+ private:
+  struct Layer {
+    cpu::PackedMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+    std::vector<float> attn_norm, ffn_norm;  // [dim]
+    std::unique_ptr<float[]> k_cache, v_cache;  // [num_blocks, block_size, kv_dim] each
+  };
+
+  CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv);
+  void EnsureScratch(int64_t n_tokens);
+  void Embed(const ForwardBatch& batch);
+  void AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t n);
+  void FeedForwardBlock(Layer& layer, int64_t n);
+  void RmsNormRows(const float* x, const std::vector<float>& weight, float* out, int64_t n);
+
+  // ---- constant after construction ----
+  const ModelConfig config_;
+  const KvCacheSpec kv_;
+  ThreadPool pool_;
+  MatrixView token_embd_;                 // used in place from the mapping
+  cpu::PackedMatrix output_;
+  std::vector<float> output_norm_;
+  std::vector<Layer> layers_;
+  std::vector<float> rope_inv_freq_;      // [rot_dim / 2]
+  int64_t owned_weight_bytes_ = 0;
+
+  // ---- scratch, grown to the largest batch seen ----
+  int64_t scratch_tokens_ = 0;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,364 @@
+// Engine: model loading, request validation, and the engine thread's step loop.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "engine/backend/backend.h"
+#include "engine/common/check.h"
+#include "engine/common/log.h"
+#include "engine/common/status_macros.h"
+#include "engine/inbox.h"
+#include "engine/kv/block_pool.h"
+#include "engine/model/gguf.h"
+#include "engine/model/model_config.h"
+#include "engine/model/weights.h"
+#include "engine/model_runner.h"
+#include "engine/sampler/stop_matcher.h"
+#include "engine/scheduler/scheduler.h"
+
+namespace troupe {
+namespace {
+
+// Everything the engine thread keeps for one request.
+struct LiveRequest {
+  LiveRequest(Request r, const Tokenizer& tokenizer)
+      : request(std::move(r)),
+        sampler(request.sampling, request.prompt),
+        detokenizer(tokenizer),
+        stop(request.sampling.stop) {}
+  Request request;
+  Sequence seq;
+  Sampler sampler;
+  StreamingDetokenizer detokenizer;
+  StopMatcher stop;
+  int max_tokens_total = 0;  // prompt + completion limit (max_tokens, capped by the context)
+  absl::Time first_scheduled = absl::InfinitePast();
+  absl::Time first_token = absl::InfinitePast();
+};
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  explicit Impl(const EngineOptions& options) : options_(options), inbox_(options.max_waiting) {}
+  ~Impl() { Shutdown(); }
+
+  absl::Status Load();
+  void Start() { thread_ = std::thread([this] { Loop(); }); }
+  absl::Status Submit(Request request);
+  void Cancel(RequestId id) { inbox_.PushCancel(id); }
+  EngineStats Stats() const;
+  void Shutdown();
+
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ModelInfo& model_info() const { return info_; }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  void Loop();
+  void Accept(Inbox::Batch& batch);
+  void Step();
+  void HandleOutput(LiveRequest& live, std::span<const float> logits_row);
+  // Ends a request: removes it from the scheduler, flushes text, calls Finish, forgets it.
+  void Finish(RequestId id, FinishReason reason, const absl::Status& status);
+  void PublishStats();
+
+  // ---- constant after Load ----
+  const EngineOptions options_;
+  std::unique_ptr<GgufFile> file_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ModelInfo info_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<BlockPool> pool_;
+
+  // ---- thread-safe ----
+  Inbox inbox_;
+  std::thread thread_;
+  std::atomic<bool> shut_down_{false};
+  std::atomic<int> num_running_{0}, num_waiting_{0}, kv_used_{0};
+  std::atomic<int64_t> prompt_tokens_{0}, generation_tokens_{0}, steps_{0}, preemptions_{0};
+
+  // ---- engine thread only ----
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::unordered_map<RequestId, std::unique_ptr<LiveRequest>> live_;
+  uint64_t arrival_counter_ = 0;
+};
+
+// ---- loading ----
+
+absl::Status Engine::Impl::Load() {
+  TROUPE_ASSIGN_OR_RETURN(file_, GgufFile::Open(options_.model_path));
+  TROUPE_ASSIGN_OR_RETURN(config_, ModelConfigFromGguf(*file_));
+  TROUPE_ASSIGN_OR_RETURN(weights_, LoadModelWeights(*file_, config_));
+  TROUPE_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromGguf(*file_));
+  if (options_.block_size <= 0 || options_.max_running <= 0 || options_.max_batched_tokens <= 0) {
+    return absl::InvalidArgumentError("block_size, max_running and max_batched_tokens must be > 0");
+  }
+  const int64_t block_bytes = KvBlockBytes(config_, options_.block_size);
+  const int64_t num_blocks = options_.kv_cache_bytes / block_bytes;
+  if (num_blocks < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "KV cache budget of ", options_.kv_cache_bytes, " bytes holds no block (one block of ",
+        options_.block_size, " tokens takes ", block_bytes, " bytes)"));
+  }
+  BackendOptions backend_options{.device = options_.device,
+                                 .num_threads = options_.num_threads,
+                                 .kv = {.num_blocks = static_cast<int>(num_blocks),
+                                        .block_size = options_.block_size}};
+  TROUPE_ASSIGN_OR_RETURN(backend_, CreateBackend(backend_options, config_, weights_, *file_));
+  pool_ = std::make_unique<BlockPool>(static_cast<int>(num_blocks));
+  scheduler_ = std::make_unique<Scheduler>(
+      SchedulerOptions{.max_running = options_.max_running,
+                       .max_batched_tokens = options_.max_batched_tokens,
+                       .block_size = options_.block_size},
+      *pool_);
+  runner_ = std::make_unique<ModelRunner>(*backend_, options_.block_size, config_.vocab_size);
+
+  int max_len = config_.context_length;
+  if (options_.max_model_len > 0) max_len = std::min(max_len, options_.max_model_len);
+  max_len = static_cast<int>(std::min<int64_t>(max_len, num_blocks * options_.block_size));
+  const std::string jinja = file_->GetString("tokenizer.chat_template").value_or("");
+  info_ = ModelInfo{.name = config_.name,
+                    .architecture = config_.architecture,
+                    .vocab_size = config_.vocab_size,
+                    .max_model_len = max_len,
+                    .chat_family = DetectChatFamily(jinja),
+                    .num_parameters = config_.num_parameters,
+                    .file_bytes = file_->file_bytes()};
+  TROUPE_LOG_INFO("loaded %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld blocks x %d "
+                  "tokens (%lld MiB); %lld MiB of repacked weights",
+                  options_.model_path.c_str(), config_.num_layers, config_.dim, config_.vocab_size,
+                  max_len, std::string(ChatFamilyName(info_.chat_family)).c_str(),
+                  static_cast<long long>(num_blocks), options_.block_size,
+                  static_cast<long long>(num_blocks * block_bytes >> 20),
+                  static_cast<long long>(backend_->owned_weight_bytes() >> 20));
+  PublishStats();
+  return absl::OkStatus();
+}
+
+// ---- thread-safe surface ----
+
+absl::Status Engine::Impl::Submit(Request request) {
+  TROUPE_CHECK(request.sink != nullptr);
+  const int limit = info_.max_model_len;
+  if (request.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (static_cast<int>(request.prompt.size()) >= limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt is ", request.prompt.size(), " tokens; the limit is ", limit - 1,
+        " tokens (context length ", limit, " leaves room for at least one generated token)"));
+  }
+  for (TokenId id : request.prompt) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    }
+  }
+  TROUPE_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
+  if (request.arrival_time == absl::InfinitePast()) request.arrival_time = absl::Now();
+  return inbox_.PushRequest(std::move(request));
+}
+
+EngineStats Engine::Impl::Stats() const {
+  return EngineStats{.num_running = num_running_.load(),
+                     .num_waiting = num_waiting_.load(),
+                     .kv_blocks_used = kv_used_.load(),
+                     .kv_blocks_total = pool_ ? pool_->num_blocks() : 0,
+                     .prompt_tokens_total = prompt_tokens_.load(),
+                     .generation_tokens_total = generation_tokens_.load(),
+                     .num_steps = steps_.load(),
+                     .num_preemptions = preemptions_.load()};
+}
+
+void Engine::Impl::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  inbox_.Close();
+  if (thread_.joinable()) thread_.join();
+}
+
+// ---- engine thread ----
+
+void Engine::Impl::Loop() {
+  while (true) {
+    const bool idle = scheduler_->num_running() == 0 && scheduler_->num_waiting() == 0;
+    Inbox::Batch batch = inbox_.Take(/*block=*/idle);
+    if (batch.shutdown) {
+      // Requests that never started and live ones alike end with kUnavailable.
+      for (Request& r : batch.requests) {
+        r.sink->Finish(absl::UnavailableError("the server is shutting down"), Completion{});
+      }
+      std::vector<RequestId> ids;
+      for (const auto& [id, live] : live_) ids.push_back(id);
+      for (RequestId id : ids) {
+        Finish(id, FinishReason::kCancelled, absl::UnavailableError("the server is shutting down"));
+      }
+      PublishStats();
+      return;
+    }
+    Accept(batch);
+    Step();
+    PublishStats();
+  }
+}
+
+void Engine::Impl::Accept(Inbox::Batch& batch) {
+  for (Request& r : batch.requests) {
+    const RequestId id = r.id;
+    auto live = std::make_unique<LiveRequest>(std::move(r), *tokenizer_);
+    Sequence& seq = live->seq;
+    seq.id = id;
+    seq.priority = live->request.priority;
+    seq.arrival_order = ++arrival_counter_;
+    seq.tokens = live->request.prompt;
+    seq.num_prompt_tokens = seq.num_tokens();
+    live->max_tokens_total =
+        static_cast<int>(std::min<int64_t>(info_.max_model_len,
+                                           int64_t{seq.num_prompt_tokens} + live->request.sampling.max_tokens));
+    if (live_.count(id)) {
+      live->request.sink->Finish(absl::InvalidArgumentError(absl::StrCat("duplicate request id ", id)),
+                                 Completion{});
+      continue;
+    }
+    scheduler_->Add(&live->seq);
+    live_.emplace(id, std::move(live));
+  }
+  for (RequestId id : batch.cancels) {
+    if (live_.count(id)) Finish(id, FinishReason::kCancelled, absl::CancelledError("request cancelled"));
+  }
+}
+
+void Engine::Impl::Step() {
+  StepPlan plan = scheduler_->Schedule();
+  preemptions_.fetch_add(static_cast<int64_t>(plan.preempted.size()));
+  if (plan.empty()) {
+    // Nothing could be scheduled although requests wait: the first one can never fit the cache
+    // (the running set is empty, so every block is free). Fail it rather than spin.
+    if (scheduler_->num_running() == 0 && scheduler_->num_waiting() > 0) {
+      const Sequence* seq = scheduler_->waiting().front();
+      Finish(seq->id, FinishReason::kError,
+             absl::ResourceExhaustedError("the request needs more KV cache than the server has"));
+    }
+    return;
+  }
+  const absl::Time now = absl::Now();
+  int64_t prompt_tokens = 0;
+  for (const ScheduledSeq& s : plan.seqs) {
+    LiveRequest& live = *live_.at(s.seq->id);
+    if (live.first_scheduled == absl::InfinitePast()) live.first_scheduled = now;
+    const int prompt_part = std::max(0, std::min(s.seq->num_computed + s.num_tokens, s.seq->num_prompt_tokens) -
+                                            s.seq->num_computed);
+    prompt_tokens += prompt_part;
+  }
+  std::span<float> logits = runner_->Run(plan);
+  scheduler_->Update(plan);
+  prompt_tokens_.fetch_add(prompt_tokens);
+  steps_.fetch_add(1);
+
+  const size_t vocab = static_cast<size_t>(config_.vocab_size);
+  size_t row = 0;
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (!s.needs_logits) continue;
+    HandleOutput(*live_.at(s.seq->id), logits.subspan(row * vocab, vocab));
+    ++row;
+  }
+}
+
+// Samples the next token of one sequence, streams its text, and ends the request when a stop
+// condition holds.
+void Engine::Impl::HandleOutput(LiveRequest& live, std::span<const float> logits_row) {
+  SampleResult sample = live.sampler.SampleReadOnly(logits_row);
+  const RequestId id = live.seq.id;
+  const SamplingParams& params = live.request.sampling;
+  generation_tokens_.fetch_add(1);
+  if (live.first_token == absl::InfinitePast()) live.first_token = absl::Now();
+
+  if (!params.ignore_eos && tokenizer_->IsEndOfGeneration(sample.id)) {
+    live.seq.tokens.push_back(sample.id);
+    Finish(id, FinishReason::kEos, absl::OkStatus());
+    return;
+  }
+  live.seq.tokens.push_back(sample.id);
+  TokenDelta delta;
+  delta.token_ids.push_back(sample.id);
+  if (params.logprobs >= 0) delta.logprobs.push_back(std::move(sample));
+  StopMatcher::Result text = live.stop.Push(live.detokenizer.Push(delta.token_ids.back()));
+  delta.text = std::move(text.text);
+  if (text.stopped) {
+    if (!live.request.sink->Push(std::move(delta))) {
+      Finish(id, FinishReason::kCancelled, absl::CancelledError("client went away"));
+      return;
+    }
+    Finish(id, FinishReason::kStop, absl::OkStatus());
+    return;
+  }
+  const bool at_limit = live.seq.num_tokens() >= live.max_tokens_total;
+  if (!live.request.sink->Push(std::move(delta))) {
+    Finish(id, FinishReason::kCancelled, absl::CancelledError("client went away"));
+    return;
+  }
+  if (at_limit) Finish(id, FinishReason::kLength, absl::OkStatus());
+}
+
+void Engine::Impl::Finish(RequestId id, FinishReason reason, const absl::Status& status) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  std::unique_ptr<LiveRequest> live = std::move(it->second);
+  live_.erase(it);
+  scheduler_->Remove(&live->seq);
+  PublishStats();  // a caller woken by Finish sees the blocks already returned
+  TokenSink& sink = *live->request.sink;
+  if (reason == FinishReason::kEos || reason == FinishReason::kLength) {
+    // Text held back for a possible stop string or a split character is complete now.
+    std::string tail = live->stop.Push(live->detokenizer.Flush()).text + live->stop.Flush();
+    if (!tail.empty()) {
+      TokenDelta delta;
+      delta.text = std::move(tail);
+      (void)sink.Push(std::move(delta));
+    }
+  }
+  const absl::Time now = absl::Now();
+  const absl::Time arrival = live->request.arrival_time;
+  Completion completion;
+  completion.finish_reason = reason;
+  completion.usage.prompt_tokens = live->seq.num_prompt_tokens;
+  completion.usage.cached_prompt_tokens = 0;  // TODO(#3): prefix caching
+  completion.usage.completion_tokens = live->seq.num_generated();
+  if (live->first_scheduled != absl::InfinitePast()) completion.queue_time = live->first_scheduled - arrival;
+  if (live->first_token != absl::InfinitePast()) completion.time_to_first_token = live->first_token - arrival;
+  completion.e2e_latency = now - arrival;
+  sink.Finish(status, completion);
+}
+
+void Engine::Impl::PublishStats() {
+  num_running_.store(scheduler_->num_running());
+  num_waiting_.store(scheduler_->num_waiting());
+  kv_used_.store(pool_->num_used());
+  inbox_.SetEngineWaiting(scheduler_->num_waiting());
+}
+
+// ---- Engine ----
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() { impl_->Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  TROUPE_RETURN_IF_ERROR(impl->Load());
+  impl->Start();
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+const Tokenizer& Engine::tokenizer() const { return impl_->tokenizer(); }
+const ModelInfo& Engine::model_info() const { return impl_->model_info(); }
+const EngineOptions& Engine::options() const { return impl_->options(); }
+absl::Status Engine::Submit(Request request) { return impl_->Submit(std::move(request)); }
+void Engine::Cancel(RequestId id) { impl_->Cancel(id); }
+EngineStats Engine::Stats() const { return impl_->Stats(); }
+void Engine::Shutdown() { impl_->Shutdown(); }
+
+}  // namespace troupe

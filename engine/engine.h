@@ -1,0 +1,98 @@
+// The engine: loads the model, owns the engine thread, and serves requests by continuous
+// batching over a paged KV cache.
+//
+// Thread-safety: Submit, Cancel, Stats, Shutdown and the const accessors are safe from any thread
+// and never block on model work (they touch only the inbox and atomics). Everything else
+// (scheduler, block pool, model, backend) lives on the engine thread; see docs/threading.md.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/request.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace troupe {
+
+struct EngineOptions {
+  std::string model_path;            // a GGUF file
+  std::string device = "cpu";        // backend name; "cpu" is the reference backend
+  int num_threads = 0;               // compute threads; 0 = one per core
+  int64_t kv_cache_bytes = 256ll << 20;  // byte budget of the paged KV cache (K and V, all layers)
+  int block_size = 16;               // tokens per KV block
+  int max_running = 32;              // max sequences in the running batch
+  int max_batched_tokens = 512;      // per-step token budget (prefill chunks + decodes)
+  int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails
+  int max_model_len = 0;             // context limit in tokens; 0 = the model's own (capped by KV)
+};
+
+// Read by the server's metrics (gauges) and the integration tests. Counters only grow.
+struct EngineStats {
+  int num_running = 0;
+  int num_waiting = 0;
+  int kv_blocks_used = 0;
+  int kv_blocks_total = 0;
+  int64_t prompt_tokens_total = 0;       // prompt tokens computed (not served from cache)
+  int64_t generation_tokens_total = 0;
+  int64_t num_steps = 0;
+  int64_t num_preemptions = 0;
+};
+
+// Everything the server needs to know about the loaded model.
+struct ModelInfo {
+  std::string name;            // general.name or the file name
+  std::string architecture;    // "llama"
+  int vocab_size = 0;
+  int max_model_len = 0;       // effective context limit (tokens)
+  ChatFamily chat_family = ChatFamily::kRaw;
+  int64_t num_parameters = 0;
+  uint64_t file_bytes = 0;
+};
+
+class Engine {
+ public:
+  // Loads the model, sizes the KV cache and starts the engine thread. Errors name the file and
+  // the problem (missing, truncated, corrupt, unsupported architecture or tensor type).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options);
+  ~Engine();  // Shutdown() then join
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const Tokenizer& tokenizer() const;
+  const ModelInfo& model_info() const;
+  const EngineOptions& options() const;
+
+  RequestId NewRequestId() { return next_id_.fetch_add(1) + 1; }
+
+  // Validates `request` and queues it for the engine thread. Never blocks.
+  //  kInvalidArgument: empty prompt, prompt of max_model_len tokens or more (the message says the
+  //                    limit), token id out of range, bad sampling parameters.
+  //  kResourceExhausted: the waiting queue is full.  kUnavailable: shutting down.
+  // On error the sink is not called; on success Finish will be called exactly once.
+  [[nodiscard]] absl::Status Submit(Request request);
+
+  // Cancels a request if it is still live; its KV blocks are freed within one engine step and
+  // its sink gets Finish(kCancelled). Unknown or finished ids are ignored. Never blocks.
+  void Cancel(RequestId id);
+
+  EngineStats Stats() const;
+
+  // Stops accepting requests, finishes live ones with kUnavailable and joins the engine thread.
+  // Idempotent.
+  void Shutdown();
+
+  class Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::atomic<uint64_t> next_id_{0};
+};
+
+}  // namespace troupe

@@ -1,0 +1,35 @@
+// Turns a step plan into the backend's flat batch (tokens, positions, KV slots, block tables),
+// runs the forward pass and hands back one logits row per sequence that samples.
+// Not thread-safe; engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/scheduler/scheduler.h"
+
+namespace troupe {
+
+class ModelRunner {
+ public:
+  // `backend` must outlive the runner.
+  ModelRunner(Backend& backend, int block_size, int vocab_size)
+      : backend_(backend), block_size_(block_size), vocab_size_(vocab_size) {}
+
+  // Runs plan's forward pass. Returns logits [num sampling entries, vocab], in plan order of
+  // the entries with needs_logits; valid until the next Run.
+  std::span<float> Run(const StepPlan& plan);
+
+ private:
+  Backend& backend_;
+  const int block_size_;
+  const int vocab_size_;
+  // Reused between steps to avoid allocation.
+  std::vector<int32_t> tokens_, positions_, token_seq_, block_tables_, logit_rows_;
+  std::vector<int64_t> slots_;
+  std::vector<float> logits_;
+};
+
+}  // namespace troupe

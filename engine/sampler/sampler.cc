@@ -1,0 +1,497 @@
+// Sampler: penalties -> (argmax | top-k -> softmax(T) -> top-p -> min-p -> seeded draw).
+// Engine thread only. See docs/sampling.md.
+#include "engine/sampler/sampler.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "engine/common/check.h"
+
+namespace troupe {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+using Candidate = std::pair<float, TokenId>;
+
+// ---- helpers: exp, lane-wise reductions, partition ----
+
+// e^x for x <= 0, within 2.2e-7 relative; 0 for x <= -87 and for NaN (positive x is outside
+// the contract and also gives 0). Plain IEEE arithmetic and integer masks rather than branches or
+// float-compare selects (which -ftrapping-math keeps from being if-converted), so the loop that
+// calls it vectorizes on AVX2 and AVX-512 without -ffast-math, and its bits do not depend on the
+// C library's expf.
+inline float ExpNonPositive(float x) {
+  constexpr float kLog2e = 1.44269504f;
+  constexpr float kLn2Hi = 0.693359375f;  // ln 2 split so n * kLn2Hi is exact
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;   // 1.5 * 2^23: x + kRound keeps round(x) in low bits
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  // +0, or sign set and magnitude below 87 (0xC2AE0000 is -87.0f); excludes NaN and -inf.
+  const bool live = (bits == 0u) | (bits - 0x80000000u < 0x42AE0000u);
+  const uint32_t live_mask = 0u - static_cast<uint32_t>(live);
+  const float xc = std::bit_cast<float>(bits & live_mask);  // dead lanes compute e^0
+  const float shifted = xc * kLog2e + kRound;
+  const float n = shifted - kRound;                // round(xc / ln 2), in [-126, 0]
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;  // |r| <= ln2 / 2
+  // Taylor series of e^r to r^6: truncation error < 1.3e-7 relative.
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t n_int = std::bit_cast<int32_t>(shifted) - std::bit_cast<int32_t>(kRound);
+  const float scale = std::bit_cast<float>((n_int + 127) << 23);  // 2^n, a normal float
+  return std::bit_cast<float>(std::bit_cast<uint32_t>(p * scale) & live_mask);
+}
+
+// Reductions keep kLanes independent accumulators combined in a fixed order: they vectorize
+// without reassociation and give the same result on every run.
+constexpr size_t kLanes = 16;
+
+// Largest non-NaN value; -inf if there is none.
+float MaxIgnoringNan(std::span<const float> x) {
+  float acc[kLanes];
+  std::fill(acc, acc + kLanes, kNegInf);
+  size_t i = 0;
+  for (; i + kLanes <= x.size(); i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  }
+  float m = kNegInf;
+  for (; i < x.size(); ++i) m = x[i] > m ? x[i] : m;
+  for (float a : acc) m = a > m ? a : m;
+  return m;
+}
+
+// out[i] = e^((x[i] - max) * scale), 0 for NaN and -inf; returns sum(out) in double.
+// REQUIRES: max >= every non-NaN x[i]; scale > 0 and finite; out.size() == x.size().
+double ExpWeights(std::span<const float> x, float max, float scale, std::span<float> out) {
+  for (size_t i = 0; i < x.size(); ++i) out[i] = ExpNonPositive((x[i] - max) * scale);
+  double acc[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= out.size(); i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) acc[j] += out[i + j];
+  }
+  double sum = 0.0;
+  for (; i < out.size(); ++i) sum += out[i];
+  for (double a : acc) sum += a;
+  return sum;
+}
+
+// Strict total order: larger value first, ties by lower id. Every selection below therefore has
+// exactly one right answer.
+inline bool BetterFirst(const Candidate& a, const Candidate& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+// One Lomuto partition of c[lo, hi) around its middle element, in our own code so the resulting
+// order (which the draw walks) is the same on every standard library. Branch-free: every element
+// is swapped with the boundary slot and the boundary advances by the comparison's result, which
+// avoids a misprediction per element on random data. Returns the pivot's final index m:
+// c[lo, m) are better than the pivot, c(m, hi) worse. Adds the weight of c[lo, m) to
+// *better_weight. REQUIRES: lo < hi.
+size_t PartitionAroundMiddle(std::vector<Candidate>& c, size_t lo, size_t hi,
+                             double* better_weight) {
+  std::swap(c[lo + (hi - lo) / 2], c[hi - 1]);
+  const Candidate pivot = c[hi - 1];
+  size_t store = lo;
+  double weight = 0.0;
+  for (size_t i = lo; i + 1 < hi; ++i) {
+    // Invariant: c[lo, store) better than the pivot, c[store, i) not.
+    const Candidate x = c[i];
+    const bool better = BetterFirst(x, pivot);
+    c[i] = c[store];
+    c[store] = x;
+    store += better ? 1 : 0;
+    weight += better ? x.first : 0.0f;
+  }
+  std::swap(c[store], c[hi - 1]);
+  *better_weight += weight;
+  return store;
+}
+
+// Buckets by distance from the max logit, 1/32 nat wide; the last one holds everything 32 nats
+// or more below the max. Better candidates never land in a later bucket, so a histogram pass
+// finds the bucket that holds the top-k / top-p boundary and only that bucket needs a select.
+constexpr int kNumBuckets = 1024;
+constexpr float kBucketsPerNat = 32.0f;
+// Dropped ids count into one of kDropSlots extra slots chosen by id, so that the histogram
+// pass has no branch and no long store-to-load chain through a single counter.
+constexpr int kDropSlots = 8;
+
+inline int DropSlot(size_t id) { return kNumBuckets + static_cast<int>(id % kDropSlots); }
+
+// REQUIRES: logit <= max_logit, or NaN / -inf (those land in the last bucket).
+inline int BucketOf(float logit, float max_logit) {
+  const float d = (max_logit - logit) * kBucketsPerNat;  // >= 0, +inf or NaN
+  // Clamp on the bits: for non-negative floats the bit order is the value order, and NaN and
+  // +inf sort above 1023. Integer ops keep the loop branch-free and the conversion defined.
+  constexpr uint32_t kLastBits = std::bit_cast<uint32_t>(static_cast<float>(kNumBuckets - 1));
+  return static_cast<int>(std::bit_cast<float>(std::min(std::bit_cast<uint32_t>(d), kLastBits)));
+}
+
+// c ? a : b with both sides computed: a conditional that guards float ops is not if-converted
+// under -ftrapping-math without AVX-512 masking, so AVX2 builds would keep a branch.
+inline int SelectInt(bool c, int a, int b) { return b ^ ((a ^ b) & -static_cast<int>(c)); }
+
+// Not NaN and not -inf, tested on the bits so that it vectorizes.
+inline bool Drawable(float v) {
+  const uint32_t b = std::bit_cast<uint32_t>(v);
+  return ((b & 0x7FFFFFFFu) <= 0x7F800000u) & (b != 0xFF800000u);
+}
+
+uint64_t SeedFor(const SamplingParams& params) {
+  if (params.seed.has_value()) return *params.seed;
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
+}
+
+}  // namespace
+
+// ---- public ----
+
+Sampler::Sampler(const SamplingParams& params, std::span<const TokenId> prompt)
+    : params_(params), rng_(SeedFor(params)) {
+  size_t keep = prompt.size();
+  if (params_.penalty_last_n >= 0) {
+    keep = std::min(keep, static_cast<size_t>(params_.penalty_last_n));
+  }
+  history_.assign(prompt.end() - static_cast<std::ptrdiff_t>(keep), prompt.end());
+  num_prompt_ = keep;
+}
+
+SampleResult Sampler::Sample(std::span<float> logits) {
+  TROUPE_CHECK(!logits.empty());
+  SampleResult result;
+  double raw_lse = 0.0;
+  if (params_.logprobs >= 0) raw_lse = RawLogSumExp(logits, &result);
+  ApplyPenalties(logits);
+  const TokenId id = Choose(logits);
+  RestoreLogits(logits);
+  return Record(logits, id, std::move(result), raw_lse);
+}
+
+SampleResult Sampler::SampleReadOnly(std::span<const float> logits) {
+  TROUPE_CHECK(!logits.empty());
+  SampleResult result;
+  double raw_lse = 0.0;
+  if (params_.logprobs >= 0) raw_lse = RawLogSumExp(logits, &result);
+  if (!PenaltiesActive()) return Record(logits, Choose(logits), std::move(result), raw_lse);
+  row_.assign(logits.begin(), logits.end());
+  ApplyPenalties(row_);
+  return Record(logits, Choose(row_), std::move(result), raw_lse);
+}
+
+TokenId Sampler::Choose(std::span<const float> penalised) {
+  // top_k == 1 keeps exactly the argmax, so it is greedy too (and draws no random number).
+  const bool greedy = params_.temperature == 0.0f || params_.top_k == 1;
+  return greedy ? Argmax(penalised) : SampleStochastic(penalised);
+}
+
+SampleResult Sampler::Record(std::span<const float> raw, TokenId id, SampleResult result,
+                             double raw_lse) {
+  result.id = id;
+  if (params_.logprobs >= 0) {
+    result.logprob = raw[id] > kNegInf ? static_cast<float>(raw[id] - raw_lse) : kNegInf;
+  }
+  history_.push_back(id);
+  return result;
+}
+
+void Sampler::Accept(TokenId id) { history_.push_back(id); }
+
+// ---- logprobs ----
+
+double Sampler::RawLogSumExp(std::span<const float> logits, SampleResult* result) {
+  const float max_logit = MaxIgnoringNan(logits);
+  // Best params_.logprobs raw logits, kept sorted best first; an equal later id never displaces
+  // an earlier one, so ties go to the lower id.
+  const size_t n = std::min(static_cast<size_t>(params_.logprobs), logits.size());
+  std::vector<TokenLogprob>& top = result->top;
+  top.reserve(n);
+  float floor = kNegInf;  // top.back().logprob once top is full: only larger values enter
+  for (size_t i = 0; n > 0 && i < logits.size(); ++i) {
+    const float v = logits[i];
+    if (top.size() == n ? !(v > floor) : std::isnan(v)) continue;
+    auto pos = std::find_if(top.begin(), top.end(),
+                            [v](const TokenLogprob& t) { return t.logprob < v; });
+    top.insert(pos, TokenLogprob{static_cast<TokenId>(i), v});
+    if (top.size() > n) top.pop_back();
+    if (top.size() == n) floor = top.back().logprob;
+  }
+  if (!(max_logit > kNegInf) || !std::isfinite(max_logit)) {
+    // Degenerate row (all -inf/NaN, or +inf present): report -inf rather than NaN.
+    for (TokenLogprob& t : top) t.logprob = kNegInf;
+    return std::numeric_limits<double>::infinity();
+  }
+  weights_.resize(logits.size());
+  const double lse = max_logit + std::log(ExpWeights(logits, max_logit, 1.0f, weights_));
+  for (TokenLogprob& t : top) {
+    t.logprob = t.logprob > kNegInf ? static_cast<float>(t.logprob - lse) : kNegInf;
+  }
+  return lse;
+}
+
+// ---- penalties ----
+
+// Repetition (llama.cpp/HF): every id seen in the window, prompt or output, has a positive
+// logit divided by the penalty and a negative one multiplied by it. Presence/frequency
+// (OpenAI): ids generated c > 0 times in the window lose frequency * c + presence.
+bool Sampler::PenaltiesActive() const {
+  const bool any = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                   params_.frequency_penalty != 0.0f;
+  return any && params_.penalty_last_n != 0 && !history_.empty();
+}
+
+void Sampler::ApplyPenalties(std::span<float> logits) {
+  saved_.clear();
+  if (!PenaltiesActive()) return;
+
+  const size_t vocab = logits.size();
+  if (counts_.size() != vocab) counts_.assign(vocab, 0);
+  size_t window = history_.size();
+  if (params_.penalty_last_n > 0) {
+    window = std::min(window, static_cast<size_t>(params_.penalty_last_n));
+  }
+  touched_.clear();
+  for (size_t pos = history_.size() - window; pos < history_.size(); ++pos) {
+    const TokenId id = history_[pos];
+    if (id < 0 || static_cast<size_t>(id) >= vocab) continue;  // not in this model's vocab
+    if (counts_[id] == 0) {
+      counts_[id] = 1;
+      touched_.push_back(id);
+    }
+    if (pos >= num_prompt_) ++counts_[id];
+  }
+
+  const float rep = params_.repetition_penalty;
+  for (TokenId id : touched_) {
+    float v = logits[id];
+    saved_.emplace_back(id, v);
+    if (rep != 1.0f) v = v > 0.0f ? v / rep : v * rep;
+    const int num_output = counts_[id] - 1;
+    if (num_output > 0) {
+      v -= params_.frequency_penalty * static_cast<float>(num_output) + params_.presence_penalty;
+    }
+    logits[id] = v;
+    counts_[id] = 0;  // leave counts_ all zero for the next call
+  }
+}
+
+void Sampler::RestoreLogits(std::span<float> logits) {
+  for (const auto& [id, v] : saved_) logits[id] = v;
+}
+
+// ---- selection ----
+
+TokenId Sampler::Argmax(std::span<const float> logits) const {
+  const float m = MaxIgnoringNan(logits);
+  if (!(m > kNegInf)) return 0;  // every logit is -inf or NaN
+  // First index holding the max: ties go to the lowest id.
+  return static_cast<TokenId>(std::find(logits.begin(), logits.end(), m) - logits.begin());
+}
+
+double Sampler::Uniform01() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+void Sampler::SelectTopK(size_t lo, size_t k) {
+  size_t hi = candidates_.size();
+  const size_t target = k - 1;  // index of the k-th best
+  double unused = 0.0;
+  while (lo < hi) {
+    const size_t m = PartitionAroundMiddle(candidates_, lo, hi, &unused);
+    if (m == target) break;
+    if (m > target) {
+      hi = m;
+    } else {
+      lo = m + 1;
+    }
+  }
+  candidates_.resize(k);
+}
+
+// Quickselect on mass instead of rank. Invariant: candidates_[0, lo) are kept and better than
+// everything in [lo, hi); [hi, n) are dropped; `need` is the weight still missing from [lo, hi).
+void Sampler::ApplyTopP(size_t lo, double need) {
+  size_t hi = candidates_.size();
+  while (lo < hi) {
+    double better = 0.0;
+    const size_t m = PartitionAroundMiddle(candidates_, lo, hi, &better);
+    if (better >= need) {
+      hi = m;  // the boundary lies strictly among the better ones
+    } else if (better + candidates_[m].first >= need) {
+      lo = m + 1;  // the pivot is the last token the nucleus needs
+      break;
+    } else {
+      need -= better + candidates_[m].first;
+      lo = m + 1;
+    }
+  }
+  candidates_.resize(lo);  // lo == hi only if rounding left `need` unmet: keep what is left
+}
+
+float Sampler::DropThreshold(double total_weight, size_t n) const {
+  float threshold = params_.min_p;  // the best candidate weighs exactly 1
+  if (params_.top_p < 1.0f) {
+    const double top_p_floor = 0.5 * (1.0 - params_.top_p) * total_weight / static_cast<double>(n);
+    threshold = std::max(threshold, static_cast<float>(top_p_floor));
+  }
+  return threshold;
+}
+
+void Sampler::CollectBuckets(std::span<const float> values, int last, size_t num_front,
+                             size_t num_last) {
+  // Every kept id is written to both the front and the tail cursor, and each cursor advances
+  // only when the id belongs to it (the +1 slots absorb the stray writes): no branch to
+  // mispredict on ids near the boundary.
+  candidates_.resize(num_front + num_last + 1);
+  tail_.resize(num_last + 1);
+  size_t front = 0;
+  size_t tail = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int b = bucket_of_[i];
+    if (b > last) continue;  // most ids, when the boundary is near the top
+    const Candidate c{values[i], static_cast<TokenId>(i)};
+    candidates_[front] = c;
+    front += b < last ? 1 : 0;
+    tail_[tail] = c;
+    tail += b == last ? 1 : 0;
+  }
+  TROUPE_CHECK(front == num_front && tail == num_last);  // once per call: cheap
+  std::copy(tail_.begin(), tail_.begin() + num_last, candidates_.begin() + num_front);
+  candidates_.resize(num_front + num_last);
+}
+
+void Sampler::SelectTopKLogits(std::span<const float> logits, float max_logit, size_t k) {
+  bucket_of_.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {  // vectorizes
+    bucket_of_[i] = static_cast<uint16_t>(
+        SelectInt(Drawable(logits[i]), BucketOf(logits[i], max_logit), DropSlot(i)));
+  }
+  bucket_count_.assign(kNumBuckets + kDropSlots, 0);
+  for (uint16_t b : bucket_of_) ++bucket_count_[b];
+  size_t before = 0;  // candidates in buckets < last, all better than the k-th best
+  int last = 0;
+  while (last < kNumBuckets - 1 && before + bucket_count_[last] < k) before += bucket_count_[last++];
+  CollectBuckets(logits, last, before, bucket_count_[last]);
+  if (k < candidates_.size()) SelectTopK(before, k);
+}
+
+void Sampler::SelectNucleus(std::span<const float> logits, float max_logit, float threshold,
+                            double need) {
+  // Weights are >= 0, whose bits order like their values: comparing them as integers lets the
+  // loop vectorize (a float compare becomes a branch that mispredicts on every other id).
+  const uint32_t threshold_bits = std::bit_cast<uint32_t>(threshold);
+  bucket_of_.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const uint32_t w_bits = std::bit_cast<uint32_t>(weights_[i]);
+    const bool keep = (w_bits > 0u) & (w_bits >= threshold_bits);
+    bucket_of_[i] =
+        static_cast<uint16_t>(SelectInt(keep, BucketOf(logits[i], max_logit), DropSlot(i)));
+  }
+  bucket_count_.assign(kNumBuckets + kDropSlots, 0);
+  bucket_weight_.assign(kNumBuckets + kDropSlots, 0.0);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    ++bucket_count_[bucket_of_[i]];
+    bucket_weight_[bucket_of_[i]] += weights_[i];
+  }
+  size_t before = 0;
+  double weight_before = 0.0;
+  int last = 0;
+  while (last < kNumBuckets && weight_before + bucket_weight_[last] < need) {
+    weight_before += bucket_weight_[last];
+    before += bucket_count_[last++];
+  }
+  // last == kNumBuckets: the weights >= threshold (min-p's set) hold less than `need`, so min-p
+  // is the shorter prefix and keeps them all.
+  const bool min_p_shorter = last == kNumBuckets;
+  if (min_p_shorter) {
+    last = kNumBuckets - 1;
+    before -= bucket_count_[last];
+  }
+  CollectBuckets(weights_, last, before, bucket_count_[last]);
+  if (!min_p_shorter) ApplyTopP(before, need - weight_before);
+}
+
+void Sampler::SelectCandidates(std::span<const float> logits, float max_logit, float inv_t) {
+  candidates_.clear();
+  const size_t k = static_cast<size_t>(params_.top_k);
+  if (k > 0 && k < logits.size()) {
+    // Top-k on the logits, then weights and filters for the k only.
+    SelectTopKLogits(logits, max_logit, k);
+    double total = 0.0;
+    for (Candidate& c : candidates_) {
+      c.first = ExpNonPositive((c.first - max_logit) * inv_t);
+      total += c.first;
+    }
+    const float threshold = DropThreshold(total, k);
+    std::erase_if(candidates_, [threshold](const Candidate& c) { return c.first < threshold; });
+    if (params_.top_p < 1.0f) {
+      const double need = static_cast<double>(params_.top_p) * total;
+      double kept = 0.0;
+      for (const Candidate& c : candidates_) kept += c.first;
+      if (kept >= need) ApplyTopP(0, need);  // else min-p's set is the shorter prefix
+    }
+    return;
+  }
+  // Whole vocabulary: vectorized weights, then keep only what could be drawn. For a peaked
+  // distribution the threshold alone leaves a handful of candidates out of tens of thousands.
+  weights_.resize(logits.size());
+  const double total = ExpWeights(logits, max_logit, inv_t, weights_);
+  const float threshold = DropThreshold(total, logits.size());
+  if (params_.top_p < 1.0f) {
+    SelectNucleus(logits, max_logit, threshold, static_cast<double>(params_.top_p) * total);
+    return;
+  }
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    if (weights_[i] > 0.0f && weights_[i] >= threshold) {
+      candidates_.emplace_back(weights_[i], static_cast<TokenId>(i));
+    }
+  }
+}
+
+TokenId Sampler::SampleStochastic(std::span<const float> logits) {
+  const float max_logit = MaxIgnoringNan(logits);
+  const float inv_t = 1.0f / params_.temperature;
+  if (!(max_logit > kNegInf) || !std::isfinite(max_logit) || !std::isfinite(inv_t)) {
+    return Argmax(logits);  // degenerate row, or a temperature too small to divide by
+  }
+  const bool top_k_off = params_.top_k == 0 || static_cast<size_t>(params_.top_k) >= logits.size();
+  if (top_k_off && params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
+    // Plain softmax(T): draw straight from the weights, in id order.
+    weights_.resize(logits.size());
+    const double total = ExpWeights(logits, max_logit, inv_t, weights_);
+    const double u = Uniform01() * total;
+    double cum = 0.0;
+    TokenId last_live = 0;
+    for (size_t i = 0; i < weights_.size(); ++i) {
+      if (weights_[i] <= 0.0f) continue;
+      cum += weights_[i];
+      last_live = static_cast<TokenId>(i);
+      if (u < cum) return last_live;
+    }
+    return last_live;  // rounding left u at the very end
+  }
+
+  // 1-4. Top-k, softmax with temperature, top-p, min-p. Top-p and min-p each keep a best-first
+  // prefix, and min-p's threshold (min_p * the max probability) is unchanged by top-p's
+  // renormalisation, so the result is the shorter prefix; computing top-p's mass over the same
+  // total lets min-p filter first, which is cheaper.
+  SelectCandidates(logits, max_logit, inv_t);
+  TROUPE_DCHECK(!candidates_.empty());  // the best candidate (weight 1) always survives
+
+  // 5. Draw u in [0, mass) and walk the cumulative weights.
+  double mass = 0.0;
+  for (const Candidate& c : candidates_) mass += c.first;
+  const double u = Uniform01() * mass;
+  double cum = 0.0;
+  for (const Candidate& c : candidates_) {
+    cum += c.first;
+    if (u < cum) return c.second;
+  }
+  return candidates_.back().second;  // rounding left u == mass
+}
+
+}  // namespace troupe

@@ -1,0 +1,77 @@
+// Step planning for continuous batching. There is no separate prefill phase: every step gives
+// each scheduled sequence some tokens so that num_computed catches up with num_tokens: a decode
+// is 1 token, a prefill is the whole prompt, a chunked prefill is part of it, a recompute after
+// preemption is prompt + generated tokens. All sequences of a step run in one forward pass.
+//
+// Not thread-safe; engine thread only.
+#pragma once
+
+#include <deque>
+#include <vector>
+
+#include "engine/kv/block_pool.h"
+#include "engine/scheduler/sequence.h"
+
+namespace troupe {
+
+struct SchedulerOptions {
+  int max_running = 32;          // sequences in the running batch
+  int max_batched_tokens = 512;  // tokens per step (decodes + prefill chunks)
+  int block_size = 16;           // tokens per KV block
+};
+
+struct ScheduledSeq {
+  Sequence* seq = nullptr;
+  int num_tokens = 0;        // tokens computed this step, from seq->num_computed on
+  bool needs_logits = false; // the step reaches the sequence's last token: sample after it
+};
+
+struct StepPlan {
+  std::vector<ScheduledSeq> seqs;
+  std::vector<Sequence*> preempted;  // lost their KV this step; they wait to be recomputed
+  int num_tokens = 0;
+  bool empty() const { return seqs.empty(); }
+};
+
+class Scheduler {
+ public:
+  // `pool` must outlive the scheduler.
+  Scheduler(const SchedulerOptions& options, BlockPool& pool);
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a new sequence. REQUIRES: seq->num_computed == 0, no blocks.
+  void Add(Sequence* seq);
+  // Drops a sequence from whichever queue holds it and frees its blocks (finish or cancel).
+  void Remove(Sequence* seq);
+
+  // Plans the next step; allocates the blocks it needs. May preempt running sequences (lowest
+  // priority, then newest first) when the block pool runs dry.
+  StepPlan Schedule();
+  // Records that the plan ran: num_computed advances by each entry's num_tokens.
+  void Update(const StepPlan& plan);
+
+  // True if the sequence could run were the cache empty (its blocks fit the whole pool).
+  bool CanEverFit(const Sequence& seq) const;
+
+  int num_running() const { return static_cast<int>(running_.size()); }
+  int num_waiting() const { return static_cast<int>(waiting_.size()); }
+  const std::vector<Sequence*>& running() const { return running_; }
+  const std::deque<Sequence*>& waiting() const { return waiting_; }
+
+ private:
+  // Ensures seq has blocks for its first `num_tokens_after` tokens; false if the pool is dry.
+  bool Grow(Sequence* seq, int num_tokens_after);
+  void Preempt(Sequence* seq, StepPlan& plan);
+  Sequence* PickVictim(const Sequence* exclude) const;
+  void InsertWaiting(Sequence* seq);
+  void ScheduleRunning(StepPlan& plan, int& budget);
+  void AdmitWaiting(StepPlan& plan, int& budget);
+
+  const SchedulerOptions options_;
+  BlockPool& pool_;
+  std::vector<Sequence*> running_;  // admission order
+  std::deque<Sequence*> waiting_;   // priority desc, then arrival
+};
+
+}  // namespace troupe

@@ -1,0 +1,52 @@
+#include "engine/session/prompt_builder.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace troupe {
+namespace {
+
+// Debian's Abseil has its own absl::string_view, which StrCat takes; std::string_view it does not.
+constexpr char kRawUserName[] = "User";
+
+std::string RenderRawTranscript(const Character& character,
+                                const std::vector<ChatMessage>& history,
+                                std::string_view user_message) {
+  const std::string user_name = kRawUserName;
+  const std::string system_name = "System";
+  std::string text;
+  if (!character.system_prompt.empty()) absl::StrAppend(&text, character.system_prompt, "\n\n");
+  for (const ChatMessage& message : history) {
+    const std::string& speaker = message.role == "user"     ? user_name
+                                 : message.role == "system" ? system_name
+                                                            : character.name;
+    absl::StrAppend(&text, speaker, ": ", message.content, "\n");
+  }
+  absl::StrAppend(&text, kRawUserName, ": ",
+                  absl::string_view(user_message.data(), user_message.size()), "\n",
+                  character.name, ":");
+  return text;
+}
+
+}  // namespace
+
+ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
+                           const std::vector<ChatMessage>& history,
+                           std::string_view user_message) {
+  ChatPrompt prompt;
+  if (family == ChatFamily::kRaw) {
+    prompt.text = RenderRawTranscript(character, history, user_message);
+    prompt.stop.push_back(absl::StrCat("\n", kRawUserName, ":"));
+    return prompt;
+  }
+  std::vector<ChatMessage> messages;
+  messages.reserve(history.size() + 2);
+  if (!character.system_prompt.empty()) {
+    messages.push_back(ChatMessage{"system", character.system_prompt});
+  }
+  messages.insert(messages.end(), history.begin(), history.end());
+  messages.push_back(ChatMessage{"user", std::string(user_message)});
+  prompt.text = RenderChat(family, messages, /*add_generation_prompt=*/true);
+  return prompt;
+}
+
+}  // namespace troupe

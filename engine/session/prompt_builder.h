@@ -1,0 +1,34 @@
+// Turns a session (character + history) and the user's new message into the prompt text for one
+// chat turn. Pure functions; safe from any thread (runs on the server's preparation workers).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/session/session_store.h"
+#include "engine/tokenizer/chat_template.h"
+
+namespace troupe {
+
+struct ChatPrompt {
+  // Contains special-token texts (e.g. "<|im_start|>"): encode with parse_special=true; BOS is
+  // not included.
+  std::string text;
+  // Stop strings the turn needs besides the caller's, e.g. "\nUser:" for raw transcripts so a
+  // base model does not write the user's next line.
+  std::vector<std::string> stop;
+};
+
+// Chat families render [system prompt (when non-empty), history..., user message] with
+// RenderChat and the assistant header. ChatFamily::kRaw (base models) gets a plain transcript:
+//
+//   <system prompt>\n\n            (when non-empty)
+//   User: <message>\n
+//   <character name>: <reply>\n    (for each past turn)
+//   User: <user_message>\n
+//   <character name>:
+ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
+                           const std::vector<ChatMessage>& history, std::string_view user_message);
+
+}  // namespace troupe

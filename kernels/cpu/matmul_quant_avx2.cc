@@ -1,0 +1,177 @@
+// AVX2 quantized matmul kernel (fallback for CPUs without AVX-512 VNNI): each half tile of
+// 8 rows x up to kMaxTokens tokens. Same scheme as the VNNI kernel with maddubs (u8 x s8 ->
+// pairwise int16 sums) + madd by ones in place of dpbusd. Q4 products fit int16 even summed
+// over a whole block (8 x 2 x 15 x 127 = 30480 < 32767); Q8_0 weights are turned back into int8
+// and use the sign trick |w| * sign(x, w) so no int16 sum can saturate (2 x 128 x 127).
+#include "kernels/cpu/matmul_isa.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+// GCC 12's AVX-512 intrinsics headers trip its own -Wmaybe-uninitialized (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "kernels/cpu/packed_layout.h"
+
+namespace troupe::cpu::internal {
+
+namespace {
+
+constexpr int kMaxTokens = 4;  // half an activation group: a tile never straddles two groups
+constexpr int64_t kChunkTokens = 128;
+static_assert(kActGroup % kMaxTokens == 0 && kChunkTokens % kActGroup == 0);
+
+struct HalfCall {
+  const uint8_t* qs;  // tile qs + 32 * half
+  const Fp16* d;      // tile d + 8 * half
+  const Fp16* m;      // tile m + 8 * half, or null
+  int64_t nb;
+  const Q8Activations* act;
+  int64_t t0;
+  float* y;  // y + t0 * ldy + first row of the half tile
+  int64_t ldy;
+  int valid;  // rows of the half tile to store (0..8)
+};
+
+inline __m256i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+template <GgmlType kType, int T>
+void HalfTokens(const HalfCall& c) {
+  constexpr int kQs = layout::QsBytes(kType);
+  const Q8Activations& act = *c.act;
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i top = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256 acc[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < c.nb; ++b) {
+    __m256i w[8];
+    const uint8_t* qs = c.qs + b * kQs;
+    if constexpr (kType == GgmlType::kQ8_0) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        const __m256i v =
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + j * layout::kChunkBytes));
+        w[j] = _mm256_xor_si256(v, top);  // back to int8 q
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v =
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + j * layout::kChunkBytes));
+        w[j] = _mm256_and_si256(v, low4);
+        w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.d + b * layout::kTileRows)));
+    __m256 mw = _mm256_setzero_ps();
+    if constexpr (kType == GgmlType::kQ4_1) {
+      mw = _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.m + b * layout::kTileRows)));
+    }
+    const int64_t i0 = act.Index(b, c.t0);
+    const int8_t* xq = act.qs + i0 * kQK;
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m256i s;
+      if constexpr (kType == GgmlType::kQ8_0) {
+        s = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+          const __m256i x = _mm256_sign_epi8(Broadcast4(xq + t * kQK + 4 * j), w[j]);
+          s = _mm256_add_epi32(
+              s, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w[j]), x), ones));
+        }
+      } else {
+        __m256i p = _mm256_maddubs_epi16(w[0], Broadcast4(xq + t * kQK));
+#pragma GCC unroll 8
+        for (int j = 1; j < 8; ++j) {
+          p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[j], Broadcast4(xq + t * kQK + 4 * j)));
+        }
+        s = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(act.bias[i0 + t]));
+      }
+      const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(act.d[i0 + t]));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+      if constexpr (kType == GgmlType::kQ4_1) {
+        acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s[i0 + t]), acc[t]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    if (c.valid == 8) {
+      _mm256_storeu_ps(c.y + t * c.ldy, acc[t]);
+    } else {
+      float tmp[8];
+      _mm256_storeu_ps(tmp, acc[t]);
+      std::copy(tmp, tmp + c.valid, c.y + t * c.ldy);
+    }
+  }
+}
+
+template <GgmlType kType, int... Ts>
+constexpr auto MakeTable(std::integer_sequence<int, Ts...>) {
+  return std::array<void (*)(const HalfCall&), sizeof...(Ts)>{&HalfTokens<kType, Ts + 1>...};
+}
+
+template <GgmlType kType>
+void RunTiles(const QuantTileArgs& args) {
+  static constexpr auto by_count = MakeTable<kType>(std::make_integer_sequence<int, kMaxTokens>());
+  const PackedMatrix& w = *args.w;
+  HalfCall c;
+  c.nb = args.act->num_blocks;
+  c.act = args.act;
+  c.ldy = w.rows();
+  for (int64_t c0 = args.t_begin; c0 < args.t_end; c0 += kChunkTokens) {
+    const int64_t c1 = std::min(args.t_end, c0 + kChunkTokens);
+    for (int64_t tile = args.tile_begin; tile < args.tile_end; ++tile) {
+      const layout::TileView tv = layout::Tile(w.data(), kType, c.nb, tile);
+      for (int half = 0; half < 2; ++half) {
+        const int64_t row0 = tile * layout::kTileRows + 8 * half;
+        c.valid = static_cast<int>(std::clamp<int64_t>(w.rows() - row0, 0, 8));
+        if (c.valid == 0) break;
+        c.qs = tv.qs + 32 * half;
+        c.d = tv.d + 8 * half;
+        c.m = tv.m != nullptr ? tv.m + 8 * half : nullptr;
+        for (int64_t t = c0; t < c1; t += kMaxTokens) {
+          const int count = static_cast<int>(std::min<int64_t>(kMaxTokens, c1 - t));
+          c.t0 = t;
+          c.y = args.y + t * c.ldy + row0;
+          by_count[count - 1](c);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void QuantTilesAvx2(const QuantTileArgs& args) {
+  switch (args.w->type()) {
+    case GgmlType::kQ4_0:
+      return RunTiles<GgmlType::kQ4_0>(args);
+    case GgmlType::kQ4_1:
+      return RunTiles<GgmlType::kQ4_1>(args);
+    case GgmlType::kQ8_0:
+      return RunTiles<GgmlType::kQ8_0>(args);
+    default:
+      break;
+  }
+}
+
+}  // namespace troupe::cpu::internal
+
+#endif  // __AVX2__ && __FMA__ && __F16C__

@@ -1,0 +1,171 @@
+// AVX-512 VNNI quantized matmul kernel: 16 weight rows (one tile, one row per int32 lane) x up
+// to kMaxTokens tokens per call.
+//
+// Design: for each 32-element block, the tile's weights are loaded and unpacked to u8 once
+// (8 zmm: 4 rows-bytes per lane) and reused for every token of the call; each token then costs
+// 8 dpbusd (u8 weight x s8 activation, 4 products per lane) with the activation's 4 bytes
+// broadcast, plus a float epilogue: acc += float(isum) * (dw * dx) [+ mw * sx for Q4_1]. The
+// int32 accumulator starts at the activation's bias (-offset * sum(q)) so the stored unsigned
+// weights (Q4_0: q, meaning q - 8; Q8_0: q + 128) need no correction afterwards. Tokens are
+// walked in chunks of kChunkTokens so the activations of a chunk stay in L1/L2 while all the
+// caller's tiles stream past; a tile's weights (<= 16 KiB for 1536 columns) stay in L1 across
+// the token tiles of a chunk.
+#include "kernels/cpu/matmul_isa.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+
+#include <immintrin.h>
+// GCC 12's AVX-512 intrinsics headers trip its own -Wmaybe-uninitialized (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "kernels/cpu/packed_layout.h"
+
+namespace troupe::cpu::internal {
+
+namespace {
+
+// Tokens per register tile (8 accumulators + 8 weights + 4): one activation group, whose blocks
+// are contiguous (q8_activations.h).
+constexpr int kMaxTokens = kActGroup;
+constexpr int64_t kChunkTokens = 64;  // a multiple of kActGroup; x of 576 columns fits L1
+static_assert(kMaxTokens == 8 && kChunkTokens % kActGroup == 0);
+
+// Software prefetch distance for weights streamed from DRAM (first token tile of a tile): the
+// hardware prefetchers alone leave a single core at ~9 GB/s; this adds 10-25% (bench_matmul).
+constexpr int kPrefetchBytes = 2048;
+
+struct TileCall {
+  layout::TileView tile;
+  int64_t nb;
+  const Q8Activations* act;
+  int64_t t0;      // first token
+  float* y;        // y + t0 * ldy + first row of the tile
+  int64_t ldy;     // rows of the output
+  __mmask16 mask;  // valid rows of the tile
+  bool prefetch;   // prefetch the weight stream ahead (weights not yet in cache)
+};
+
+// The 4 activation bytes p[0, 4) in every 32-bit lane.
+inline __m512i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Computes T tokens x 16 rows of y for the tile.
+template <GgmlType kType, int T>
+void TileTokens(const TileCall& c) {
+  constexpr int kQs = layout::QsBytes(kType);
+  // Bytes of one block in the tile: qs + d (+ m).
+  constexpr int kBlockBytes = kQs + layout::ScaleBytes() * (layout::HasMin(kType) ? 2 : 1);
+  const Q8Activations& act = *c.act;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < c.nb; ++b) {
+    // 1) The tile's weights for block b as u8, chunk j matching activation bytes [4j, 4j+4).
+    __m512i w[8];
+    const uint8_t* qs = c.tile.qs + b * kQs;
+    if (c.prefetch) {
+      // This block's share of the tile, kPrefetchBytes ahead in the linear weight stream.
+      const uint8_t* pf = c.tile.qs + kPrefetchBytes + b * kBlockBytes;
+      for (int l = 0; l < kBlockBytes; l += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + l), _MM_HINT_T0);
+    }
+    if constexpr (kType == GgmlType::kQ8_0) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(qs + j * layout::kChunkBytes);
+    } else {
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_load_si512(qs + j * layout::kChunkBytes);
+        w[j] = _mm512_and_si512(v, low4);
+        w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(c.tile.d + b * layout::kTileRows)));
+    __m512 mw = _mm512_setzero_ps();
+    if constexpr (kType == GgmlType::kQ4_1) {
+      mw = _mm512_cvtph_ps(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(c.tile.m + b * layout::kTileRows)));
+    }
+    // 2) Every token reuses them: 8 dpbusd, then the scaled float update.
+    const int64_t i0 = act.Index(b, c.t0);
+    const int8_t* xq = act.qs + i0 * kQK;
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m512i s =
+          kType == GgmlType::kQ4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(act.bias[i0 + t]);
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j)
+        s = _mm512_dpbusd_epi32(s, w[j], Broadcast4(xq + t * kQK + 4 * j));
+      const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(act.d[i0 + t]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+      if constexpr (kType == GgmlType::kQ4_1) {
+        acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(act.s[i0 + t]), acc[t]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
+}
+
+template <GgmlType kType, int... Ts>
+constexpr auto MakeTable(std::integer_sequence<int, Ts...>) {
+  return std::array<void (*)(const TileCall&), sizeof...(Ts)>{&TileTokens<kType, Ts + 1>...};
+}
+
+template <GgmlType kType>
+void RunTiles(const QuantTileArgs& args) {
+  // by_count[n - 1] handles n tokens.
+  static constexpr auto by_count = MakeTable<kType>(std::make_integer_sequence<int, kMaxTokens>());
+  const PackedMatrix& w = *args.w;
+  TileCall c;
+  c.nb = args.act->num_blocks;
+  c.act = args.act;
+  c.ldy = w.rows();
+  for (int64_t c0 = args.t_begin; c0 < args.t_end; c0 += kChunkTokens) {
+    const int64_t c1 = std::min(args.t_end, c0 + kChunkTokens);
+    for (int64_t tile = args.tile_begin; tile < args.tile_end; ++tile) {
+      c.tile = layout::Tile(w.data(), kType, c.nb, tile);
+      const int64_t row0 = tile * layout::kTileRows;
+      const int64_t valid = std::min<int64_t>(layout::kTileRows, w.rows() - row0);
+      c.mask = static_cast<__mmask16>((1u << valid) - 1);
+      for (int64_t t = c0; t < c1; t += kMaxTokens) {
+        const int count = static_cast<int>(std::min<int64_t>(kMaxTokens, c1 - t));
+        c.t0 = t;
+        c.prefetch = t == c0;
+        c.y = args.y + t * c.ldy + row0;
+        by_count[count - 1](c);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void QuantTilesAvx512Vnni(const QuantTileArgs& args) {
+  switch (args.w->type()) {
+    case GgmlType::kQ4_0:
+      return RunTiles<GgmlType::kQ4_0>(args);
+    case GgmlType::kQ4_1:
+      return RunTiles<GgmlType::kQ4_1>(args);
+    case GgmlType::kQ8_0:
+      return RunTiles<GgmlType::kQ8_0>(args);
+    default:
+      break;
+  }
+}
+
+}  // namespace troupe::cpu::internal
+
+#endif  // __AVX512VNNI__ && __AVX512BW__

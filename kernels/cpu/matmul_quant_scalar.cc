@@ -1,0 +1,57 @@
+// Portable quantized matmul kernel over the tiled layout: the fallback for CPUs without AVX2 and
+// a readable statement of what the SIMD kernels compute. Activations use offset 0, so the
+// kernel subtracts the weights' offset itself.
+#include <algorithm>
+
+#include "kernels/cpu/matmul_isa.h"
+#include "kernels/cpu/packed_layout.h"
+
+namespace troupe::cpu::internal {
+
+namespace {
+// sum over the block's 32 elements of (signed weight of row `lane`) * q.
+int32_t BlockDot(GgmlType type, const uint8_t* qs, int lane, const int8_t* q) {
+  int32_t sum = 0;
+  for (int e = 0; e < kQK; ++e) {
+    int w;
+    if (type == GgmlType::kQ8_0) {
+      w = static_cast<int>(qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4]) - 128;
+    } else {
+      const int byte = e % 16;
+      const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + 4 * lane + byte % 4];
+      w = e < 16 ? (v & 0x0f) : (v >> 4);
+      if (type == GgmlType::kQ4_0) w -= 8;
+    }
+    sum += w * q[e];
+  }
+  return sum;
+}
+}  // namespace
+
+void QuantTilesScalar(const QuantTileArgs& args) {
+  const PackedMatrix& w = *args.w;
+  const Q8Activations& act = *args.act;
+  const GgmlType type = w.type();
+  const int64_t nb = act.num_blocks;
+  const int qs_bytes = layout::QsBytes(type);
+  for (int64_t tile = args.tile_begin; tile < args.tile_end; ++tile) {
+    const layout::TileView tv = layout::Tile(w.data(), type, nb, tile);
+    const int lanes =
+        static_cast<int>(std::min<int64_t>(layout::kTileRows, w.rows() - tile * layout::kTileRows));
+    for (int64_t t = args.t_begin; t < args.t_end; ++t) {
+      for (int lane = 0; lane < lanes; ++lane) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const int64_t i = act.Index(b, t);
+          const int32_t dot = BlockDot(type, tv.qs + b * qs_bytes, lane, act.qs + i * kQK);
+          acc +=
+              Fp16ToFp32(tv.d[b * layout::kTileRows + lane]) * act.d[i] * static_cast<float>(dot);
+          if (tv.m != nullptr) acc += Fp16ToFp32(tv.m[b * layout::kTileRows + lane]) * act.s[i];
+        }
+        args.y[t * w.rows() + tile * layout::kTileRows + lane] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace troupe::cpu::internal

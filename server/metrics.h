@@ -1,0 +1,92 @@
+// Prometheus metrics of the server. Every metric name lives in metrics.cc; docs/api.md lists them.
+// Names follow vLLM's with the `troupe:` prefix (troupe:time_to_first_token_seconds, ...).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/engine.h"
+#include "engine/request.h"
+
+namespace prometheus {
+class Counter;
+class Exposer;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace troupe {
+
+class EngineStatsCollector;  // metrics.cc: the pull-side collector
+
+struct MetricsOptions {
+  std::string bind_host = "127.0.0.1";
+  int port = 9400;  // HTTP port of /metrics; 0 = ephemeral (see Metrics::port()), -1 = no HTTP
+};
+
+// Read on every scrape (gauges and engine counters are pulled, never pushed). Each function must
+// be thread-safe and must not block; an empty function reports nothing.
+struct MetricsSources {
+  std::function<EngineStats()> engine_stats;
+  std::function<int()> num_sessions;
+};
+
+// Owns the registry, the engine-stats collector and the HTTP exposer.
+// Thread-safe: the Observe*/Count* methods may be called from any thread concurrently
+// (prometheus-cpp metrics are atomic); scrapes run on the exposer's own threads.
+class Metrics {
+ public:
+  // Registers every metric and, when options.port >= 0, starts serving /metrics on
+  // bind_host:port. kUnavailable when the port cannot be bound. `sources` must stay valid
+  // until this object is destroyed.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Metrics>> Create(
+      const MetricsOptions& options, MetricsSources sources);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // The bound HTTP port, or -1 when the exposer is disabled.
+  int port() const { return port_; }
+
+  // Gaps between streamed tokens: a delta of `num_tokens` tokens that arrived `gap` after the
+  // previous one counts as num_tokens observations of gap / num_tokens.
+  void ObserveInterTokenGap(absl::Duration gap, int num_tokens);
+
+  // A request that finished OK (stop, eos or length): success counter, latency histograms and
+  // prefix-cache token counters.
+  void ObserveSuccess(FinishReason reason, const Completion& completion);
+
+  // The final status of every Generate/Chat RPC, by canonical code name ("OK", "CANCELLED", ...).
+  void CountRequest(absl::StatusCode code);
+
+  // The text exposition format, exactly what GET /metrics returns.
+  std::string Serialize() const;
+
+ private:
+  Metrics() = default;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<EngineStatsCollector> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;  // null when port < 0
+  int port_ = -1;
+
+  // Owned by registry_; stable pointers.
+  prometheus::Histogram* time_to_first_token_ = nullptr;
+  prometheus::Histogram* inter_token_latency_ = nullptr;
+  prometheus::Histogram* e2e_latency_ = nullptr;
+  prometheus::Histogram* queue_time_ = nullptr;
+  prometheus::Counter* success_stop_ = nullptr;
+  prometheus::Counter* success_eos_ = nullptr;
+  prometheus::Counter* success_length_ = nullptr;
+  prometheus::Counter* prefix_cache_queries_ = nullptr;
+  prometheus::Counter* prefix_cache_hits_ = nullptr;
+  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
+};
+
+}  // namespace troupe

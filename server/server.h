@@ -1,0 +1,73 @@
+// troupe's gRPC server: the RolePlay service, gRPC health and reflection, the prompt-preparation
+// workers, the session store and the metrics exposer, around one Engine.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/engine.h"
+#include "engine/session/session_store.h"
+#include "server/metrics.h"
+#include "server/work_queue.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace troupe {
+
+class ChatService;
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
+  MetricsOptions metrics;                           // port 9400; 0 = ephemeral, -1 = off
+  WorkQueueOptions prepare;                         // tokenization workers and their queue
+  SessionStoreOptions sessions;
+  // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// Owns the engine and everything serving it. Thread-safe: Shutdown may race with itself and with
+// the accessors; the accessors return objects whose own thread-safety is documented.
+class Server {
+ public:
+  // Starts serving `engine`. kUnavailable names the address when it cannot be bound.
+  // REQUIRES: engine is non-null.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(
+      std::unique_ptr<Engine> engine, const ServerOptions& options);
+  ~Server();  // Shutdown()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }                     // the bound gRPC port
+  int metrics_port() const { return metrics_->port(); }  // -1 when metrics are off
+  Engine& engine() { return *engine_; }
+  SessionStore& sessions() { return *sessions_; }
+  Metrics& metrics() { return *metrics_; }
+
+  // Graceful stop, in this order: health NOT_SERVING; grpc Shutdown(now + shutdown_grace) (new
+  // RPCs refused, live ones finish or are cancelled through the engine); preparation workers
+  // joined; engine shut down and joined. Blocks until done. Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(shutdown_mu_);
+
+ private:
+  Server() = default;
+
+  // Declaration order is destruction order reversed: the gRPC server goes first, the engine last.
+  ServerOptions options_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<SessionStore> sessions_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<WorkQueue> prepare_queue_;
+  std::unique_ptr<ChatService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace troupe

@@ -1,0 +1,269 @@
+// End-to-end engine tests on real GGUF models: greedy outputs and logprobs against llama.cpp's
+// golden files, batch invariance, cancellation, and request validation.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/collecting_sink.h"
+
+namespace troupe {
+namespace {
+
+using ::troupe::testing::CollectingSink;
+
+const std::string kStories = std::string(TROUPE_SHARED_DIR) + "/models/stories260K.gguf";
+const std::string kStoriesGolden = std::string(TROUPE_SHARED_DIR) + "/golden/stories260K-greedy.json";
+const std::string kSmol = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kStoriesF32KvGolden =
+    std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/stories260K-f32kv-greedy.json";
+const std::string kSmolF32KvGolden = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-f32kv-greedy.json";
+const std::string kSmolGolden = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-greedy.json";
+const std::string kSmolReference = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-f64-reference.json";
+// Measured max 0.18 (2026-11-28); llama.cpp's own f16-vs-f32 KV spread on this model is 0.25.
+constexpr double kSmolTolerance = 0.25;
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  return nlohmann::json::parse(in);
+}
+
+std::unique_ptr<Engine> MakeEngine(const std::string& model, int max_waiting = 64, int max_running = 32) {
+  EngineOptions options;
+  options.model_path = model;
+  options.num_threads = 2;
+  options.kv_cache_bytes = 64ll << 20;
+  options.max_waiting = max_waiting;
+  options.max_running = max_running;
+  auto engine = Engine::Create(options);
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return engine.ok() ? std::move(*engine) : nullptr;
+}
+
+struct Pending {
+  std::shared_ptr<CollectingSink> sink;
+  RequestId id;
+};
+
+Pending SubmitGreedy(Engine& engine, std::vector<TokenId> prompt, int max_tokens, int logprobs = -1) {
+  Request r;
+  r.id = engine.NewRequestId();
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0.0f;
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.ignore_eos = true;
+  r.sampling.logprobs = logprobs;
+  auto sink = std::make_shared<CollectingSink>();
+  r.sink = sink;
+  RequestId id = r.id;
+  EXPECT_TRUE(engine.Submit(std::move(r)).ok());
+  return {sink, id};
+}
+
+// Every golden case, alone: token ids equal llama.cpp's exactly, and the top-5 logprobs of the
+// first steps agree within `tolerance`.
+void ExpectMatchesGolden(const std::string& model, const std::string& golden_path, double tolerance) {
+  auto engine = MakeEngine(model);
+  ASSERT_NE(engine, nullptr);
+  nlohmann::json golden = ReadJson(golden_path);
+  double max_error = 0.0;
+  for (const auto& c : golden["cases"]) {
+    std::vector<TokenId> prompt = c["prompt_tokens"].get<std::vector<TokenId>>();
+    std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();
+    Pending run = SubmitGreedy(*engine, prompt, static_cast<int>(want.size()), /*logprobs=*/5);
+    run.sink->Wait();
+    ASSERT_TRUE(run.sink->status().ok()) << run.sink->status();
+    EXPECT_EQ(run.sink->tokens(), want) << "prompt: " << c["prompt"];
+    std::vector<SampleResult> lps = run.sink->logprobs();
+    const auto& steps = c["first_steps_top5_logprobs"];
+    ASSERT_LE(steps.size(), lps.size());
+    for (size_t s = 0; s < steps.size(); ++s) {
+      const auto& top = steps[s]["top_logprobs"];
+      ASSERT_EQ(lps[s].top.size(), top.size());
+      for (size_t k = 0; k < top.size(); ++k) {
+        // Near-ties may swap ranks; compare each golden entry with our logprob of that id.
+        const int id = top[k][0].get<int>();
+        const double want_lp = top[k][1].get<double>();
+        auto it = std::find_if(lps[s].top.begin(), lps[s].top.end(),
+                               [&](const TokenLogprob& t) { return t.id == id; });
+        if (it == lps[s].top.end()) {
+          // Only a near-tie at the edge of the top 5 may fall out of ours.
+          EXPECT_NEAR(lps[s].top.back().logprob, want_lp, tolerance) << "step " << s << ": id " << id;
+          continue;
+        }
+        EXPECT_NEAR(it->logprob, want_lp, tolerance) << "step " << s << " rank " << k;
+        max_error = std::max(max_error, std::abs(it->logprob - want_lp));
+      }
+    }
+  }
+  std::printf("max |logprob - golden| over %s: %.5f\n", golden_path.c_str(), max_error);
+  EXPECT_EQ(engine->Stats().kv_blocks_used, 0);
+}
+
+// ../shared/golden was made by llama.cpp's CLI defaults: f16 K/V and flash attention, which
+// also accumulates softmax(QK)V in f16. troupe keeps K/V in f32, so ids match exactly but
+// logprobs differ by up to a few 1e-3 (measured max 5e-3); we hold them to 6e-3.
+TEST(EngineTest, Stories260KGreedyMatchesSharedGolden) {
+  ExpectMatchesGolden(kStories, kStoriesGolden, 6e-3);
+}
+
+// The same prompts through llama.cpp with an f32 KV cache (scripts/golden/make_f32kv_golden.py):
+// the same arithmetic as troupe's, so the logprobs agree within 1e-3.
+TEST(EngineTest, Stories260KMatchesLlamaCppF32Kv) {
+  ExpectMatchesGolden(kStories, kStoriesF32KvGolden, 1e-3);
+}
+
+// SmolLM2 Q4_1 against a float64 numpy forward pass of the same dequantized weights
+// (scripts/golden/numpy_llama.py): the exact answer. Greedy ids must match exactly; troupe
+// quantizes activations to 8 bits per 32-block for the integer dot products (as llama.cpp
+// does), and on this model that moves logprobs by up to ~0.2, which the tolerance allows for.
+TEST(EngineTest, SmolLM2MatchesFloat64Reference) {
+  ExpectMatchesGolden(kSmol, kSmolReference, kSmolTolerance);
+}
+
+// Against llama.cpp itself (its defaults: f16 KV, 8-bit activations) only the start of each
+// greedy stream can agree: this model is so sensitive that llama.cpp's own f16 and f32 KV
+// caches part after 4 tokens ("Once upon a time"), with logprobs 0.25 apart. We require the
+// same first 4 tokens of every case and first-step logprobs within that spread.
+TEST(EngineTest, SmolLM2AgreesWithLlamaCpp) {
+  auto engine = MakeEngine(kSmol);
+  ASSERT_NE(engine, nullptr);
+  for (const std::string& path : {kSmolGolden, kSmolF32KvGolden}) {
+    nlohmann::json golden = ReadJson(path);
+    for (const auto& c : golden["cases"]) {
+      std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();
+      Pending run = SubmitGreedy(*engine, c["prompt_tokens"].get<std::vector<TokenId>>(), 4, 5);
+      run.sink->Wait();
+      EXPECT_EQ(run.sink->tokens(), std::vector<TokenId>(want.begin(), want.begin() + 4))
+          << path << ": " << c["prompt"];
+      const auto& top = c["first_steps_top5_logprobs"][0]["top_logprobs"];
+      std::vector<SampleResult> lps = run.sink->logprobs();
+      ASSERT_FALSE(lps.empty());
+      EXPECT_EQ(lps[0].top[0].id, top[0][0].get<int>());
+      EXPECT_NEAR(lps[0].top[0].logprob, top[0][1].get<double>(), 0.3);
+    }
+  }
+}
+
+// A request gives the same greedy tokens alone and inside a batch of 8 different requests.
+TEST(EngineTest, BatchInvariantGreedy) {
+  auto engine = MakeEngine(kSmol);
+  ASSERT_NE(engine, nullptr);
+  const Tokenizer& tok = engine->tokenizer();
+  std::vector<std::string> texts = {
+      "The capital of France is", "Once upon a time, a dragon", "1, 2, 3, 4,",
+      "The best way to learn to cook is", "In the beginning", "My favourite colour is blue because",
+      "def fibonacci(n):", "The weather today is"};
+  std::vector<std::vector<TokenId>> alone;
+  for (const auto& t : texts) {
+    Pending run = SubmitGreedy(*engine, tok.Encode(t, tok.add_bos(), false), 24);
+    run.sink->Wait();
+    alone.push_back(run.sink->tokens());
+  }
+  std::vector<Pending> batch;
+  for (const auto& t : texts) batch.push_back(SubmitGreedy(*engine, tok.Encode(t, tok.add_bos(), false), 24));
+  for (size_t i = 0; i < texts.size(); ++i) {
+    batch[i].sink->Wait();
+    EXPECT_EQ(batch[i].sink->tokens(), alone[i]) << texts[i];
+  }
+}
+
+TEST(EngineTest, CancelFreesBlocksAndFinishesOnce) {
+  auto engine = MakeEngine(kStories);
+  ASSERT_NE(engine, nullptr);
+  Pending run = SubmitGreedy(*engine, {1, 403, 407, 261, 378}, 100);
+  engine->Cancel(run.id);
+  run.sink->Wait();
+  EXPECT_EQ(run.sink->status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(run.sink->completion().finish_reason, FinishReason::kCancelled);
+  // The consumer going away (Push returns false) cancels too.
+  Request r;
+  r.id = engine->NewRequestId();
+  r.prompt = {1, 403, 407, 261, 378};
+  r.sampling.temperature = 0;
+  r.sampling.max_tokens = 100;
+  auto quitter = std::make_shared<CollectingSink>(/*stop_after_tokens=*/3);
+  r.sink = quitter;
+  ASSERT_TRUE(engine->Submit(std::move(r)).ok());
+  quitter->Wait();
+  EXPECT_EQ(quitter->completion().finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(quitter->tokens().size(), 3u);
+  // Submit a marker request and wait for it: by then the engine has run the cancel's step.
+  Pending marker = SubmitGreedy(*engine, {1, 403}, 1);
+  marker.sink->Wait();
+  EXPECT_EQ(engine->Stats().kv_blocks_used, 0);
+  EXPECT_EQ(run.sink->num_finishes(), 1);
+  EXPECT_EQ(quitter->num_finishes(), 1);
+}
+
+TEST(EngineTest, RejectsBadRequestsWithClearErrors) {
+  auto engine = MakeEngine(kStories);
+  ASSERT_NE(engine, nullptr);
+  const int limit = engine->model_info().max_model_len;
+  Request r;
+  r.sink = std::make_shared<CollectingSink>();
+  absl::Status empty = engine->Submit(r);
+  EXPECT_EQ(empty.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.message().find("empty"), std::string::npos);
+
+  r.prompt.assign(limit, 1);
+  absl::Status too_long = engine->Submit(r);
+  EXPECT_EQ(too_long.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(too_long.message().find(std::to_string(limit - 1)), std::string::npos) << too_long;
+
+  r.prompt = {1, 99999};
+  EXPECT_EQ(engine->Submit(r).code(), absl::StatusCode::kInvalidArgument);
+
+  r.prompt = {1, 2};
+  r.sampling.top_p = 0.0f;
+  EXPECT_EQ(engine->Submit(r).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EngineTest, FullQueueIsResourceExhausted) {
+  // One running sequence of 100 tokens, so the queue cannot drain while the loop submits.
+  auto engine = MakeEngine(kStories, /*max_waiting=*/2, /*max_running=*/1);
+  ASSERT_NE(engine, nullptr);
+  std::vector<Pending> runs;
+  int exhausted = 0;
+  for (int i = 0; i < 50; ++i) {
+    Request r;
+    r.id = engine->NewRequestId();
+    r.prompt = {1, 403, 407};
+    r.sampling.temperature = 0;
+    r.sampling.max_tokens = 100;
+    r.sampling.ignore_eos = true;
+    auto sink = std::make_shared<CollectingSink>();
+    r.sink = sink;
+    RequestId id = r.id;
+    absl::Status s = engine->Submit(std::move(r));
+    if (s.code() == absl::StatusCode::kResourceExhausted) {
+      ++exhausted;
+    } else {
+      ASSERT_TRUE(s.ok()) << s;
+      runs.push_back({sink, id});
+    }
+  }
+  EXPECT_GE(exhausted, 47);  // at most 1 running + 2 queued are accepted
+  for (Pending& run : runs) {
+    engine->Cancel(run.id);
+    run.sink->Wait();
+  }
+}
+
+TEST(EngineTest, CorruptModelFailsToLoadWithClearError) {
+  EngineOptions options;
+  options.model_path = std::string(TROUPE_SOURCE_DIR) + "/does-not-exist.gguf";
+  auto engine = Engine::Create(options);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_NE(engine.status().message().find("does-not-exist.gguf"), std::string::npos) << engine.status();
+}
+
+}  // namespace
+}  // namespace troupe

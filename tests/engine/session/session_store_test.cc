@@ -1,0 +1,126 @@
+#include "engine/session/session_store.h"
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace troupe {
+namespace {
+
+TEST(SessionStoreTest, CreateGetDelete) {
+  SessionStore store;
+  absl::StatusOr<Session> created = store.Create(Character{"Mira", "You are Mira, a bard."});
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->id.size(), 32u);
+  EXPECT_EQ(created->id.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_TRUE(created->history.empty());
+
+  absl::StatusOr<Session> got = store.Get(created->id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->character.name, "Mira");
+  EXPECT_EQ(got->character.system_prompt, "You are Mira, a bard.");
+  EXPECT_EQ(store.size(), 1);
+
+  EXPECT_TRUE(store.Delete(created->id).ok());
+  EXPECT_EQ(store.Get(created->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Delete(created->id).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.size(), 0);
+}
+
+TEST(SessionStoreTest, EmptyNameBecomesAssistant) {
+  SessionStore store;
+  absl::StatusOr<Session> created = store.Create(Character{});
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->character.name, "Assistant");
+}
+
+TEST(SessionStoreTest, IdsAreDistinct) {
+  std::set<SessionId> ids;
+  for (int i = 0; i < 1000; ++i) ids.insert(NewSessionId());
+  EXPECT_EQ(ids.size(), 1000u);
+}
+
+TEST(SessionStoreTest, RefusesPastMaxSessions) {
+  SessionStore store(SessionStoreOptions{.max_sessions = 2});
+  ASSERT_TRUE(store.Create(Character{"a", ""}).ok());
+  absl::StatusOr<Session> second = store.Create(Character{"b", ""});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(store.Create(Character{"c", ""}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(store.Delete(second->id).ok());
+  EXPECT_TRUE(store.Create(Character{"c", ""}).ok());
+}
+
+TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
+  SessionStore store;
+  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  ASSERT_TRUE(store.AppendTurn(id, 0, "hello", "hi there").ok());
+  ASSERT_TRUE(store.AppendTurn(id, 2, "how are you?", "well").ok());
+  const Session session = *store.Get(id);
+  ASSERT_EQ(session.history.size(), 4u);
+  EXPECT_EQ(session.history[0].role, "user");
+  EXPECT_EQ(session.history[0].content, "hello");
+  EXPECT_EQ(session.history[1].role, "assistant");
+  EXPECT_EQ(session.history[1].content, "hi there");
+  EXPECT_EQ(session.history[2].content, "how are you?");
+  EXPECT_EQ(session.history[3].content, "well");
+}
+
+TEST(SessionStoreTest, AppendTurnFromStaleSnapshotIsAborted) {
+  SessionStore store;
+  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  ASSERT_TRUE(store.AppendTurn(id, 0, "first", "reply").ok());
+  // A second turn rendered from the empty history finished later.
+  EXPECT_EQ(store.AppendTurn(id, 0, "second", "reply").code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store.Get(id)->history.size(), 2u);
+}
+
+TEST(SessionStoreTest, AppendTurnToDeletedSessionIsNotFound) {
+  SessionStore store;
+  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  ASSERT_TRUE(store.Delete(id).ok());
+  EXPECT_EQ(store.AppendTurn(id, 0, "x", "y").code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionStoreTest, HistoryIsBounded) {
+  SessionStore store(SessionStoreOptions{.max_sessions = 10, .max_history_messages = 4});
+  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  ASSERT_TRUE(store.AppendTurn(id, 0, "a", "b").ok());
+  ASSERT_TRUE(store.AppendTurn(id, 2, "c", "d").ok());
+  EXPECT_EQ(store.AppendTurn(id, 4, "e", "f").code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
+  SessionStore store;
+  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  // Each thread renders from a snapshot and appends against its version, retrying on kAborted,
+  // as concurrent Chat RPCs on one session would.
+  constexpr int kThreads = 4;
+  constexpr int kTurnsPerThread = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&store, &id, t] {
+      for (int turn = 0; turn < kTurnsPerThread;) {
+        const size_t version = store.Get(id)->history.size();
+        const std::string tag = std::to_string(t) + ":" + std::to_string(turn);
+        const absl::Status status = store.AppendTurn(id, version, "u" + tag, "a" + tag);
+        if (status.ok()) ++turn;
+        else ASSERT_EQ(status.code(), absl::StatusCode::kAborted);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const Session session = *store.Get(id);
+  ASSERT_EQ(session.history.size(), 2u * kThreads * kTurnsPerThread);
+  for (size_t i = 0; i < session.history.size(); i += 2) {
+    EXPECT_EQ(session.history[i].role, "user");
+    EXPECT_EQ(session.history[i + 1].role, "assistant");
+    EXPECT_EQ(session.history[i].content.substr(1), session.history[i + 1].content.substr(1));
+  }
+}
+
+}  // namespace
+}  // namespace troupe

@@ -1,0 +1,340 @@
+// cpu::Matmul (every compiled ISA) against ref::Matmul for every weight type, on synthetic blocks
+// and on real tensors of the SmolLM2 GGUF; PackedMatrix size, borrowing and GetRow.
+//
+// Error bound for quantized weights: the kernels quantize each 32-element block of x to int8
+// with d = amax / 127, so |x_k - d q_k| <= d / 2 = amax / 254, and
+//   |y - ref| <= sum_b amax_b / 254 * sum_{k in b} |w_k|          (activation rounding)
+//              + 1e-5 * (sum_k |w_k x_k| + sum_b |m_b| sum_{k in b} |x_k|)   (f32 arithmetic)
+// where m_b is Q4_1's block minimum (its term is accumulated separately). Float weights only
+// have the second term. The bound is per output, so a wrong row, token or block fails it.
+#include "kernels/cpu/packed_matrix.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/matmul_isa.h"
+
+namespace troupe::cpu {
+namespace {
+
+using internal::Isa;
+
+size_t SourceBytes(GgmlType type, int64_t rows, int64_t cols) {
+  return RowBytes(*TraitsOf(static_cast<uint32_t>(type)), cols) * static_cast<size_t>(rows);
+}
+
+// Random weights of `type`: scales ~0.01-0.05 with random signs, random quantized values.
+std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> data(SourceBytes(type, rows, cols));
+  std::uniform_real_distribution<float> scale(0.01f, 0.05f);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  auto signed_scale = [&] { return Fp32ToFp16(rng() % 2 ? scale(rng) : -scale(rng)); };
+  const int64_t n = rows * cols;
+  switch (type) {
+    case GgmlType::kF32:
+      for (int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(data.data())[i] = normal(rng);
+      break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i)
+        reinterpret_cast<Fp16*>(data.data())[i] = Fp32ToFp16(normal(rng));
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i)
+        reinterpret_cast<Bf16*>(data.data())[i] = Fp32ToBf16(normal(rng));
+      break;
+    case GgmlType::kQ8_0:
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        auto& b = reinterpret_cast<BlockQ8_0*>(data.data())[i];
+        b.d = signed_scale();
+        for (int8_t& q : b.qs) q = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      }
+      break;
+    case GgmlType::kQ4_0:
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        auto& b = reinterpret_cast<BlockQ4_0*>(data.data())[i];
+        b.d = signed_scale();
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+      }
+      break;
+    case GgmlType::kQ4_1:
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        auto& b = reinterpret_cast<BlockQ4_1*>(data.data())[i];
+        b.d = signed_scale();
+        b.m = Fp32ToFp16(-8.0f * std::fabs(Fp16ToFp32(b.d)) + normal(rng) * 0.1f);
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+      }
+      break;
+  }
+  return data;
+}
+
+// Activations like a normed hidden state: N(0, 1) with a few large outliers.
+std::vector<float> RandomActivations(int64_t n_tokens, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n_tokens * cols);
+  for (float& v : x) v = rng() % 97 == 0 ? 20.0f * normal(rng) : normal(rng);
+  return x;
+}
+
+// Checks got[n_tokens, rows] against ref::Matmul under the bound in the file comment.
+void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t n_tokens,
+                      const std::vector<float>& got, const std::string& what) {
+  std::vector<float> want(n_tokens * w.rows);
+  ref::Matmul({.w = w, .x = x.data(), .y = want.data(), .n_tokens = n_tokens});
+  const bool quantized =
+      w.type == GgmlType::kQ4_0 || w.type == GgmlType::kQ4_1 || w.type == GgmlType::kQ8_0;
+  const auto traits = TraitsOf(static_cast<uint32_t>(w.type));
+  std::vector<float> row(w.cols);
+  int failures = 0;
+  double err2 = 0, ref2 = 0;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + r * RowBytes(*traits, w.cols);
+    DequantizeRow(w.type, src, row.data(), w.cols);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* xt = x.data() + t * w.cols;
+      double act_bound = 0, magnitude = 0;
+      const int64_t groups = quantized ? w.cols / kQK : 1;  // float weights: one group
+      for (int64_t b = 0; b < groups; ++b) {
+        const int64_t k0 = quantized ? b * kQK : 0, k1 = quantized ? k0 + kQK : w.cols;
+        double amax = 0, wsum = 0, xsum = 0;
+        for (int64_t k = k0; k < k1; ++k) {
+          amax = std::max(amax, std::fabs(static_cast<double>(xt[k])));
+          wsum += std::fabs(row[k]);
+          xsum += std::fabs(xt[k]);
+          magnitude += std::fabs(static_cast<double>(row[k]) * xt[k]);
+        }
+        if (quantized) act_bound += amax / 254.0 * wsum;
+        if (w.type == GgmlType::kQ4_1) {
+          const auto& blk = static_cast<const BlockQ4_1*>(static_cast<const void*>(src))[b];
+          magnitude += std::fabs(Fp16ToFp32(blk.m)) * xsum;
+        }
+      }
+      const double tol = 1.0001 * act_bound + 1e-5 * magnitude + 1e-30;
+      const double g = got[t * w.rows + r], e = want[t * w.rows + r];
+      err2 += (g - e) * (g - e);
+      ref2 += e * e;
+      if (!(std::fabs(g - e) <= tol) && failures++ < 5) {
+        ADD_FAILURE() << what << " row " << r << " token " << t << ": got " << g << " want " << e
+                      << " tol " << tol;
+      }
+    }
+  }
+  EXPECT_EQ(failures, 0) << what;
+  // Int8 activations leave an NMSE of ~1e-4 on these inputs (~3e-5 without the outliers).
+  if (ref2 > 0) {
+    EXPECT_LT(err2 / ref2, quantized ? 1e-3 : 1e-10) << what;
+  }
+}
+
+const GgmlType kAllTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
+                              GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1};
+
+TEST(PackedMatrixTest, RepacksQuantizedToSourceSizeAndBorrowsFloats) {
+  for (GgmlType type : kAllTypes) {
+    const auto w = RandomWeights(type, 37, 576, 1);
+    const PackedMatrix p = PackedMatrix::Pack({type, w.data(), 37, 576});
+    EXPECT_EQ(p.rows(), 37);
+    EXPECT_EQ(p.cols(), 576);
+    EXPECT_EQ(p.type(), type);
+    const bool quantized =
+        type == GgmlType::kQ4_0 || type == GgmlType::kQ4_1 || type == GgmlType::kQ8_0;
+    EXPECT_EQ(p.borrows_source(), !quantized);
+    if (quantized) {
+      // 37 rows round up to 48 (3 tiles of 16); each tile pads to 64 bytes at most.
+      EXPECT_LE(p.owned_bytes(), SourceBytes(type, 48, 576) + 3 * 64);
+      EXPECT_GE(p.owned_bytes(), SourceBytes(type, 48, 576));
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p.data()) % 64, 0u);
+    } else {
+      EXPECT_EQ(p.owned_bytes(), 0u);
+      EXPECT_EQ(p.data(), w.data());
+    }
+  }
+}
+
+TEST(PackedMatrixTest, GetRowMatchesDequantizeRow) {
+  for (GgmlType type : kAllTypes) {
+    const auto w = RandomWeights(type, 21, 96, 2);
+    const PackedMatrix p = PackedMatrix::Pack({type, w.data(), 21, 96});
+    std::vector<float> got(96), want(96);
+    for (int64_t r = 0; r < 21; ++r) {
+      p.GetRow(r, got.data());
+      DequantizeRow(type, w.data() + r * SourceBytes(type, 1, 96), want.data(), 96);
+      for (int k = 0; k < 96; ++k)
+        ASSERT_FLOAT_EQ(got[k], want[k]) << "type " << int(type) << " row " << r << " col " << k;
+    }
+  }
+}
+
+TEST(PackedMatrixTest, MatmulMatchesRefForEveryTypeIsaAndTokenCount) {
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t rows, cols;
+  };
+  // 37 rows: two full tiles and a 5-row tail; 5 rows: a single partial tile (split over tokens).
+  const Shape shapes[] = {{37, 576}, {5, 64}, {64, 1536}};
+  const int64_t token_counts[] = {1, 2, 7, 32, 100};
+  for (GgmlType type : kAllTypes) {
+    for (const Shape& s : shapes) {
+      const auto w = RandomWeights(type, s.rows, s.cols, 3);
+      const MatrixView view{type, w.data(), s.rows, s.cols};
+      const PackedMatrix p = PackedMatrix::Pack(view);
+      for (int64_t n : token_counts) {
+        const auto x = RandomActivations(n, s.cols, static_cast<uint32_t>(n));
+        for (Isa isa : internal::CompiledIsas()) {
+          std::vector<float> y(n * s.rows, NAN);
+          internal::MatmulWithIsa(p, x.data(), n, y.data(), pool, isa);
+          char what[128];
+          std::snprintf(what, sizeof(what), "type %d %ldx%ld n=%ld %s", int(type), long(s.rows),
+                        long(s.cols), long(n), internal::IsaName(isa));
+          ExpectMatchesRef(view, x, n, y, what);
+        }
+      }
+    }
+  }
+}
+
+TEST(PackedMatrixTest, FloatMatmulHandlesColumnsNotMultipleOf16) {
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16}) {
+    const auto w = RandomWeights(type, 9, 43, 4);
+    const MatrixView view{type, w.data(), 9, 43};
+    const PackedMatrix p = PackedMatrix::Pack(view);
+    const auto x = RandomActivations(6, 43, 5);
+    for (Isa isa : internal::CompiledIsas()) {
+      std::vector<float> y(6 * 9, NAN);
+      internal::MatmulWithIsa(p, x.data(), 6, y.data(), pool, isa);
+      ExpectMatchesRef(view, x, 6, y, std::string("float tail ") + internal::IsaName(isa));
+    }
+  }
+}
+
+TEST(PackedMatrixTest, LongPromptsAndOtherPoolSizesAgree) {
+  // 300 tokens cross the kernels' 64- and 128-token chunks; 1 and 3 threads split the work
+  // differently.
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+      const auto w = RandomWeights(type, 50, 128, 6);
+      const MatrixView view{type, w.data(), 50, 128};
+      const auto x = RandomActivations(300, 128, 7);
+      std::vector<float> y(300 * 50, NAN);
+      Matmul(PackedMatrix::Pack(view), x.data(), 300, y.data(), pool);
+      ExpectMatchesRef(view, x, 300, y, "long prompt, threads " + std::to_string(threads));
+    }
+  }
+}
+
+// ---- real tensors from the default model ----
+
+// Minimal GGUF v3 reader for this test: tensor name -> (type, dims, absolute file offset).
+struct TensorLoc {
+  uint32_t type;
+  std::vector<int64_t> dims;
+  uint64_t offset;
+};
+class MiniGguf {
+ public:
+  explicit MiniGguf(const std::string& path) : in_(path, std::ios::binary) {}
+  bool ok() const { return static_cast<bool>(in_); }
+  std::map<std::string, TensorLoc> ReadTensors() {
+    std::map<std::string, TensorLoc> out;
+    if (Get<uint32_t>() != 0x46554747u || Get<uint32_t>() != 3) return out;  // "GGUF", v3
+    const uint64_t n_tensors = Get<uint64_t>(), n_kv = Get<uint64_t>();
+    uint64_t alignment = 32;
+    for (uint64_t i = 0; i < n_kv; ++i) {
+      const std::string key = String();
+      const uint32_t type = Get<uint32_t>();
+      if (key == "general.alignment" && type == 4) {
+        alignment = Get<uint32_t>();
+      } else {
+        SkipValue(type);
+      }
+    }
+    for (uint64_t i = 0; i < n_tensors; ++i) {
+      const std::string name = String();
+      TensorLoc t;
+      t.dims.resize(Get<uint32_t>());
+      for (int64_t& d : t.dims) d = static_cast<int64_t>(Get<uint64_t>());
+      t.type = Get<uint32_t>();
+      t.offset = Get<uint64_t>();
+      out[name] = t;
+    }
+    const uint64_t data_start =
+        (static_cast<uint64_t>(in_.tellg()) + alignment - 1) / alignment * alignment;
+    for (auto& [name, t] : out) t.offset += data_start;
+    return out;
+  }
+  std::vector<uint8_t> Read(uint64_t offset, size_t bytes) {
+    std::vector<uint8_t> data(bytes);
+    in_.seekg(static_cast<std::streamoff>(offset));
+    in_.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(bytes));
+    return data;
+  }
+
+ private:
+  template <typename T>
+  T Get() {
+    T v{};
+    in_.read(reinterpret_cast<char*>(&v), sizeof(T));
+    return v;
+  }
+  std::string String() {
+    std::string s(Get<uint64_t>(), '\0');
+    in_.read(s.data(), static_cast<std::streamsize>(s.size()));
+    return s;
+  }
+  void SkipValue(uint32_t type) {
+    static constexpr int kSizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (type == 8) {
+      String();
+    } else if (type == 9) {
+      const uint32_t elem = Get<uint32_t>();
+      const uint64_t n = Get<uint64_t>();
+      for (uint64_t i = 0; i < n; ++i) SkipValue(elem);
+    } else {
+      in_.seekg(kSizes[type], std::ios::cur);
+    }
+  }
+  std::ifstream in_;
+};
+
+TEST(PackedMatrixTest, MatchesRefOnSmolLm2Tensors) {
+  MiniGguf gguf(std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (!gguf.ok()) GTEST_SKIP() << "default model not present";
+  const auto tensors = gguf.ReadTensors();
+  ThreadPool pool(2);
+  // name, rows to test (the 49152-row embedding is sampled by its first 1000 rows).
+  const std::pair<const char*, int64_t> picks[] = {{"blk.0.attn_q.weight", 576},
+                                                   {"blk.3.attn_k.weight", 192},
+                                                   {"blk.7.ffn_down.weight", 576},
+                                                   {"token_embd.weight", 1000}};
+  for (const auto& [name, rows] : picks) {
+    const auto it = tensors.find(name);
+    ASSERT_NE(it, tensors.end()) << name;
+    const TensorLoc& t = it->second;
+    const GgmlType type = static_cast<GgmlType>(t.type);
+    const int64_t cols = t.dims[0];
+    const auto data = gguf.Read(t.offset, SourceBytes(type, rows, cols));
+    const MatrixView view{type, data.data(), rows, cols};
+    const PackedMatrix p = PackedMatrix::Pack(view);
+    for (int64_t n : {1, 33}) {
+      const auto x = RandomActivations(n, cols, 11);
+      std::vector<float> y(n * rows, NAN);
+      Matmul(p, x.data(), n, y.data(), pool);
+      ExpectMatchesRef(view, x, n, y, std::string(name) + " n=" + std::to_string(n));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace troupe::cpu

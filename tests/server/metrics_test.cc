@@ -1,0 +1,110 @@
+#include "server/metrics.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
+
+namespace troupe {
+namespace {
+
+// Value of the sample line that starts with `series` followed by a space; -1 when absent.
+double SampleValue(const std::string& text, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, absl::StrCat(series, " "))) {
+      double value = 0;
+      EXPECT_TRUE(absl::SimpleAtod(line.substr(series.size() + 1), &value)) << line;
+      return value;
+    }
+  }
+  return -1;
+}
+
+MetricsSources FakeSources() {
+  MetricsSources sources;
+  sources.engine_stats = [] {
+    EngineStats stats;
+    stats.num_running = 3;
+    stats.num_waiting = 5;
+    stats.kv_blocks_used = 25;
+    stats.kv_blocks_total = 100;
+    stats.prompt_tokens_total = 1234;
+    stats.generation_tokens_total = 567;
+    return stats;
+  };
+  sources.num_sessions = [] { return 7; };
+  return sources;
+}
+
+TEST(MetricsTest, PullsEngineStatsOnEveryScrape) {
+  absl::StatusOr<std::unique_ptr<Metrics>> metrics =
+      Metrics::Create(MetricsOptions{.port = -1}, FakeSources());
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ((*metrics)->port(), -1);
+  const std::string text = (*metrics)->Serialize();
+  EXPECT_EQ(SampleValue(text, "troupe:num_requests_running"), 3);
+  EXPECT_EQ(SampleValue(text, "troupe:num_requests_waiting"), 5);
+  EXPECT_EQ(SampleValue(text, "troupe:kv_blocks_used"), 25);
+  EXPECT_EQ(SampleValue(text, "troupe:kv_blocks_total"), 100);
+  EXPECT_DOUBLE_EQ(SampleValue(text, "troupe:kv_cache_usage_perc"), 0.25);
+  EXPECT_EQ(SampleValue(text, "troupe:prompt_tokens_total"), 1234);
+  EXPECT_EQ(SampleValue(text, "troupe:generation_tokens_total"), 567);
+  EXPECT_EQ(SampleValue(text, "troupe:sessions_active"), 7);
+}
+
+TEST(MetricsTest, RecordsSuccessLatencyAndRequestCodes) {
+  absl::StatusOr<std::unique_ptr<Metrics>> metrics =
+      Metrics::Create(MetricsOptions{.port = -1}, MetricsSources{});
+  ASSERT_TRUE(metrics.ok());
+  Completion completion;
+  completion.finish_reason = FinishReason::kEos;
+  completion.usage = Usage{.prompt_tokens = 10, .cached_prompt_tokens = 4, .completion_tokens = 3};
+  completion.time_to_first_token = absl::Milliseconds(30);
+  completion.e2e_latency = absl::Milliseconds(700);
+  (*metrics)->ObserveSuccess(FinishReason::kEos, completion);
+  (*metrics)->ObserveInterTokenGap(absl::Milliseconds(40), 2);
+  (*metrics)->CountRequest(absl::StatusCode::kOk);
+  (*metrics)->CountRequest(absl::StatusCode::kInvalidArgument);
+  const std::string text = (*metrics)->Serialize();
+  EXPECT_EQ(SampleValue(text, "troupe:request_success_total{finished_reason=\"eos\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "troupe:request_success_total{finished_reason=\"stop\"}"), 0);
+  EXPECT_EQ(SampleValue(text, "troupe:time_to_first_token_seconds_count"), 1);
+  EXPECT_DOUBLE_EQ(SampleValue(text, "troupe:time_to_first_token_seconds_sum"), 0.03);
+  // 30 ms lands in the (0.02, 0.04] bucket: le="0.02" has 0, le="0.04" has 1.
+  EXPECT_EQ(SampleValue(text, "troupe:time_to_first_token_seconds_bucket{le=\"0.02\"}"), 0);
+  EXPECT_EQ(SampleValue(text, "troupe:time_to_first_token_seconds_bucket{le=\"0.04\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "troupe:inter_token_latency_seconds_count"), 2);
+  EXPECT_DOUBLE_EQ(SampleValue(text, "troupe:inter_token_latency_seconds_sum"), 0.04);
+  EXPECT_EQ(SampleValue(text, "troupe:e2e_request_latency_seconds_count"), 1);
+  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_queries_total"), 10);
+  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_hits_total"), 4);
+  EXPECT_EQ(SampleValue(text, "troupe:requests_total{code=\"OK\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "troupe:requests_total{code=\"INVALID_ARGUMENT\"}"), 1);
+}
+
+TEST(MetricsTest, ServesTheSameTextOverHttpOnAnEphemeralPort) {
+  absl::StatusOr<std::unique_ptr<Metrics>> metrics =
+      Metrics::Create(MetricsOptions{.bind_host = "127.0.0.1", .port = 0}, FakeSources());
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_GT((*metrics)->port(), 0);
+  absl::StatusOr<std::string> body = testing::HttpGet((*metrics)->port(), "/metrics");
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(SampleValue(*body, "troupe:kv_blocks_used"), 25);
+  EXPECT_EQ(SampleValue(*body, "troupe:requests_total{code=\"OK\"}"), 0);
+}
+
+TEST(MetricsTest, BusyPortIsUnavailable) {
+  absl::StatusOr<std::unique_ptr<Metrics>> first =
+      Metrics::Create(MetricsOptions{.bind_host = "127.0.0.1", .port = 0}, MetricsSources{});
+  ASSERT_TRUE(first.ok());
+  absl::StatusOr<std::unique_ptr<Metrics>> second = Metrics::Create(
+      MetricsOptions{.bind_host = "127.0.0.1", .port = (*first)->port()}, MetricsSources{});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace troupe
