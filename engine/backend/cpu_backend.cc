@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <initializer_list>
 
 #include "engine/common/check.h"
 #include "engine/model/gguf.h"
+#include "kernels/cpu/packed_layout.h"
 #include "kernels/paged_attention.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -17,6 +20,18 @@ int64_t KvBlockBytes(const ModelConfig& config, int block_size) {
   return 2 * static_cast<int64_t>(config.num_layers) * block_size * kv_dim *
          static_cast<int64_t>(sizeof(float));
 }
+
+namespace {
+// Matrices can be stacked when they share a repacked type and a row length.
+bool CanStack(std::initializer_list<MatrixView> parts) {
+  const MatrixView& first = *parts.begin();
+  if (!cpu::layout::IsRepacked(first.type)) return false;
+  for (const MatrixView& m : parts) {
+    if (m.type != first.type || m.cols != first.cols) return false;
+  }
+  return true;
+}
+}  // namespace
 
 CpuBackend::CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv)
     : config_(config), kv_(kv), pool_(num_threads) {}
@@ -38,18 +53,48 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
     }
     return m;
   };
+  // Stacks matrices of one repacked type row-wise into a temporary buffer and packs that once;
+  // the sources' file pages are released as for a single matrix.
+  auto pack_stacked = [&](std::initializer_list<MatrixView> parts) {
+    const MatrixView& first = *parts.begin();
+    const auto traits = TraitsOf(static_cast<uint32_t>(first.type));
+    const size_t row_bytes = RowBytes(*traits, first.cols);
+    int64_t rows = 0;
+    for (const MatrixView& m : parts) rows += m.rows;
+    std::vector<uint8_t> stacked(row_bytes * static_cast<size_t>(rows));
+    size_t offset = 0;
+    for (const MatrixView& m : parts) {
+      const size_t bytes = row_bytes * static_cast<size_t>(m.rows);
+      std::memcpy(stacked.data() + offset, m.data, bytes);
+      offset += bytes;
+      file.ReleasePages(static_cast<const uint8_t*>(m.data), bytes);
+    }
+    cpu::PackedMatrix packed = cpu::PackedMatrix::Pack(
+        {.type = first.type, .data = stacked.data(), .rows = rows, .cols = first.cols});
+    TROUPE_CHECK(!packed.borrows_source());  // `stacked` dies here
+    b->owned_weight_bytes_ += static_cast<int64_t>(packed.owned_bytes());
+    return packed;
+  };
   const int64_t kv_floats = static_cast<int64_t>(options.kv.num_blocks) * options.kv.block_size *
                             config.num_kv_heads * config.head_dim;
   b->layers_.resize(config.num_layers);
   for (int l = 0; l < config.num_layers; ++l) {
     const LayerWeights& w = weights.layers[l];
     Layer& layer = b->layers_[l];
-    layer.wq = pack(w.wq);
-    layer.wk = pack(w.wk);
-    layer.wv = pack(w.wv);
+    if (CanStack({w.wq, w.wk, w.wv})) {
+      layer.wqkv = pack_stacked({w.wq, w.wk, w.wv});
+    } else {
+      layer.wq = pack(w.wq);
+      layer.wk = pack(w.wk);
+      layer.wv = pack(w.wv);
+    }
+    if (CanStack({w.w_gate, w.w_up})) {
+      layer.w_gate_up = pack_stacked({w.w_gate, w.w_up});
+    } else {
+      layer.w_gate = pack(w.w_gate);
+      layer.w_up = pack(w.w_up);
+    }
     layer.wo = pack(w.wo);
-    layer.w_gate = pack(w.w_gate);
-    layer.w_up = pack(w.w_up);
     layer.w_down = pack(w.w_down);
     layer.attn_norm = w.attn_norm;
     layer.ffn_norm = w.ffn_norm;
@@ -79,6 +124,7 @@ void CpuBackend::EnsureScratch(int64_t n) {
   att_.resize(n * q_dim);
   gate_.resize(n * config_.ffn_dim);
   up_.resize(n * config_.ffn_dim);
+  fused_.resize(n * std::max(q_dim + 2 * kv_dim, 2 * static_cast<int64_t>(config_.ffn_dim)));
   scratch_tokens_ = n;
 }
 
@@ -109,9 +155,21 @@ void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t
   const int kv_dim = config_.num_kv_heads * hd;
   const int q_dim = config_.num_heads * hd;
   RmsNormRows(x_.data(), layer.attn_norm, xb_.data(), n);
-  cpu::Matmul(layer.wq, xb_.data(), n, q_.data(), pool_);
-  cpu::Matmul(layer.wk, xb_.data(), n, k_.data(), pool_);
-  cpu::Matmul(layer.wv, xb_.data(), n, v_.data(), pool_);
+  if (layer.wqkv.rows() > 0) {
+    // One matmul for Q, K and V, then each token's row is split into the three arrays.
+    const int64_t width = q_dim + 2 * kv_dim;
+    cpu::Matmul(layer.wqkv, xb_.data(), n, fused_.data(), pool_);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = fused_.data() + t * width;
+      std::copy_n(row, q_dim, q_.data() + t * q_dim);
+      std::copy_n(row + q_dim, kv_dim, k_.data() + t * kv_dim);
+      std::copy_n(row + q_dim + kv_dim, kv_dim, v_.data() + t * kv_dim);
+    }
+  } else {
+    cpu::Matmul(layer.wq, xb_.data(), n, q_.data(), pool_);
+    cpu::Matmul(layer.wk, xb_.data(), n, k_.data(), pool_);
+    cpu::Matmul(layer.wv, xb_.data(), n, v_.data(), pool_);
+  }
   RopeArgs rope{.x = q_.data(), .positions = batch.positions.data(),
                 .inv_freq = rope_inv_freq_.data(), .n_tokens = n, .n_heads = config_.num_heads,
                 .head_dim = hd, .rot_dim = config_.rope.rot_dim, .neox = config_.rope.neox};
@@ -164,10 +222,19 @@ void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t
 // ---- feed-forward: norm, gate/up, SiLU x up, down projection ----
 void CpuBackend::FeedForwardBlock(Layer& layer, int64_t n) {
   RmsNormRows(x_.data(), layer.ffn_norm, xb_.data(), n);
-  cpu::Matmul(layer.w_gate, xb_.data(), n, gate_.data(), pool_);
-  cpu::Matmul(layer.w_up, xb_.data(), n, up_.data(), pool_);
-  ref::SiluMul({.gate = gate_.data(), .up = up_.data(), .out = gate_.data(),
-                .n = n * config_.ffn_dim});
+  const int ffn = config_.ffn_dim;
+  if (layer.w_gate_up.rows() > 0) {
+    // Each token's fused row is [gate | up]; SwiGLU writes the token's row of gate_.
+    cpu::Matmul(layer.w_gate_up, xb_.data(), n, fused_.data(), pool_);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = fused_.data() + t * 2 * ffn;
+      ref::SiluMul({.gate = row, .up = row + ffn, .out = gate_.data() + t * ffn, .n = ffn});
+    }
+  } else {
+    cpu::Matmul(layer.w_gate, xb_.data(), n, gate_.data(), pool_);
+    cpu::Matmul(layer.w_up, xb_.data(), n, up_.data(), pool_);
+    ref::SiluMul({.gate = gate_.data(), .up = up_.data(), .out = gate_.data(), .n = n * ffn});
+  }
   cpu::Matmul(layer.w_down, gate_.data(), n, xb_.data(), pool_);
   const int64_t total = n * config_.dim;
   for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];

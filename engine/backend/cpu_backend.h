@@ -26,6 +26,10 @@ class CpuBackend final : public Backend {
 
  private:
   struct Layer {
+    // Q, K and V stacked into one matrix ([q_dim + 2 * kv_dim, dim]) when their type is
+    // repacked anyway, and gate/up likewise ([2 * ffn_dim, dim]): one parallel region and one
+    // activation quantization instead of three or two. Otherwise fused_* are empty.
+    cpu::PackedMatrix wqkv, w_gate_up;
     cpu::PackedMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
     std::vector<float> attn_norm, ffn_norm;  // [dim]
     std::unique_ptr<float[]> k_cache, v_cache;  // [num_blocks, block_size, kv_dim] each
@@ -52,6 +56,7 @@ class CpuBackend final : public Backend {
   // ---- scratch, grown to the largest batch seen ----
   int64_t scratch_tokens_ = 0;
   std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_;
+  std::vector<float> fused_;  // [n, max(q_dim + 2 * kv_dim, 2 * ffn_dim)] fused matmul output
 };
 
 }  // namespace troupe

@@ -2,12 +2,12 @@
 // 127.0.0.1:0, driven over a real gRPC channel. stories260K (a base model) serves raw Generate
 // and the error cases; SmolLM2-135M-Instruct (ChatML) serves Chat and the cancellation tests.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -205,14 +205,25 @@ void Await(grpc::CompletionQueue& cq, void* tag) {
   EXPECT_TRUE(ok);
 }
 
-// A metrics line is `name{labels} value` or `name value`.
+// A metrics line is `name{labels} value` or `name value`, name = [a-zA-Z_:][a-zA-Z0-9_:]*.
 bool ParseMetricLine(const std::string& line, std::string* name, double* value) {
-  static const std::regex kLine(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$)");
-  std::smatch match;
-  if (!std::regex_match(line, match, kLine)) return false;
-  *name = match[1];
-  const std::string text = match[3];
-  if (text == "+Inf" || text == "-Inf" || text == "NaN") {
+  auto is_name_char = [](char c, bool first) {
+    return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+           (!first && std::isdigit(static_cast<unsigned char>(c)));
+  };
+  size_t i = 0;
+  while (i < line.size() && is_name_char(line[i], i == 0)) ++i;
+  if (i == 0) return false;
+  *name = line.substr(0, i);
+  if (i < line.size() && line[i] == '{') {
+    const size_t close = line.find('}', i);
+    if (close == std::string::npos) return false;
+    i = close + 1;
+  }
+  if (i >= line.size() || line[i] != ' ') return false;
+  const std::string text = line.substr(i + 1);
+  if (text.empty() || text.find(' ') != std::string::npos) return false;
+  if (text == "+Inf" || text == "-Inf" || text == "NaN" || text == "Nan") {
     *value = 0;
     return true;
   }
