@@ -125,6 +125,17 @@ void MatmulWithIsa(const PackedMatrix& w, const float* x, int64_t n_tokens, floa
     QuantizedMatmul(w, x, n_tokens, y, pool, isa);
     return;
   }
+  // F16 / BF16 weights meet activations rounded to the same type, as in llama.cpp (whose
+  // vec_dot for these types takes F16 / BF16 on both sides); accumulation stays in f32.
+  std::vector<float> rounded;
+  if (w.type() == GgmlType::kF16 || w.type() == GgmlType::kBF16) {
+    const bool f16 = w.type() == GgmlType::kF16;
+    rounded.resize(static_cast<size_t>(n_tokens * w.cols()));
+    for (size_t i = 0; i < rounded.size(); ++i) {
+      rounded[i] = f16 ? Fp16ToFp32(Fp32ToFp16(x[i])) : Bf16ToFp32(Fp32ToBf16(x[i]));
+    }
+    x = rounded.data();
+  }
   pool.ParallelFor(w.rows(), 16, [&](int64_t begin, int64_t end) {
     FloatRows({.w = &w, .x = x, .y = y, .n_tokens = n_tokens, .row_begin = begin, .row_end = end},
               isa);

@@ -78,8 +78,10 @@ void QuantizeActivations(const float* x, int64_t t_begin, int64_t t_end, int32_t
       const int64_t i = out.Index(b, t);
       int32_t sum = 0;
       const float d = QuantizeBlock(x + t * cols + b * kQK, out.qs + i * kQK, &sum);
-      out.d[i] = d;
-      out.s[i] = d * static_cast<float>(sum);
+      // llama.cpp stores these in fp16 (Q8_0 / Q8_1 activation blocks); rounding them the
+      // same way makes troupe's quantized matmuls agree with it to float rounding.
+      out.d[i] = Fp16ToFp32(Fp32ToFp16(d));
+      out.s[i] = Fp16ToFp32(Fp32ToFp16(d * static_cast<float>(sum)));
       out.bias[i] = -offset * sum;
     }
   }

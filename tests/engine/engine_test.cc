@@ -23,7 +23,6 @@ const std::string kStoriesGolden = std::string(TROUPE_SHARED_DIR) + "/golden/sto
 const std::string kSmol = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const std::string kStoriesF32KvGolden =
     std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/stories260K-f32kv-greedy.json";
-const std::string kSmolF32KvGolden = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-f32kv-greedy.json";
 const std::string kSmolGolden = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-greedy.json";
 const std::string kSmolReference = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-f64-reference.json";
 
@@ -161,28 +160,40 @@ TEST(EngineTest, SmolLM2MatchesFloat64Reference) {
   std::printf("SmolLM2 vs float64 reference, teacher-forced: max |logprob error| %.4f\n", max_error);
 }
 
-// Against llama.cpp itself (its defaults: f16 KV, 8-bit activations) only the start of each
-// greedy stream can agree: this model is so sensitive that llama.cpp's own f16 and f32 KV
-// caches part after 4 tokens ("Once upon a time"), with logprobs 0.25 apart. We require the
-// same first 4 tokens of every case and first-step logprobs within that spread.
+// Against llama.cpp itself (tests/testdata/smollm2-greedy.json, its default settings). Both
+// engines round activations to 8 bits, with slightly different float paths around them, so a
+// greedy stream may part from llama.cpp's only where llama.cpp itself was nearly undecided:
+// the streams must agree up to the first step whose top-2 logit gap is under 0.5, and the
+// first step's logprobs must agree within 0.3 (llama.cpp's own f16-vs-f32 KV spread is 0.25).
 TEST(EngineTest, SmolLM2AgreesWithLlamaCpp) {
   auto engine = MakeEngine(kSmol);
   ASSERT_NE(engine, nullptr);
-  for (const std::string& path : {kSmolGolden, kSmolF32KvGolden}) {
-    nlohmann::json golden = ReadJson(path);
-    for (const auto& c : golden["cases"]) {
-      std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();
-      Pending run = SubmitGreedy(*engine, c["prompt_tokens"].get<std::vector<TokenId>>(), 4, 5);
-      run.sink->Wait();
-      EXPECT_EQ(run.sink->tokens(), std::vector<TokenId>(want.begin(), want.begin() + 4))
-          << path << ": " << c["prompt"];
-      const auto& top = c["first_steps_top5_logprobs"][0]["top_logprobs"];
-      std::vector<SampleResult> lps = run.sink->logprobs();
-      ASSERT_FALSE(lps.empty());
-      EXPECT_EQ(lps[0].top[0].id, top[0][0].get<int>());
-      EXPECT_NEAR(lps[0].top[0].logprob, top[0][1].get<double>(), 0.3);
+  nlohmann::json golden = ReadJson(kSmolGolden);
+  int compared = 0;
+  for (const auto& c : golden["cases"]) {
+    std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();
+    std::vector<double> gaps = c["top2_logit_gaps"].get<std::vector<double>>();
+    size_t decided = 0;
+    while (decided < want.size() && gaps[decided] >= 0.5) ++decided;
+    Pending run = SubmitGreedy(*engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
+                               static_cast<int>(want.size()), 5);
+    run.sink->Wait();
+    std::vector<TokenId> got = run.sink->tokens();
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::vector<TokenId>(got.begin(), got.begin() + decided),
+              std::vector<TokenId>(want.begin(), want.begin() + decided))
+        << c["prompt"] << " (first " << decided << " tokens)";
+    compared += static_cast<int>(decided);
+    const std::vector<SampleResult> lps = run.sink->logprobs();
+    ASSERT_FALSE(lps.empty());
+    for (const auto& entry : c["first_steps_top5_logprobs"][0]["top_logprobs"]) {
+      for (const TokenLogprob& t : lps[0].top) {
+        if (t.id == entry[0].get<int>()) EXPECT_NEAR(t.logprob, entry[1].get<double>(), 0.3);
+      }
     }
   }
+  std::printf("SmolLM2 vs llama.cpp: %d greedy tokens compared before a near-tie\n", compared);
+  EXPECT_GE(compared, 10);  // the check must not pass vacuously (measured: 11)
 }
 
 // A request gives the same greedy tokens alone and inside a batch of 8 different requests.

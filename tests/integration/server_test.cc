@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -230,7 +231,8 @@ bool ParseMetricLine(const std::string& line, std::string* name, double* value) 
   return absl::SimpleAtod(text, value);
 }
 
-std::unique_ptr<Server> StartServer(const std::string& model_path, std::string* error) {
+std::unique_ptr<Server> StartServer(const std::string& model_path, std::string* error,
+                                    absl::Duration shutdown_grace = absl::Seconds(5)) {
   EngineOptions engine_options;
   engine_options.model_path = model_path;
   engine_options.num_threads = 2;
@@ -244,7 +246,7 @@ std::unique_ptr<Server> StartServer(const std::string& model_path, std::string* 
   options.listen_address = "127.0.0.1:0";
   options.metrics.bind_host = "127.0.0.1";
   options.metrics.port = 0;
-  options.shutdown_grace = absl::Seconds(5);
+  options.shutdown_grace = shutdown_grace;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
   if (!server.ok()) {
     *error = server.status().ToString();
@@ -341,6 +343,30 @@ TEST_F(StoriesServerTest, GenerateFromTokenIdsMatchesTextPrompt) {
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.token_ids,
             std::vector<int>(golden.greedy_tokens.begin(), golden.greedy_tokens.begin() + 8));
+}
+
+TEST_F(StoriesServerTest, ConcurrentStreamsAllComplete) {
+  constexpr int kClients = 8;
+  constexpr int kMaxTokens = 48;
+  std::vector<StreamResult> results(kClients);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([this, i, &results] {
+      v1::GenerateRequest request = GreedyRequest("Once upon a time", kMaxTokens);
+      request.mutable_sampling()->set_ignore_eos(true);
+      request.mutable_sampling()->set_temperature(0.8f);
+      request.mutable_sampling()->set_seed(i);
+      results[i] = Generate(*stub_, request);
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  for (const StreamResult& result : results) {
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    EXPECT_EQ(result.token_ids.size(), static_cast<size_t>(kMaxTokens));
+    EXPECT_EQ(result.usage.completion_tokens(), kMaxTokens);
+    EXPECT_EQ(result.finish_reason, v1::FINISH_REASON_LENGTH);
+  }
+  EXPECT_TRUE(WaitForEngineIdle(server_->engine()));
 }
 
 TEST_F(StoriesServerTest, LogprobsArriveWithEveryToken) {
@@ -706,6 +732,30 @@ TEST_F(SmolLmServerTest, ClientDeadlineCancelsTheEngineRequest) {
   const grpc::Status status = StartThenEnd(*stub_, server_->engine(), absl::Seconds(2));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
   EXPECT_TRUE(WaitForEngineIdle(server_->engine()));
+}
+
+// Its own server: Shutdown with live streams must cancel them through the engine and return.
+TEST(ServerShutdownTest, ShutdownEndsLiveStreamsAndReturns) {
+  std::string error;
+  std::unique_ptr<Server> server = StartServer(kSmolLmPath, &error, absl::ZeroDuration());
+  ASSERT_NE(server, nullptr) << error;
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port()),
+                                     grpc::InsecureChannelCredentials());
+  std::unique_ptr<v1::RolePlay::Stub> stub = v1::RolePlay::NewStub(channel);
+  v1::GenerateRequest request = GreedyRequest("Once upon a time", 2000);
+  request.mutable_sampling()->set_ignore_eos(true);
+  grpc::ClientContext context;
+  auto reader = stub->Generate(&context, request);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+
+  std::thread shutdown([&server] { server->Shutdown(); });  // no grace: cancels at once
+  while (reader->Read(&response)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_FALSE(status.ok());
+  shutdown.join();  // returns: every RPC finished, workers and engine joined
+  EXPECT_EQ(server->engine().Stats().num_running, 0);
 }
 
 }  // namespace
