@@ -67,8 +67,8 @@ echo "run-dev: troupe-server is up on $addr (pid $pid); model:"
 "$cli_bin" info --addr "$addr" --timeout-s 5
 
 message="Hello! Who are you?"
-echo "run-dev: $cli_bin chat --addr $addr --max-tokens 48 --message \"$message\""
-"$cli_bin" chat --addr "$addr" --max-tokens 48 --message "$message"
+echo "run-dev: $cli_bin chat --addr $addr --max-tokens 48 --temperature 0 --message \"$message\""
+"$cli_bin" chat --addr "$addr" --max-tokens 48 --temperature 0 --message "$message"
 echo
 echo "run-dev: the server keeps running (pid $pid, log $log_file; metrics on"
 echo "run-dev: http://127.0.0.1:9400/metrics unless --metrics-port says otherwise)."

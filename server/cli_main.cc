@@ -212,6 +212,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
       if (line.empty()) continue;
       if (!ChatTurn(stub, f, session_id, speaker, line)) ok = false;
     }
+    std::fputc('\n', stderr);  // end the last "> " prompt
   }
   if (created && !f.keep_session) {
     v1::DeleteSessionRequest request;

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,52 +19,65 @@ constexpr char kUsage[] =
     "usage: troupe-server [flags]\n"
     "Serves the troupe.v1.RolePlay gRPC API for one GGUF model.\n\nflags:\n";
 
-int Run(int argc, char** argv) {
-  troupe::EngineOptions engine_options;
-  engine_options.model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  troupe::ServerOptions server_options;
-  int kv_cache_mb = static_cast<int>(engine_options.kv_cache_bytes >> 20);
-  int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server_options.shutdown_grace));
+struct Flags {
+  troupe::EngineOptions engine;
+  troupe::ServerOptions server;
+};
+
+// Fills `flags` from argv. Returns an exit code when the process should stop here.
+std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
+  troupe::EngineOptions& engine = flags.engine;
+  troupe::ServerOptions& server = flags.server;
+  engine.model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
+  int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
   bool help = false;
 
-  troupe::FlagParser flags;
-  flags.AddString("model", &engine_options.model_path, "GGUF model file");
-  flags.AddString("listen", &server_options.listen_address, "gRPC host:port (port 0 = any free)");
-  flags.AddInt("metrics-port", &server_options.metrics.port,
-               "HTTP port for /metrics (0 = any free, -1 = off)");
-  flags.AddString("metrics-host", &server_options.metrics.bind_host, "HTTP bind address");
-  flags.AddInt("threads", &engine_options.num_threads, "compute threads (0 = one per core)");
-  flags.AddInt("kv-cache-mb", &kv_cache_mb, "KV cache budget in MiB");
-  flags.AddInt("block-size", &engine_options.block_size, "tokens per KV block");
-  flags.AddInt("max-running", &engine_options.max_running, "max sequences per batch");
-  flags.AddInt("max-batched-tokens", &engine_options.max_batched_tokens, "token budget per step");
-  flags.AddInt("max-waiting", &engine_options.max_waiting, "waiting-queue capacity");
-  flags.AddInt("max-model-len", &engine_options.max_model_len,
-               "context limit in tokens (0 = the model's)");
-  flags.AddInt("prepare-threads", &server_options.prepare.num_threads, "tokenization workers");
-  flags.AddInt("max-sessions", &server_options.sessions.max_sessions, "chat sessions kept");
-  flags.AddInt("shutdown-grace-s", &shutdown_grace_s, "seconds live RPCs get on shutdown");
-  flags.AddBool("help", &help, "print this help");
+  troupe::FlagParser parser;
+  parser.AddString("model", &engine.model_path, "GGUF model file");
+  parser.AddString("listen", &server.listen_address, "gRPC host:port (port 0 = any free)");
+  parser.AddInt("metrics-port", &server.metrics.port,
+                "HTTP port for /metrics (0 = any free, -1 = off)");
+  parser.AddString("metrics-host", &server.metrics.bind_host, "HTTP bind address");
+  parser.AddInt("threads", &engine.num_threads, "compute threads (0 = one per core)");
+  parser.AddInt("kv-cache-mb", &kv_cache_mb, "KV cache budget in MiB");
+  parser.AddInt("block-size", &engine.block_size, "tokens per KV block");
+  parser.AddInt("max-running", &engine.max_running, "max sequences per batch");
+  parser.AddInt("max-batched-tokens", &engine.max_batched_tokens, "token budget per step");
+  parser.AddInt("max-waiting", &engine.max_waiting, "waiting-queue capacity");
+  parser.AddInt("max-model-len", &engine.max_model_len,
+                "context limit in tokens (0 = the model's)");
+  parser.AddInt("prepare-threads", &server.prepare.num_threads, "tokenization workers");
+  parser.AddInt("max-sessions", &server.sessions.max_sessions, "chat sessions kept");
+  parser.AddInt("shutdown-grace-s", &shutdown_grace_s, "seconds live RPCs get on shutdown");
+  parser.AddBool("help", &help, "print this help");
   std::vector<std::string> positional;
-  if (absl::Status parsed = flags.Parse(argc, argv, &positional); !parsed.ok() || help ||
-                                                                   !positional.empty()) {
-    if (!parsed.ok()) std::fprintf(stderr, "troupe-server: %s\n", std::string(parsed.message()).c_str());
-    std::fprintf(help ? stdout : stderr, "%s%s", kUsage, flags.Help().c_str());
+  const absl::Status parsed = parser.Parse(argc, argv, &positional);
+  if (!parsed.ok() || help || !positional.empty()) {
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "troupe-server: %s\n", std::string(parsed.message()).c_str());
+    } else if (!positional.empty()) {
+      std::fprintf(stderr, "troupe-server: unexpected argument '%s'\n", positional[0].c_str());
+    }
+    std::fprintf(help ? stdout : stderr, "%s%s", kUsage, parser.Help().c_str());
     return help ? 0 : 2;
   }
-  engine_options.kv_cache_bytes = static_cast<int64_t>(kv_cache_mb) << 20;
-  server_options.shutdown_grace = absl::Seconds(shutdown_grace_s);
+  engine.kv_cache_bytes = static_cast<int64_t>(kv_cache_mb) << 20;
+  server.shutdown_grace = absl::Seconds(shutdown_grace_s);
 
   std::error_code error;
-  if (!std::filesystem::is_regular_file(engine_options.model_path, error)) {
+  if (!std::filesystem::is_regular_file(engine.model_path, error)) {
     std::fprintf(stderr,
                  "troupe-server: model file '%s' not found.\n"
                  "Pass --model PATH to a GGUF file, or run scripts/fetch-model.sh to download the "
                  "default model (SmolLM2-135M-Instruct Q4_1) into models/.\n",
-                 engine_options.model_path.c_str());
+                 engine.model_path.c_str());
     return 1;
   }
+  return std::nullopt;
+}
 
+int Serve(const Flags& flags) {
   // Block the signals before any thread starts, so every thread inherits the mask and only
   // sigwait below sees them.
   sigset_t signals;
@@ -72,7 +86,7 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::unique_ptr<troupe::Engine>> engine = troupe::Engine::Create(engine_options);
+  absl::StatusOr<std::unique_ptr<troupe::Engine>> engine = troupe::Engine::Create(flags.engine);
   if (!engine.ok()) {
     std::fprintf(stderr, "troupe-server: cannot load the model: %s\n",
                  engine.status().ToString().c_str());
@@ -80,29 +94,35 @@ int Run(int argc, char** argv) {
   }
   const troupe::ModelInfo info = (*engine)->model_info();
   absl::StatusOr<std::unique_ptr<troupe::Server>> server =
-      troupe::Server::Start(*std::move(engine), server_options);
+      troupe::Server::Start(*std::move(engine), flags.server);
   if (!server.ok()) {
     std::fprintf(stderr, "troupe-server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  const std::string host =
-      server_options.listen_address.substr(0, server_options.listen_address.rfind(':'));
+  const std::string& listen = flags.server.listen_address;
   std::fprintf(stderr, "troupe-server: serving %s (%s, chat template %s, context %d) on %s:%d\n",
                info.name.c_str(), info.architecture.c_str(),
                std::string(troupe::ChatFamilyName(info.chat_family)).c_str(), info.max_model_len,
-               host.c_str(), (*server)->port());
+               listen.substr(0, listen.rfind(':')).c_str(), (*server)->port());
   if ((*server)->metrics_port() >= 0) {
     std::fprintf(stderr, "troupe-server: metrics on http://%s:%d/metrics\n",
-                 server_options.metrics.bind_host.c_str(), (*server)->metrics_port());
+                 flags.server.metrics.bind_host.c_str(), (*server)->metrics_port());
   }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  std::fprintf(stderr, "troupe-server: %s received, shutting down (grace %ds)\n",
-               signal_number == SIGINT ? "SIGINT" : "SIGTERM", shutdown_grace_s);
+  std::fprintf(stderr, "troupe-server: %s received, shutting down (grace %s)\n",
+               signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+               absl::FormatDuration(flags.server.shutdown_grace).c_str());
   (*server)->Shutdown();
   std::fprintf(stderr, "troupe-server: stopped\n");
   return 0;
+}
+
+int Run(int argc, char** argv) {
+  Flags flags;
+  if (std::optional<int> exit_code = ParseFlags(argc, argv, flags)) return *exit_code;
+  return Serve(flags);
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ tar -xzf "$sdist" -C "$src" --strip-components=1
 llama_src="$src/vendor/llama.cpp"
 [[ -f "$llama_src/CMakeLists.txt" ]] || { echo "build-llama-bench: $sdist vendors no llama.cpp" >&2; exit 1; }
 
-# The sdist keeps the submodule's (shallow) git metadata, so the commit is recoverable.
+# The sdist keeps the submodule's (shallow) git metadata, so the commit is recoverable; being
+# a depth-1 clone, llama.cpp's own build number reads 1 (`llama-bench --version`: "build 1").
 commit=$(git -C "$llama_src" rev-parse HEAD 2>/dev/null || echo unknown)
 commit_date=$(git -C "$llama_src" log -1 --format=%cs 2>/dev/null || echo unknown)
 
