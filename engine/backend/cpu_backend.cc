@@ -197,21 +197,22 @@ void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t
                           .head_dim = hd,
                           .block_size = kv_.block_size,
                           .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
-  pool_.ParallelFor(n * n_kv, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end;) {
+  // Items are dealt round-robin, not in contiguous ranges: in a prefill, later tokens attend to
+  // more positions, and contiguous ranges would leave the first thread idle half the time.
+  const int64_t num_items = n * n_kv;
+  pool_.Run([&](int thread, int num_threads) {
+    for (int64_t item = thread; item < num_items; item += num_threads) {
       const int64_t t = item / n_kv;
-      const int kv_begin = static_cast<int>(item % n_kv);
-      const int kv_end = static_cast<int>(std::min<int64_t>(n_kv, kv_begin + (end - item)));
+      const int kvh = static_cast<int>(item % n_kv);
       PagedAttentionArgs a = attn;
       a.q += t * q_dim;
       a.out += t * q_dim;
       a.token_seq += t;
       a.token_pos += t;
       a.n_tokens = 1;
-      a.kv_head_begin = kv_begin;
-      a.kv_head_end = kv_end;
+      a.kv_head_begin = kvh;
+      a.kv_head_end = kvh + 1;
       ref::PagedAttention(a);
-      item += kv_end - kv_begin;
     }
   });
   cpu::Matmul(layer.wo, att_.data(), n, xb_.data(), pool_);
