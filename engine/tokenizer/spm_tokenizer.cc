@@ -1,42 +1,20 @@
 // SentencePiece-style tokenization (see spm_tokenizer.h).
 //
-// Design: the fragment is split into UTF-8 characters held in a doubly linked list of symbols.
-// Every adjacent pair whose concatenation is a vocabulary token is queued by that token's score
-// (highest first, leftmost on ties). Popping a pair merges it if neither side changed since it
-// was queued (checked by length), then queues the new pairs on both sides. What remains are
-// vocabulary tokens, or single characters that fall back to byte tokens. Same algorithm and
-// tie-breaking as llama.cpp's llm_tokenizer_spm_session.
+// Design: the fragment goes through MergeSymbols (symbol_merge.h), merging adjacent pairs whose
+// concatenation is a vocabulary token, by that token's score (highest first, leftmost on ties).
+// What remains are vocabulary tokens, or single characters that fall back to byte tokens. Same
+// algorithm and tie-breaking as llama.cpp's llm_tokenizer_spm_session.
 #include "engine/tokenizer/spm_tokenizer.h"
 
-#include <queue>
+#include <optional>
 #include <string>
 
-#include "engine/tokenizer/unicode.h"
+#include "engine/tokenizer/symbol_merge.h"
 
 namespace troupe {
 namespace {
 
 constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581 '▁'
-
-struct Symbol {
-  int prev;
-  int next;
-  size_t offset;  // bytes into the fragment
-  size_t length;  // bytes; 0 once merged into its left neighbour
-};
-
-struct Bigram {
-  int left;
-  int right;
-  float score;
-  size_t length;  // bytes of left + right when queued
-};
-
-struct BigramOrder {  // max-heap: higher score first, then smaller left index
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  }
-};
 
 }  // namespace
 
@@ -70,41 +48,13 @@ std::vector<TokenId> SpmTokenizer::Encode(std::string_view text, bool add_bos,
 
 void SpmTokenizer::EncodeFragment(std::string_view text, std::vector<TokenId>* out) const {
   const Vocab& v = vocab();
-  std::vector<Symbol> symbols;
-  for (size_t offset = 0; offset < text.size();) {
-    const size_t len =
-        std::min(unicode::Utf8SeqLen(static_cast<uint8_t>(text[offset])), text.size() - offset);
-    const int index = static_cast<int>(symbols.size());
-    symbols.push_back({index - 1, offset + len == text.size() ? -1 : index + 1, offset, len});
-    offset += len;
-  }
-
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
-  const auto try_add = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
-    const size_t length = symbols[left].length + symbols[right].length;
-    const TokenId id = v.Find(text.substr(symbols[left].offset, length));
-    if (id < 0) return;
-    queue.push({left, right, v.score(id), length});
+  const auto priority = [&](std::string_view left, std::string_view right) -> std::optional<float> {
+    // The pieces are adjacent in `text`, so their concatenation is a view too.
+    const TokenId id = v.Find(std::string_view(left.data(), left.size() + right.size()));
+    if (id < 0) return std::nullopt;
+    return v.score(id);
   };
-  for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& left = symbols[b.left];
-    Symbol& right = symbols[b.right];
-    if (left.length == 0 || right.length == 0 || left.length + right.length != b.length) continue;
-    left.length += right.length;
-    right.length = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = b.left;
-    try_add(left.prev, b.left);
-    try_add(b.left, left.next);
-  }
-
-  for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
-    const std::string_view piece = text.substr(symbols[i].offset, symbols[i].length);
+  for (const std::string_view piece : MergeSymbols(text, priority)) {
     const TokenId id = v.Find(piece);
     if (id >= 0) {
       out->push_back(id);
