@@ -2,7 +2,7 @@
 // process's resident memory against the budget (GGUF size + KV budget + 150 MB).
 //
 //   bench_engine [--model PATH] [--threads N] [--prompt-len 512] [--gen-len 64]
-//                [--batches 1,8,32] [--kv-cache-mb 1024] [--repeat 3]
+//                [--batches 1,8,32] [--kv-cache-mb 1024] [--kv-cache-type f16] [--repeat 3]
 //
 // Prefill: B requests of prompt-len random tokens, max_tokens 1, all submitted at once; the
 // figure is B * prompt-len / wall time. Decode: B requests of 16-token prompts generating
@@ -73,6 +73,7 @@ struct Flags {
   int gen_len = 64;
   std::vector<int> batches = {1, 8, 32};
   int kv_cache_mb = 1024;
+  KvCacheType kv_cache_type = KvCacheType::kF16;
   int repeat = 3;
 };
 
@@ -129,6 +130,7 @@ int Main(int argc, char** argv) {
     else if (k == "--gen-len") f.gen_len = std::atoi(v.c_str());
     else if (k == "--kv-cache-mb") f.kv_cache_mb = std::atoi(v.c_str());
     else if (k == "--repeat") f.repeat = std::atoi(v.c_str());
+    else if (k == "--kv-cache-type" && KvCacheTypeFromName(v)) f.kv_cache_type = *KvCacheTypeFromName(v);
     else if (k == "--batches") {
       f.batches.clear();
       for (auto part : absl::StrSplit(v, ',')) f.batches.push_back(std::atoi(std::string(part).c_str()));
@@ -142,6 +144,7 @@ int Main(int argc, char** argv) {
   options.model_path = f.model;
   options.num_threads = f.threads;
   options.kv_cache_bytes = static_cast<int64_t>(f.kv_cache_mb) << 20;
+  options.kv_cache_type = f.kv_cache_type;
   options.max_running = *std::max_element(f.batches.begin(), f.batches.end());
   options.max_batched_tokens = std::max(f.prompt_len, options.max_running);
   options.max_waiting = 4 * options.max_running;

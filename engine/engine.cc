@@ -100,7 +100,8 @@ absl::Status Engine::Impl::Load() {
   if (options_.block_size <= 0 || options_.max_running <= 0 || options_.max_batched_tokens <= 0) {
     return absl::InvalidArgumentError("block_size, max_running and max_batched_tokens must be > 0");
   }
-  const int64_t block_bytes = KvBlockBytes(config_, options_.block_size);
+  const KvCacheSpec kv_spec{.block_size = options_.block_size, .type = options_.kv_cache_type};
+  const int64_t block_bytes = KvBlockBytes(config_, kv_spec);
   const int64_t num_blocks = options_.kv_cache_bytes / block_bytes;
   if (num_blocks < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -110,7 +111,8 @@ absl::Status Engine::Impl::Load() {
   BackendOptions backend_options{.device = options_.device,
                                  .num_threads = options_.num_threads,
                                  .kv = {.num_blocks = static_cast<int>(num_blocks),
-                                        .block_size = options_.block_size}};
+                                        .block_size = options_.block_size,
+                                        .type = options_.kv_cache_type}};
   TROUPE_ASSIGN_OR_RETURN(backend_, CreateBackend(backend_options, config_, weights_, *file_));
   pool_ = std::make_unique<BlockPool>(static_cast<int>(num_blocks));
   scheduler_ = std::make_unique<Scheduler>(
@@ -132,11 +134,12 @@ absl::Status Engine::Impl::Load() {
                     .num_parameters = config_.num_parameters,
                     .file_bytes = file_->file_bytes()};
   TROUPE_LOG_INFO("loaded %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld blocks x %d "
-                  "tokens (%lld MiB); %lld MiB of repacked weights",
+                  "tokens (%lld MiB, %s); %lld MiB of repacked weights",
                   options_.model_path.c_str(), config_.num_layers, config_.dim, config_.vocab_size,
                   max_len, std::string(ChatFamilyName(info_.chat_family)).c_str(),
                   static_cast<long long>(num_blocks), options_.block_size,
                   static_cast<long long>(num_blocks * block_bytes >> 20),
+                  std::string(KvCacheTypeName(options_.kv_cache_type)).c_str(),
                   static_cast<long long>(backend_->owned_weight_bytes() >> 20));
   PublishStats();
   return absl::OkStatus();

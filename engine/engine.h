@@ -17,6 +17,7 @@
 #include "engine/request.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "kernels/paged_attention.h"
 
 namespace troupe {
 
@@ -26,6 +27,7 @@ struct EngineOptions {
   int num_threads = 0;               // compute threads; 0 = one per core
   int64_t kv_cache_bytes = 256ll << 20;  // byte budget of the paged KV cache (K and V, all layers)
   int block_size = 16;               // tokens per KV block
+  KvCacheType kv_cache_type = KvCacheType::kF16;  // f16 halves the KV memory per token
   int max_running = 32;              // max sequences in the running batch
   int max_batched_tokens = 512;      // per-step token budget (prefill chunks + decodes)
   int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails

@@ -30,6 +30,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   troupe::ServerOptions& server = flags.server;
   engine.model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
+  std::string kv_cache_type(troupe::KvCacheTypeName(engine.kv_cache_type));
   int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
   bool help = false;
 
@@ -41,6 +42,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddString("metrics-host", &server.metrics.bind_host, "HTTP bind address");
   parser.AddInt("threads", &engine.num_threads, "compute threads (0 = one per core)");
   parser.AddInt("kv-cache-mb", &kv_cache_mb, "KV cache budget in MiB");
+  parser.AddString("kv-cache-type", &kv_cache_type, "KV cache element type: f16 or f32");
   parser.AddInt("block-size", &engine.block_size, "tokens per KV block");
   parser.AddInt("max-running", &engine.max_running, "max sequences per batch");
   parser.AddInt("max-batched-tokens", &engine.max_batched_tokens, "token budget per step");
@@ -63,6 +65,13 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     return help ? 0 : 2;
   }
   engine.kv_cache_bytes = static_cast<int64_t>(kv_cache_mb) << 20;
+  if (auto type = troupe::KvCacheTypeFromName(kv_cache_type)) {
+    engine.kv_cache_type = *type;
+  } else {
+    std::fprintf(stderr, "troupe-server: --kv-cache-type must be f16 or f32, not '%s'\n",
+                 kv_cache_type.c_str());
+    return 2;
+  }
   server.shutdown_grace = absl::Seconds(shutdown_grace_s);
 
   std::error_code error;

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
+#include "kernels/paged_attention.h"
 
 namespace troupe {
 
@@ -35,10 +36,11 @@ struct ForwardBatch {
 struct KvCacheSpec {
   int num_blocks = 0;
   int block_size = 16;
+  KvCacheType type = KvCacheType::kF16;
 };
 
-// Bytes one KV block takes for this model (K and V, all layers) in the backend's format.
-int64_t KvBlockBytes(const ModelConfig& config, int block_size);
+// Bytes one KV block takes for this model (K and V, all layers); num_blocks is ignored.
+int64_t KvBlockBytes(const ModelConfig& config, const KvCacheSpec& spec);
 
 class Backend {
  public:

@@ -8,6 +8,7 @@
 #include "engine/common/check.h"
 #include "engine/model/gguf.h"
 #include "kernels/cpu/packed_layout.h"
+#include "kernels/cpu/paged_attention.h"
 #include "kernels/paged_attention.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -15,10 +16,10 @@
 
 namespace troupe {
 
-int64_t KvBlockBytes(const ModelConfig& config, int block_size) {
+int64_t KvBlockBytes(const ModelConfig& config, const KvCacheSpec& spec) {
   const int64_t kv_dim = static_cast<int64_t>(config.num_kv_heads) * config.head_dim;
-  return 2 * static_cast<int64_t>(config.num_layers) * block_size * kv_dim *
-         static_cast<int64_t>(sizeof(float));
+  return 2 * static_cast<int64_t>(config.num_layers) * spec.block_size * kv_dim *
+         static_cast<int64_t>(KvElementBytes(spec.type));
 }
 
 namespace {
@@ -75,8 +76,9 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
     b->owned_weight_bytes_ += static_cast<int64_t>(packed.owned_bytes());
     return packed;
   };
-  const int64_t kv_floats = static_cast<int64_t>(options.kv.num_blocks) * options.kv.block_size *
-                            config.num_kv_heads * config.head_dim;
+  const int64_t kv_bytes = static_cast<int64_t>(options.kv.num_blocks) * options.kv.block_size *
+                          config.num_kv_heads * config.head_dim *
+                          static_cast<int64_t>(KvElementBytes(options.kv.type));
   b->layers_.resize(config.num_layers);
   for (int l = 0; l < config.num_layers; ++l) {
     const LayerWeights& w = weights.layers[l];
@@ -99,8 +101,8 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
     layer.attn_norm = w.attn_norm;
     layer.ffn_norm = w.ffn_norm;
     // Not value-initialised: pages are touched only when a block is first written.
-    layer.k_cache.reset(new float[kv_floats]);
-    layer.v_cache.reset(new float[kv_floats]);
+    layer.k_cache.reset(new std::byte[kv_bytes]);
+    layer.v_cache.reset(new std::byte[kv_bytes]);
   }
   b->token_embd_ = weights.token_embd;
   // A tied output matrix is packed from the embedding's view; the lookup keeps reading the
@@ -178,43 +180,24 @@ void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t
   rope.n_heads = config_.num_kv_heads;
   ref::Rope(rope);
   ref::KvWrite({.k = k_.data(), .v = v_.data(), .k_cache = layer.k_cache.get(),
-                .v_cache = layer.v_cache.get(), .slots = batch.slots.data(), .n_tokens = n,
-                .kv_dim = kv_dim});
-  // Tokens and KV heads are independent once the K/V are written: split (token, kv head)
-  // pairs across the pool, so even a single decoding sequence uses every thread.
-  const int n_kv = config_.num_kv_heads;
-  PagedAttentionArgs attn{.q = q_.data(),
-                          .k_cache = layer.k_cache.get(),
-                          .v_cache = layer.v_cache.get(),
-                          .out = att_.data(),
-                          .token_seq = batch.token_seq.data(),
-                          .token_pos = batch.positions.data(),
-                          .block_tables = batch.block_tables.data(),
-                          .n_tokens = n,
-                          .max_blocks_per_seq = batch.max_blocks_per_seq,
-                          .n_heads = config_.num_heads,
-                          .n_kv_heads = n_kv,
-                          .head_dim = hd,
-                          .block_size = kv_.block_size,
-                          .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
-  // Items are dealt round-robin, not in contiguous ranges: in a prefill, later tokens attend to
-  // more positions, and contiguous ranges would leave the first thread idle half the time.
-  const int64_t num_items = n * n_kv;
-  pool_.Run([&](int thread, int num_threads) {
-    for (int64_t item = thread; item < num_items; item += num_threads) {
-      const int64_t t = item / n_kv;
-      const int kvh = static_cast<int>(item % n_kv);
-      PagedAttentionArgs a = attn;
-      a.q += t * q_dim;
-      a.out += t * q_dim;
-      a.token_seq += t;
-      a.token_pos += t;
-      a.n_tokens = 1;
-      a.kv_head_begin = kvh;
-      a.kv_head_end = kvh + 1;
-      ref::PagedAttention(a);
-    }
-  });
+                .v_cache = layer.v_cache.get(), .cache_type = kv_.type,
+                .slots = batch.slots.data(), .n_tokens = n, .kv_dim = kv_dim});
+  const PagedAttentionArgs attn{.q = q_.data(),
+                                .k_cache = layer.k_cache.get(),
+                                .v_cache = layer.v_cache.get(),
+                                .cache_type = kv_.type,
+                                .out = att_.data(),
+                                .token_seq = batch.token_seq.data(),
+                                .token_pos = batch.positions.data(),
+                                .block_tables = batch.block_tables.data(),
+                                .n_tokens = n,
+                                .max_blocks_per_seq = batch.max_blocks_per_seq,
+                                .n_heads = config_.num_heads,
+                                .n_kv_heads = config_.num_kv_heads,
+                                .head_dim = hd,
+                                .block_size = kv_.block_size,
+                                .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
+  cpu::PagedAttention(attn, pool_);
   cpu::Matmul(layer.wo, att_.data(), n, xb_.data(), pool_);
   const int64_t total = n * config_.dim;
   for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];

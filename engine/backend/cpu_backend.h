@@ -1,8 +1,9 @@
 // The CPU backend: the Llama forward pass on the reference kernels and the packed quantized
-// matmuls, parallel over a thread pool, with the paged KV cache in host memory (f32).
+// matmuls, parallel over a thread pool, with the paged KV cache in host memory (f16 or f32).
 // Not thread-safe; engine thread only (its pool's workers run only inside Forward).
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <vector>
 
@@ -32,7 +33,7 @@ class CpuBackend final : public Backend {
     cpu::PackedMatrix wqkv, w_gate_up;
     cpu::PackedMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
     std::vector<float> attn_norm, ffn_norm;  // [dim]
-    std::unique_ptr<float[]> k_cache, v_cache;  // [num_blocks, block_size, kv_dim] each
+    std::unique_ptr<std::byte[]> k_cache, v_cache;  // [num_blocks, block_size, kv_dim] each
   };
 
   CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv);

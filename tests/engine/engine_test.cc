@@ -32,11 +32,13 @@ nlohmann::json ReadJson(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-std::unique_ptr<Engine> MakeEngine(const std::string& model, int max_waiting = 64, int max_running = 32) {
+std::unique_ptr<Engine> MakeEngine(const std::string& model, int max_waiting = 64, int max_running = 32,
+                                   KvCacheType kv_type = KvCacheType::kF16) {
   EngineOptions options;
   options.model_path = model;
   options.num_threads = 2;
   options.kv_cache_bytes = 64ll << 20;
+  options.kv_cache_type = kv_type;
   options.max_waiting = max_waiting;
   options.max_running = max_running;
   auto engine = Engine::Create(options);
@@ -64,13 +66,15 @@ Pending SubmitGreedy(Engine& engine, std::vector<TokenId> prompt, int max_tokens
   return {sink, id};
 }
 
-// Every golden case, alone: token ids equal llama.cpp's exactly, and the top-5 logprobs of the
-// first steps agree within `tolerance`.
-void ExpectMatchesGolden(const std::string& model, const std::string& golden_path, double tolerance) {
-  auto engine = MakeEngine(model);
+// Every golden case, alone: token ids equal llama.cpp's exactly, and the top-5 logprobs agree
+// within `first_tolerance` at the first step (the prompt's prefill) and `tolerance` at the
+// following decode steps of the golden file.
+void ExpectMatchesGolden(const std::string& model, const std::string& golden_path, KvCacheType kv_type,
+                         double first_tolerance, double tolerance) {
+  auto engine = MakeEngine(model, 64, 32, kv_type);
   ASSERT_NE(engine, nullptr);
   nlohmann::json golden = ReadJson(golden_path);
-  double max_error = 0.0;
+  double max_error[2] = {0.0, 0.0};  // first step, later steps
   for (const auto& c : golden["cases"]) {
     std::vector<TokenId> prompt = c["prompt_tokens"].get<std::vector<TokenId>>();
     std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();
@@ -83,6 +87,7 @@ void ExpectMatchesGolden(const std::string& model, const std::string& golden_pat
     ASSERT_LE(steps.size(), lps.size());
     for (size_t s = 0; s < steps.size(); ++s) {
       const auto& top = steps[s]["top_logprobs"];
+      const double tol = s == 0 ? first_tolerance : tolerance;
       ASSERT_EQ(lps[s].top.size(), top.size());
       for (size_t k = 0; k < top.size(); ++k) {
         // Near-ties may swap ranks; compare each golden entry with our logprob of that id.
@@ -92,29 +97,34 @@ void ExpectMatchesGolden(const std::string& model, const std::string& golden_pat
                                [&](const TokenLogprob& t) { return t.id == id; });
         if (it == lps[s].top.end()) {
           // Only a near-tie at the edge of the top 5 may fall out of ours.
-          EXPECT_NEAR(lps[s].top.back().logprob, want_lp, tolerance) << "step " << s << ": id " << id;
+          EXPECT_NEAR(lps[s].top.back().logprob, want_lp, tol) << "step " << s << ": id " << id;
           continue;
         }
-        EXPECT_NEAR(it->logprob, want_lp, tolerance) << "step " << s << " rank " << k;
-        max_error = std::max(max_error, std::abs(it->logprob - want_lp));
+        EXPECT_NEAR(it->logprob, want_lp, tol) << "step " << s << " rank " << k;
+        double& worst = max_error[s == 0 ? 0 : 1];
+        worst = std::max(worst, std::abs(it->logprob - want_lp));
       }
     }
   }
-  std::printf("max |logprob - golden| over %s: %.5f\n", golden_path.c_str(), max_error);
+  std::printf("max |logprob - golden| over %s: first step %.5f, later steps %.5f\n",
+              golden_path.c_str(), max_error[0], max_error[1]);
   EXPECT_EQ(engine->Stats().kv_blocks_used, 0);
 }
 
-// ../shared/golden was made by llama.cpp's CLI defaults: f16 K/V and flash attention, which
-// also accumulates softmax(QK)V in f16. troupe keeps K/V in f32, so ids match exactly but
-// logprobs differ by up to a few 1e-3 (measured max 5e-3); we hold them to 6e-3.
+// ../shared/golden was made with llama.cpp's defaults: f16 K/V and flash attention. troupe's
+// default f16 cache follows that arithmetic (KvCacheType), so ids match exactly. Rounding the
+// running sum to f16 after every key makes the last digits chaotic: llama.cpp 0.3.36 itself
+// differs from the golden's build by 2.8e-4, and rounding our f32 Q/K/V in a different order
+// moves single entries by 1e-3. Measured: first step 1.25e-3 (24 of 25 entries under 1e-3),
+// later steps 3.8e-3; an f32 cache would be 5.3e-3 off at the first step.
 TEST(EngineTest, Stories260KGreedyMatchesSharedGolden) {
-  ExpectMatchesGolden(kStories, kStoriesGolden, 6e-3);
+  ExpectMatchesGolden(kStories, kStoriesGolden, KvCacheType::kF16, 1.5e-3, 6e-3);
 }
 
-// The same prompts through llama.cpp with an f32 KV cache (scripts/golden/make_f32kv_golden.py):
-// the same arithmetic as troupe's, so the logprobs agree within 1e-3.
+// The same prompts through llama.cpp with an f32 KV cache and no flash attention
+// (scripts/golden/make_f32kv_golden.py): troupe's f32 cache agrees within 1e-3 (measured 1e-5).
 TEST(EngineTest, Stories260KMatchesLlamaCppF32Kv) {
-  ExpectMatchesGolden(kStories, kStoriesF32KvGolden, 1e-3);
+  ExpectMatchesGolden(kStories, kStoriesF32KvGolden, KvCacheType::kF32, 1e-3, 1e-3);
 }
 
 // SmolLM2 Q4_1 against a float64 numpy forward pass of the same dequantized weights
@@ -188,7 +198,9 @@ TEST(EngineTest, SmolLM2AgreesWithLlamaCpp) {
     ASSERT_FALSE(lps.empty());
     for (const auto& entry : c["first_steps_top5_logprobs"][0]["top_logprobs"]) {
       for (const TokenLogprob& t : lps[0].top) {
-        if (t.id == entry[0].get<int>()) EXPECT_NEAR(t.logprob, entry[1].get<double>(), 0.3);
+        if (t.id == entry[0].get<int>()) {
+          EXPECT_NEAR(t.logprob, entry[1].get<double>(), 0.3);
+        }
       }
     }
   }
