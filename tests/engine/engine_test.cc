@@ -136,10 +136,13 @@ TEST(EngineTest, Stories260KMatchesLlamaCppF32Kv) {
 // reference, and its greedy stream leaves the reference's at the first token of one case. We
 // hold troupe to the same band: logprobs within 0.75, and the reference's top token must be
 // ours wherever the reference is clear about it (top-1 ahead of top-2 by more than 1.5).
+// With an f32 KV cache: the f16 cache's per-key rounding is one more perturbation this model
+// amplifies (measured 0.62 with f16, 0.49 with f32), and what this test checks is the rest of
+// the arithmetic; the f16 path is held to llama.cpp's own outputs below.
 TEST(EngineTest, SmolLM2MatchesFloat64Reference) {
   constexpr double kTolerance = 0.75;
   constexpr double kClearMargin = 1.5;
-  auto engine = MakeEngine(kSmol);
+  auto engine = MakeEngine(kSmol, 64, 32, KvCacheType::kF32);
   ASSERT_NE(engine, nullptr);
   nlohmann::json golden = ReadJson(kSmolReference);
   double max_error = 0.0;
