@@ -82,6 +82,7 @@ class Engine::Impl {
   std::atomic<bool> shut_down_{false};
   std::atomic<int> num_running_{0}, num_waiting_{0}, kv_used_{0};
   std::atomic<int64_t> prompt_tokens_{0}, generation_tokens_{0}, steps_{0}, preemptions_{0};
+  std::atomic<int64_t> prefix_queries_{0}, prefix_hits_{0};
 
   // ---- engine thread only ----
   std::unique_ptr<Scheduler> scheduler_;
@@ -118,7 +119,8 @@ absl::Status Engine::Impl::Load() {
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running = options_.max_running,
                        .max_batched_tokens = options_.max_batched_tokens,
-                       .block_size = options_.block_size},
+                       .block_size = options_.block_size,
+                       .enable_prefix_caching = options_.enable_prefix_caching},
       *pool_);
   runner_ = std::make_unique<ModelRunner>(*backend_, options_.block_size, config_.vocab_size);
 
@@ -175,7 +177,9 @@ EngineStats Engine::Impl::Stats() const {
                      .prompt_tokens_total = prompt_tokens_.load(),
                      .generation_tokens_total = generation_tokens_.load(),
                      .num_steps = steps_.load(),
-                     .num_preemptions = preemptions_.load()};
+                     .num_preemptions = preemptions_.load(),
+                     .prefix_cache_queries_total = prefix_queries_.load(),
+                     .prefix_cache_hits_total = prefix_hits_.load()};
 }
 
 void Engine::Impl::Shutdown() {
@@ -216,6 +220,7 @@ void Engine::Impl::Accept(Inbox::Batch& batch) {
     Sequence& seq = live->seq;
     seq.id = id;
     seq.priority = live->request.priority;
+    seq.cache_salt = CacheSaltOf(live->request.cache_salt);
     seq.arrival_order = ++arrival_counter_;
     seq.tokens = live->request.prompt;
     seq.num_prompt_tokens = seq.num_tokens();
@@ -329,7 +334,7 @@ void Engine::Impl::Finish(RequestId id, FinishReason reason, const absl::Status&
   Completion completion;
   completion.finish_reason = reason;
   completion.usage.prompt_tokens = live->seq.num_prompt_tokens;
-  completion.usage.cached_prompt_tokens = 0;  // TODO(#3): prefix caching
+  completion.usage.cached_prompt_tokens = std::max(0, live->seq.num_cached_tokens);
   completion.usage.completion_tokens = live->seq.num_generated();
   if (live->first_scheduled != absl::InfinitePast()) completion.queue_time = live->first_scheduled - arrival;
   if (live->first_token != absl::InfinitePast()) completion.time_to_first_token = live->first_token - arrival;
@@ -341,6 +346,8 @@ void Engine::Impl::PublishStats() {
   num_running_.store(scheduler_->num_running());
   num_waiting_.store(scheduler_->num_waiting());
   kv_used_.store(pool_->num_used());
+  prefix_queries_.store(scheduler_->prefix_cache_stats().queries);
+  prefix_hits_.store(scheduler_->prefix_cache_stats().hits);
   inbox_.SetEngineWaiting(scheduler_->num_waiting());
 }
 

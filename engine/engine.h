@@ -32,6 +32,7 @@ struct EngineOptions {
   int max_batched_tokens = 512;      // per-step token budget (prefill chunks + decodes)
   int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails
   int max_model_len = 0;             // context limit in tokens; 0 = the model's own (capped by KV)
+  bool enable_prefix_caching = true; // reuse cached KV blocks of equal prompt prefixes
 };
 
 // Read by the server's metrics (gauges) and the integration tests. Counters only grow.
@@ -44,6 +45,8 @@ struct EngineStats {
   int64_t generation_tokens_total = 0;
   int64_t num_steps = 0;
   int64_t num_preemptions = 0;
+  int64_t prefix_cache_queries_total = 0;  // prompt tokens looked up in the prefix cache
+  int64_t prefix_cache_hits_total = 0;     // of those, served from it
 };
 
 // Everything the server needs to know about the loaded model.

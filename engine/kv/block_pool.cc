@@ -1,19 +1,57 @@
 #include "engine/kv/block_pool.h"
 
+#include <utility>
+
 #include "engine/common/check.h"
 
 namespace troupe {
 
-BlockPool::BlockPool(int num_blocks) : ref_counts_(num_blocks, 0) {
-  free_.reserve(num_blocks);
+BlockPool::BlockPool(int num_blocks)
+    : ref_counts_(num_blocks, 0),
+      cached_(num_blocks, false),
+      keys_(num_blocks),
+      prev_(num_blocks, -1),
+      next_(num_blocks, -1) {
+  uncached_free_.reserve(num_blocks);
   // Push in reverse so that block 0 is handed out first (easier to read in tests).
-  for (BlockId b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
+  for (BlockId b = num_blocks - 1; b >= 0; --b) uncached_free_.push_back(b);
+}
+
+void BlockPool::Unlink(BlockId b) {
+  if (prev_[b] >= 0) next_[prev_[b]] = next_[b]; else head_ = next_[b];
+  if (next_[b] >= 0) prev_[next_[b]] = prev_[b]; else tail_ = prev_[b];
+  prev_[b] = next_[b] = -1;
+  --num_evictable_;
+}
+
+void BlockPool::PushBack(BlockId b) {
+  prev_[b] = tail_;
+  next_[b] = -1;
+  if (tail_ >= 0) next_[tail_] = b; else head_ = b;
+  tail_ = b;
+  ++num_evictable_;
+}
+
+void BlockPool::Uncache(BlockId b) {
+  by_hash_.erase(keys_[b].hash);
+  keys_[b] = BlockKey{};
+  cached_[b] = false;
 }
 
 std::vector<BlockId> BlockPool::Allocate(int n) {
   TROUPE_CHECK_MSG(CanAllocate(n), "allocating %d blocks with %d free", n, num_free());
-  std::vector<BlockId> out(free_.end() - n, free_.end());
-  free_.resize(free_.size() - n);
+  std::vector<BlockId> out;
+  out.reserve(n);
+  while (static_cast<int>(out.size()) < n && !uncached_free_.empty()) {
+    out.push_back(uncached_free_.back());
+    uncached_free_.pop_back();
+  }
+  while (static_cast<int>(out.size()) < n) {  // evict, least recently released first
+    const BlockId b = head_;
+    Unlink(b);
+    Uncache(b);
+    out.push_back(b);
+  }
   for (BlockId b : out) {
     TROUPE_DCHECK(ref_counts_[b] == 0);
     ref_counts_[b] = 1;
@@ -22,17 +60,38 @@ std::vector<BlockId> BlockPool::Allocate(int n) {
 }
 
 void BlockPool::AddRef(BlockId block) {
-  TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0);
-  ++ref_counts_[block];
+  TROUPE_CHECK(block >= 0 && block < num_blocks() && (ref_counts_[block] > 0 || cached_[block]));
+  if (ref_counts_[block]++ == 0) Unlink(block);
 }
 
 void BlockPool::Release(BlockId block) {
   TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0);
-  if (--ref_counts_[block] == 0) free_.push_back(block);
+  if (--ref_counts_[block] > 0) return;
+  if (cached_[block]) {
+    PushBack(block);
+  } else {
+    uncached_free_.push_back(block);
+  }
 }
 
 void BlockPool::ReleaseAll(const std::vector<BlockId>& blocks) {
-  for (BlockId b : blocks) Release(b);
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) Release(*it);
+}
+
+BlockId BlockPool::Lookup(const BlockKey& key) const {
+  auto it = by_hash_.find(key.hash);
+  if (it == by_hash_.end()) return -1;
+  const BlockKey& have = keys_[it->second];
+  if (have.parent != key.parent || have.salt != key.salt || have.tokens != key.tokens) return -1;
+  return it->second;
+}
+
+bool BlockPool::Register(BlockId block, BlockKey key) {
+  TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0 && !cached_[block]);
+  if (!by_hash_.emplace(key.hash, block).second) return false;
+  keys_[block] = std::move(key);
+  cached_[block] = true;
+  return true;
 }
 
 }  // namespace troupe

@@ -1,14 +1,33 @@
-// Block pool of the paged KV cache: hands out block ids and counts references to them.
+// Block pool of the paged KV cache: hands out block ids, counts references to them, and keeps
+// the prefix cache: full blocks registered under their chained hash (block_hash.h), which
+// stay cached after their last reference drops, until the pool needs the block back.
 // The KV bytes themselves live in the backend; blocks here are plain integers.
 // Not thread-safe; engine thread only.
+//
+// A free block is either uncached (handed out first) or cached and evictable: those wait in
+// least-recently-released order and are evicted, oldest first, only when no uncached block is
+// left. Looking a cached block up and taking a reference revives it without recomputation.
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <unordered_map>
 #include <vector>
+
+#include "engine/kv/block_hash.h"
 
 namespace troupe {
 
 using BlockId = int32_t;
+
+// What a cached block holds, compared in full on every lookup (a hash match alone never
+// shares a block: not across tenants, not on a collision).
+struct BlockKey {
+  BlockHash hash = 0;
+  BlockHash parent = 0;
+  uint64_t salt = 0;
+  std::vector<TokenId> tokens;  // block_size ids
+};
 
 class BlockPool {
  public:
@@ -17,22 +36,48 @@ class BlockPool {
   BlockPool& operator=(const BlockPool&) = delete;
 
   int num_blocks() const { return static_cast<int>(ref_counts_.size()); }
-  int num_free() const { return static_cast<int>(free_.size()); }
+  // Blocks with no reference (uncached or evictable).
+  int num_free() const { return static_cast<int>(uncached_free_.size()) + num_evictable_; }
   int num_used() const { return num_blocks() - num_free(); }
+  int num_cached() const { return static_cast<int>(by_hash_.size()); }
 
   bool CanAllocate(int n) const { return n <= num_free(); }
-  // Takes n free blocks with reference count 1. REQUIRES: CanAllocate(n).
+  // Takes n free blocks with reference count 1: uncached ones first, then evicts cached ones,
+  // least recently released first. REQUIRES: CanAllocate(n).
   std::vector<BlockId> Allocate(int n);
-  // Adds a reference to a block in use (sharing a prefix). REQUIRES: block is in use.
+  // Adds a reference; a cached block with none leaves the eviction queue.
+  // REQUIRES: the block is in use or cached.
   void AddRef(BlockId block);
-  // Drops one reference; the block returns to the free list when none remain.
+  // Drops one reference. At zero a cached block joins the eviction queue (most recent last);
+  // an uncached one goes back to the free list.
   void Release(BlockId block);
+  // Releases in reverse order, so a sequence's tail blocks are evicted before its head, which
+  // other sequences are more likely to share.
   void ReleaseAll(const std::vector<BlockId>& blocks);
   int ref_count(BlockId block) const { return ref_counts_[block]; }
 
+  // The cached block holding exactly `key` (hash, parent, salt and tokens), or -1.
+  BlockId Lookup(const BlockKey& key) const;
+  // Registers a full block whose K/V are computed under `key`. Returns false (and leaves the
+  // block uncached) when another block already holds that hash.
+  // REQUIRES: the block is in use and not cached yet.
+  bool Register(BlockId block, BlockKey key);
+  bool is_cached(BlockId block) const { return cached_[block]; }
+
  private:
-  std::vector<int> ref_counts_;  // [num_blocks]
-  std::vector<BlockId> free_;    // stack of free ids; the most recently freed is reused first
+  void Unlink(BlockId block);      // from the eviction queue
+  void PushBack(BlockId block);    // onto the eviction queue's tail (most recent)
+  void Uncache(BlockId block);
+
+  std::vector<int> ref_counts_;           // [num_blocks]
+  std::vector<BlockId> uncached_free_;    // stack; the most recently freed is reused first
+  std::vector<bool> cached_;              // [num_blocks]
+  std::vector<BlockKey> keys_;            // [num_blocks]; meaningful while cached
+  std::unordered_map<BlockHash, BlockId> by_hash_;
+  // Eviction queue: cached blocks with no reference, a doubly linked list through these arrays.
+  std::vector<BlockId> prev_, next_;      // [num_blocks]; -1 = none
+  BlockId head_ = -1, tail_ = -1;         // head = least recently released
+  int num_evictable_ = 0;
 };
 
 // Blocks needed to hold `num_tokens` tokens.

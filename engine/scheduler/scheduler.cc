@@ -61,9 +61,10 @@ Sequence* Scheduler::PickVictim(const Sequence* exclude) const {
 
 void Scheduler::Preempt(Sequence* seq, StepPlan& plan) {
   running_.erase(std::find(running_.begin(), running_.end(), seq));
-  pool_.ReleaseAll(seq->blocks);
+  pool_.ReleaseAll(seq->blocks);  // registered blocks stay cached until evicted
   seq->blocks.clear();
   seq->num_computed = 0;  // recompute prompt + generated tokens when readmitted
+  seq->num_cached_blocks = 0;
   ++seq->num_preemptions;
   InsertWaiting(seq);
   plan.preempted.push_back(seq);
@@ -108,8 +109,21 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget) {
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int>(running_.size()) < options_.max_running) {
     Sequence* seq = waiting_.front();
+    const int hit_blocks = MatchPrefix(seq);
     const int n = std::min(seq->num_uncomputed(), budget);
-    if (!Grow(seq, seq->num_computed + n)) break;  // keep FIFO order: no overtaking
+    if (!Grow(seq, seq->num_computed + n)) {
+      // Keep FIFO order (no overtaking); give the matched blocks back until next time.
+      pool_.ReleaseAll(seq->blocks);
+      seq->blocks.clear();
+      seq->num_computed = 0;
+      seq->num_cached_blocks = 0;
+      break;
+    }
+    if (seq->num_cached_tokens < 0) {
+      seq->num_cached_tokens = hit_blocks * options_.block_size;
+      prefix_stats_.queries += seq->num_prompt_tokens;
+      prefix_stats_.hits += seq->num_cached_tokens;
+    }
     waiting_.pop_front();
     seq->status = SeqStatus::kRunning;
     running_.push_back(seq);
@@ -131,7 +145,50 @@ void Scheduler::Update(const StepPlan& plan) {
   for (const ScheduledSeq& s : plan.seqs) {
     s.seq->num_computed += s.num_tokens;
     TROUPE_DCHECK(s.seq->num_computed <= s.seq->num_tokens());
+    RegisterFullBlocks(s.seq);
   }
+}
+
+BlockKey Scheduler::KeyOf(Sequence* seq, int i) {
+  const int bs = options_.block_size;
+  TROUPE_DCHECK((i + 1) * bs <= seq->num_tokens());
+  while (static_cast<int>(seq->block_hashes.size()) <= i) {
+    const int b = static_cast<int>(seq->block_hashes.size());
+    const BlockHash parent = b == 0 ? kNoParentHash : seq->block_hashes[b - 1];
+    seq->block_hashes.push_back(
+        HashBlock(parent, std::span<const TokenId>(seq->tokens).subspan(b * bs, bs), seq->cache_salt));
+  }
+  return BlockKey{.hash = seq->block_hashes[i],
+                  .parent = i == 0 ? kNoParentHash : seq->block_hashes[i - 1],
+                  .salt = seq->cache_salt,
+                  .tokens = std::vector<TokenId>(seq->tokens.begin() + i * bs,
+                                                 seq->tokens.begin() + (i + 1) * bs)};
+}
+
+int Scheduler::MatchPrefix(Sequence* seq) {
+  TROUPE_CHECK(seq->blocks.empty() && seq->num_computed == 0);
+  if (!options_.enable_prefix_caching) return 0;
+  // At most the blocks before the last token: it must be computed for its logits.
+  const int max_blocks = (seq->num_tokens() - 1) / options_.block_size;
+  for (int i = 0; i < max_blocks; ++i) {
+    const BlockId b = pool_.Lookup(KeyOf(seq, i));
+    if (b < 0) break;
+    pool_.AddRef(b);
+    seq->blocks.push_back(b);
+  }
+  const int hits = static_cast<int>(seq->blocks.size());
+  seq->num_computed = hits * options_.block_size;
+  seq->num_cached_blocks = hits;
+  return hits;
+}
+
+void Scheduler::RegisterFullBlocks(Sequence* seq) {
+  if (!options_.enable_prefix_caching) return;
+  const int full = seq->num_computed / options_.block_size;
+  for (int i = seq->num_cached_blocks; i < full; ++i) {
+    pool_.Register(seq->blocks[i], KeyOf(seq, i));  // false: an equal block is cached already
+  }
+  seq->num_cached_blocks = std::max(seq->num_cached_blocks, full);
 }
 
 }  // namespace troupe

@@ -3,6 +3,12 @@
 // is 1 token, a prefill is the whole prompt, a chunked prefill is part of it, a recompute after
 // preemption is prompt + generated tokens. All sequences of a step run in one forward pass.
 //
+// Prefix caching: a sequence admitted from the waiting queue first takes the longest chain of
+// cached full blocks matching its tokens (always leaving its last token to compute, since
+// its logits are needed); num_computed starts after them. After every step, blocks that have
+// become full are registered in the pool's cache, so later sequences (the next turn of a
+// session, another session of the same character, this one after a preemption) reuse them.
+//
 // Not thread-safe; engine thread only.
 #pragma once
 
@@ -18,6 +24,14 @@ struct SchedulerOptions {
   int max_running = 32;          // sequences in the running batch
   int max_batched_tokens = 512;  // tokens per step (decodes + prefill chunks)
   int block_size = 16;           // tokens per KV block
+  bool enable_prefix_caching = true;
+};
+
+// Prefix-cache counters, in tokens, over first admissions (a preempted sequence's recompute
+// is not counted again).
+struct PrefixCacheStats {
+  int64_t queries = 0;  // prompt tokens looked up
+  int64_t hits = 0;     // of those, served from cached blocks
 };
 
 struct ScheduledSeq {
@@ -48,8 +62,11 @@ class Scheduler {
   // Plans the next step; allocates the blocks it needs. May preempt running sequences (lowest
   // priority, then newest first) when the block pool runs dry.
   StepPlan Schedule();
-  // Records that the plan ran: num_computed advances by each entry's num_tokens.
+  // Records that the plan ran: num_computed advances by each entry's num_tokens, and blocks
+  // that became full are registered in the prefix cache.
   void Update(const StepPlan& plan);
+
+  const PrefixCacheStats& prefix_cache_stats() const { return prefix_stats_; }
 
   // True if the sequence could run were the cache empty (its blocks fit the whole pool).
   bool CanEverFit(const Sequence& seq) const;
@@ -67,11 +84,18 @@ class Scheduler {
   void InsertWaiting(Sequence* seq);
   void ScheduleRunning(StepPlan& plan, int& budget);
   void AdmitWaiting(StepPlan& plan, int& budget);
+  // The cache key of full block i of seq's tokens (hashes memoised in seq->block_hashes).
+  BlockKey KeyOf(Sequence* seq, int i);
+  // Takes the cached blocks matching seq's leading full blocks; returns how many.
+  // REQUIRES: seq has no blocks.
+  int MatchPrefix(Sequence* seq);
+  void RegisterFullBlocks(Sequence* seq);
 
   const SchedulerOptions options_;
   BlockPool& pool_;
   std::vector<Sequence*> running_;  // admission order
   std::deque<Sequence*> waiting_;   // priority desc, then arrival
+  PrefixCacheStats prefix_stats_;
 };
 
 }  // namespace troupe

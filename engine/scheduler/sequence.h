@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "engine/kv/block_hash.h"
 #include "engine/kv/block_pool.h"
 #include "engine/request.h"
 
@@ -24,6 +25,14 @@ struct Sequence {
   std::vector<BlockId> blocks;      // block table: token t lives in blocks[t / block_size]
   SeqStatus status = SeqStatus::kWaiting;
   int num_preemptions = 0;
+
+  // Prefix caching.
+  uint64_t cache_salt = 0;              // CacheSaltOf(tenant): blocks match only within a tenant
+  std::vector<BlockHash> block_hashes;  // chained hashes of the full blocks of `tokens` so far
+  int num_cached_blocks = 0;            // leading blocks that are in the prefix cache (hits, or
+                                        // registered after computing); reset on preemption
+  int num_cached_tokens = -1;           // prompt tokens served from the cache at first
+                                        // admission; -1 until admitted
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_generated() const { return num_tokens() - num_prompt_tokens; }

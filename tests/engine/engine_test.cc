@@ -33,8 +33,9 @@ nlohmann::json ReadJson(const std::string& path) {
 }
 
 std::unique_ptr<Engine> MakeEngine(const std::string& model, int max_waiting = 64, int max_running = 32,
-                                   KvCacheType kv_type = KvCacheType::kF16) {
+                                   KvCacheType kv_type = KvCacheType::kF16, bool prefix_caching = true) {
   EngineOptions options;
+  options.enable_prefix_caching = prefix_caching;
   options.model_path = model;
   options.num_threads = 2;
   options.kv_cache_bytes = 64ll << 20;
@@ -232,6 +233,54 @@ TEST(EngineTest, BatchInvariantGreedy) {
     batch[i].sink->Wait();
     EXPECT_EQ(batch[i].sink->tokens(), alone[i]) << texts[i];
   }
+}
+
+// Prefix caching must never change an answer: a repeated prompt and a second turn built on the
+// first (prompt + reply + new text) give the same greedy tokens as an engine without the
+// cache, while reporting the reused prompt tokens.
+TEST(EngineTest, PrefixCacheHitsGiveTheSameGreedyTokens) {
+  auto cached = MakeEngine(kSmol);
+  auto uncached = MakeEngine(kSmol, 64, 32, KvCacheType::kF16, /*prefix_caching=*/false);
+  ASSERT_NE(cached, nullptr);
+  ASSERT_NE(uncached, nullptr);
+  const Tokenizer& tok = cached->tokenizer();
+  std::vector<TokenId> turn1 = tok.Encode(
+      "<|im_start|>system\nYou are Captain Mira, the weary but kind captain of a cargo ship that "
+      "crosses the northern sea.<|im_end|>\n<|im_start|>user\nCaptain, how long until we reach "
+      "the harbour?<|im_end|>\n<|im_start|>assistant\n",
+      tok.add_bos(), /*parse_special=*/true);
+  auto run = [&](Engine& engine, const std::vector<TokenId>& prompt) {
+    Pending p = SubmitGreedy(engine, prompt, 24);
+    p.sink->Wait();
+    EXPECT_TRUE(p.sink->status().ok()) << p.sink->status();
+    return std::make_pair(p.sink->tokens(), p.sink->completion().usage);
+  };
+  const auto [want1, usage_uncached] = run(*uncached, turn1);
+  EXPECT_EQ(usage_uncached.cached_prompt_tokens, 0);
+  const auto [first, usage_first] = run(*cached, turn1);
+  EXPECT_EQ(first, want1);
+  EXPECT_EQ(usage_first.cached_prompt_tokens, 0);  // a cold cache
+  const auto [again, usage_again] = run(*cached, turn1);
+  EXPECT_EQ(again, want1);
+  const int full_blocks = (static_cast<int>(turn1.size()) - 1) / 16;
+  EXPECT_EQ(usage_again.cached_prompt_tokens, full_blocks * 16);
+
+  std::vector<TokenId> turn2 = turn1;
+  turn2.insert(turn2.end(), want1.begin(), want1.end());
+  const std::vector<TokenId> next = tok.Encode(
+      "<|im_end|>\n<|im_start|>user\nAnd the storm?<|im_end|>\n<|im_start|>assistant\n",
+      false, /*parse_special=*/true);
+  turn2.insert(turn2.end(), next.begin(), next.end());
+  const auto [want2, unused] = run(*uncached, turn2);
+  const auto [got2, usage2] = run(*cached, turn2);
+  EXPECT_EQ(got2, want2);
+  // Everything but the last partial block and the last reply token (sampled, never fed back)
+  // comes from the first turn's blocks.
+  EXPECT_EQ(usage2.cached_prompt_tokens, static_cast<int>(turn1.size() + want1.size() - 1) / 16 * 16);
+  const EngineStats stats = cached->Stats();
+  EXPECT_EQ(stats.prefix_cache_queries_total, static_cast<int64_t>(2 * turn1.size() + turn2.size()));
+  EXPECT_EQ(stats.prefix_cache_hits_total, usage_again.cached_prompt_tokens + usage2.cached_prompt_tokens);
+  EXPECT_EQ(stats.kv_blocks_used, 0);
 }
 
 TEST(EngineTest, CancelFreesBlocksAndFinishesOnce) {

@@ -31,6 +31,87 @@ TEST(BlockPoolTest, FreesBlockWhenLastRefDropped) {
   EXPECT_EQ(pool.ref_count(b), 0);
 }
 
+BlockKey KeyFor(BlockHash parent, std::vector<TokenId> tokens, uint64_t salt = 0) {
+  return BlockKey{.hash = HashBlock(parent, tokens, salt), .parent = parent, .salt = salt,
+                  .tokens = std::move(tokens)};
+}
+
+TEST(BlockPoolTest, CachedBlockSurvivesReleaseAndIsFoundAgain) {
+  BlockPool pool(4);
+  const BlockId b = pool.Allocate(1)[0];
+  const BlockKey key = KeyFor(kNoParentHash, {1, 2, 3, 4});
+  EXPECT_EQ(pool.Lookup(key), -1);
+  ASSERT_TRUE(pool.Register(b, key));
+  EXPECT_EQ(pool.Lookup(key), b);
+  pool.Release(b);
+  EXPECT_EQ(pool.num_free(), 4);  // evictable counts as free
+  EXPECT_EQ(pool.num_cached(), 1);
+  EXPECT_EQ(pool.Lookup(key), b);
+  pool.AddRef(b);  // revived without recomputation
+  EXPECT_EQ(pool.num_free(), 3);
+  EXPECT_EQ(pool.ref_count(b), 1);
+}
+
+TEST(BlockPoolTest, LookupComparesTokensParentAndSaltNotJustTheHash) {
+  BlockPool pool(2);
+  const BlockId b = pool.Allocate(1)[0];
+  BlockKey key = KeyFor(kNoParentHash, {7, 8});
+  ASSERT_TRUE(pool.Register(b, key));
+  BlockKey forged = key;  // same hash, different content: a collision must not match
+  forged.tokens = {7, 9};
+  EXPECT_EQ(pool.Lookup(forged), -1);
+  forged = key;
+  forged.salt = 1;
+  EXPECT_EQ(pool.Lookup(forged), -1);
+  forged = key;
+  forged.parent = 5;
+  EXPECT_EQ(pool.Lookup(forged), -1);
+  EXPECT_NE(KeyFor(kNoParentHash, {7, 8}, CacheSaltOf("a")).hash,
+            KeyFor(kNoParentHash, {7, 8}, CacheSaltOf("b")).hash);
+}
+
+TEST(BlockPoolTest, SecondBlockWithTheSameHashStaysUncached) {
+  BlockPool pool(2);
+  const std::vector<BlockId> two = pool.Allocate(2);
+  const BlockKey key = KeyFor(kNoParentHash, {1, 2});
+  EXPECT_TRUE(pool.Register(two[0], key));
+  EXPECT_FALSE(pool.Register(two[1], key));
+  EXPECT_FALSE(pool.is_cached(two[1]));
+  EXPECT_EQ(pool.Lookup(key), two[0]);
+}
+
+TEST(BlockPoolTest, EvictsOnlyWhenUncachedBlocksRunOutOldestReleaseFirst) {
+  BlockPool pool(4);
+  const std::vector<BlockId> all = pool.Allocate(4);
+  std::vector<BlockKey> keys;
+  for (int i = 0; i < 3; ++i) {
+    keys.push_back(KeyFor(kNoParentHash, {i}));
+    ASSERT_TRUE(pool.Register(all[i], keys[i]));
+  }
+  pool.Release(all[1]);  // released first: the oldest
+  pool.Release(all[0]);
+  pool.Release(all[2]);
+  pool.Release(all[3]);  // uncached
+  EXPECT_EQ(pool.Allocate(1)[0], all[3]);  // the uncached block goes first
+  EXPECT_EQ(pool.num_cached(), 3);
+  EXPECT_EQ(pool.Allocate(1)[0], all[1]);  // then the least recently released cached one
+  EXPECT_EQ(pool.Lookup(keys[1]), -1);
+  EXPECT_EQ(pool.Lookup(keys[0]), all[0]);
+  pool.AddRef(all[0]);  // in use again: no longer evictable
+  EXPECT_EQ(pool.Allocate(1)[0], all[2]);
+  EXPECT_FALSE(pool.CanAllocate(1));
+  EXPECT_EQ(pool.num_cached(), 1);
+}
+
+TEST(BlockPoolTest, ReleaseAllQueuesTheTailForEvictionFirst) {
+  BlockPool pool(3);
+  const std::vector<BlockId> seq = pool.Allocate(3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool.Register(seq[i], KeyFor(kNoParentHash, {i})));
+  pool.ReleaseAll(seq);
+  EXPECT_EQ(pool.Allocate(1)[0], seq[2]);
+  EXPECT_EQ(pool.Allocate(1)[0], seq[1]);
+}
+
 TEST(BlockPoolTest, BlocksForTokensRoundsUp) {
   EXPECT_EQ(BlocksForTokens(0, 16), 0);
   EXPECT_EQ(BlocksForTokens(1, 16), 1);

@@ -17,7 +17,7 @@ class FakeRunner {
     StepPlan plan = scheduler.Schedule();
     scheduler.Update(plan);
     for (const ScheduledSeq& s : plan.seqs) {
-      if (s.needs_logits) s.seq->tokens.push_back(1000 + s.seq->num_generated());
+      if (s.needs_logits) s.seq->tokens.push_back(static_cast<TokenId>(s.seq->id * 100000 + 50000 + s.seq->num_generated()));
     }
     return plan;
   }
@@ -28,7 +28,8 @@ std::unique_ptr<Sequence> MakeSeq(RequestId id, int prompt_len, int priority = 0
   seq->id = id;
   seq->priority = priority;
   seq->arrival_order = id;
-  for (int i = 0; i < prompt_len; ++i) seq->tokens.push_back(i + 1);
+  // Distinct per sequence, so that nothing is shared through the prefix cache by accident.
+  for (int i = 0; i < prompt_len; ++i) seq->tokens.push_back(static_cast<TokenId>(id * 100000 + i + 1));
   seq->num_prompt_tokens = prompt_len;
   return seq;
 }
@@ -104,7 +105,9 @@ TEST(SchedulerTest, AdmissionBoundedByFreeBlocks) {
 
 TEST(SchedulerTest, PreemptsNewestUnderKvPressureAndResumes) {
   BlockPool pool(4);  // 64 token slots
-  Scheduler scheduler({.max_running = 8, .max_batched_tokens = 100, .block_size = 16}, pool);
+  Scheduler scheduler({.max_running = 8, .max_batched_tokens = 100, .block_size = 16,
+                       .enable_prefix_caching = false},
+                      pool);
   auto a = MakeSeq(1, 30), b = MakeSeq(2, 31);  // 2 blocks each; both cross into block 3 soon
   scheduler.Add(a.get());
   scheduler.Add(b.get());
@@ -126,6 +129,28 @@ TEST(SchedulerTest, PreemptsNewestUnderKvPressureAndResumes) {
   // b is readmitted and recomputes prompt + generated tokens in one step, then samples.
   EXPECT_EQ(Describe(runner.Step(scheduler)), "2:33*");
   EXPECT_EQ(b->num_generated(), 3);
+}
+
+// The same squeeze with prefix caching: b's two full blocks were registered before it was
+// preempted and nobody needed them since, so readmission recomputes one token, not 33.
+TEST(SchedulerTest, PreemptedSequenceResumesFromItsCachedBlocks) {
+  BlockPool pool(4);
+  Scheduler scheduler({.max_running = 8, .max_batched_tokens = 100, .block_size = 16}, pool);
+  auto a = MakeSeq(1, 30), b = MakeSeq(2, 31);
+  scheduler.Add(a.get());
+  scheduler.Add(b.get());
+  FakeRunner runner;
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:30* 2:31*");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:1*");  // b's blocks 0 and 1 now full
+  StepPlan plan = runner.Step(scheduler);
+  EXPECT_EQ(Describe(plan), "1:1*");
+  ASSERT_EQ(plan.preempted.size(), 1u);
+  EXPECT_EQ(pool.num_cached(), 4);  // both blocks of each (a's second filled this step)
+  scheduler.Remove(a.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:1*");
+  EXPECT_EQ(b->num_generated(), 3);
+  EXPECT_EQ(b->num_cached_tokens, 0);  // usage counts the first admission only
+  EXPECT_EQ(scheduler.prefix_cache_stats().hits, 0);
 }
 
 TEST(SchedulerTest, WaitingQueueOrderedByPriorityThenArrival) {
@@ -160,6 +185,151 @@ TEST(SchedulerTest, RemoveFreesBlocksOfRunningAndWaiting) {
   EXPECT_EQ(scheduler.num_running(), 0);
   EXPECT_EQ(scheduler.num_waiting(), 0);
   EXPECT_TRUE(scheduler.Schedule().empty());
+}
+
+// A sequence whose first `shared` prompt tokens are `from`'s, then its own.
+std::unique_ptr<Sequence> MakeSharing(RequestId id, const Sequence& from, int shared, int prompt_len,
+                                      uint64_t salt = 0) {
+  auto seq = MakeSeq(id, prompt_len);
+  std::copy_n(from.tokens.begin(), shared, seq->tokens.begin());
+  seq->cache_salt = salt;
+  return seq;
+}
+
+// Runs `seq` alone until it has `generated` tokens, then removes it (its request finished:
+// max_tokens or EOS). Returns the block table it had.
+std::vector<BlockId> RunToCompletion(Scheduler& scheduler, FakeRunner& runner, Sequence* seq,
+                                     int generated) {
+  while (seq->num_generated() < generated) runner.Step(scheduler);
+  std::vector<BlockId> blocks = seq->blocks;
+  scheduler.Remove(seq);
+  return blocks;
+}
+
+TEST(SchedulerPrefixCacheTest, HitEndsAtTheLastFullSharedBlock) {
+  BlockPool pool(32);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 100, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 40);
+  scheduler.Add(a.get());
+  const std::vector<BlockId> a_blocks = RunToCompletion(scheduler, runner, a.get(), 1);
+  EXPECT_EQ(pool.num_used(), 0);  // blocks [0,16) and [16,32) stay cached
+  EXPECT_EQ(pool.num_cached(), 2);
+  // b shares 20 tokens: the prefix ends mid-block, so one block (16 tokens) is reused and
+  // b computes its other 24.
+  auto b = MakeSharing(2, *a, 20, 40);
+  scheduler.Add(b.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:24*");
+  EXPECT_EQ(b->num_cached_tokens, 16);
+  EXPECT_EQ(b->blocks[0], a_blocks[0]);
+  EXPECT_EQ(scheduler.prefix_cache_stats().queries, 80);
+  EXPECT_EQ(scheduler.prefix_cache_stats().hits, 16);
+}
+
+TEST(SchedulerPrefixCacheTest, WholePromptHitStillComputesTheLastToken) {
+  BlockPool pool(32);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 100, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 32);
+  scheduler.Add(a.get());
+  RunToCompletion(scheduler, runner, a.get(), 2);  // computed 33 tokens: 2 full blocks
+  // The same 32-token prompt: its last token's logits are needed, so the second block is
+  // recomputed (into a new block) rather than shared.
+  auto b = MakeSharing(2, *a, 32, 32);
+  scheduler.Add(b.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:16*");
+  EXPECT_EQ(b->num_cached_tokens, 16);
+  // 33 tokens, 32 of them a's: both blocks shared, one token computed.
+  auto c = MakeSharing(3, *a, 33, 33);
+  scheduler.Add(c.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:1* 3:1*");
+  EXPECT_EQ(c->num_cached_tokens, 32);
+  EXPECT_EQ(pool.ref_count(c->blocks[0]), 2);  // shared with the running b
+}
+
+TEST(SchedulerPrefixCacheTest, NextTurnReusesHistoryIncludingGeneratedTokens) {
+  BlockPool pool(64);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 256, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto turn1 = MakeSeq(1, 30);
+  scheduler.Add(turn1.get());
+  RunToCompletion(scheduler, runner, turn1.get(), 20);  // 49 computed: 3 full blocks
+  // Turn 2 = turn 1's prompt and reply, then 12 new tokens: only the tail is computed.
+  auto turn2 = MakeSeq(2, 50 + 12);
+  std::copy(turn1->tokens.begin(), turn1->tokens.end(), turn2->tokens.begin());
+  scheduler.Add(turn2.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:14*");
+  EXPECT_EQ(turn2->num_cached_tokens, 48);
+}
+
+TEST(SchedulerPrefixCacheTest, SaltSeparatesTenants) {
+  BlockPool pool(32);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 100, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 40);
+  a->cache_salt = CacheSaltOf("tenant-a");
+  scheduler.Add(a.get());
+  RunToCompletion(scheduler, runner, a.get(), 1);
+  auto other = MakeSharing(2, *a, 40, 40, CacheSaltOf("tenant-b"));
+  scheduler.Add(other.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:40*");
+  EXPECT_EQ(other->num_cached_tokens, 0);
+  auto same = MakeSharing(3, *a, 40, 40, CacheSaltOf("tenant-a"));
+  scheduler.Add(same.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:1* 3:8*");
+  EXPECT_EQ(same->num_cached_tokens, 32);
+}
+
+TEST(SchedulerPrefixCacheTest, CancelledPrefillKeepsItsComputedFullBlocks) {
+  BlockPool pool(32);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 20, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 100);
+  scheduler.Add(a.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:20");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:20");
+  scheduler.Remove(a.get());  // cancelled mid-prefill: 40 tokens computed, 2 full blocks
+  EXPECT_EQ(pool.num_used(), 0);
+  EXPECT_EQ(pool.num_cached(), 2);
+  auto b = MakeSharing(2, *a, 100, 100);
+  scheduler.Add(b.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:20");  // from token 32 on
+  EXPECT_EQ(b->num_computed, 52);
+  EXPECT_EQ(b->num_cached_tokens, 32);
+}
+
+TEST(SchedulerPrefixCacheTest, SwitchedOffNothingIsShared) {
+  BlockPool pool(32);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 100, .block_size = 16,
+                       .enable_prefix_caching = false},
+                      pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 40);
+  scheduler.Add(a.get());
+  RunToCompletion(scheduler, runner, a.get(), 1);
+  EXPECT_EQ(pool.num_cached(), 0);
+  auto b = MakeSharing(2, *a, 40, 40);
+  scheduler.Add(b.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:40*");
+  EXPECT_EQ(b->num_cached_tokens, 0);
+}
+
+// Under pressure the cache gives way: cached blocks nobody references are evicted, oldest
+// first, before any running sequence is preempted.
+TEST(SchedulerPrefixCacheTest, EvictsIdleCachedBlocksBeforePreempting) {
+  BlockPool pool(6);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 100, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto old_turn = MakeSeq(1, 48);
+  scheduler.Add(old_turn.get());
+  RunToCompletion(scheduler, runner, old_turn.get(), 1);  // 3 blocks cached, none in use
+  auto big = MakeSeq(2, 90);  // 6 blocks: needs all of them
+  scheduler.Add(big.get());
+  StepPlan plan = runner.Step(scheduler);
+  EXPECT_EQ(Describe(plan), "2:90*");
+  EXPECT_TRUE(plan.preempted.empty());
+  EXPECT_EQ(pool.num_free(), 0);
+  EXPECT_EQ(pool.num_cached(), 5);  // big's 5 full blocks; old_turn's were evicted
 }
 
 }  // namespace
