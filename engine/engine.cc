@@ -83,6 +83,11 @@ class Engine::Impl {
   std::atomic<int> num_running_{0}, num_waiting_{0}, kv_used_{0};
   std::atomic<int64_t> prompt_tokens_{0}, generation_tokens_{0}, steps_{0}, preemptions_{0};
   std::atomic<int64_t> prefix_queries_{0}, prefix_hits_{0};
+  // Written by the engine thread only.
+  AtomicHistogram step_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,
+                                 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0}};
+  AtomicHistogram step_tokens_{{1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384}};
+  AtomicHistogram step_sequences_{{1, 2, 4, 8, 16, 32, 64, 128, 256}};
 
   // ---- engine thread only ----
   std::unique_ptr<Scheduler> scheduler_;
@@ -179,7 +184,10 @@ EngineStats Engine::Impl::Stats() const {
                      .num_steps = steps_.load(),
                      .num_preemptions = preemptions_.load(),
                      .prefix_cache_queries_total = prefix_queries_.load(),
-                     .prefix_cache_hits_total = prefix_hits_.load()};
+                     .prefix_cache_hits_total = prefix_hits_.load(),
+                     .step_seconds = step_seconds_.Snapshot(),
+                     .step_tokens = step_tokens_.Snapshot(),
+                     .step_sequences = step_sequences_.Snapshot()};
 }
 
 void Engine::Impl::Shutdown() {
@@ -241,6 +249,7 @@ void Engine::Impl::Accept(Inbox::Batch& batch) {
 }
 
 void Engine::Impl::Step() {
+  const absl::Time start = absl::Now();
   StepPlan plan = scheduler_->Schedule();
   preemptions_.fetch_add(static_cast<int64_t>(plan.preempted.size()));
   if (plan.empty()) {
@@ -274,6 +283,9 @@ void Engine::Impl::Step() {
     HandleOutput(*live_.at(s.seq->id), logits.subspan(row * vocab, vocab));
     ++row;
   }
+  step_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  step_tokens_.Observe(plan.num_tokens);
+  step_sequences_.Observe(static_cast<double>(plan.seqs.size()));
 }
 
 // Samples the next token of one sequence, streams its text, and ends the request when a stop

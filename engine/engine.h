@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/common/histogram.h"
 #include "engine/request.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -47,6 +48,10 @@ struct EngineStats {
   int64_t num_preemptions = 0;
   int64_t prefix_cache_queries_total = 0;  // prompt tokens looked up in the prefix cache
   int64_t prefix_cache_hits_total = 0;     // of those, served from it
+  // Per engine step that ran a forward pass.
+  HistogramSnapshot step_seconds;    // wall time of the step (schedule, forward, sampling)
+  HistogramSnapshot step_tokens;     // tokens computed (prefill chunks + decodes)
+  HistogramSnapshot step_sequences;  // sequences in the batch
 };
 
 // Everything the server needs to know about the loaded model.

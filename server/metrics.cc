@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <exception>
+#include <limits>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -25,9 +26,12 @@ constexpr char kE2eLatency[] = "troupe:e2e_request_latency_seconds";
 constexpr char kQueueTime[] = "troupe:request_queue_time_seconds";
 constexpr char kRequestSuccess[] = "troupe:request_success_total";
 constexpr char kRequests[] = "troupe:requests_total";
+// Pulled from Engine::Stats() / the session store on every scrape.
 constexpr char kPrefixCacheQueries[] = "troupe:prefix_cache_queries_total";
 constexpr char kPrefixCacheHits[] = "troupe:prefix_cache_hits_total";
-// Pulled from Engine::Stats() / the session store on every scrape.
+constexpr char kStepDuration[] = "troupe:engine_step_duration_seconds";
+constexpr char kIterationTokens[] = "troupe:iteration_tokens_total";
+constexpr char kIterationSequences[] = "troupe:iteration_sequences";
 constexpr char kNumRunning[] = "troupe:num_requests_running";
 constexpr char kNumWaiting[] = "troupe:num_requests_waiting";
 constexpr char kKvBlocksUsed[] = "troupe:kv_blocks_used";
@@ -75,6 +79,28 @@ prometheus::MetricFamily OneValueFamily(const char* name, const char* help,
   return family;
 }
 
+prometheus::MetricFamily HistogramFamily(const char* name, const char* help,
+                                         const HistogramSnapshot& snapshot) {
+  prometheus::MetricFamily family;
+  family.name = name;
+  family.help = help;
+  family.type = prometheus::MetricType::Histogram;
+  prometheus::ClientMetric metric;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < snapshot.counts.size(); ++i) {
+    cumulative += snapshot.counts[i];
+    prometheus::ClientMetric::Bucket bucket;
+    bucket.cumulative_count = cumulative;
+    bucket.upper_bound = i < snapshot.upper_bounds.size() ? snapshot.upper_bounds[i]
+                                                          : std::numeric_limits<double>::infinity();
+    metric.histogram.bucket.push_back(bucket);
+  }
+  metric.histogram.sample_count = cumulative;
+  metric.histogram.sample_sum = snapshot.sum;
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
 }  // namespace
 
 // Builds the engine gauges and counters from one Engine::Stats() snapshot per scrape, so the
@@ -112,6 +138,19 @@ class EngineStatsCollector : public prometheus::Collectable {
                                         static_cast<double>(stats.num_preemptions)));
       families.push_back(OneValueFamily(kEngineSteps, "Engine steps run.", MetricType::Counter,
                                         static_cast<double>(stats.num_steps)));
+      families.push_back(OneValueFamily(kPrefixCacheQueries,
+                                        "Prompt tokens looked up in the prefix cache.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.prefix_cache_queries_total)));
+      families.push_back(OneValueFamily(kPrefixCacheHits, "Prompt tokens served from the prefix cache.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.prefix_cache_hits_total)));
+      families.push_back(HistogramFamily(kStepDuration, "Wall time of an engine step.",
+                                         stats.step_seconds));
+      families.push_back(HistogramFamily(kIterationTokens, "Tokens computed per engine step.",
+                                         stats.step_tokens));
+      families.push_back(HistogramFamily(kIterationSequences, "Sequences batched per engine step.",
+                                         stats.step_sequences));
     }
     if (sources_.num_sessions) {
       families.push_back(OneValueFamily(kSessions, "Chat sessions held in memory.",
@@ -159,16 +198,6 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsOptions& o
   metrics->success_stop_ = &success.Add({{"finished_reason", "stop"}});
   metrics->success_eos_ = &success.Add({{"finished_reason", "eos"}});
   metrics->success_length_ = &success.Add({{"finished_reason", "length"}});
-  metrics->prefix_cache_queries_ = &prometheus::BuildCounter()
-                                        .Name(kPrefixCacheQueries)
-                                        .Help("Prompt tokens looked up in the prefix cache.")
-                                        .Register(registry)
-                                        .Add({});
-  metrics->prefix_cache_hits_ = &prometheus::BuildCounter()
-                                     .Name(kPrefixCacheHits)
-                                     .Help("Prompt tokens served from the prefix cache.")
-                                     .Register(registry)
-                                     .Add({});
   metrics->requests_ = &prometheus::BuildCounter()
                             .Name(kRequests)
                             .Help("Generate and Chat RPCs by final status code.")
@@ -215,8 +244,6 @@ void Metrics::ObserveSuccess(FinishReason reason, const Completion& completion) 
   }
   e2e_latency_->Observe(absl::ToDoubleSeconds(completion.e2e_latency));
   queue_time_->Observe(absl::ToDoubleSeconds(completion.queue_time));
-  prefix_cache_queries_->Increment(completion.usage.prompt_tokens);
-  prefix_cache_hits_->Increment(completion.usage.cached_prompt_tokens);
 }
 
 void Metrics::CountRequest(absl::StatusCode code) {

@@ -58,8 +58,7 @@ class Metrics {
   // previous one counts as num_tokens observations of gap / num_tokens.
   void ObserveInterTokenGap(absl::Duration gap, int num_tokens);
 
-  // A request that finished OK (stop, eos or length): success counter, latency histograms and
-  // prefix-cache token counters.
+  // A request that finished OK (stop, eos or length): success counter and latency histograms.
   void ObserveSuccess(FinishReason reason, const Completion& completion);
 
   // The final status of every Generate/Chat RPC, by canonical code name ("OK", "CANCELLED", ...).
@@ -84,8 +83,6 @@ class Metrics {
   prometheus::Counter* success_stop_ = nullptr;
   prometheus::Counter* success_eos_ = nullptr;
   prometheus::Counter* success_length_ = nullptr;
-  prometheus::Counter* prefix_cache_queries_ = nullptr;
-  prometheus::Counter* prefix_cache_hits_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
 };
 

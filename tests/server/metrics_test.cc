@@ -34,6 +34,14 @@ MetricsSources FakeSources() {
     stats.kv_blocks_total = 100;
     stats.prompt_tokens_total = 1234;
     stats.generation_tokens_total = 567;
+    stats.num_preemptions = 2;
+    stats.prefix_cache_queries_total = 1000;
+    stats.prefix_cache_hits_total = 960;
+    AtomicHistogram steps({0.01, 0.1});
+    steps.Observe(0.005);
+    steps.Observe(0.05);
+    steps.Observe(0.5);
+    stats.step_seconds = steps.Snapshot();
     return stats;
   };
   sources.num_sessions = [] { return 7; };
@@ -54,6 +62,16 @@ TEST(MetricsTest, PullsEngineStatsOnEveryScrape) {
   EXPECT_EQ(SampleValue(text, "troupe:prompt_tokens_total"), 1234);
   EXPECT_EQ(SampleValue(text, "troupe:generation_tokens_total"), 567);
   EXPECT_EQ(SampleValue(text, "troupe:sessions_active"), 7);
+  EXPECT_EQ(SampleValue(text, "troupe:num_preemptions_total"), 2);
+  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_queries_total"), 1000);
+  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_hits_total"), 960);
+  // Buckets are cumulative: 1 step <= 10 ms, 2 <= 100 ms, 3 in all.
+  EXPECT_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_bucket{le=\"0.01\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_bucket{le=\"0.1\"}"), 2);
+  EXPECT_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_bucket{le=\"+Inf\"}"), 3);
+  EXPECT_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_count"), 3);
+  EXPECT_DOUBLE_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_sum"), 0.555);
+  EXPECT_EQ(SampleValue(text, "troupe:iteration_tokens_total_count"), 0);
 }
 
 TEST(MetricsTest, RecordsSuccessLatencyAndRequestCodes) {
@@ -80,8 +98,6 @@ TEST(MetricsTest, RecordsSuccessLatencyAndRequestCodes) {
   EXPECT_EQ(SampleValue(text, "troupe:inter_token_latency_seconds_count"), 2);
   EXPECT_DOUBLE_EQ(SampleValue(text, "troupe:inter_token_latency_seconds_sum"), 0.04);
   EXPECT_EQ(SampleValue(text, "troupe:e2e_request_latency_seconds_count"), 1);
-  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_queries_total"), 10);
-  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_hits_total"), 4);
   EXPECT_EQ(SampleValue(text, "troupe:requests_total{code=\"OK\"}"), 1);
   EXPECT_EQ(SampleValue(text, "troupe:requests_total{code=\"INVALID_ARGUMENT\"}"), 1);
 }
