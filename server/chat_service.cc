@@ -30,7 +30,7 @@ struct GenerateJob {
   std::vector<TokenId> prompt_token_ids;
   bool add_special_tokens = true;
   bool parse_special = true;
-  Request request;  // sampling, priority, cache_salt and arrival_time set; prompt filled later
+  Request request;  // sampling, priority and arrival_time set; prompt filled later
 };
 
 absl::StatusOr<GenerateJob> ValidateGenerate(const v1::GenerateRequest& proto) {
@@ -55,9 +55,23 @@ absl::StatusOr<GenerateJob> ValidateGenerate(const v1::GenerateRequest& proto) {
   job.parse_special = !proto.has_parse_special() || proto.parse_special();
   job.request.sampling = *std::move(sampling);
   job.request.priority = proto.priority();
-  job.request.cache_salt = proto.cache_salt();
   job.request.arrival_time = absl::Now();  // TTFT includes tokenization, as in vLLM
   return job;
+}
+
+// The prefix-cache salt of a call: its tenant (the x-api-key metadata, else authorization) and
+// the request's own salt, joined so that no two different pairs give the same string.
+std::string CacheSaltFor(const grpc::CallbackServerContext& context, const std::string& request_salt) {
+  std::string tenant;
+  for (const char* key : {"x-api-key", "authorization"}) {
+    auto it = context.client_metadata().find(key);
+    if (it != context.client_metadata().end()) {
+      tenant.assign(it->second.data(), it->second.size());
+      break;
+    }
+  }
+  if (tenant.empty() && request_salt.empty()) return "";
+  return absl::StrCat(tenant.size(), ":", tenant, request_salt);
 }
 
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
@@ -74,13 +88,14 @@ ChatService::ChatService(Engine& engine, SessionStore& sessions, WorkQueue& prep
     : engine_(engine), sessions_(sessions), prepare_queue_(prepare_queue), metrics_(metrics) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ChatService::Generate(
-    grpc::CallbackServerContext* /*context*/, const v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   std::shared_ptr<GenerateStreamReactor> reactor = GenerateStreamReactor::Create(engine_, metrics_);
   absl::StatusOr<GenerateJob> job = ValidateGenerate(*request);
   if (!job.ok()) {
     reactor->FinishWithError(job.status());
     return reactor.get();
   }
+  job->request.cache_salt = CacheSaltFor(*context, request->cache_salt());
   auto shared_job = std::make_shared<GenerateJob>(*std::move(job));
   Engine& engine = engine_;
   const absl::Status scheduled = prepare_queue_.Schedule([reactor, shared_job, &engine] {
@@ -103,7 +118,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ChatService::Generate(
   return reactor.get();
 }
 
-grpc::ServerWriteReactor<v1::ChatResponse>* ChatService::Chat(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<v1::ChatResponse>* ChatService::Chat(grpc::CallbackServerContext* context,
                                                              const v1::ChatRequest* request) {
   std::shared_ptr<ChatStreamReactor> reactor = ChatStreamReactor::Create(engine_, metrics_);
   absl::Status valid = request->session_id().empty()
@@ -118,6 +133,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* ChatService::Chat(grpc::CallbackServ
   Request base;
   base.sampling = *std::move(sampling);
   base.priority = request->priority();
+  base.cache_salt = CacheSaltFor(*context, request->cache_salt());
   base.arrival_time = absl::Now();
   auto shared_request = std::make_shared<Request>(std::move(base));
   Engine& engine = engine_;
@@ -135,15 +151,33 @@ grpc::ServerWriteReactor<v1::ChatResponse>* ChatService::Chat(grpc::CallbackServ
           reactor->FinishWithError(session.status());
           return;
         }
-        const ChatPrompt prompt = BuildChatPrompt(engine.model_info().chat_family,
-                                                  session->character, session->history, message);
-        for (const std::string& stop : prompt.stop) req.sampling.stop.push_back(stop);
+        const ChatFamily family = engine.model_info().chat_family;
         const Tokenizer& tokenizer = engine.tokenizer();
-        req.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
-        // Appended only if the turn finishes OK; see SessionStore::AppendTurn for conflicts.
-        reactor->set_on_success([&sessions, session_id, message,
-                                 version = session->history.size()](std::string reply) {
-          return sessions.AppendTurn(session_id, version, message, std::move(reply));
+        const std::string continuation =
+            session->context_tokens.empty() ? std::string()
+                                            : BuildChatContinuation(family, session->character, message);
+        if (!continuation.empty()) {
+          // Token for token the previous turn's prompt and reply, then the new turn: the prefix
+          // cache serves everything before the continuation.
+          req.prompt = session->context_tokens;
+          const std::vector<TokenId> tail = tokenizer.Encode(continuation, false, /*parse_special=*/true);
+          req.prompt.insert(req.prompt.end(), tail.begin(), tail.end());
+        } else {
+          const ChatPrompt prompt = BuildChatPrompt(family, session->character, session->history, message);
+          for (const std::string& stop : prompt.stop) req.sampling.stop.push_back(stop);
+          req.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
+        }
+        // Appended only if the turn finishes OK; see SessionStore::AppendTurn for conflicts. A
+        // reply that ended with end of turn leaves its tokens as the next turn's context.
+        reactor->set_on_success([&sessions, session_id, message, version = session->history.size(),
+                                 prompt = req.prompt](std::string reply, std::vector<TokenId> reply_tokens,
+                                                      FinishReason reason) {
+          std::vector<TokenId> context;
+          if (reason == FinishReason::kEos) {
+            context = prompt;
+            context.insert(context.end(), reply_tokens.begin(), reply_tokens.end());
+          }
+          return sessions.AppendTurn(session_id, version, message, std::move(reply), std::move(context));
         });
         reactor->Submit(std::move(req));
       });

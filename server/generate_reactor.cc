@@ -121,7 +121,10 @@ bool GenerateReactor<Response>::Push(TokenDelta delta) {
     metrics_->ObserveInterTokenGap(now - *last_push_time_, static_cast<int>(delta.token_ids.size()));
   }
   last_push_time_ = now;
-  if (on_success_) reply_text_.append(delta.text);
+  if (on_success_) {
+    reply_text_.append(delta.text);
+    reply_tokens_.insert(reply_tokens_.end(), delta.token_ids.begin(), delta.token_ids.end());
+  }
 
   Response chunk;
   AppendDelta(delta, chunk);
@@ -147,7 +150,8 @@ void GenerateReactor<Response>::Finish(const absl::Status& status, const Complet
     outcome = absl::CancelledError("the client cancelled the request");
   }
   if (outcome.ok() && on_success_) {
-    outcome = on_success_(std::string(absl::StripAsciiWhitespace(reply_text_)));
+    outcome = on_success_(std::string(absl::StripAsciiWhitespace(reply_text_)), std::move(reply_tokens_),
+                          completion.finish_reason);
   }
   if (outcome.ok() && metrics_ != nullptr) {
     metrics_->ObserveSuccess(completion.finish_reason, completion);

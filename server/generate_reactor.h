@@ -35,8 +35,11 @@ template <typename Response>
 class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public TokenSink {
  public:
   // Runs on the engine thread when the request finished OK and the client is still there, with
-  // the whole generated text. A non-OK result becomes the RPC's status (no final message).
-  using OnSuccess = std::function<absl::Status(std::string reply_text)>;
+  // the whole generated text (stripped of surrounding whitespace), the generated token ids as
+  // streamed (an EOS / end-of-turn token is not among them) and why generation stopped. A
+  // non-OK result becomes the RPC's status (no final message).
+  using OnSuccess = std::function<absl::Status(std::string reply_text, std::vector<TokenId> reply_tokens,
+                                               FinishReason reason)>;
 
   // REQUIRES: `engine` and `metrics` (nullable) outlive the RPC.
   static std::shared_ptr<GenerateReactor> Create(Engine& engine, Metrics* metrics);
@@ -91,6 +94,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
 
   // Engine thread only (Push and Finish).
   std::string reply_text_;  // accumulated only when on_success_ is set
+  std::vector<TokenId> reply_tokens_;  // likewise
   std::optional<absl::Time> last_push_time_;
 
   // The message of the write in flight; touched only by whoever set write_in_flight_.

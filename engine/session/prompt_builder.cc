@@ -49,4 +49,18 @@ ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
   return prompt;
 }
 
+std::string BuildChatContinuation(ChatFamily family, const Character& character,
+                                  std::string_view user_message) {
+  if (family == ChatFamily::kRaw) return "";
+  // Render a conversation whose last reply is a sentinel and keep what follows it.
+  constexpr std::string_view kSentinel = "\x01troupe-reply\x01";
+  const ChatPrompt prompt =
+      BuildChatPrompt(family, character,
+                      {ChatMessage{"user", "u"}, ChatMessage{"assistant", std::string(kSentinel)}},
+                      user_message);
+  const size_t at = prompt.text.rfind(kSentinel);
+  if (at == std::string::npos) return "";
+  return prompt.text.substr(at + kSentinel.size());
+}
+
 }  // namespace troupe

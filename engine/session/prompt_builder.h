@@ -31,4 +31,13 @@ struct ChatPrompt {
 ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
                            const std::vector<ChatMessage>& history, std::string_view user_message);
 
+// What follows an assistant reply that ended with the model's end-of-turn token, up to the next
+// assistant header: for ChatML "<|im_end|>\n<|im_start|>user\n{message}<|im_end|>\n
+// <|im_start|>assistant\n". Appended to the tokens the previous turn ran on, it gives the next
+// turn's prompt without re-rendering the history. The text is what RenderChat puts after a
+// reply, so a full render and this continuation agree. Empty for ChatFamily::kRaw (its
+// replies end on a stop string, not an end-of-turn token).
+std::string BuildChatContinuation(ChatFamily family, const Character& character,
+                                  std::string_view user_message);
+
 }  // namespace troupe

@@ -54,7 +54,8 @@ absl::Status SessionStore::Delete(const SessionId& id) {
 }
 
 absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version,
-                                      std::string user_message, std::string reply) {
+                                      std::string user_message, std::string reply,
+                                      std::vector<TokenId> context_tokens) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
@@ -71,6 +72,7 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version,
   }
   history.push_back(ChatMessage{"user", std::move(user_message)});
   history.push_back(ChatMessage{"assistant", std::move(reply)});
+  it->second.context_tokens = std::move(context_tokens);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace troupe {
 
@@ -31,6 +32,11 @@ struct Session {
   Character character;
   std::vector<ChatMessage> history;
   absl::Time create_time;
+  // The token ids the last turn ran on (its prompt, then its reply as generated), when that
+  // reply ended with the model's end of turn; empty otherwise. The next turn's prompt is these
+  // tokens plus the continuation (BuildChatContinuation), so every turn's prompt extends the
+  // previous one token for token and the prefix cache serves the whole history.
+  std::vector<TokenId> context_tokens;
 };
 
 struct SessionStoreOptions {
@@ -60,8 +66,10 @@ class SessionStore {
   // of the snapshot the turn was rendered from: if another turn landed in between, the turn is
   // refused with kAborted so the history never interleaves two turns. kNotFound if the session
   // was deleted meanwhile; kResourceExhausted past max_history_messages.
+  // `context_tokens` replaces Session::context_tokens (empty: the next turn renders in full).
   [[nodiscard]] absl::Status AppendTurn(const SessionId& id, size_t base_version,
-                                        std::string user_message, std::string reply)
+                                        std::string user_message, std::string reply,
+                                        std::vector<TokenId> context_tokens = {})
       ABSL_LOCKS_EXCLUDED(mu_);
 
   int size() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -674,7 +674,22 @@ TEST_F(SmolLmServerTest, ChatTwiceInOneSessionGrowsHistory) {
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   const std::vector<ChatMessage> history = {{"user", "Hello! Who are you?"},
                                             {"assistant", after_first.history(1).content()}};
-  EXPECT_EQ(second.usage.prompt_tokens(), prompt_tokens(history, "Sing me a line."));
+  const int first_computed = first.usage.prompt_tokens() + static_cast<int>(first.token_ids.size());
+  if (first.finish_reason == v1::FINISH_REASON_EOS) {
+    // The second turn runs on the first turn's tokens plus the continuation, so the prefix
+    // cache serves every full block of the first turn's prompt and reply.
+    const int continuation = static_cast<int>(
+        tokenizer.Encode(BuildChatContinuation(ChatFamily::kChatMl, character, "Sing me a line."),
+                         false, true)
+            .size());
+    EXPECT_EQ(second.usage.prompt_tokens(), first_computed + continuation);
+    EXPECT_EQ(second.usage.cached_prompt_tokens(), first_computed / 16 * 16);
+  } else {
+    // Cut off by max_tokens: the history is rendered in full; the first prompt still hits.
+    EXPECT_EQ(second.usage.prompt_tokens(), prompt_tokens(history, "Sing me a line."));
+    EXPECT_GE(second.usage.cached_prompt_tokens(), (first.usage.prompt_tokens() - 1) / 16 * 16);
+  }
+  EXPECT_EQ(first.usage.cached_prompt_tokens(), 0);
   EXPECT_GT(second.usage.prompt_tokens(), first.usage.prompt_tokens());
   v1::Session after_second = get_session();
   ASSERT_EQ(after_second.history_size(), 4);
@@ -689,6 +704,33 @@ TEST_F(SmolLmServerTest, ChatTwiceInOneSessionGrowsHistory) {
   grpc::ClientContext del_context;
   EXPECT_TRUE(stub_->DeleteSession(&del_context, del, &deleted).ok());
   EXPECT_EQ(server_->sessions().size(), 0);
+}
+
+// Cached KV is shared only within a tenant: the same prompt hits the cache for the same API
+// key and salt, and never for another key or another salt.
+TEST_F(SmolLmServerTest, PrefixCacheIsSharedOnlyWithinATenant) {
+  v1::GenerateRequest request = GreedyRequest(
+      "<|im_start|>system\nYou are Captain Mira, the weary but kind captain of a cargo ship that "
+      "crosses the northern sea every winter.<|im_end|>\n<|im_start|>user\nHow long until the "
+      "harbour?<|im_end|>\n<|im_start|>assistant\n",
+      4);
+  auto run = [&](const std::string& api_key, const std::string& salt) {
+    request.set_cache_salt(salt);
+    grpc::ClientContext context;
+    context.AddMetadata("x-api-key", api_key);
+    auto reader = stub_->Generate(&context, request);
+    StreamResult result = Drain(*reader);
+    EXPECT_TRUE(result.status.ok()) << result.status.error_message();
+    return result.usage;
+  };
+  const v1::Usage first = run("key-a", "");
+  ASSERT_GE(first.prompt_tokens(), 33);
+  EXPECT_EQ(first.cached_prompt_tokens(), 0);
+  const int full_blocks = (first.prompt_tokens() - 1) / 16 * 16;
+  EXPECT_EQ(run("key-a", "").cached_prompt_tokens(), full_blocks);
+  EXPECT_EQ(run("key-b", "").cached_prompt_tokens(), 0);
+  EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), 0);
+  EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), full_blocks);
 }
 
 TEST_F(SmolLmServerTest, CancelledChatTurnLeavesHistoryUnchanged) {

@@ -53,5 +53,30 @@ TEST(PromptBuilderTest, EmptySystemPromptIsOmitted) {
   EXPECT_EQ(prompt.text, RenderChat(ChatFamily::kChatMl, {{"user", "Hello"}}, true));
 }
 
+TEST(PromptBuilderTest, ChatMlContinuationFollowsTheReply) {
+  EXPECT_EQ(BuildChatContinuation(ChatFamily::kChatMl, Character{"Mira", "You are Mira."}, "Sing!"),
+            "<|im_end|>\n<|im_start|>user\nSing!<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(BuildChatContinuation(ChatFamily::kRaw, Character{"Mira", ""}, "Sing!"), "");
+}
+
+// The append-only rule the prefix cache relies on: for every chat family, the next turn's full
+// render is this turn's render, the reply, and the continuation, character for character. The
+// Llama-2 writes "[/INST] reply": there the space is the start of the model's reply (its first
+// token carries it), so it belongs to the reply here.
+TEST(PromptBuilderTest, EveryFamilyRendersTurnsAppendOnly) {
+  const Character mira{"Mira", "You are Mira."};
+  for (ChatFamily family : {ChatFamily::kChatMl, ChatFamily::kLlama3, ChatFamily::kLlama2,
+                            ChatFamily::kMistral, ChatFamily::kGemma, ChatFamily::kPhi3}) {
+    SCOPED_TRACE(ChatFamilyName(family));
+    const bool inst = family == ChatFamily::kLlama2;
+    const std::string turn1 = BuildChatPrompt(family, mira, kHistory, "Sing!").text;
+    std::vector<ChatMessage> history = kHistory;
+    history.push_back({"user", "Sing!"});
+    history.push_back({"assistant", "La la la."});
+    const std::string turn2 = BuildChatPrompt(family, mira, history, "Again!").text;
+    EXPECT_EQ(turn2, turn1 + (inst ? " " : "") + "La la la." + BuildChatContinuation(family, mira, "Again!"));
+  }
+}
+
 }  // namespace
 }  // namespace troupe
