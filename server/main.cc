@@ -47,6 +47,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt("max-running", &engine.max_running, "max sequences per batch");
   parser.AddInt("max-batched-tokens", &engine.max_batched_tokens, "token budget per step");
   parser.AddInt("max-waiting", &engine.max_waiting, "waiting-queue capacity");
+  parser.AddBool("enable-prefix-caching", &engine.enable_prefix_caching,
+                 "reuse cached KV of shared prompt prefixes (=false to switch off)");
   parser.AddInt("max-model-len", &engine.max_model_len,
                 "context limit in tokens (0 = the model's)");
   parser.AddInt("prepare-threads", &server.prepare.num_threads, "tokenization workers");
