@@ -125,7 +125,8 @@ absl::Status Engine::Impl::Load() {
       SchedulerOptions{.max_running = options_.max_running,
                        .max_batched_tokens = options_.max_batched_tokens,
                        .block_size = options_.block_size,
-                       .enable_prefix_caching = options_.enable_prefix_caching},
+                       .enable_prefix_caching = options_.enable_prefix_caching,
+                       .max_prefill_tokens_while_decoding = options_.max_prefill_tokens_while_decoding},
       *pool_);
   runner_ = std::make_unique<ModelRunner>(*backend_, options_.block_size, config_.vocab_size);
 

@@ -14,6 +14,7 @@ packages=(
   prometheus-cpp-dev                          # /metrics exposer
   libgtest-dev                                # GoogleTest (ships GTestConfig.cmake + libraries)
   nlohmann-json3-dev                          # JSON parsing: golden files, Character Cards
+  zlib1g-dev                                  # troupe-bench's PNG charts (deflate)
   python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
 )
 

@@ -168,12 +168,14 @@ grpc::ServerWriteReactor<v1::ChatResponse>* ChatService::Chat(grpc::CallbackServ
           req.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
         }
         // Appended only if the turn finishes OK; see SessionStore::AppendTurn for conflicts. A
-        // reply that ended with end of turn leaves its tokens as the next turn's context.
+        // reply that ended at end of turn or max_tokens leaves its tokens as the next turn's
+        // context (after a stop string the tokens hold text the reply does not, so the next
+        // turn renders the text history instead).
         reactor->set_on_success([&sessions, session_id, message, version = session->history.size(),
                                  prompt = req.prompt](std::string reply, std::vector<TokenId> reply_tokens,
                                                       FinishReason reason) {
           std::vector<TokenId> context;
-          if (reason == FinishReason::kEos) {
+          if (reason == FinishReason::kEos || reason == FinishReason::kLength) {
             context = prompt;
             context.insert(context.end(), reply_tokens.begin(), reply_tokens.end());
           }

@@ -55,6 +55,13 @@ void FlagParser::AddInt64(std::string name, int64_t* target, std::string help) {
       absl::StrCat(*target));
 }
 
+void FlagParser::AddDouble(std::string name, double* target, std::string help) {
+  Add(
+      std::move(name), std::move(help), false,
+      [target](absl::string_view v) { return absl::SimpleAtod(v, target); },
+      absl::StrCat(*target));
+}
+
 void FlagParser::AddBool(std::string name, bool* target, std::string help) {
   Add(std::move(name), std::move(help), true,
       [target](absl::string_view v) { return absl::SimpleAtob(v, target); });

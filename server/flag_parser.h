@@ -1,4 +1,4 @@
-// A small command-line parser for troupe-server and troupe-cli: `--name=value`, `--name value`,
+// A small command-line parser for troupe-server, troupe-cli and troupe-bench: `--name=value`, `--name value`,
 // bare `--name` for booleans, and '-' and '_' interchangeable in names (`--max-tokens` ==
 // `--max_tokens`). Not thread-safe; used once on the main thread.
 #pragma once
@@ -22,6 +22,7 @@ class FlagParser {
   void AddStrings(std::string name, std::vector<std::string>* target, std::string help);
   void AddInt(std::string name, int* target, std::string help);
   void AddInt64(std::string name, int64_t* target, std::string help);
+  void AddDouble(std::string name, double* target, std::string help);  // also "inf"
   void AddBool(std::string name, bool* target, std::string help);
   void AddOptionalInt(std::string name, std::optional<int>* target, std::string help);
   void AddOptionalUint64(std::string name, std::optional<uint64_t>* target, std::string help);

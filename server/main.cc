@@ -46,6 +46,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt("block-size", &engine.block_size, "tokens per KV block");
   parser.AddInt("max-running", &engine.max_running, "max sequences per batch");
   parser.AddInt("max-batched-tokens", &engine.max_batched_tokens, "token budget per step");
+  parser.AddInt("max-prefill-tokens-while-decoding", &engine.max_prefill_tokens_while_decoding,
+                "prefill tokens per step while streams decode (0 = the whole budget)");
   parser.AddInt("max-waiting", &engine.max_waiting, "waiting-queue capacity");
   parser.AddBool("enable-prefix-caching", &engine.enable_prefix_caching,
                  "reuse cached KV of shared prompt prefixes (=false to switch off)");

@@ -70,14 +70,26 @@ void Scheduler::Preempt(Sequence* seq, StepPlan& plan) {
   plan.preempted.push_back(seq);
 }
 
-// Running sequences first, in admission order: each gets its next chunk (1 token when
-// decoding). When the pool is dry, the lowest-priority newest sequence is preempted; if that is
-// the sequence itself, it waits.
-void Scheduler::ScheduleRunning(StepPlan& plan, int& budget) {
+int Scheduler::ChunkFor(const Sequence* seq, int budget, int prefill_budget) const {
+  const int uncomputed = seq->num_uncomputed();
+  if (uncomputed == 1) return std::min(1, budget);  // a decode
+  return std::min({uncomputed, budget, prefill_budget});
+}
+
+// Running sequences first: decodes (1 token each) in admission order, then the prefills still
+// in progress, so a long prompt never delays a stream's next token. Each gets its next chunk.
+// When the pool is dry, the lowest-priority newest sequence is preempted; if that is the
+// sequence itself, it waits.
+void Scheduler::ScheduleRunning(StepPlan& plan, int& budget, int& prefill_budget) {
+  std::stable_partition(running_.begin(), running_.end(),
+                        [](const Sequence* s) { return s->num_uncomputed() == 1; });
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     Sequence* seq = running_[i];
-    const int n = std::min(seq->num_uncomputed(), budget);
-    TROUPE_DCHECK(n > 0);
+    const int n = ChunkFor(seq, budget, prefill_budget);
+    if (n == 0) {  // a prefill while the prefill budget is spent: next step
+      ++i;
+      continue;
+    }
     bool ok = Grow(seq, seq->num_computed + n);
     while (!ok) {
       Sequence* victim = PickVictim(nullptr);
@@ -99,18 +111,19 @@ void Scheduler::ScheduleRunning(StepPlan& plan, int& budget) {
     plan.seqs.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
     plan.num_tokens += n;
     budget -= n;
+    if (seq->num_uncomputed() > 1) prefill_budget -= n;
     ++i;
   }
 }
 
 // Then waiting sequences in priority order while there is room in the batch, in the token
 // budget and in the pool. A long prompt takes what budget is left (chunked prefill).
-void Scheduler::AdmitWaiting(StepPlan& plan, int& budget) {
-  while (!waiting_.empty() && budget > 0 &&
+void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, int& prefill_budget) {
+  while (!waiting_.empty() && budget > 0 && prefill_budget > 0 &&
          static_cast<int>(running_.size()) < options_.max_running) {
     Sequence* seq = waiting_.front();
     const int hit_blocks = MatchPrefix(seq);
-    const int n = std::min(seq->num_uncomputed(), budget);
+    const int n = std::min({seq->num_uncomputed(), budget, prefill_budget});
     if (!Grow(seq, seq->num_computed + n)) {
       // Keep FIFO order (no overtaking); give the matched blocks back until next time.
       pool_.ReleaseAll(seq->blocks);
@@ -130,14 +143,20 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget) {
     plan.seqs.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
     plan.num_tokens += n;
     budget -= n;
+    prefill_budget -= n;
   }
 }
 
 StepPlan Scheduler::Schedule() {
   StepPlan plan;
   int budget = options_.max_batched_tokens;
-  ScheduleRunning(plan, budget);
-  AdmitWaiting(plan, budget);
+  const bool decoding = std::any_of(running_.begin(), running_.end(),
+                                    [](const Sequence* s) { return s->num_uncomputed() == 1; });
+  int prefill_budget = decoding && options_.max_prefill_tokens_while_decoding > 0
+                           ? options_.max_prefill_tokens_while_decoding
+                           : budget;
+  ScheduleRunning(plan, budget, prefill_budget);
+  AdmitWaiting(plan, budget, prefill_budget);
   return plan;
 }
 

@@ -25,6 +25,11 @@ struct SchedulerOptions {
   int max_batched_tokens = 512;  // tokens per step (decodes + prefill chunks)
   int block_size = 16;           // tokens per KV block
   bool enable_prefix_caching = true;
+  // While any sequence is decoding, prefill chunks of a step add up to at most this many
+  // tokens, so a long prompt arriving stretches each decode step (the streams' inter-token
+  // latency) only by that much; with no decodes running, prefills use the whole budget.
+  // 0 = no separate cap.
+  int max_prefill_tokens_while_decoding = 0;
 };
 
 // Prefix-cache counters, in tokens, over first admissions (a preempted sequence's recompute
@@ -82,8 +87,10 @@ class Scheduler {
   void Preempt(Sequence* seq, StepPlan& plan);
   Sequence* PickVictim(const Sequence* exclude) const;
   void InsertWaiting(Sequence* seq);
-  void ScheduleRunning(StepPlan& plan, int& budget);
-  void AdmitWaiting(StepPlan& plan, int& budget);
+  void ScheduleRunning(StepPlan& plan, int& budget, int& prefill_budget);
+  void AdmitWaiting(StepPlan& plan, int& budget, int& prefill_budget);
+  // Tokens seq gets this step within both budgets.
+  int ChunkFor(const Sequence* seq, int budget, int prefill_budget) const;
   // The cache key of full block i of seq's tokens (hashes memoised in seq->block_hashes).
   BlockKey KeyOf(Sequence* seq, int i);
   // Takes the cached blocks matching seq's leading full blocks; returns how many.

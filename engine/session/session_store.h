@@ -33,7 +33,7 @@ struct Session {
   std::vector<ChatMessage> history;
   absl::Time create_time;
   // The token ids the last turn ran on (its prompt, then its reply as generated), when that
-  // reply ended with the model's end of turn; empty otherwise. The next turn's prompt is these
+  // reply ended with the model's end of turn or at max_tokens; empty after a stop string. The next turn's prompt is these
   // tokens plus the continuation (BuildChatContinuation), so every turn's prompt extends the
   // previous one token for token and the prefix cache serves the whole history.
   std::vector<TokenId> context_tokens;

@@ -153,6 +153,47 @@ TEST(SchedulerTest, PreemptedSequenceResumesFromItsCachedBlocks) {
   EXPECT_EQ(scheduler.prefix_cache_stats().hits, 0);
 }
 
+// A long prompt admitted before the streams must not take the budget from their decodes.
+TEST(SchedulerTest, DecodesGoBeforeUnfinishedPrefills) {
+  BlockPool pool(64);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 8, .block_size = 16}, pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 4), big = MakeSeq(2, 40);
+  scheduler.Add(a.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:4*");
+  scheduler.Add(big.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:7");
+  auto b = MakeSeq(3, 2);
+  scheduler.Add(b.get());
+  // big (admitted before b) still prefills; b's prompt waits for room, a decodes first.
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:7");
+  scheduler.Remove(big.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 3:2*");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 3:1*");
+}
+
+// With streams decoding, prefill chunks are capped so a long prompt stretches each decode step
+// by at most that many tokens; alone, it takes the whole budget.
+TEST(SchedulerTest, PrefillChunksAreCappedWhileStreamsDecode) {
+  BlockPool pool(64);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 64, .block_size = 16,
+                       .max_prefill_tokens_while_decoding = 8},
+                      pool);
+  FakeRunner runner;
+  auto big = MakeSeq(1, 100);
+  scheduler.Add(big.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:64");  // nothing decodes: the whole budget
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:36*");
+  auto c = MakeSeq(2, 20), d = MakeSeq(3, 5);
+  scheduler.Add(c.get());
+  scheduler.Add(d.get());
+  // big decodes; c and d share an 8-token prefill allowance per step, in arrival order.
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:8");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:8");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:4* 3:4");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:1* 3:1*");
+}
+
 TEST(SchedulerTest, WaitingQueueOrderedByPriorityThenArrival) {
   BlockPool pool(64);
   Scheduler scheduler({.max_running = 1, .max_batched_tokens = 100, .block_size = 16}, pool);

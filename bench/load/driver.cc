@@ -1,0 +1,232 @@
+#include "bench/load/driver.h"
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "troupe/v1/roleplay.grpc.pb.h"
+
+namespace troupe::load {
+namespace {
+
+namespace v1 = ::troupe::v1;
+using Clock = std::chrono::steady_clock;
+
+// State shared by the conversation threads.
+class Run {
+ public:
+  Run(const DriverOptions& options, std::shared_ptr<grpc::Channel> channel)
+      : options_(options), stub_(v1::RolePlay::NewStub(channel)), start_(Clock::now()) {}
+
+  double Now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+  // Runs one conversation to its end or first failure; appends one record per turn sent.
+  void Converse(int index, const Conversation& conv) {
+    v1::Session session;
+    {
+      v1::CreateSessionRequest create;
+      create.mutable_character()->set_name("Character");
+      create.mutable_character()->set_system_prompt(conv.character);
+      grpc::ClientContext context;
+      Prepare(context);
+      const grpc::Status status = stub_->CreateSession(&context, create, &session);
+      if (!status.ok()) {
+        RequestRecord r;
+        r.conversation = index;
+        r.start = r.end = Now();
+        r.error = absl::StrCat("CreateSession: ", status.error_message());
+        Add(std::move(r));
+        done_ += static_cast<int>(conv.turns.size());
+        return;
+      }
+    }
+    for (size_t t = 0; t < conv.turns.size(); ++t) {
+      if (t > 0 && options_.think_time_s > 0) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(options_.think_time_s));
+      }
+      RequestRecord r = ChatTurn(session.session_id(), conv.turns[t]);
+      r.conversation = index;
+      r.turn = static_cast<int>(t);
+      const bool ok = r.ok;
+      Add(std::move(r));
+      ++done_;
+      if (!ok) {
+        done_ += static_cast<int>(conv.turns.size() - t - 1);
+        break;
+      }
+    }
+    v1::DeleteSessionRequest del;
+    del.set_session_id(session.session_id());
+    v1::DeleteSessionResponse deleted;
+    grpc::ClientContext context;
+    Prepare(context);
+    (void)stub_->DeleteSession(&context, del, &deleted);
+  }
+
+  std::vector<RequestRecord> TakeRecords() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::move(records_);
+  }
+
+  std::atomic<int> done_{0};
+  std::atomic<long long> output_tokens_{0};
+
+ private:
+  void Prepare(grpc::ClientContext& context) const {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(static_cast<int64_t>(options_.rpc_timeout_s * 1e3)));
+    if (!options_.api_key.empty()) context.AddMetadata("x-api-key", options_.api_key);
+  }
+
+  RequestRecord ChatTurn(const std::string& session_id, const Turn& turn) {
+    v1::ChatRequest request;
+    request.set_session_id(session_id);
+    request.set_message(turn.user);
+    request.set_priority(options_.priority);
+    request.set_cache_salt(options_.cache_salt);
+    v1::SamplingParams* sampling = request.mutable_sampling();
+    sampling->set_temperature(options_.temperature);
+    sampling->set_max_tokens(turn.max_tokens > 0 ? turn.max_tokens : options_.default_max_tokens);
+    sampling->set_ignore_eos(options_.ignore_eos);
+    grpc::ClientContext context;
+    Prepare(context);
+    RequestRecord r;
+    r.start = Now();
+    std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub_->Chat(&context, request);
+    v1::ChatResponse response;
+    while (reader->Read(&response)) {
+      const double now = Now();
+      if (response.token_ids_size() > 0) {
+        r.token_times.push_back(now);
+        r.token_counts.push_back(response.token_ids_size());
+        output_tokens_ += response.token_ids_size();
+      }
+      if (response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+        r.prompt_tokens = response.usage().prompt_tokens();
+        r.cached_prompt_tokens = response.usage().cached_prompt_tokens();
+        r.completion_tokens = response.usage().completion_tokens();
+      }
+    }
+    const grpc::Status status = reader->Finish();
+    r.end = Now();
+    r.ok = status.ok();
+    if (!r.ok) r.error = absl::StrCat(status.error_code(), ": ", status.error_message());
+    return r;
+  }
+
+  void Add(RequestRecord r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_.push_back(std::move(r));
+  }
+
+  const DriverOptions& options_;
+  std::unique_ptr<v1::RolePlay::Stub> stub_;
+  const Clock::time_point start_;
+  std::mutex mu_;
+  std::vector<RequestRecord> records_;
+};
+
+// At most `limit` holders at once (0 = no limit).
+class Slots {
+ public:
+  explicit Slots(int limit) : free_(limit > 0 ? limit : std::numeric_limits<int>::max()) {}
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int free_;
+};
+
+}  // namespace
+
+absl::StatusOr<LoadResult> RunLoad(const DriverOptions& options,
+                                   const std::vector<Conversation>& conversations) {
+  if (conversations.empty()) return absl::InvalidArgumentError("no conversations to run");
+  if (options.mode == Mode::kOpenLoop && !(options.request_rate > 0)) {
+    return absl::InvalidArgumentError("request rate must be > 0");
+  }
+  if (!(options.burstiness > 0)) return absl::InvalidArgumentError("burstiness must be > 0");
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(static_cast<int64_t>(options.connect_timeout_s * 1e3)))) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", options.target));
+  }
+  int total = 0;
+  for (const Conversation& c : conversations) total += static_cast<int>(c.turns.size());
+
+  Run run(options, channel);
+  std::atomic<bool> finished{false};
+  auto report_progress = [&] {
+    if (options.on_progress) {
+      options.on_progress(Progress{run.done_.load(), total, run.output_tokens_.load(), run.Now()});
+    }
+  };
+  std::thread monitor([&] {
+    while (!finished.load()) {
+      report_progress();
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+
+  std::vector<std::thread> threads;
+  Slots slots(options.concurrency);  // kOpenLoop; outlives the threads that use it
+  if (options.mode == Mode::kMultiTurn) {
+    std::atomic<int> next{0};
+    const int clients = std::max(1, std::min<int>(options.concurrency, static_cast<int>(conversations.size())));
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&] {
+        for (int i = next++; i < static_cast<int>(conversations.size()); i = next++) {
+          run.Converse(i, conversations[i]);
+        }
+      });
+    }
+  } else {
+    // Gamma(shape = burstiness, scale = 1 / (rate * burstiness)) gaps have mean 1 / rate.
+    std::mt19937_64 rng(options.seed);
+    std::gamma_distribution<double> gap(options.burstiness, 1.0 / (options.request_rate * options.burstiness));
+    double at = 0.0;
+    for (int i = 0; i < static_cast<int>(conversations.size()); ++i) {
+      if (std::isfinite(options.request_rate)) {
+        if (i > 0) at += gap(rng);
+        const double wait = at - run.Now();
+        if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      }
+      slots.Acquire();
+      threads.emplace_back([&, i] {
+        run.Converse(i, conversations[i]);
+        slots.Release();
+      });
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  LoadResult result;
+  result.duration_s = run.Now();
+  finished = true;
+  monitor.join();
+  report_progress();
+  result.records = run.TakeRecords();
+  return result;
+}
+
+}  // namespace troupe::load
