@@ -146,15 +146,15 @@ struct Rect {
   int x0, y0, x1, y1;  // inclusive corners
 };
 
-// Drawing primitives over an Image; every write is clipped to `clip` (the whole image unless
-// narrowed), so callers may draw partly outside it.
+// Drawing primitives over an Image; every write is clipped to the clip rectangle (the whole
+// image unless narrowed), so callers may draw partly outside it.
 class Canvas {
  public:
   explicit Canvas(Image& image)  // must outlive this
       : image_(image), clip_{0, 0, image.width - 1, image.height - 1} {}
 
+  // REQUIRES: `clip` lies inside the image.
   void SetClip(Rect clip) { clip_ = clip; }
-  void ResetClip() { clip_ = {0, 0, image_.width - 1, image_.height - 1}; }
 
   void Fill(Rect r, uint32_t rgb) {
     for (int y = std::max(r.y0, clip_.y0); y <= std::min(r.y1, clip_.y1); ++y) {
@@ -256,14 +256,16 @@ class Canvas {
 // ---- axes ----
 
 struct Axis {
-  double lo = 0.0, hi = 1.0;  // multiples of the tick step
+  double lo = 0.0, hi = 1.0;  // the data range plus margins
+  double step = 1.0;          // between ticks
   std::vector<double> ticks;
   std::vector<std::string> labels;
   int max_label_width = 0;  // px, at the panel's text scale
 };
 
 // Ticks at multiples of a 1/2/5 x 10^k step chosen so [lo, hi] holds about `target` of them
-// (Heckbert's "nice numbers"); the axis ends are widened to the enclosing ticks.
+// (Heckbert's "nice numbers"). Like matplotlib, the axis is the data range plus a margin, and
+// the ticks fall inside it: extending to the enclosing ticks could nearly double the range.
 Axis NiceAxis(double lo, double hi, int target, int scale) {
   // A flat range (one value, or a flat line) is padded so it still gets a visible axis.
   if (hi - lo <= 1e-9 * std::max(std::abs(lo), std::abs(hi))) {
@@ -271,17 +273,22 @@ Axis NiceAxis(double lo, double hi, int target, int scale) {
     lo -= pad;
     hi += pad;
   }
+  // Keeps extreme points and flat lines off the frame.
+  const double margin = 0.04 * (hi - lo);
+  lo -= margin;
+  hi += margin;
   const double raw = (hi - lo) / (target - 1);
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   const double f = raw / magnitude;
   const double step = magnitude * (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10);
-  const double first = std::floor(lo / step + 1e-9), last = std::ceil(hi / step - 1e-9);
+  const double first = std::ceil(lo / step - 1e-9), last = std::floor(hi / step + 1e-9);
   // Decimals enough to tell steps apart; %g once fixed notation gets too long.
   const int decimals = step >= 1.0 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
   const bool use_g = decimals > 6 || std::max(std::abs(first), std::abs(last)) * step >= 1e9;
   Axis axis;
-  axis.lo = first * step;
-  axis.hi = last * step;
+  axis.lo = lo;
+  axis.hi = hi;
+  axis.step = step;
   for (int i = 0; i <= static_cast<int>(last - first); ++i) {
     const double k = first + i;
     const double v = k == 0.0 ? 0.0 : k * step;  // exact zero: no "-0"
@@ -305,7 +312,7 @@ Axis FitAxis(double lo, double hi, int length, bool horizontal, int scale) {
   for (int target = 5; target >= 2; --target) {
     axis = NiceAxis(lo, hi, target, scale);
     const int extent = horizontal ? axis.max_label_width : kGlyphHeight * scale;
-    const double spacing = static_cast<double>(length) / (axis.ticks.size() - 1);
+    const double spacing = axis.step / (axis.hi - axis.lo) * length;
     if (spacing >= extent + 2 * kAdvance * scale) break;
   }
   return axis;
@@ -392,6 +399,8 @@ void DrawLegend(Canvas& canvas, const Panel& panel, Rect plot, int s) {
 // 8 + 5 + axis label 8 + 4.
 void DrawPanel(Canvas& canvas, const Panel& panel, int top, int width, int height, int s) {
   const Extent e = DataExtent(panel);
+  const Rect band{0, top, width - 1, top + height - 1};  // long labels must not reach a neighbour
+  canvas.SetClip(band);
 
   Rect plot{0, top + 20 * s, width - 1 - 14 * s, top + height - 1 - 30 * s};
   const Axis y_axis = FitAxis(e.y_lo, e.y_hi, plot.y1 - plot.y0, /*horizontal=*/false, s);
@@ -422,25 +431,26 @@ void DrawPanel(Canvas& canvas, const Panel& panel, int top, int width, int heigh
         continue;
       }
       const int x = px(series.x[j]), y = py(series.y[j]);
-      if (panel.points) {
+      const bool has_next = j + 1 < series.x.size() && Plottable(series.x[j + 1], series.y[j + 1]);
+      if (panel.points || (!have_prev && !has_next)) {  // a lone point would vanish as a line
         canvas.Disc(x, y, s + 1, color);
-      } else {
-        // The first point of a run draws a dot, so an isolated point stays visible.
-        canvas.Line(have_prev ? prev_x : x, have_prev ? prev_y : y, x, y, 2, color);
+      } else if (have_prev) {
+        canvas.Line(prev_x, prev_y, x, y, 2, color);
       }
       have_prev = true;
       prev_x = x;
       prev_y = y;
     }
   }
-  canvas.ResetClip();
+  canvas.SetClip(band);
 
   canvas.Frame(plot, kInk);
   for (size_t i = 0; i < x_axis.ticks.size(); ++i) {
     const int x = px(x_axis.ticks[i]);
     const int w = TextWidth(x_axis.labels[i], s);
     canvas.Fill({x, plot.y1, x, plot.y1 + 3 * s}, kInk);
-    canvas.Text(std::clamp(x - w / 2, 0, width - w), plot.y1 + 5 * s, x_axis.labels[i], s, kInk);
+    canvas.Text(std::max(0, std::min(x - w / 2, width - w)), plot.y1 + 5 * s, x_axis.labels[i], s,
+                kInk);
   }
   for (size_t i = 0; i < y_axis.ticks.size(); ++i) {
     const int y = py(y_axis.ticks[i]);

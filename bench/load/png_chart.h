@@ -33,8 +33,8 @@ struct Image {
 };
 
 // Draws `panels` top to bottom, each `panel_height` px high and `width` px wide, on white.
-// Axes span the finite data, widened to "nice" tick steps (1, 2 or 5 x 10^k); a single value
-// or a flat series gets a padded range.
+// Each axis spans its plottable data plus a 4% margin, with ticks at "nice" steps (1, 2 or
+// 5 x 10^k); a single value or a flat series gets a padded range.
 // kInvalidArgument: no panels, a size outside [200, 8192] x [120, 8192] (total height
 // included), or a series whose x and y differ in length.
 [[nodiscard]] absl::StatusOr<Image> RenderChart(const std::vector<Panel>& panels, int width = 1000,
