@@ -3,9 +3,10 @@
 //
 //   bench_engine [--model PATH] [--threads N] [--prompt-len 512] [--gen-len 64]
 //                [--batches 1,8,32] [--kv-cache-mb 1024] [--kv-cache-type f16] [--repeat 3]
+//                [--decode-context 16]
 //
 // Prefill: B requests of prompt-len random tokens, max_tokens 1, all submitted at once; the
-// figure is B * prompt-len / wall time. Decode: B requests of 16-token prompts generating
+// figure is B * prompt-len / wall time. Decode: B requests of decode-context-token prompts generating
 // gen-len tokens; the figure is B * (gen-len - 1) / (last finish - last first token), i.e. only
 // steps where all B sequences decode. The best of --repeat runs is reported (a shared machine
 // only ever makes a run slower).
@@ -74,6 +75,7 @@ struct Flags {
   std::vector<int> batches = {1, 8, 32};
   int kv_cache_mb = 1024;
   KvCacheType kv_cache_type = KvCacheType::kF16;
+  int decode_context = 16;  // prompt tokens before the decode phase
   int repeat = 3;
 };
 
@@ -130,6 +132,7 @@ int Main(int argc, char** argv) {
     else if (k == "--gen-len") f.gen_len = std::atoi(v.c_str());
     else if (k == "--kv-cache-mb") f.kv_cache_mb = std::atoi(v.c_str());
     else if (k == "--repeat") f.repeat = std::atoi(v.c_str());
+    else if (k == "--decode-context") f.decode_context = std::atoi(v.c_str());
     else if (k == "--kv-cache-type" && KvCacheTypeFromName(v)) f.kv_cache_type = *KvCacheTypeFromName(v);
     else if (k == "--batches") {
       f.batches.clear();
@@ -166,7 +169,7 @@ int Main(int argc, char** argv) {
     for (int r = 0; r < f.repeat; ++r) {
       auto [prefill_s, unused] = RunBatch(engine, rng, batch, f.prompt_len, 1);
       best_prefill = std::max(best_prefill, batch * f.prompt_len / prefill_s);
-      auto [wall_s, decode_s] = RunBatch(engine, rng, batch, 16, f.gen_len);
+      auto [wall_s, decode_s] = RunBatch(engine, rng, batch, f.decode_context, f.gen_len);
       best_decode = std::max(best_decode, batch * (f.gen_len - 1) / decode_s);
     }
     std::printf("%6d %16.1f %16.1f\n", batch, best_prefill, best_decode);

@@ -8,10 +8,12 @@
 // turn; writes the JSON result and the PNG when asked.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -50,7 +52,7 @@ struct Flags {
   std::string api_key, cache_salt;
   std::string dataset, save_dataset;
   std::string goodput;
-  std::string result_json, plot;
+  std::string result_json, plot, save_replies;
   int64_t seed = 1;
   bool no_progress = false;
 };
@@ -131,6 +133,8 @@ int Main(int argc, char** argv) {
   parser.AddString("goodput", &f.goodput, "SLOs in ms, e.g. ttft:2000,tpot:150,e2el:20000");
   parser.AddString("result-json", &f.result_json, "write the full result as JSON");
   parser.AddString("plot", &f.plot, "write latency per turn and throughput over time as PNG");
+  parser.AddString("save-replies", &f.save_replies,
+                   "write every reply as JSONL {conversation, turn, reply}, in conversation order");
   parser.AddInt64("seed", &f.seed, "synthetic text and arrival times");
   parser.AddBool("no-progress", &f.no_progress, "no progress output");
   parser.AddBool("help", &help, "print this help");
@@ -222,6 +226,22 @@ int Main(int argc, char** argv) {
     out << j.dump(1) << '\n';
     if (!out) {
       std::fprintf(stderr, "troupe-bench: cannot write %s\n", f.result_json.c_str());
+      return 1;
+    }
+  }
+  if (!f.save_replies.empty()) {
+    std::vector<const RequestRecord*> sorted;
+    for (const RequestRecord& r : result->records) sorted.push_back(&r);
+    std::sort(sorted.begin(), sorted.end(), [](const RequestRecord* a, const RequestRecord* b) {
+      return std::tie(a->conversation, a->turn) < std::tie(b->conversation, b->turn);
+    });
+    std::ofstream out(f.save_replies);
+    for (const RequestRecord* r : sorted) {
+      out << nlohmann::json{{"conversation", r->conversation}, {"turn", r->turn}, {"ok", r->ok}, {"reply", r->reply}}.dump()
+          << '\n';
+    }
+    if (!out) {
+      std::fprintf(stderr, "troupe-bench: cannot write %s\n", f.save_replies.c_str());
       return 1;
     }
   }

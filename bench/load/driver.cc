@@ -102,6 +102,7 @@ class Run {
     v1::ChatResponse response;
     while (reader->Read(&response)) {
       const double now = Now();
+      r.reply += response.text();
       if (response.token_ids_size() > 0) {
         r.token_times.push_back(now);
         r.token_counts.push_back(response.token_ids_size());

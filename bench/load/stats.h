@@ -29,6 +29,7 @@ struct RequestRecord {
   int completion_tokens = 0;
   bool ok = false;
   std::string error;                // gRPC status when !ok
+  std::string reply;                // the streamed text
 };
 
 struct Distribution {

@@ -320,6 +320,160 @@ void AttendToken(const PagedAttentionArgs& a, int64_t t, int kvh) {
   }
 }
 
+// r[0..16) rows of 16 floats -> r[c] = column c. Unpack pairs of rows, then quads within
+// 128-bit lanes, then the 4 x 4 grid of lanes.
+[[gnu::always_inline]] inline void Transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // Now r[4i + k], lane L = column 4L + k of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512 p0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x44);
+    const __m512 p1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xEE);
+    const __m512 p2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x44);
+    const __m512 p3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xEE);
+    t[k] = _mm512_shuffle_f32x4(p0, p2, 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(p0, p2, 0xDD);
+    t[8 + k] = _mm512_shuffle_f32x4(p1, p3, 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(p1, p3, 0xDD);
+  }
+  for (int c = 0; c < 16; ++c) r[c] = t[c];  // t[4L + k] is column 4L + k
+}
+
+// AttendToken for head_dim = 16 * kVecs (64, 128): the same arithmetic, faster. Per 16 keys
+// the K rows are transposed to [head_dim][16 keys], so the scores of all 16 keys are kVecs * 16
+// lane-wise FMAs in the tile's 8 chains (no horizontal sums), and each head's running sum stays
+// in kVecs registers across the keys.
+template <bool kF16, int kVecs>
+void AttendTokenWide(const PagedAttentionArgs& a, int64_t t, int kvh) {
+  constexpr int kHd = 16 * kVecs;
+  const int group = a.n_heads / a.n_kv_heads;
+  const int bs = a.block_size;
+  const int64_t row_stride = static_cast<int64_t>(a.n_kv_heads) * kHd;
+  const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks_per_seq;
+  const int32_t pos = a.token_pos[t];
+  TROUPE_CHECK_MSG(pos >= 0 && pos / bs < a.max_blocks_per_seq,
+                   "token %ld: pos=%d exceeds %d blocks of %d", static_cast<long>(t), pos,
+                   a.max_blocks_per_seq, bs);
+  const int n_keys = pos + 1;
+  const size_t qsize = static_cast<size_t>(group) * kHd;
+  thread_local std::vector<float> scratch;
+  scratch.resize(2 * qsize + 2 * static_cast<size_t>(kLanes) * kHd + kLanes);
+  float* q = AlignTo64(scratch.data());
+  float* acc = q + qsize;
+  float* kT = acc + qsize;                               // [kHd][16]: a chunk's keys, transposed
+  float* vbuf = kT + static_cast<size_t>(kLanes) * kHd;  // [16][kHd]
+  const float* q_src = a.q + (t * a.n_heads + static_cast<int64_t>(kvh) * group) * kHd;
+  for (size_t i = 0; i < qsize; i += kLanes) {
+    __m512 x = _mm512_loadu_ps(q_src + i);
+    if constexpr (kF16) x = RoundToFp16(x);
+    _mm512_store_ps(q + i, x);
+  }
+  std::fill(acc, acc + qsize, 0.0f);
+  float m[64], l[64];  // per query head of the group
+  TROUPE_CHECK(group <= 64);
+  std::fill(m, m + group, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + group, 0.0f);
+
+  for (int j0 = 0; j0 < n_keys; j0 += kLanes) {
+    const int nk = std::min(kLanes, n_keys - j0);
+    __m512 rows[kVecs][kLanes];  // [16-dim slice][key]
+    for (int i = 0; i < kLanes; ++i) {
+      if (i >= nk) {
+        for (int c = 0; c < kVecs; ++c) rows[c][i] = _mm512_setzero_ps();
+        continue;
+      }
+      const int j = j0 + i;
+      const int32_t block = table[j / bs];
+      TROUPE_CHECK_MSG(block >= 0, "block table entry %d is -1 below position %d", j / bs, pos);
+      const int64_t offset = (static_cast<int64_t>(block) * bs + j % bs) * row_stride +
+                             static_cast<int64_t>(kvh) * kHd;
+      for (int c = 0; c < kVecs; ++c) {
+        if constexpr (kF16) {
+          const Fp16* k = static_cast<const Fp16*>(a.k_cache) + offset + c * 16;
+          const Fp16* v = static_cast<const Fp16*>(a.v_cache) + offset + c * 16;
+          rows[c][i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k)));
+          _mm512_store_ps(vbuf + i * kHd + c * 16,
+                          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v))));
+        } else {
+          rows[c][i] = _mm512_loadu_ps(static_cast<const float*>(a.k_cache) + offset + c * 16);
+          _mm512_store_ps(vbuf + i * kHd + c * 16,
+                          _mm512_loadu_ps(static_cast<const float*>(a.v_cache) + offset + c * 16));
+        }
+      }
+    }
+    for (int c = 0; c < kVecs; ++c) {
+      Transpose16x16(rows[c]);
+      for (int d = 0; d < 16; ++d) _mm512_store_ps(kT + (c * 16 + d) * kLanes, rows[c][d]);
+    }
+    for (int g = 0; g < group; ++g) {
+      const float* qg = q + g * kHd;
+      __m512 ch[8];
+      for (__m512& x : ch) x = _mm512_setzero_ps();
+      for (int d = 0; d < kHd; d += 8) {
+        for (int i = 0; i < 8; ++i) {
+          ch[i] = _mm512_fmadd_ps(_mm512_set1_ps(qg[d + i]), _mm512_load_ps(kT + (d + i) * kLanes), ch[i]);
+        }
+      }
+      const __m512 sv = _mm512_mul_ps(
+          _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(ch[0], ch[1]), _mm512_add_ps(ch[2], ch[3])),
+                        _mm512_add_ps(_mm512_add_ps(ch[4], ch[5]), _mm512_add_ps(ch[6], ch[7]))),
+          _mm512_set1_ps(a.scale));
+      alignas(64) float s[kLanes];
+      _mm512_store_ps(s, sv);
+      alignas(64) float m_before[kLanes] = {}, m_after[kLanes] = {};
+      uint32_t raised = 0;
+      float mg = m[g];
+      for (int i = 0; i < nk; ++i) {
+        m_before[i] = mg;
+        if (s[i] > mg) {
+          mg = s[i];
+          raised |= 1u << i;
+        }
+        m_after[i] = mg;
+      }
+      m[g] = mg;
+      alignas(64) float ms[kLanes], vs[kLanes];
+      _mm512_store_ps(ms, Exp(_mm512_sub_ps(_mm512_load_ps(m_before), sv)));
+      _mm512_store_ps(vs, Exp(_mm512_sub_ps(sv, _mm512_load_ps(m_after))));
+      __m512 ag[kVecs];
+      for (int c = 0; c < kVecs; ++c) ag[c] = _mm512_load_ps(acc + g * kHd + c * 16);
+      float lg = l[g];
+      for (int i = 0; i < nk; ++i) {
+        if (raised & (1u << i)) {
+          const __m512 scale_by = _mm512_set1_ps(ms[i]);
+          for (int c = 0; c < kVecs; ++c) {
+            ag[c] = _mm512_mul_ps(ag[c], scale_by);
+            if constexpr (kF16) ag[c] = RoundToFp16(ag[c]);
+          }
+          lg *= ms[i];
+        }
+        const __m512 w = _mm512_set1_ps(vs[i]);
+        for (int c = 0; c < kVecs; ++c) {
+          ag[c] = _mm512_fmadd_ps(_mm512_load_ps(vbuf + i * kHd + c * 16), w, ag[c]);
+          if constexpr (kF16) ag[c] = RoundToFp16(ag[c]);
+        }
+        lg += vs[i];
+      }
+      for (int c = 0; c < kVecs; ++c) _mm512_store_ps(acc + g * kHd + c * 16, ag[c]);
+      l[g] = lg;
+    }
+  }
+  float* out = a.out + (t * a.n_heads + static_cast<int64_t>(kvh) * group) * kHd;
+  for (int g = 0; g < group; ++g) {
+    const float inv_l = 1.0f / l[g];
+    for (int d = 0; d < kHd; ++d) out[g * kHd + d] = acc[g * kHd + d] * inv_l;
+  }
+}
+
 }  // namespace
 
 void AttendTile(const PagedAttentionArgs& args, const AttentionTile& tile) {
@@ -328,7 +482,13 @@ void AttendTile(const PagedAttentionArgs& args, const AttentionTile& tile) {
   const bool f16 = args.cache_type == KvCacheType::kF16;
   if (one_token) {
     const int64_t t = tile.token_begin + tile.row_begin / group;
-    f16 ? AttendToken<true>(args, t, tile.kv_head) : AttendToken<false>(args, t, tile.kv_head);
+    if (args.head_dim == 64) {
+      f16 ? AttendTokenWide<true, 4>(args, t, tile.kv_head) : AttendTokenWide<false, 4>(args, t, tile.kv_head);
+    } else if (args.head_dim == 128) {
+      f16 ? AttendTokenWide<true, 8>(args, t, tile.kv_head) : AttendTokenWide<false, 8>(args, t, tile.kv_head);
+    } else {
+      f16 ? AttendToken<true>(args, t, tile.kv_head) : AttendToken<false>(args, t, tile.kv_head);
+    }
   } else {
     f16 ? AttendTileImpl<true>(args, tile) : AttendTileImpl<false>(args, tile);
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts troupe-server with the given extra flags, runs troupe-bench's multi-turn role-play
-# workload against it, and stops the server. Results go to OUT_DIR (JSON, PNG, the text table,
-# the server log and the workload as JSONL).
+# workload against it, and stops the server. Results go to OUT_DIR: the text table
+# (summary.txt), result.json, result.png, the replies (replies.jsonl, to compare runs), the
+# workload (conversations.jsonl), the server's final /metrics and its log.
 #
 # Usage: scripts/bench/multiturn.sh OUT_DIR [server flags...] [-- troupe-bench flags...]
 # Default workload: 16 sessions over 2 characters, 8 turns, ~430-token character prompts,
@@ -18,8 +19,9 @@ while [[ $# -gt 0 && $1 != "--" ]]; do server_flags+=("$1"); shift; done
 bench_flags=("$@")
 mkdir -p "$out"
 port=${PORT:-50091}
+metrics_port=$((port + 1))
 
-"$build/server/troupe-server" --listen "127.0.0.1:$port" --metrics-port -1 "${server_flags[@]}" \
+"$build/server/troupe-server" --listen "127.0.0.1:$port" --metrics-port "$metrics_port" "${server_flags[@]}" \
   > "$out/server.log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
@@ -33,4 +35,7 @@ echo "server flags: ${server_flags[*]:-(defaults)}  bench flags: ${bench_flags[*
 "$build/bench/troupe-bench" --target "127.0.0.1:$port" --sessions 16 --characters 2 --turns 8 \
   --character-words 400 --user-words 30 --max-tokens 48 \
   --save-dataset "$out/conversations.jsonl" --result-json "$out/result.json" --plot "$out/result.png" \
-  --no-progress "${bench_flags[@]}" | tee -a "$out/summary.txt"
+  --save-replies "$out/replies.jsonl" --no-progress "${bench_flags[@]}" | tee -a "$out/summary.txt"
+curl -s "http://127.0.0.1:$metrics_port/metrics" > "$out/metrics.txt" || true
+grep -E "^troupe:(num_preemptions_total|prefix_cache_(queries|hits)_total|engine_steps_total) " "$out/metrics.txt" \
+  | tee -a "$out/summary.txt" || true

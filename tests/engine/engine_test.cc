@@ -283,6 +283,44 @@ TEST(EngineTest, PrefixCacheHitsGiveTheSameGreedyTokens) {
   EXPECT_EQ(stats.kv_blocks_used, 0);
 }
 
+// Under a KV budget too small for all sequences at once, the engine preempts (recomputing the
+// victims later) and every stream still gets exactly the tokens an unconstrained run gives.
+TEST(EngineTest, PreemptionUnderKvPressureNeverChangesAnAnswer) {
+  auto roomy = MakeEngine(kStories);
+  ASSERT_NE(roomy, nullptr);
+  const Tokenizer& tok = roomy->tokenizer();
+  const std::vector<std::string> texts = {"Once upon a time", "Lily and Ben", "The little dog",
+                                          "One day, a girl", "Tom had a red ball", "The sun was hot",
+                                          "A big bird flew", "Mom said"};
+  std::vector<std::vector<TokenId>> prompts, want;
+  for (const std::string& t : texts) {
+    prompts.push_back(tok.Encode(t, tok.add_bos(), false));
+    Pending p = SubmitGreedy(*roomy, prompts.back(), 90);
+    p.sink->Wait();
+    want.push_back(p.sink->tokens());
+  }
+  // 12 blocks of 16 tokens: room for about two of the eight ~97-token sequences at a time.
+  const int64_t block_bytes = (64ll << 20) / roomy->Stats().kv_blocks_total;
+  EngineOptions options;
+  options.model_path = kStories;
+  options.num_threads = 2;
+  options.kv_cache_bytes = 12 * block_bytes;
+  absl::StatusOr<std::unique_ptr<Engine>> tight = Engine::Create(options);
+  ASSERT_TRUE(tight.ok()) << tight.status();
+  ASSERT_EQ((*tight)->Stats().kv_blocks_total, 12);
+  std::vector<Pending> runs;
+  for (const auto& p : prompts) runs.push_back(SubmitGreedy(**tight, p, 90));
+  for (size_t i = 0; i < runs.size(); ++i) {
+    runs[i].sink->Wait();
+    ASSERT_TRUE(runs[i].sink->status().ok()) << runs[i].sink->status();
+    EXPECT_EQ(runs[i].sink->tokens(), want[i]) << texts[i];
+  }
+  const EngineStats stats = (*tight)->Stats();
+  EXPECT_GT(stats.num_preemptions, 0);
+  EXPECT_EQ(stats.kv_blocks_used, 0);
+  std::printf("preemptions under a 12-block budget: %lld\n", static_cast<long long>(stats.num_preemptions));
+}
+
 TEST(EngineTest, CancelFreesBlocksAndFinishesOnce) {
   auto engine = MakeEngine(kStories);
   ASSERT_NE(engine, nullptr);

@@ -339,7 +339,7 @@ std::vector<std::pair<int, int>> AllTokensInOrder(const std::vector<int>& lens) 
 TEST(CpuPagedAttentionTest, MatchesNaiveOverLayoutsGqaRatiosAndHeadDims) {
   const std::vector<int> lens = {1, 15, 16, 17, 100};
   for (int ratio : {1, 3, 8}) {
-    for (int head_dim : {64, 40, 8}) {
+    for (int head_dim : {64, 128, 40, 8}) {
       SCOPED_TRACE(testing::Message() << "ratio=" << ratio << " head_dim=" << head_dim);
       const Shape shape{.n_heads = 2 * ratio, .n_kv_heads = 2, .head_dim = head_dim};
       const Batch b = MakeBatch(shape, lens, 500 + ratio + head_dim);
@@ -375,42 +375,45 @@ TEST(CpuPagedAttentionTest, MatchesNaiveWithPeakedScoresAndPadding) {
 
 // A row's result must not depend on which rows share its tile, nor on the layout (lanes or
 // per token): batching and chunking must never change an output.
+// Head dims 64 and 128 take the per-token layout's wide path, 40 its generic one.
 TEST(CpuPagedAttentionTest, RowResultsAreBitIdenticalAcrossTilings) {
   if (!cpu::HasTiledAttention()) GTEST_SKIP() << "no AVX-512 in this build";
-  const Shape shape{.n_heads = 6, .n_kv_heads = 2, .head_dim = 40, .block_size = 16};
-  const Batch b = MakeBatch(shape, {70}, 21, /*q_scale=*/8.0f);
-  for (KvCacheType type : {KvCacheType::kF32, KvCacheType::kF16}) {
-    SCOPED_TRACE(type == KvCacheType::kF16 ? "f16" : "f32");
-    const Queries qs = Gather(b, AllTokensInOrder({70}));
-    std::vector<float> planned(qs.q.size(), 0.0f);
-    const PagedAttentionArgs args = Args(b, qs, planned, type);
-    for (const cpu::AttentionTile& tile : cpu::PlanAttentionTiles(args)) cpu::internal::AttendTile(args, tile);
-    const int group = 3;
-    // Tilings that start at other rows, and every token alone in both layouts.
-    for (int start : {1, 5, 11}) {
-      std::vector<float> shifted(qs.q.size(), 0.0f);
-      PagedAttentionArgs a = Args(b, qs, shifted, type);
-      for (int kvh = 0; kvh < 2; ++kvh) {
-        cpu::internal::AttendTileLanes(a, {.token_begin = 0, .row_begin = 0, .row_end = start, .kv_head = kvh});
-        for (int r = start; r < 70 * group; r += 16) {
-          cpu::internal::AttendTileLanes(
-              a, {.token_begin = 0, .row_begin = r, .row_end = std::min(70 * group, r + 16), .kv_head = kvh});
+  for (int head_dim : {40, 64, 128}) {
+    const Shape shape{.n_heads = 6, .n_kv_heads = 2, .head_dim = head_dim, .block_size = 16};
+    const Batch b = MakeBatch(shape, {70}, 21, /*q_scale=*/8.0f);
+    for (KvCacheType type : {KvCacheType::kF32, KvCacheType::kF16}) {
+      SCOPED_TRACE(testing::Message() << (type == KvCacheType::kF16 ? "f16" : "f32") << " head_dim=" << head_dim);
+      const Queries qs = Gather(b, AllTokensInOrder({70}));
+      std::vector<float> planned(qs.q.size(), 0.0f);
+      const PagedAttentionArgs args = Args(b, qs, planned, type);
+      for (const cpu::AttentionTile& tile : cpu::PlanAttentionTiles(args)) cpu::internal::AttendTile(args, tile);
+      const int group = 3;
+      // Tilings that start at other rows, and every token alone in both layouts.
+      for (int start : {1, 5, 11}) {
+        std::vector<float> shifted(qs.q.size(), 0.0f);
+        PagedAttentionArgs a = Args(b, qs, shifted, type);
+        for (int kvh = 0; kvh < 2; ++kvh) {
+          cpu::internal::AttendTileLanes(a, {.token_begin = 0, .row_begin = 0, .row_end = start, .kv_head = kvh});
+          for (int r = start; r < 70 * group; r += 16) {
+            cpu::internal::AttendTileLanes(
+                a, {.token_begin = 0, .row_begin = r, .row_end = std::min(70 * group, r + 16), .kv_head = kvh});
+          }
+        }
+        EXPECT_EQ(shifted, planned) << "tiles from row " << start;
+      }
+      std::vector<float> per_token(qs.q.size(), 0.0f), lanes(qs.q.size(), 0.0f);
+      PagedAttentionArgs pt = Args(b, qs, per_token, type);
+      PagedAttentionArgs ln = Args(b, qs, lanes, type);
+      for (int t = 0; t < 70; ++t) {
+        for (int kvh = 0; kvh < 2; ++kvh) {
+          const cpu::AttentionTile one{.token_begin = t, .row_begin = 0, .row_end = group, .kv_head = kvh};
+          cpu::internal::AttendTile(pt, one);  // per-token layout
+          cpu::internal::AttendTileLanes(ln, one);
         }
       }
-      EXPECT_EQ(shifted, planned) << "tiles from row " << start;
+      EXPECT_EQ(per_token, planned);
+      EXPECT_EQ(lanes, planned);
     }
-    std::vector<float> per_token(qs.q.size(), 0.0f), lanes(qs.q.size(), 0.0f);
-    PagedAttentionArgs pt = Args(b, qs, per_token, type);
-    PagedAttentionArgs ln = Args(b, qs, lanes, type);
-    for (int t = 0; t < 70; ++t) {
-      for (int kvh = 0; kvh < 2; ++kvh) {
-        const cpu::AttentionTile one{.token_begin = t, .row_begin = 0, .row_end = group, .kv_head = kvh};
-        cpu::internal::AttendTile(pt, one);  // per-token layout
-        cpu::internal::AttendTileLanes(ln, one);
-      }
-    }
-    EXPECT_EQ(per_token, planned);
-    EXPECT_EQ(lanes, planned);
   }
 }
 
