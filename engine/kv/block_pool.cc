@@ -1,5 +1,6 @@
 #include "engine/kv/block_pool.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "engine/common/check.h"
@@ -11,7 +12,8 @@ BlockPool::BlockPool(int num_blocks)
       cached_(num_blocks, false),
       keys_(num_blocks),
       prev_(num_blocks, -1),
-      next_(num_blocks, -1) {
+      next_(num_blocks, -1),
+      partial_(num_blocks, false) {
   uncached_free_.reserve(num_blocks);
   // Push in reverse so that block 0 is handed out first (easier to read in tests).
   for (BlockId b = num_blocks - 1; b >= 0; --b) uncached_free_.push_back(b);
@@ -33,7 +35,18 @@ void BlockPool::PushBack(BlockId b) {
 }
 
 void BlockPool::Uncache(BlockId b) {
-  by_hash_.erase(keys_[b].hash);
+  if (partial_[b]) {
+    auto [first, last] = partial_by_parent_.equal_range(keys_[b].parent);
+    for (auto it = first; it != last; ++it) {
+      if (it->second == b) {
+        partial_by_parent_.erase(it);
+        break;
+      }
+    }
+    partial_[b] = false;
+  } else {
+    by_hash_.erase(keys_[b].hash);
+  }
   keys_[b] = BlockKey{};
   cached_[b] = false;
 }
@@ -76,6 +89,37 @@ void BlockPool::Release(BlockId block) {
 
 void BlockPool::ReleaseAll(const std::vector<BlockId>& blocks) {
   for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) Release(*it);
+}
+
+void BlockPool::RegisterPartial(BlockId block, BlockKey key) {
+  TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0 && !cached_[block]);
+  partial_by_parent_.emplace(key.parent, block);
+  keys_[block] = std::move(key);
+  cached_[block] = true;
+  partial_[block] = true;
+}
+
+std::pair<BlockId, int> BlockPool::TakePartial(BlockHash parent, uint64_t salt,
+                                               std::span<const TokenId> tokens, int max_tokens) {
+  BlockId best = -1;
+  int best_len = 0;
+  auto [first, last] = partial_by_parent_.equal_range(parent);
+  for (auto it = first; it != last; ++it) {
+    const BlockKey& key = keys_[it->second];
+    if (key.salt != salt || ref_counts_[it->second] > 0) continue;
+    const int limit = std::min({static_cast<int>(key.tokens.size()), static_cast<int>(tokens.size()), max_tokens});
+    int len = 0;
+    while (len < limit && key.tokens[len] == tokens[len]) ++len;
+    if (len > best_len) {
+      best = it->second;
+      best_len = len;
+    }
+  }
+  if (best < 0) return {-1, 0};
+  Unlink(best);
+  Uncache(best);
+  ref_counts_[best] = 1;
+  return {best, best_len};
 }
 
 BlockId BlockPool::Lookup(const BlockKey& key) const {

@@ -7,10 +7,16 @@
 // A free block is either uncached (handed out first) or cached and evictable: those wait in
 // least-recently-released order and are evicted, oldest first, only when no uncached block is
 // left. Looking a cached block up and taking a reference revives it without recomputation.
+//
+// Besides full blocks, a sequence's last, partly filled block can be kept when the sequence
+// ends (a session's turn ends mid-block): it is remembered under its parent's hash with the
+// tokens it holds, and the next sequence that continues the same tokens adopts it whole
+// (TakePartial) instead of recomputing them; it is never shared, since its owner writes on.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -64,6 +70,18 @@ class BlockPool {
   bool Register(BlockId block, BlockKey key);
   bool is_cached(BlockId block) const { return cached_[block]; }
 
+  // Remembers a block that holds `key.tokens` (fewer than a block's worth) after the block
+  // chain whose last hash is key.parent, for TakePartial. Call before the last Release.
+  // REQUIRES: the block is in use and not cached.
+  void RegisterPartial(BlockId block, BlockKey key);
+  // The remembered partial block under `parent` and `salt` whose tokens share the longest
+  // common prefix with `tokens` (at most `max_tokens` of them), adopted: it leaves the cache
+  // with reference count 1, for the caller to write on. Returns the block and the number of
+  // leading tokens it holds, or {-1, 0}. Only unreferenced blocks are offered.
+  std::pair<BlockId, int> TakePartial(BlockHash parent, uint64_t salt, std::span<const TokenId> tokens,
+                                      int max_tokens);
+  int num_partial() const { return static_cast<int>(partial_by_parent_.size()); }
+
  private:
   void Unlink(BlockId block);      // from the eviction queue
   void PushBack(BlockId block);    // onto the eviction queue's tail (most recent)
@@ -74,9 +92,11 @@ class BlockPool {
   std::vector<bool> cached_;              // [num_blocks]
   std::vector<BlockKey> keys_;            // [num_blocks]; meaningful while cached
   std::unordered_map<BlockHash, BlockId> by_hash_;
+  std::unordered_multimap<BlockHash, BlockId> partial_by_parent_;  // key.parent -> block
   // Eviction queue: cached blocks with no reference, a doubly linked list through these arrays.
   std::vector<BlockId> prev_, next_;      // [num_blocks]; -1 = none
   BlockId head_ = -1, tail_ = -1;         // head = least recently released
+  std::vector<bool> partial_;             // [num_blocks]: cached as a partial block
   int num_evictable_ = 0;
 };
 

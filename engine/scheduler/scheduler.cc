@@ -28,8 +28,7 @@ void Scheduler::Remove(Sequence* seq) {
   if (r != running_.end()) running_.erase(r);
   auto w = std::find(waiting_.begin(), waiting_.end(), seq);
   if (w != waiting_.end()) waiting_.erase(w);
-  pool_.ReleaseAll(seq->blocks);
-  seq->blocks.clear();
+  ReleaseBlocks(seq);
   seq->status = SeqStatus::kFinished;
 }
 
@@ -61,8 +60,7 @@ Sequence* Scheduler::PickVictim(const Sequence* exclude) const {
 
 void Scheduler::Preempt(Sequence* seq, StepPlan& plan) {
   running_.erase(std::find(running_.begin(), running_.end(), seq));
-  pool_.ReleaseAll(seq->blocks);  // registered blocks stay cached until evicted
-  seq->blocks.clear();
+  ReleaseBlocks(seq);  // registered blocks stay cached until evicted
   seq->num_computed = 0;  // recompute prompt + generated tokens when readmitted
   seq->num_cached_blocks = 0;
   ++seq->num_preemptions;
@@ -122,18 +120,18 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, int& prefill_budget) {
   while (!waiting_.empty() && budget > 0 && prefill_budget > 0 &&
          static_cast<int>(running_.size()) < options_.max_running) {
     Sequence* seq = waiting_.front();
-    const int hit_blocks = MatchPrefix(seq);
+    const int hit_tokens = MatchPrefix(seq);
     const int n = std::min({seq->num_uncomputed(), budget, prefill_budget});
     if (!Grow(seq, seq->num_computed + n)) {
       // Keep FIFO order (no overtaking); give the matched blocks back until next time.
-      pool_.ReleaseAll(seq->blocks);
+      pool_.ReleaseAll(seq->blocks);  // a partial block adopted here goes back uncached
       seq->blocks.clear();
       seq->num_computed = 0;
       seq->num_cached_blocks = 0;
       break;
     }
     if (seq->num_cached_tokens < 0) {
-      seq->num_cached_tokens = hit_blocks * options_.block_size;
+      seq->num_cached_tokens = hit_tokens;
       prefix_stats_.queries += seq->num_prompt_tokens;
       prefix_stats_.hits += seq->num_cached_tokens;
     }
@@ -187,18 +185,48 @@ BlockKey Scheduler::KeyOf(Sequence* seq, int i) {
 int Scheduler::MatchPrefix(Sequence* seq) {
   TROUPE_CHECK(seq->blocks.empty() && seq->num_computed == 0);
   if (!options_.enable_prefix_caching) return 0;
+  const int bs = options_.block_size;
   // At most the blocks before the last token: it must be computed for its logits.
-  const int max_blocks = (seq->num_tokens() - 1) / options_.block_size;
+  const int max_blocks = (seq->num_tokens() - 1) / bs;
   for (int i = 0; i < max_blocks; ++i) {
     const BlockId b = pool_.Lookup(KeyOf(seq, i));
     if (b < 0) break;
     pool_.AddRef(b);
     seq->blocks.push_back(b);
   }
-  const int hits = static_cast<int>(seq->blocks.size());
-  seq->num_computed = hits * options_.block_size;
-  seq->num_cached_blocks = hits;
-  return hits;
+  const int full = static_cast<int>(seq->blocks.size());
+  seq->num_computed = full * bs;
+  seq->num_cached_blocks = full;
+  // Then a partly filled block a previous sequence left after the same chain, if it continues
+  // these tokens (again leaving the last token to compute).
+  const int rest = seq->num_tokens() - 1 - full * bs;
+  if (rest > 0) {
+    const BlockHash parent = full == 0 ? kNoParentHash : seq->block_hashes[full - 1];
+    const auto [block, len] = pool_.TakePartial(
+        parent, seq->cache_salt, std::span<const TokenId>(seq->tokens).subspan(full * bs), std::min(rest, bs - 1));
+    if (block >= 0) {
+      seq->blocks.push_back(block);
+      seq->num_computed += len;
+    }
+  }
+  return seq->num_computed;
+}
+
+void Scheduler::ReleaseBlocks(Sequence* seq) {
+  const int bs = options_.block_size;
+  const int full = seq->num_computed / bs;
+  const int partial = seq->num_computed % bs;
+  if (options_.enable_prefix_caching && partial > 0 && static_cast<int>(seq->blocks.size()) > full &&
+      !pool_.is_cached(seq->blocks[full]) && pool_.ref_count(seq->blocks[full]) == 1 &&
+      full <= seq->num_cached_blocks) {
+    const BlockHash parent = full == 0 ? kNoParentHash : KeyOf(seq, full - 1).hash;
+    pool_.RegisterPartial(seq->blocks[full],
+                          BlockKey{.hash = 0, .parent = parent, .salt = seq->cache_salt,
+                                   .tokens = std::vector<TokenId>(seq->tokens.begin() + full * bs,
+                                                                  seq->tokens.begin() + seq->num_computed)});
+  }
+  pool_.ReleaseAll(seq->blocks);
+  seq->blocks.clear();
 }
 
 void Scheduler::RegisterFullBlocks(Sequence* seq) {

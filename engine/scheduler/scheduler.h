@@ -5,7 +5,8 @@
 //
 // Prefix caching: a sequence admitted from the waiting queue first takes the longest chain of
 // cached full blocks matching its tokens (always leaving its last token to compute, since
-// its logits are needed); num_computed starts after them. After every step, blocks that have
+// its logits are needed), then the partly filled block an ended sequence left after that
+// chain, if it continues the same tokens; num_computed starts after them. After every step, blocks that have
 // become full are registered in the pool's cache, so later sequences (the next turn of a
 // session, another session of the same character, this one after a preemption) reuse them.
 //
@@ -93,10 +94,14 @@ class Scheduler {
   int ChunkFor(const Sequence* seq, int budget, int prefill_budget) const;
   // The cache key of full block i of seq's tokens (hashes memoised in seq->block_hashes).
   BlockKey KeyOf(Sequence* seq, int i);
-  // Takes the cached blocks matching seq's leading full blocks; returns how many.
+  // Takes the cached blocks matching seq's leading full blocks, then a remembered partial
+  // block continuing them; sets num_computed and returns it (the tokens reused).
   // REQUIRES: seq has no blocks.
   int MatchPrefix(Sequence* seq);
   void RegisterFullBlocks(Sequence* seq);
+  // Releases seq's blocks (finish, cancel or preemption), first remembering a partly filled
+  // last block with computed tokens for the sequence that continues them.
+  void ReleaseBlocks(Sequence* seq);
 
   const SchedulerOptions options_;
   BlockPool& pool_;

@@ -675,8 +675,8 @@ TEST_F(SmolLmServerTest, ChatTwiceInOneSessionGrowsHistory) {
   const int first_computed = first.usage.prompt_tokens() + static_cast<int>(first.token_ids.size());
   {
     // The second turn runs on the first turn's tokens plus the continuation (the reply ended
-    // at EOS or max_tokens), so the prefix cache serves every full block of the first turn's
-    // prompt and reply.
+    // at EOS or max_tokens), so the prefix cache serves everything the first turn computed:
+    // its full blocks shared, its partly filled last block adopted.
     const int continuation = static_cast<int>(
         tokenizer.Encode(BuildChatContinuation(ChatFamily::kChatMl, character, "Sing me a line."),
                          false, true)
@@ -684,7 +684,7 @@ TEST_F(SmolLmServerTest, ChatTwiceInOneSessionGrowsHistory) {
     EXPECT_EQ(second.usage.prompt_tokens(), first_computed + continuation);
     // Ended by EOS, the last reply token's K/V was computed; ended by max_tokens, not.
     const int computed = first_computed - (first.finish_reason == v1::FINISH_REASON_EOS ? 0 : 1);
-    EXPECT_EQ(second.usage.cached_prompt_tokens(), computed / 16 * 16);
+    EXPECT_EQ(second.usage.cached_prompt_tokens(), computed);
   }
   EXPECT_EQ(first.usage.cached_prompt_tokens(), 0);
   EXPECT_GT(second.usage.prompt_tokens(), first.usage.prompt_tokens());
@@ -723,11 +723,13 @@ TEST_F(SmolLmServerTest, PrefixCacheIsSharedOnlyWithinATenant) {
   const v1::Usage first = run("key-a", "");
   ASSERT_GE(first.prompt_tokens(), 33);
   EXPECT_EQ(first.cached_prompt_tokens(), 0);
-  const int full_blocks = (first.prompt_tokens() - 1) / 16 * 16;
-  EXPECT_EQ(run("key-a", "").cached_prompt_tokens(), full_blocks);
+  // All but the last prompt token: the full blocks, and the partly filled block after them
+  // (the first run computed 3 more tokens there than the prompt has).
+  const int reusable = first.prompt_tokens() - 1;
+  EXPECT_EQ(run("key-a", "").cached_prompt_tokens(), reusable);
   EXPECT_EQ(run("key-b", "").cached_prompt_tokens(), 0);
   EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), 0);
-  EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), full_blocks);
+  EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), reusable);
 }
 
 TEST_F(SmolLmServerTest, CancelledChatTurnLeavesHistoryUnchanged) {

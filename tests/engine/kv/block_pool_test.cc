@@ -112,6 +112,32 @@ TEST(BlockPoolTest, ReleaseAllQueuesTheTailForEvictionFirst) {
   EXPECT_EQ(pool.Allocate(1)[0], seq[1]);
 }
 
+TEST(BlockPoolTest, PartialBlockIsAdoptedByTheLongestMatchWithinItsTenant) {
+  BlockPool pool(4);
+  const std::vector<BlockId> two = pool.Allocate(2);
+  const BlockHash parent = 77;
+  pool.RegisterPartial(two[0], BlockKey{.parent = parent, .salt = 1, .tokens = {5, 6, 7}});
+  pool.RegisterPartial(two[1], BlockKey{.parent = parent, .salt = 1, .tokens = {5, 9}});
+  const std::vector<TokenId> wanted = {5, 6, 8, 1};
+  // Still referenced by their writers: not offered.
+  EXPECT_EQ(pool.TakePartial(parent, 1, wanted, 15).first, -1);
+  pool.Release(two[0]);
+  pool.Release(two[1]);
+  EXPECT_EQ(pool.num_free(), 4);  // evictable counts as free
+  EXPECT_EQ(pool.TakePartial(parent, 2, wanted, 15).first, -1);  // another tenant
+  EXPECT_EQ(pool.TakePartial(99, 1, wanted, 15).first, -1);      // another chain
+  const auto [block, len] = pool.TakePartial(parent, 1, wanted, 15);
+  EXPECT_EQ(block, two[0]);  // {5, 6} beats {5}
+  EXPECT_EQ(len, 2);
+  EXPECT_EQ(pool.ref_count(block), 1);
+  EXPECT_FALSE(pool.is_cached(block));
+  EXPECT_EQ(pool.num_partial(), 1);
+  EXPECT_EQ(pool.TakePartial(parent, 1, wanted, 0).first, -1);  // nothing may be reused
+  // The other one is evicted like any cached block when the pool runs short.
+  pool.Allocate(3);
+  EXPECT_EQ(pool.num_partial(), 0);
+}
+
 TEST(BlockPoolTest, BlocksForTokensRoundsUp) {
   EXPECT_EQ(BlocksForTokens(0, 16), 0);
   EXPECT_EQ(BlocksForTokens(1, 16), 1);

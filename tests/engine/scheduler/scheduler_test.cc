@@ -294,13 +294,14 @@ TEST(SchedulerPrefixCacheTest, NextTurnReusesHistoryIncludingGeneratedTokens) {
   FakeRunner runner;
   auto turn1 = MakeSeq(1, 30);
   scheduler.Add(turn1.get());
-  RunToCompletion(scheduler, runner, turn1.get(), 20);  // 49 computed: 3 full blocks
-  // Turn 2 = turn 1's prompt and reply, then 12 new tokens: only the tail is computed.
+  RunToCompletion(scheduler, runner, turn1.get(), 20);  // 49 computed: 3 full blocks + 1
+  // Turn 2 = turn 1's prompt and reply, then 12 new tokens: the 3 full blocks are shared and
+  // the partly filled fourth (1 token) is adopted, so only the 13 new tokens are computed.
   auto turn2 = MakeSeq(2, 50 + 12);
   std::copy(turn1->tokens.begin(), turn1->tokens.end(), turn2->tokens.begin());
   scheduler.Add(turn2.get());
-  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:14*");
-  EXPECT_EQ(turn2->num_cached_tokens, 48);
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:13*");
+  EXPECT_EQ(turn2->num_cached_tokens, 49);
 }
 
 TEST(SchedulerPrefixCacheTest, SaltSeparatesTenants) {
@@ -317,8 +318,9 @@ TEST(SchedulerPrefixCacheTest, SaltSeparatesTenants) {
   EXPECT_EQ(other->num_cached_tokens, 0);
   auto same = MakeSharing(3, *a, 40, 40, CacheSaltOf("tenant-a"));
   scheduler.Add(same.get());
-  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:1* 3:8*");
-  EXPECT_EQ(same->num_cached_tokens, 32);
+  // Two full blocks, and 7 of the 8 tokens a left in its third (the last is computed).
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:1* 3:1*");
+  EXPECT_EQ(same->num_cached_tokens, 39);
 }
 
 TEST(SchedulerPrefixCacheTest, CancelledPrefillKeepsItsComputedFullBlocks) {
@@ -329,14 +331,16 @@ TEST(SchedulerPrefixCacheTest, CancelledPrefillKeepsItsComputedFullBlocks) {
   scheduler.Add(a.get());
   EXPECT_EQ(Describe(runner.Step(scheduler)), "1:20");
   EXPECT_EQ(Describe(runner.Step(scheduler)), "1:20");
-  scheduler.Remove(a.get());  // cancelled mid-prefill: 40 tokens computed, 2 full blocks
+  scheduler.Remove(a.get());  // cancelled mid-prefill: 40 tokens computed, 2 full blocks + 8
   EXPECT_EQ(pool.num_used(), 0);
   EXPECT_EQ(pool.num_cached(), 2);
+  EXPECT_EQ(pool.num_partial(), 1);
   auto b = MakeSharing(2, *a, 100, 100);
   scheduler.Add(b.get());
-  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:20");  // from token 32 on
-  EXPECT_EQ(b->num_computed, 52);
-  EXPECT_EQ(b->num_cached_tokens, 32);
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:20");  // from token 40 on
+  EXPECT_EQ(b->num_computed, 60);
+  EXPECT_EQ(b->num_cached_tokens, 40);
+  EXPECT_EQ(pool.num_partial(), 0);  // adopted: b writes on in that block
 }
 
 TEST(SchedulerPrefixCacheTest, SwitchedOffNothingIsShared) {
