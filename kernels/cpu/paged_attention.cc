@@ -22,9 +22,10 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
-// GCC 12's AVX-512 intrinsics headers trip its own -Wmaybe-uninitialized (GCC bug 105593).
+// GCC 12's AVX-512 intrinsics headers trip its own -W(maybe-)uninitialized (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #endif
 
@@ -106,6 +107,35 @@ float* AlignTo64(float* p) {
                        _mm512_add_ps(_mm512_add_ps(s[4], s[5]), _mm512_add_ps(s[6], s[7])));
 }
 
+// Token t's position, checked against its block table's length.
+int32_t CheckedPosition(const PagedAttentionArgs& a, int64_t t) {
+  const int32_t pos = a.token_pos[t];
+  TROUPE_CHECK_MSG(pos >= 0 && pos / a.block_size < a.max_blocks_per_seq,
+                   "token %ld: pos=%d exceeds %d blocks of %d", static_cast<long>(t), pos,
+                   a.max_blocks_per_seq, a.block_size);
+  return pos;
+}
+
+// For the 16 scores s[0, nk) of one query head, in key order: advances its running max m and
+// returns which keys raised it, with ms[i] = exp(max before key i - s[i]) (the rescale where
+// raised) and vs[i] = exp(s[i] - max after key i), both 16 at a time.
+uint32_t RunningMaxAndWeights(const float* s, int nk, float& m, float* ms, float* vs) {
+  alignas(64) float m_before[kLanes] = {}, m_after[kLanes] = {};
+  uint32_t raised = 0;
+  for (int i = 0; i < nk; ++i) {
+    m_before[i] = m;
+    if (s[i] > m) {
+      m = s[i];
+      raised |= 1u << i;
+    }
+    m_after[i] = m;
+  }
+  const __m512 sv = _mm512_load_ps(s);
+  _mm512_store_ps(ms, Exp(_mm512_sub_ps(_mm512_load_ps(m_before), sv)));
+  _mm512_store_ps(vs, Exp(_mm512_sub_ps(sv, _mm512_load_ps(m_after))));
+  return raised;
+}
+
 template <bool kF16>
 void AttendTileImpl(const PagedAttentionArgs& a, const AttentionTile& tile) {
   const int group = a.n_heads / a.n_kv_heads;
@@ -131,10 +161,7 @@ void AttendTileImpl(const PagedAttentionArgs& a, const AttentionTile& tile) {
     const int row = tile.row_begin + l;
     const int64_t t = tile.token_begin + row / group;
     const int head = tile.kv_head * group + row % group;
-    const int32_t pos = a.token_pos[t];
-    TROUPE_CHECK_MSG(pos >= 0 && pos / bs < a.max_blocks_per_seq,
-                     "token %ld: pos=%d exceeds %d blocks of %d", static_cast<long>(t), pos,
-                     a.max_blocks_per_seq, bs);
+    const int32_t pos = CheckedPosition(a, t);
     const float* q = a.q + (t * a.n_heads + head) * hd;
     for (int d = 0; d < hd; ++d) qT[d * kLanes + l] = q[d];
     limit[l] = pos + 1;
@@ -213,10 +240,7 @@ void AttendToken(const PagedAttentionArgs& a, int64_t t, int kvh) {
   const int bs = a.block_size;
   const int64_t row_stride = static_cast<int64_t>(a.n_kv_heads) * hd;
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks_per_seq;
-  const int32_t pos = a.token_pos[t];
-  TROUPE_CHECK_MSG(pos >= 0 && pos / bs < a.max_blocks_per_seq,
-                   "token %ld: pos=%d exceeds %d blocks of %d", static_cast<long>(t), pos,
-                   a.max_blocks_per_seq, bs);
+  const int32_t pos = CheckedPosition(a, t);
   const int n_keys = pos + 1;
   const size_t qsize = static_cast<size_t>(group) * hd;
   thread_local std::vector<float> scratch;
@@ -273,22 +297,8 @@ void AttendToken(const PagedAttentionArgs& a, int64_t t, int kvh) {
         s[i] = (((ch[0] + ch[1]) + (ch[2] + ch[3])) + ((ch[4] + ch[5]) + (ch[6] + ch[7]))) * a.scale;
       }
       // Running max before and after each key, then both exp() arguments at once.
-      alignas(64) float m_before[kLanes] = {}, m_after[kLanes] = {};
-      __mmask16 raised = 0;
-      float mg = m[g];
-      for (int i = 0; i < nk; ++i) {
-        m_before[i] = mg;
-        if (s[i] > mg) {
-          mg = s[i];
-          raised |= static_cast<__mmask16>(1u << i);
-        }
-        m_after[i] = mg;
-      }
-      m[g] = mg;
-      const __m512 sv = _mm512_load_ps(s);
       alignas(64) float ms[kLanes], vs[kLanes];
-      _mm512_store_ps(ms, Exp(_mm512_sub_ps(_mm512_load_ps(m_before), sv)));
-      _mm512_store_ps(vs, Exp(_mm512_sub_ps(sv, _mm512_load_ps(m_after))));
+      const uint32_t raised = RunningMaxAndWeights(s, nk, m[g], ms, vs);
       float lg = l[g];
       for (int i = 0; i < nk; ++i) {
         if (raised & (1u << i)) {
@@ -359,10 +369,7 @@ void AttendTokenWide(const PagedAttentionArgs& a, int64_t t, int kvh) {
   const int bs = a.block_size;
   const int64_t row_stride = static_cast<int64_t>(a.n_kv_heads) * kHd;
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks_per_seq;
-  const int32_t pos = a.token_pos[t];
-  TROUPE_CHECK_MSG(pos >= 0 && pos / bs < a.max_blocks_per_seq,
-                   "token %ld: pos=%d exceeds %d blocks of %d", static_cast<long>(t), pos,
-                   a.max_blocks_per_seq, bs);
+  const int32_t pos = CheckedPosition(a, t);
   const int n_keys = pos + 1;
   const size_t qsize = static_cast<size_t>(group) * kHd;
   thread_local std::vector<float> scratch;
@@ -429,21 +436,8 @@ void AttendTokenWide(const PagedAttentionArgs& a, int64_t t, int kvh) {
           _mm512_set1_ps(a.scale));
       alignas(64) float s[kLanes];
       _mm512_store_ps(s, sv);
-      alignas(64) float m_before[kLanes] = {}, m_after[kLanes] = {};
-      uint32_t raised = 0;
-      float mg = m[g];
-      for (int i = 0; i < nk; ++i) {
-        m_before[i] = mg;
-        if (s[i] > mg) {
-          mg = s[i];
-          raised |= 1u << i;
-        }
-        m_after[i] = mg;
-      }
-      m[g] = mg;
       alignas(64) float ms[kLanes], vs[kLanes];
-      _mm512_store_ps(ms, Exp(_mm512_sub_ps(_mm512_load_ps(m_before), sv)));
-      _mm512_store_ps(vs, Exp(_mm512_sub_ps(sv, _mm512_load_ps(m_after))));
+      const uint32_t raised = RunningMaxAndWeights(s, nk, m[g], ms, vs);
       __m512 ag[kVecs];
       for (int c = 0; c < kVecs; ++c) ag[c] = _mm512_load_ps(acc + g * kHd + c * 16);
       float lg = l[g];
