@@ -126,7 +126,10 @@ absl::Status Engine::Impl::Load() {
                        .max_batched_tokens = options_.max_batched_tokens,
                        .block_size = options_.block_size,
                        .enable_prefix_caching = options_.enable_prefix_caching,
-                       .max_prefill_tokens_while_decoding = options_.max_prefill_tokens_while_decoding},
+                       .max_prefill_tokens_while_decoding = options_.max_prefill_tokens_while_decoding,
+                       .max_prefill_cost_ratio_while_decoding =
+                           options_.max_prefill_cost_ratio_while_decoding,
+                       .attention_pair_cost = AttentionPairCost(config_)},
       *pool_);
   runner_ = std::make_unique<ModelRunner>(*backend_, options_.block_size, config_.vocab_size);
 

@@ -32,6 +32,9 @@ struct EngineOptions {
   int max_running = 32;              // max sequences in the running batch
   int max_batched_tokens = 512;      // per-step token budget (prefill chunks + decodes)
   int max_prefill_tokens_while_decoding = 0;  // prefill chunk cap while streams decode; 0 = none
+  // Prefill chunks may add at most this multiple of the decodes' estimated cost to a step while
+  // streams decode (SchedulerOptions; costs estimated from the model's shape); 0 = no limit.
+  double max_prefill_cost_ratio_while_decoding = 1.0;
   int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails
   int max_model_len = 0;             // context limit in tokens; 0 = the model's own (capped by KV)
   bool enable_prefix_caching = true; // reuse cached KV blocks of equal prompt prefixes

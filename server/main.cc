@@ -48,6 +48,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt("max-batched-tokens", &engine.max_batched_tokens, "token budget per step");
   parser.AddInt("max-prefill-tokens-while-decoding", &engine.max_prefill_tokens_while_decoding,
                 "prefill tokens per step while streams decode (0 = the whole budget)");
+  parser.AddDouble("max-prefill-cost-ratio-while-decoding",
+                   &engine.max_prefill_cost_ratio_while_decoding,
+                   "while streams decode, prefill chunks add at most this multiple of the "
+                   "decodes' estimated cost to a step (0 = no limit)");
   parser.AddInt("max-waiting", &engine.max_waiting, "waiting-queue capacity");
   parser.AddBool("enable-prefix-caching", &engine.enable_prefix_caching,
                  "reuse cached KV of shared prompt prefixes (=false to switch off)");

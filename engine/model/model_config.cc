@@ -237,4 +237,12 @@ absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file) {
   return c;
 }
 
+double AttentionPairCost(const ModelConfig& config) {
+  const double q_width = static_cast<double>(config.num_heads) * config.head_dim;
+  const double kv_width = static_cast<double>(config.num_kv_heads) * config.head_dim;
+  const double per_token = config.dim * (2 * q_width + 2 * kv_width) + 3.0 * config.dim * config.ffn_dim;
+  const double per_pair = 2 * q_width;
+  return per_token > 0 ? per_pair / per_token : 0;
+}
+
 }  // namespace troupe

@@ -35,4 +35,9 @@ struct ModelConfig {
 // the wrong type or out of range, inconsistent head counts, or unsupported RoPE scaling.
 [[nodiscard]] absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file);
 
+// Attention work per (query, key) pair over the layers' matmul work per token, both in
+// multiply-adds over all layers: 2 * heads * head_dim per pair (QK and PV) against the
+// projection and FFN weights. The scheduler's step cost model (SchedulerOptions).
+double AttentionPairCost(const ModelConfig& config);
+
 }  // namespace troupe

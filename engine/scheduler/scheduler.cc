@@ -1,6 +1,8 @@
 #include "engine/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "engine/common/check.h"
 
@@ -68,22 +70,50 @@ void Scheduler::Preempt(Sequence* seq, StepPlan& plan) {
   plan.preempted.push_back(seq);
 }
 
-int Scheduler::ChunkFor(const Sequence* seq, int budget, int prefill_budget) const {
+double ChunkCost(int num_computed, int num_tokens, double attention_pair_cost) {
+  // Token i of the chunk attends to num_computed + i + 1 keys.
+  const double n = num_tokens;
+  const double pairs = n * num_computed + n * (n + 1) / 2;
+  return n + attention_pair_cost * pairs;
+}
+
+int Scheduler::ChunkFor(const Sequence* seq, int budget, const PrefillBudget& prefill) const {
   const int uncomputed = seq->num_uncomputed();
   if (uncomputed == 1) return std::min(1, budget);  // a decode
-  return std::min({uncomputed, budget, prefill_budget});
+  int n = std::min({uncomputed, budget, prefill.tokens});
+  if (n <= 0 || !std::isfinite(prefill.cost)) return std::max(n, 0);
+  // The most tokens whose cost fits: solve a/2 n^2 + (1 + a (c + 1/2)) n <= cost for n.
+  const double a = options_.attention_pair_cost;
+  const double b = 1 + a * (seq->num_computed + 0.5);
+  const double fit = a > 0 ? (std::sqrt(b * b + 2 * a * prefill.cost) - b) / a : prefill.cost / b;
+  int by_cost = static_cast<int>(std::floor(std::max(fit, 0.0)));
+  while (by_cost > 0 && ChunkCost(seq->num_computed, by_cost, a) > prefill.cost) --by_cost;  // rounding
+  if (!prefill.any) by_cost = std::max(by_cost, 1);  // every prompt progresses
+  return std::min(n, by_cost);
+}
+
+void Scheduler::Take(StepPlan& plan, Sequence* seq, int n, int& budget, PrefillBudget& prefill) {
+  const bool is_prefill = seq->num_uncomputed() > 1 || seq->status == SeqStatus::kWaiting;
+  plan.seqs.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
+  plan.num_tokens += n;
+  budget -= n;
+  if (is_prefill) {
+    prefill.tokens -= n;
+    prefill.cost -= ChunkCost(seq->num_computed, n, options_.attention_pair_cost);
+    prefill.any = true;
+  }
 }
 
 // Running sequences first: decodes (1 token each) in admission order, then the prefills still
 // in progress, so a long prompt never delays a stream's next token. Each gets its next chunk.
 // When the pool is dry, the lowest-priority newest sequence is preempted; if that is the
 // sequence itself, it waits.
-void Scheduler::ScheduleRunning(StepPlan& plan, int& budget, int& prefill_budget) {
+void Scheduler::ScheduleRunning(StepPlan& plan, int& budget, PrefillBudget& prefill) {
   std::stable_partition(running_.begin(), running_.end(),
                         [](const Sequence* s) { return s->num_uncomputed() == 1; });
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     Sequence* seq = running_[i];
-    const int n = ChunkFor(seq, budget, prefill_budget);
+    const int n = ChunkFor(seq, budget, prefill);
     if (n == 0) {  // a prefill while the prefill budget is spent: next step
       ++i;
       continue;
@@ -106,26 +136,22 @@ void Scheduler::ScheduleRunning(StepPlan& plan, int& budget, int& prefill_budget
       ok = Grow(seq, seq->num_computed + n);
     }
     if (!ok) continue;  // seq itself was preempted; running_[i] is now the next one
-    plan.seqs.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
-    plan.num_tokens += n;
-    budget -= n;
-    if (seq->num_uncomputed() > 1) prefill_budget -= n;
+    Take(plan, seq, n, budget, prefill);
     ++i;
   }
 }
 
 // Then waiting sequences in priority order while there is room in the batch, in the token
 // budget and in the pool. A long prompt takes what budget is left (chunked prefill).
-void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, int& prefill_budget) {
-  while (!waiting_.empty() && budget > 0 && prefill_budget > 0 &&
+void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, PrefillBudget& prefill) {
+  while (!waiting_.empty() && budget > 0 && prefill.tokens > 0 && (!prefill.any || prefill.cost > 0) &&
          static_cast<int>(running_.size()) < options_.max_running) {
     Sequence* seq = waiting_.front();
     const int hit_tokens = MatchPrefix(seq);
-    const int n = std::min({seq->num_uncomputed(), budget, prefill_budget});
-    if (!Grow(seq, seq->num_computed + n)) {
+    const int n = seq->num_uncomputed() == 1 ? 1 : ChunkFor(seq, budget, prefill);
+    if (n == 0 || !Grow(seq, seq->num_computed + n)) {
       // Keep FIFO order (no overtaking); give the matched blocks back until next time.
-      pool_.ReleaseAll(seq->blocks);  // a partial block adopted here goes back uncached
-      seq->blocks.clear();
+      ReleaseBlocks(seq);  // remembers an adopted partial block again
       seq->num_computed = 0;
       seq->num_cached_blocks = 0;
       break;
@@ -136,25 +162,31 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, int& prefill_budget) {
       prefix_stats_.hits += seq->num_cached_tokens;
     }
     waiting_.pop_front();
+    Take(plan, seq, n, budget, prefill);  // charged as a prefill: seq is still kWaiting here
     seq->status = SeqStatus::kRunning;
     running_.push_back(seq);
-    plan.seqs.push_back({seq, n, seq->num_computed + n == seq->num_tokens()});
-    plan.num_tokens += n;
-    budget -= n;
-    prefill_budget -= n;
   }
 }
 
 StepPlan Scheduler::Schedule() {
   StepPlan plan;
   int budget = options_.max_batched_tokens;
-  const bool decoding = std::any_of(running_.begin(), running_.end(),
-                                    [](const Sequence* s) { return s->num_uncomputed() == 1; });
-  int prefill_budget = decoding && options_.max_prefill_tokens_while_decoding > 0
-                           ? options_.max_prefill_tokens_while_decoding
-                           : budget;
-  ScheduleRunning(plan, budget, prefill_budget);
-  AdmitWaiting(plan, budget, prefill_budget);
+  PrefillBudget prefill{.tokens = budget, .cost = std::numeric_limits<double>::infinity()};
+  double decode_cost = 0;
+  bool decoding = false;
+  for (const Sequence* s : running_) {
+    if (s->num_uncomputed() != 1) continue;
+    decoding = true;
+    decode_cost += ChunkCost(s->num_computed, 1, options_.attention_pair_cost);
+  }
+  if (decoding && options_.max_prefill_tokens_while_decoding > 0) {
+    prefill.tokens = options_.max_prefill_tokens_while_decoding;
+  }
+  if (decoding && options_.max_prefill_cost_ratio_while_decoding > 0) {
+    prefill.cost = options_.max_prefill_cost_ratio_while_decoding * decode_cost;
+  }
+  ScheduleRunning(plan, budget, prefill);
+  AdmitWaiting(plan, budget, prefill);
   return plan;
 }
 

@@ -31,7 +31,21 @@ struct SchedulerOptions {
   // latency) only by that much; with no decodes running, prefills use the whole budget.
   // 0 = no separate cap.
   int max_prefill_tokens_while_decoding = 0;
+  // The same limit by cost rather than tokens. A step's cost is estimated in token units: each
+  // token computed costs 1, and each (query, key) pair its attention computes costs
+  // attention_pair_cost (the ratio of attention work per pair to the layers' matmul work per
+  // token, so a prefill chunk deep into a long prompt costs more than one at its start). While
+  // any sequence decodes, prefill chunks may add at most this multiple of the decodes' own
+  // estimated cost to the step: 1.0 keeps a step within about twice a decode-only step, so a
+  // long prompt arriving at most doubles the streams' inter-token latency. The first prefill of
+  // a step always gets at least one token, so every prompt progresses. 0 = no cost limit.
+  double max_prefill_cost_ratio_while_decoding = 0;
+  double attention_pair_cost = 0;
 };
+
+// The estimated cost (see SchedulerOptions) of computing `num_tokens` tokens of a sequence
+// that has `num_computed` tokens in its KV already: each token attends to all before it.
+double ChunkCost(int num_computed, int num_tokens, double attention_pair_cost);
 
 // Prefix-cache counters, in tokens, over first admissions (a preempted sequence's recompute
 // is not counted again).
@@ -88,10 +102,18 @@ class Scheduler {
   void Preempt(Sequence* seq, StepPlan& plan);
   Sequence* PickVictim(const Sequence* exclude) const;
   void InsertWaiting(Sequence* seq);
-  void ScheduleRunning(StepPlan& plan, int& budget, int& prefill_budget);
-  void AdmitWaiting(StepPlan& plan, int& budget, int& prefill_budget);
-  // Tokens seq gets this step within both budgets.
-  int ChunkFor(const Sequence* seq, int budget, int prefill_budget) const;
+  // What prefill chunks may still take this step while streams decode.
+  struct PrefillBudget {
+    int tokens = 0;
+    double cost = 0;
+    bool any = false;  // a prefill chunk is in the plan already
+  };
+  void ScheduleRunning(StepPlan& plan, int& budget, PrefillBudget& prefill);
+  void AdmitWaiting(StepPlan& plan, int& budget, PrefillBudget& prefill);
+  // Tokens seq gets this step within the step budget and, for a prefill, the prefill budget.
+  int ChunkFor(const Sequence* seq, int budget, const PrefillBudget& prefill) const;
+  // Records a chunk of n tokens in the plan and charges it to the budgets.
+  void Take(StepPlan& plan, Sequence* seq, int n, int& budget, PrefillBudget& prefill);
   // The cache key of full block i of seq's tokens (hashes memoised in seq->block_hashes).
   BlockKey KeyOf(Sequence* seq, int i);
   // Takes the cached blocks matching seq's leading full blocks, then a remembered partial

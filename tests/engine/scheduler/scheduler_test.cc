@@ -194,6 +194,51 @@ TEST(SchedulerTest, PrefillChunksAreCappedWhileStreamsDecode) {
   EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:1* 3:1*");
 }
 
+// The cost cap: a chunk's cost grows with the context it attends to, so a long prompt gets fewer
+// tokens per step the deeper it is, keeping each step within (1 + ratio) x the decodes' cost.
+TEST(SchedulerTest, PrefillChunksFitTheCostBudgetWhileStreamsDecode) {
+  EXPECT_DOUBLE_EQ(ChunkCost(0, 4, 0.1), 4 + 0.1 * 10);  // pairs 1 + 2 + 3 + 4
+  EXPECT_DOUBLE_EQ(ChunkCost(40, 1, 0.1), 1 + 0.1 * 41);
+  BlockPool pool(64);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 64, .block_size = 16,
+                       .max_prefill_cost_ratio_while_decoding = 1.0, .attention_pair_cost = 0.1},
+                      pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 40);
+  scheduler.Add(a.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:40*");  // nothing decodes: no cost cap
+  auto b = MakeSeq(2, 30), c = MakeSeq(3, 5);
+  scheduler.Add(b.get());
+  scheduler.Add(c.get());
+  // a's decode at 40 computed costs 1 + 0.1 * 41 = 5.1: b's first 4 tokens cost 5.0, 5 would
+  // cost 6.5; c waits, as nothing is left for it.
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:4");
+  // a costs 5.2 now; b's next 3 tokens (from 4 computed) cost 4.8, 4 would cost 6.6.
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:3");
+  scheduler.Remove(a.get());
+  // Without decodes b and c take the whole token budget again.
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:23* 3:5*");
+}
+
+// A tiny cost ratio still lets the first prefill of every step advance by one token.
+TEST(SchedulerTest, PrefillUnderTinyCostBudgetStillAdvances) {
+  BlockPool pool(64);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 64, .block_size = 16,
+                       .max_prefill_cost_ratio_while_decoding = 0.01, .attention_pair_cost = 0.1},
+                      pool);
+  FakeRunner runner;
+  auto a = MakeSeq(1, 8);
+  scheduler.Add(a.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:8*");
+  auto b = MakeSeq(2, 3), c = MakeSeq(3, 3);
+  scheduler.Add(b.get());
+  scheduler.Add(c.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:1");
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:1");
+  // b's last prompt token is computed like a decode; c is now the step's first prefill.
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:1* 2:1* 3:1");
+}
+
 TEST(SchedulerTest, WaitingQueueOrderedByPriorityThenArrival) {
   BlockPool pool(64);
   Scheduler scheduler({.max_running = 1, .max_batched_tokens = 100, .block_size = 16}, pool);
