@@ -1,0 +1,475 @@
+#include "engine/store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/common/status_macros.h"
+
+namespace troupe {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS characters (
+  id TEXT PRIMARY KEY,
+  card_json TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  update_time_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  character_id TEXT NOT NULL REFERENCES characters(id),
+  user_id TEXT NOT NULL,
+  setup_json TEXT NOT NULL,
+  mood BLOB NOT NULL,
+  create_time_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_character ON sessions(character_id, id);
+CREATE TABLE IF NOT EXISTS turns (
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  turn_index INTEGER NOT NULL,
+  user_text TEXT NOT NULL,
+  reply_text TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  PRIMARY KEY (session_id, turn_index)
+);
+CREATE TABLE IF NOT EXISTS memories (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  scope INTEGER NOT NULL,
+  character_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  turn_index INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  embedding BLOB NOT NULL,
+  emotion BLOB NOT NULL,
+  importance REAL NOT NULL,
+  wall_time_ms INTEGER NOT NULL,
+  story_time INTEGER
+);
+CREATE INDEX IF NOT EXISTS memories_by_session ON memories(session_id, id);
+)sql";
+
+absl::Status SqliteError(sqlite3* db, const char* what) {
+  return absl::InternalError(absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db)));
+}
+
+// One prepared statement; binds by 1-based index, reads columns by 0-based index.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  absl::Status status() const {
+    return stmt_ ? absl::OkStatus() : SqliteError(db_, "prepare");
+  }
+  void Bind(int i, std::string_view text) {
+    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+  void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
+  void BindFloats(int i, const float* data, size_t n) {
+    sqlite3_bind_blob(stmt_, i, data, static_cast<int>(n * sizeof(float)), SQLITE_TRANSIENT);
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  absl::Status Run() {
+    const int rc = Step();
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? absl::OkStatus() : SqliteError(db_, "step");
+  }
+
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::vector<float> Floats(int col) const {
+    const int bytes = sqlite3_column_bytes(stmt_, col);
+    std::vector<float> v(bytes / sizeof(float));
+    if (!v.empty()) std::memcpy(v.data(), sqlite3_column_blob(stmt_, col), v.size() * sizeof(float));
+    return v;
+  }
+  std::array<float, 8> Emotion(int col) const {
+    std::array<float, 8> e{};
+    const std::vector<float> v = Floats(col);
+    for (size_t i = 0; i < e.size() && i < v.size(); ++i) e[i] = v[i];
+    return e;
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+absl::Status Exec(sqlite3* db, const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    absl::Status status = absl::InternalError(absl::StrCat("sqlite: ", error ? error : "exec failed"));
+    sqlite3_free(error);
+    return status;
+  }
+  return absl::OkStatus();
+}
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back unless Commit() succeeds.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db), status_(Exec(db, "BEGIN IMMEDIATE")) {}
+  ~Transaction() {
+    if (status_.ok() && !committed_) (void)Exec(db_, "ROLLBACK");
+  }
+  const absl::Status& status() const { return status_; }
+  absl::Status Commit() {
+    TROUPE_RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+    committed_ = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  sqlite3* db_;
+  absl::Status status_;
+  bool committed_ = false;
+};
+
+int ClampLimit(int limit) { return limit <= 0 || limit > 1000 ? 1000 : limit; }
+
+SessionRecord ReadSession(const Statement& q) {
+  SessionRecord s;
+  s.id = q.Text(0);
+  s.character_id = q.Text(1);
+  s.user_id = q.Text(2);
+  s.setup_json = q.Text(3);
+  s.mood = q.Emotion(4);
+  s.create_time_ms = q.Int(5);
+  return s;
+}
+
+constexpr const char* kSessionColumns =
+    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms FROM sessions ";
+
+MemoryRecord ReadMemory(const Statement& q) {
+  MemoryRecord m;
+  m.id = q.Int(0);
+  m.scope = static_cast<MemoryScope>(q.Int(1));
+  m.character_id = q.Text(2);
+  m.user_id = q.Text(3);
+  m.session_id = q.Text(4);
+  m.turn_index = static_cast<int>(q.Int(5));
+  m.text = q.Text(6);
+  m.embedding = q.Floats(7);
+  m.emotion = q.Emotion(8);
+  m.importance = static_cast<float>(q.Double(9));
+  m.wall_time_ms = q.Int(10);
+  if (!q.IsNull(11)) m.story_time = q.Int(11);
+  return m;
+}
+
+constexpr const char* kMemoryColumns =
+    "SELECT id, scope, character_id, user_id, session_id, turn_index, text, embedding, emotion, "
+    "importance, wall_time_ms, story_time FROM memories ";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  std::unique_ptr<SqliteStore> store(db ? new SqliteStore(db) : nullptr);
+  if (rc != SQLITE_OK) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot open database ", path, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  // journal_mode answers with the mode in force; a file that is not a database fails here.
+  {
+    Statement q(db, "PRAGMA journal_mode=WAL");
+    if (!q.status().ok() || q.Step() != SQLITE_ROW || q.Text(0) != "wal") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot use ", path, " as a troupe database (WAL mode): ", sqlite3_errmsg(db)));
+    }
+  }
+  TROUPE_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  Statement version(db, "PRAGMA user_version");
+  TROUPE_RETURN_IF_ERROR(version.status());
+  if (version.Step() != SQLITE_ROW) return SqliteError(db, "user_version");
+  const int64_t found = version.Int(0);
+  if (found > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", found, "; this troupe reads up to ", kSchemaVersion));
+  }
+  TROUPE_RETURN_IF_ERROR(Exec(db, kSchema));
+  TROUPE_RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
+  return store;
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close_v2(db_); }
+
+absl::Status SqliteStore::PutCharacter(const CharacterRecord& c) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_,
+              "INSERT INTO characters (id, card_json, create_time_ms, update_time_ms) VALUES (?, ?, ?, ?) "
+              "ON CONFLICT(id) DO UPDATE SET card_json = excluded.card_json, "
+              "update_time_ms = excluded.update_time_ms");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, c.id);
+  q.Bind(2, c.card_json);
+  q.Bind(3, c.create_time_ms);
+  q.Bind(4, c.update_time_ms);
+  return q.Run();
+}
+
+absl::StatusOr<CharacterRecord> SqliteStore::GetCharacter(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, "SELECT id, card_json, create_time_ms, update_time_ms FROM characters WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, id);
+  const int rc = q.Step();
+  if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("character ", id, " not found"));
+  if (rc != SQLITE_ROW) return SqliteError(db_, "get character");
+  return CharacterRecord{.id = q.Text(0), .card_json = q.Text(1), .create_time_ms = q.Int(2),
+                         .update_time_ms = q.Int(3)};
+}
+
+absl::StatusOr<std::vector<CharacterRecord>> SqliteStore::ListCharacters(const PageRequest& page) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_,
+              "SELECT id, card_json, create_time_ms, update_time_ms FROM characters WHERE id > ? "
+              "ORDER BY id LIMIT ?");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, page.after_id);
+  q.Bind(2, static_cast<int64_t>(ClampLimit(page.limit)));
+  std::vector<CharacterRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    out.push_back({.id = q.Text(0), .card_json = q.Text(1), .create_time_ms = q.Int(2),
+                   .update_time_ms = q.Int(3)});
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list characters");
+  return out;
+}
+
+absl::Status SqliteStore::DeleteCharacter(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement used(db_, "SELECT COUNT(*) FROM sessions WHERE character_id = ?");
+  TROUPE_RETURN_IF_ERROR(used.status());
+  used.Bind(1, id);
+  if (used.Step() != SQLITE_ROW) return SqliteError(db_, "count sessions");
+  if (const int64_t n = used.Int(0); n > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "character ", id, " is used by ", n, " session(s); delete them first"));
+  }
+  Statement del(db_, "DELETE FROM characters WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(del.status());
+  del.Bind(1, id);
+  TROUPE_RETURN_IF_ERROR(del.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("character ", id, " not found"));
+  Statement mem(db_, "DELETE FROM memories WHERE character_id = ? AND scope = ?");
+  TROUPE_RETURN_IF_ERROR(mem.status());
+  mem.Bind(1, id);
+  mem.Bind(2, static_cast<int64_t>(MemoryScope::kCharacter));
+  TROUPE_RETURN_IF_ERROR(mem.Run());
+  return txn.Commit();
+}
+
+absl::Status SqliteStore::CreateSession(const SessionRecord& s) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement character(db_, "SELECT 1 FROM characters WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(character.status());
+  character.Bind(1, s.character_id);
+  if (character.Step() != SQLITE_ROW) {
+    return absl::NotFoundError(absl::StrCat("character ", s.character_id, " not found"));
+  }
+  Statement q(db_,
+              "INSERT INTO sessions (id, character_id, user_id, setup_json, mood, create_time_ms) "
+              "VALUES (?, ?, ?, ?, ?, ?)");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, s.id);
+  q.Bind(2, s.character_id);
+  q.Bind(3, s.user_id);
+  q.Bind(4, s.setup_json);
+  q.BindFloats(5, s.mood.data(), s.mood.size());
+  q.Bind(6, s.create_time_ms);
+  if (q.Step() != SQLITE_DONE) {
+    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      return absl::AlreadyExistsError(absl::StrCat("session ", s.id, " exists"));
+    }
+    return SqliteError(db_, "create session");
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<SessionRecord> SqliteStore::GetSession(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, absl::StrCat(kSessionColumns, "WHERE id = ?").c_str());
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, id);
+  const int rc = q.Step();
+  if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
+  if (rc != SQLITE_ROW) return SqliteError(db_, "get session");
+  return ReadSession(q);
+}
+
+absl::StatusOr<std::vector<SessionRecord>> SqliteStore::ListSessions(const std::string& character_id,
+                                                                     const PageRequest& page) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, absl::StrCat(kSessionColumns,
+                                "WHERE id > ?1 AND (?2 = '' OR character_id = ?2) ORDER BY id LIMIT ?3")
+                       .c_str());
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, page.after_id);
+  q.Bind(2, character_id);
+  q.Bind(3, static_cast<int64_t>(ClampLimit(page.limit)));
+  std::vector<SessionRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadSession(q));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list sessions");
+  return out;
+}
+
+absl::Status SqliteStore::UpdateSessionSetup(const std::string& id, const std::string& setup_json) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, "UPDATE sessions SET setup_json = ? WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, setup_json);
+  q.Bind(2, id);
+  TROUPE_RETURN_IF_ERROR(q.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::DeleteSession(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement del(db_, "DELETE FROM sessions WHERE id = ?");  // turns cascade
+  TROUPE_RETURN_IF_ERROR(del.status());
+  del.Bind(1, id);
+  TROUPE_RETURN_IF_ERROR(del.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
+  Statement mem(db_, "DELETE FROM memories WHERE session_id = ? AND scope = ?");
+  TROUPE_RETURN_IF_ERROR(mem.status());
+  mem.Bind(1, id);
+  mem.Bind(2, static_cast<int64_t>(MemoryScope::kSession));
+  TROUPE_RETURN_IF_ERROR(mem.Run());
+  return txn.Commit();
+}
+
+absl::Status SqliteStore::AppendTurn(const TurnRecord& t, const std::array<float, 8>& mood) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement next(db_, "SELECT COUNT(*) FROM turns WHERE session_id = ?");
+  TROUPE_RETURN_IF_ERROR(next.status());
+  next.Bind(1, t.session_id);
+  if (next.Step() != SQLITE_ROW) return SqliteError(db_, "count turns");
+  if (next.Int(0) != t.turn_index) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session ", t.session_id, " is at turn ", next.Int(0), ", not ", t.turn_index));
+  }
+  Statement ins(db_,
+                "INSERT INTO turns (session_id, turn_index, user_text, reply_text, time_ms) "
+                "VALUES (?, ?, ?, ?, ?)");
+  TROUPE_RETURN_IF_ERROR(ins.status());
+  ins.Bind(1, t.session_id);
+  ins.Bind(2, static_cast<int64_t>(t.turn_index));
+  ins.Bind(3, t.user_text);
+  ins.Bind(4, t.reply_text);
+  ins.Bind(5, t.time_ms);
+  if (ins.Step() != SQLITE_DONE) {
+    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+      return absl::NotFoundError(absl::StrCat("session ", t.session_id, " not found"));
+    }
+    return SqliteError(db_, "append turn");
+  }
+  Statement upd(db_, "UPDATE sessions SET mood = ? WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(upd.status());
+  upd.BindFloats(1, mood.data(), mood.size());
+  upd.Bind(2, t.session_id);
+  TROUPE_RETURN_IF_ERROR(upd.Run());
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_,
+              "SELECT session_id, turn_index, user_text, reply_text, time_ms FROM turns "
+              "WHERE session_id = ? ORDER BY turn_index");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, session_id);
+  std::vector<TurnRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    out.push_back({.session_id = q.Text(0), .turn_index = static_cast<int>(q.Int(1)),
+                   .user_text = q.Text(2), .reply_text = q.Text(3), .time_ms = q.Int(4)});
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list turns");
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::AddMemory(const MemoryRecord& m) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_,
+              "INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, "
+              "embedding, emotion, importance, wall_time_ms, story_time) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, static_cast<int64_t>(m.scope));
+  q.Bind(2, m.character_id);
+  q.Bind(3, m.user_id);
+  q.Bind(4, m.session_id);
+  q.Bind(5, static_cast<int64_t>(m.turn_index));
+  q.Bind(6, m.text);
+  q.BindFloats(7, m.embedding.data(), m.embedding.size());
+  q.BindFloats(8, m.emotion.data(), m.emotion.size());
+  q.Bind(9, static_cast<double>(m.importance));
+  q.Bind(10, m.wall_time_ms);
+  if (m.story_time) {
+    q.Bind(11, *m.story_time);
+  } else {
+    q.BindNull(11);
+  }
+  TROUPE_RETURN_IF_ERROR(q.Run());
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListMemories() {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, absl::StrCat(kMemoryColumns, "ORDER BY id").c_str());
+  TROUPE_RETURN_IF_ERROR(q.status());
+  std::vector<MemoryRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadMemory(q));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list memories");
+  return out;
+}
+
+absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListSessionMemories(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, absl::StrCat(kMemoryColumns, "WHERE session_id = ? ORDER BY id").c_str());
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, session_id);
+  std::vector<MemoryRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadMemory(q));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list session memories");
+  return out;
+}
+
+}  // namespace troupe

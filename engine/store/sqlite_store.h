@@ -1,0 +1,55 @@
+// The embedded Store: one SQLite database file in WAL mode with synchronous=FULL, so every
+// committed call is on disk before it returns (survives kill -9 and power loss), and readers
+// never block the writer. One connection, serialised by a mutex: the role-play layer's writes
+// are a few per chat turn, far below what one connection sustains.
+//
+// Schema (version 1, in sqlite_store.cc): characters, sessions, turns, memories. Vectors are
+// stored as little-endian float32 BLOBs.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/store/store.h"
+
+struct sqlite3;
+
+namespace troupe {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens or creates the database at `path` (its folder must exist) and applies the schema.
+  // kFailedPrecondition for a file that is not a troupe database or has a newer schema.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  ~SqliteStore() override;
+
+  absl::Status PutCharacter(const CharacterRecord& character) override;
+  absl::StatusOr<CharacterRecord> GetCharacter(const std::string& id) override;
+  absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(const PageRequest& page) override;
+  absl::Status DeleteCharacter(const std::string& id) override;
+
+  absl::Status CreateSession(const SessionRecord& session) override;
+  absl::StatusOr<SessionRecord> GetSession(const std::string& id) override;
+  absl::StatusOr<std::vector<SessionRecord>> ListSessions(const std::string& character_id,
+                                                          const PageRequest& page) override;
+  absl::Status UpdateSessionSetup(const std::string& id, const std::string& setup_json) override;
+  absl::Status DeleteSession(const std::string& id) override;
+
+  absl::Status AppendTurn(const TurnRecord& turn, const std::array<float, 8>& mood) override;
+  absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string& session_id) override;
+
+  absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) override;
+  absl::StatusOr<std::vector<MemoryRecord>> ListMemories() override;
+  absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(
+      const std::string& session_id) override;
+
+ private:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+
+  absl::Mutex mu_;
+  sqlite3* const db_;  // owned; closed in the destructor
+};
+
+}  // namespace troupe

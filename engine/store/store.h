@@ -1,0 +1,116 @@
+// Durable storage of characters, sessions, turns and memories: the records the role-play layer
+// keeps across restarts. An interface, so that a networked database can serve several replicas
+// later; SqliteStore (sqlite_store.h) is the embedded default.
+//
+// Records are plain data: the character is kept as its Character Card JSON (engine/session/
+// character_card.h), a session's setup as JSON text, a memory's vectors as float arrays. The
+// store validates nothing about their contents; callers validate input before storing it.
+//
+// Durability: a call that returns OK has committed; its effect survives the process being
+// killed at any later moment (kill -9), since commits are synced to disk before returning.
+//
+// Thread-safe: implementations serialise calls internally.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace troupe {
+
+struct CharacterRecord {
+  std::string id;
+  std::string card_json;  // chara_card_v3 JSON with troupe's fields under data.extensions
+  int64_t create_time_ms = 0;
+  int64_t update_time_ms = 0;
+};
+
+struct SessionRecord {
+  std::string id;
+  std::string character_id;
+  std::string user_id;     // the tenant/user the session belongs to ("" = anonymous)
+  std::string setup_json;  // persona, scenario, point in time, ... (server/session layer)
+  std::array<float, 8> mood{};  // running Plutchik mood, updated after every turn
+  int64_t create_time_ms = 0;
+};
+
+struct TurnRecord {
+  std::string session_id;
+  int turn_index = 0;  // 0, 1, 2, ... per session, no gaps
+  std::string user_text;
+  std::string reply_text;
+  int64_t time_ms = 0;
+};
+
+enum class MemoryScope : int { kSession = 0, kUserCharacter = 1, kCharacter = 2 };
+
+struct MemoryRecord {
+  int64_t id = 0;  // assigned by AddMemory
+  MemoryScope scope = MemoryScope::kSession;
+  std::string character_id;
+  std::string user_id;
+  std::string session_id;  // the session it came from, in every scope ("" for experiences)
+  int turn_index = -1;     // the turn it was made from; -1 for a character's own experiences
+  std::string text;
+  std::vector<float> embedding;
+  std::array<float, 8> emotion{};
+  float importance = 5;
+  int64_t wall_time_ms = 0;
+  std::optional<int64_t> story_time;  // TimeChara ordinal; none = timeless
+};
+
+// Paging for List* calls: records ordered by id; `after_id` = the last id of the previous page.
+struct PageRequest {
+  std::string after_id;
+  int limit = 100;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Inserts or replaces a character (same id: card and update time replaced).
+  [[nodiscard]] virtual absl::Status PutCharacter(const CharacterRecord& character) = 0;
+  // kNotFound for an unknown id.
+  [[nodiscard]] virtual absl::StatusOr<CharacterRecord> GetCharacter(const std::string& id) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(
+      const PageRequest& page) = 0;
+  // Deletes the character and its kCharacter memories. kNotFound for an unknown id;
+  // kFailedPrecondition while sessions still use it.
+  [[nodiscard]] virtual absl::Status DeleteCharacter(const std::string& id) = 0;
+
+  // kAlreadyExists for a taken id; kNotFound when the character does not exist.
+  [[nodiscard]] virtual absl::Status CreateSession(const SessionRecord& session) = 0;
+  [[nodiscard]] virtual absl::StatusOr<SessionRecord> GetSession(const std::string& id) = 0;
+  // Sessions of one character when character_id is not empty, else all.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<SessionRecord>> ListSessions(
+      const std::string& character_id, const PageRequest& page) = 0;
+  // Replaces setup_json (kNotFound for an unknown id).
+  [[nodiscard]] virtual absl::Status UpdateSessionSetup(const std::string& id,
+                                                        const std::string& setup_json) = 0;
+  // Deletes the session, its turns and its kSession memories; memories of wider scopes stay.
+  [[nodiscard]] virtual absl::Status DeleteSession(const std::string& id) = 0;
+
+  // Appends turn `turn.turn_index`, which must be the session's next (kFailedPrecondition
+  // otherwise), and sets the session's mood, in one transaction.
+  [[nodiscard]] virtual absl::Status AppendTurn(const TurnRecord& turn,
+                                                const std::array<float, 8>& mood) = 0;
+  // All turns of a session, oldest first.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<TurnRecord>> ListTurns(
+      const std::string& session_id) = 0;
+
+  // Stores a memory and returns its id.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) = 0;
+  // Every memory, oldest first (the server builds its in-memory indexes from them at start).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListMemories() = 0;
+  // Memories made from the turns of one session (any scope), oldest first.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(
+      const std::string& session_id) = 0;
+};
+
+}  // namespace troupe
