@@ -309,7 +309,7 @@ void Engine::Impl::HandleOutput(LiveRequest& live, std::span<const float> logits
   live.seq.tokens.push_back(sample.id);
   TokenDelta delta;
   delta.token_ids.push_back(sample.id);
-  if (params.logprobs >= 0) delta.logprobs.push_back(std::move(sample));
+  if (params.logprobs >= 0 || !params.scored_token_ids.empty()) delta.logprobs.push_back(std::move(sample));
   StopMatcher::Result text = live.stop.Push(live.detokenizer.Push(delta.token_ids.back()));
   delta.text = std::move(text.text);
   if (text.stopped) {

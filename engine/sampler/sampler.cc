@@ -167,7 +167,7 @@ SampleResult Sampler::Sample(std::span<float> logits) {
   TROUPE_CHECK(!logits.empty());
   SampleResult result;
   double raw_lse = 0.0;
-  if (params_.logprobs >= 0) raw_lse = RawLogSumExp(logits, &result);
+  if (WantsLogprobs()) raw_lse = RawLogSumExp(logits, &result);
   ApplyPenalties(logits);
   const TokenId id = Choose(logits);
   RestoreLogits(logits);
@@ -178,7 +178,7 @@ SampleResult Sampler::SampleReadOnly(std::span<const float> logits) {
   TROUPE_CHECK(!logits.empty());
   SampleResult result;
   double raw_lse = 0.0;
-  if (params_.logprobs >= 0) raw_lse = RawLogSumExp(logits, &result);
+  if (WantsLogprobs()) raw_lse = RawLogSumExp(logits, &result);
   if (!PenaltiesActive()) return Record(logits, Choose(logits), std::move(result), raw_lse);
   row_.assign(logits.begin(), logits.end());
   ApplyPenalties(row_);
@@ -209,7 +209,7 @@ double Sampler::RawLogSumExp(std::span<const float> logits, SampleResult* result
   const float max_logit = MaxIgnoringNan(logits);
   // Best params_.logprobs raw logits, kept sorted best first; an equal later id never displaces
   // an earlier one, so ties go to the lower id.
-  const size_t n = std::min(static_cast<size_t>(params_.logprobs), logits.size());
+  const size_t n = std::min(static_cast<size_t>(std::max(params_.logprobs, 0)), logits.size());
   std::vector<TokenLogprob>& top = result->top;
   top.reserve(n);
   float floor = kNegInf;  // top.back().logprob once top is full: only larger values enter
@@ -225,12 +225,17 @@ double Sampler::RawLogSumExp(std::span<const float> logits, SampleResult* result
   if (!(max_logit > kNegInf) || !std::isfinite(max_logit)) {
     // Degenerate row (all -inf/NaN, or +inf present): report -inf rather than NaN.
     for (TokenLogprob& t : top) t.logprob = kNegInf;
+    for (TokenId id : params_.scored_token_ids) result->scored.push_back({id, kNegInf});
     return std::numeric_limits<double>::infinity();
   }
   weights_.resize(logits.size());
   const double lse = max_logit + std::log(ExpWeights(logits, max_logit, 1.0f, weights_));
   for (TokenLogprob& t : top) {
     t.logprob = t.logprob > kNegInf ? static_cast<float>(t.logprob - lse) : kNegInf;
+  }
+  for (TokenId id : params_.scored_token_ids) {
+    const bool valid = id >= 0 && static_cast<size_t>(id) < logits.size() && logits[id] > kNegInf;
+    result->scored.push_back({id, valid ? static_cast<float>(logits[id] - lse) : kNegInf});
   }
   return lse;
 }

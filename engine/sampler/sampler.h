@@ -25,6 +25,7 @@ struct SampleResult {
   float logprob = 0.0f;           // of `id`; filled only when params.logprobs >= 0
   std::vector<TokenLogprob> top;  // params.logprobs entries (empty for -1 and 0), best first,
                                   // ties by lower id
+  std::vector<TokenLogprob> scored;  // one per params.scored_token_ids, in that order
 };
 
 // Samples one token per call for one request and remembers what it sampled, so the repetition,
@@ -77,6 +78,7 @@ class Sampler {
   void ApplyPenalties(std::span<float> logits);
   void RestoreLogits(std::span<float> logits);
   bool PenaltiesActive() const;
+  bool WantsLogprobs() const { return params_.logprobs >= 0 || !params_.scored_token_ids.empty(); }
   // Greedy or stochastic choice over the penalised row.
   TokenId Choose(std::span<const float> penalised);
   // Fills in id and its logprob (from the raw row) and appends id to the history.

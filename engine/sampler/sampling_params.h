@@ -11,6 +11,8 @@
 
 namespace troupe {
 
+using TokenId = int32_t;  // as in tokenizer.h
+
 struct SamplingParams {
   float temperature = 1.0f;        // 0 = greedy
   int top_k = 0;                   // 0 = disabled
@@ -26,6 +28,10 @@ struct SamplingParams {
   std::vector<std::string> stop;   // stop strings (not included in the output)
   bool ignore_eos = false;
   int logprobs = -1;               // -1 = none; 0 = chosen token only; N = chosen + top N (<= 20)
+  // Also report the logprobs of these ids at every sampled position (SampleResult::scored), e.g.
+  // the digit tokens an internal rating request reads its expected value from. Not validated
+  // against the vocabulary here: ids outside it get -inf.
+  std::vector<TokenId> scored_token_ids;
 };
 
 // Limits checked by ValidateSamplingParams.

@@ -503,6 +503,25 @@ TEST(SamplerTest, LogprobsOffOrChosenOnly) {
   EXPECT_NEAR(r.logprob, std::log(0.5), 1e-6);
 }
 
+// Scored ids get their raw log-softmax at every position, in the order asked, whatever the
+// top-N setting; ids outside the vocabulary get -inf.
+TEST(SamplerTest, ScoredTokenIdsReportTheirLogprobs) {
+  const std::vector<float> logits = RandomLogits(300, 9);
+  const std::vector<double> probs = Softmax(logits);
+  SamplingParams p = Greedy();
+  p.scored_token_ids = {250, 7, 7, 1000};
+  Sampler sampler(p, {});
+  std::vector<float> row = logits;
+  const SampleResult r = sampler.Sample(row);
+  EXPECT_TRUE(r.top.empty());
+  ASSERT_EQ(r.scored.size(), 4u);
+  EXPECT_EQ(r.scored[0].id, 250);
+  EXPECT_NEAR(r.scored[0].logprob, std::log(probs[250]), 1e-5);
+  EXPECT_NEAR(r.scored[1].logprob, std::log(probs[7]), 1e-5);
+  EXPECT_EQ(r.scored[1].logprob, r.scored[2].logprob);
+  EXPECT_EQ(r.scored[3].logprob, -std::numeric_limits<float>::infinity());
+}
+
 // ---- validation ----
 
 TEST(SamplingParamsTest, DefaultsAreValid) {
