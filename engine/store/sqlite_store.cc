@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS turns (
   session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
   turn_index INTEGER NOT NULL,
   user_text TEXT NOT NULL,
+  context_text TEXT NOT NULL,
   reply_text TEXT NOT NULL,
   time_ms INTEGER NOT NULL,
   PRIMARY KEY (session_id, turn_index)
@@ -371,7 +372,7 @@ absl::Status SqliteStore::DeleteSession(const std::string& id) {
   return txn.Commit();
 }
 
-absl::Status SqliteStore::AppendTurn(const TurnRecord& t, const std::array<float, 8>& mood) {
+absl::Status SqliteStore::AppendTurn(const TurnRecord& t) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
@@ -384,32 +385,39 @@ absl::Status SqliteStore::AppendTurn(const TurnRecord& t, const std::array<float
         "session ", t.session_id, " is at turn ", next.Int(0), ", not ", t.turn_index));
   }
   Statement ins(db_,
-                "INSERT INTO turns (session_id, turn_index, user_text, reply_text, time_ms) "
-                "VALUES (?, ?, ?, ?, ?)");
+                "INSERT INTO turns (session_id, turn_index, user_text, context_text, reply_text, time_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
   TROUPE_RETURN_IF_ERROR(ins.status());
   ins.Bind(1, t.session_id);
   ins.Bind(2, static_cast<int64_t>(t.turn_index));
   ins.Bind(3, t.user_text);
-  ins.Bind(4, t.reply_text);
-  ins.Bind(5, t.time_ms);
+  ins.Bind(4, t.context_text);
+  ins.Bind(5, t.reply_text);
+  ins.Bind(6, t.time_ms);
   if (ins.Step() != SQLITE_DONE) {
     if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY) {
       return absl::NotFoundError(absl::StrCat("session ", t.session_id, " not found"));
     }
     return SqliteError(db_, "append turn");
   }
-  Statement upd(db_, "UPDATE sessions SET mood = ? WHERE id = ?");
-  TROUPE_RETURN_IF_ERROR(upd.status());
-  upd.BindFloats(1, mood.data(), mood.size());
-  upd.Bind(2, t.session_id);
-  TROUPE_RETURN_IF_ERROR(upd.Run());
   return txn.Commit();
+}
+
+absl::Status SqliteStore::UpdateSessionMood(const std::string& id, const std::array<float, 8>& mood) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, "UPDATE sessions SET mood = ? WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.BindFloats(1, mood.data(), mood.size());
+  q.Bind(2, id);
+  TROUPE_RETURN_IF_ERROR(q.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string& session_id) {
   absl::MutexLock lock(&mu_);
   Statement q(db_,
-              "SELECT session_id, turn_index, user_text, reply_text, time_ms FROM turns "
+              "SELECT session_id, turn_index, user_text, context_text, reply_text, time_ms FROM turns "
               "WHERE session_id = ? ORDER BY turn_index");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, session_id);
@@ -417,7 +425,8 @@ absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
     out.push_back({.session_id = q.Text(0), .turn_index = static_cast<int>(q.Int(1)),
-                   .user_text = q.Text(2), .reply_text = q.Text(3), .time_ms = q.Int(4)});
+                   .user_text = q.Text(2), .context_text = q.Text(3), .reply_text = q.Text(4),
+                   .time_ms = q.Int(5)});
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "list turns");
   return out;

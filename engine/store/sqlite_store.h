@@ -37,7 +37,8 @@ class SqliteStore final : public Store {
   absl::Status UpdateSessionSetup(const std::string& id, const std::string& setup_json) override;
   absl::Status DeleteSession(const std::string& id) override;
 
-  absl::Status AppendTurn(const TurnRecord& turn, const std::array<float, 8>& mood) override;
+  absl::Status AppendTurn(const TurnRecord& turn) override;
+  absl::Status UpdateSessionMood(const std::string& id, const std::array<float, 8>& mood) override;
   absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string& session_id) override;
 
   absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) override;

@@ -43,6 +43,7 @@ struct TurnRecord {
   std::string session_id;
   int turn_index = 0;  // 0, 1, 2, ... per session, no gaps
   std::string user_text;
+  std::string context_text;  // what memory and lore added to the turn's prompt ("" for none)
   std::string reply_text;
   int64_t time_ms = 0;
 };
@@ -97,9 +98,10 @@ class Store {
   [[nodiscard]] virtual absl::Status DeleteSession(const std::string& id) = 0;
 
   // Appends turn `turn.turn_index`, which must be the session's next (kFailedPrecondition
-  // otherwise), and sets the session's mood, in one transaction.
-  [[nodiscard]] virtual absl::Status AppendTurn(const TurnRecord& turn,
-                                                const std::array<float, 8>& mood) = 0;
+  // otherwise; kNotFound for an unknown session).
+  [[nodiscard]] virtual absl::Status AppendTurn(const TurnRecord& turn) = 0;
+  [[nodiscard]] virtual absl::Status UpdateSessionMood(const std::string& id,
+                                                       const std::array<float, 8>& mood) = 0;
   // All turns of a session, oldest first.
   [[nodiscard]] virtual absl::StatusOr<std::vector<TurnRecord>> ListTurns(
       const std::string& session_id) = 0;

@@ -50,6 +50,7 @@ TurnRecord Turn(const std::string& session_id, int index, const std::string& use
   t.session_id = session_id;
   t.turn_index = index;
   t.user_text = user;
+  t.context_text = "ctx " + user;
   t.reply_text = reply;
   t.time_ms = time_ms;
   return t;
@@ -130,21 +131,21 @@ TEST_F(SqliteStoreTest, SessionsNeedTheirCharacterAndUniqueIds) {
   EXPECT_EQ(store->GetSession("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteStoreTest, TurnsAppendInOrderAndSetTheMood) {
+TEST_F(SqliteStoreTest, TurnsAppendInOrderAndMoodUpdates) {
   auto store = OpenStore();
   ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
   ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
   const std::array<float, 8> mood{8, 6, 1, 2, 1, 1, 1, 6};
-  ASSERT_TRUE(store->AppendTurn(Turn("s1", 0, "hi", "hello", 10), mood)
+  ASSERT_TRUE(store->AppendTurn(Turn("s1", 0, "hi", "hello", 10))
                   .ok());
   // A gap or a repeat is refused, and so is an unknown session.
-  EXPECT_EQ(store->AppendTurn(Turn("s1", 2), mood).code(),
+  EXPECT_EQ(store->AppendTurn(Turn("s1", 2)).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->AppendTurn(Turn("s1", 0), mood).code(),
+  EXPECT_EQ(store->AppendTurn(Turn("s1", 0)).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->AppendTurn(Turn("zz", 0), mood).code(),
+  EXPECT_EQ(store->AppendTurn(Turn("zz", 0)).code(),
             absl::StatusCode::kNotFound);
-  ASSERT_TRUE(store->AppendTurn(Turn("s1", 1, "and?", "and so on", 20), mood)
+  ASSERT_TRUE(store->AppendTurn(Turn("s1", 1, "and?", "and so on", 20))
                   .ok());
   auto turns = store->ListTurns("s1");
   ASSERT_TRUE(turns.ok());
@@ -152,14 +153,17 @@ TEST_F(SqliteStoreTest, TurnsAppendInOrderAndSetTheMood) {
   EXPECT_EQ((*turns)[0].reply_text, "hello");
   EXPECT_EQ((*turns)[1].user_text, "and?");
   EXPECT_EQ((*turns)[1].time_ms, 20);
+  EXPECT_EQ((*turns)[1].context_text, "ctx and?");
+  ASSERT_TRUE(store->UpdateSessionMood("s1", mood).ok());
   EXPECT_EQ(store->GetSession("s1")->mood, mood);
+  EXPECT_EQ(store->UpdateSessionMood("zz", mood).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, DeletingASessionKeepsWiderScopedMemories) {
   auto store = OpenStore();
   ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
   ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
-  ASSERT_TRUE(store->AppendTurn(Turn("s1", 0), {}).ok());
+  ASSERT_TRUE(store->AppendTurn(Turn("s1", 0)).ok());
   auto m1 = store->AddMemory(Memory(MemoryScope::kSession, "s1", 0));
   auto m2 = store->AddMemory(Memory(MemoryScope::kUserCharacter, "s1", 0));
   ASSERT_TRUE(m1.ok() && m2.ok());
@@ -207,7 +211,7 @@ TEST_F(SqliteStoreTest, EverythingSurvivesReopening) {
     auto store = OpenStore();
     ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
     ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
-    ASSERT_TRUE(store->AppendTurn(Turn("s1", 0), {}).ok());
+    ASSERT_TRUE(store->AppendTurn(Turn("s1", 0)).ok());
     ASSERT_TRUE(store->AddMemory(Memory(MemoryScope::kSession, "s1", 0)).ok());
   }
   auto store = OpenStore();
@@ -230,7 +234,7 @@ TEST_F(SqliteStoreTest, AcknowledgedTurnSurvivesKill9) {
     auto store = SqliteStore::Open(path_);
     if (!store.ok()) _exit(2);
     for (int i = 0; i < 5; ++i) {
-      if (!(*store)->AppendTurn(Turn("s1", i, "u", "acked " + std::to_string(i)), {})
+      if (!(*store)->AppendTurn(Turn("s1", i, "u", "acked " + std::to_string(i)))
                .ok()) {
         _exit(3);
       }
