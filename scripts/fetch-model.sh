@@ -27,6 +27,8 @@ fail() {
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+"$repo_root/scripts/fetch-embedder.sh" "$dest_dir/all-MiniLM-L6-v2"  # memory retrieval's embedder
+
 if [[ -f "$dest" ]]; then
   if [[ $(sha256_of "$dest") == "$kModelSha256" ]]; then
     echo "fetch-model: $dest present (sha256 ok)"

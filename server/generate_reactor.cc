@@ -149,10 +149,28 @@ void GenerateReactor<Response>::Finish(const absl::Status& status, const Complet
   if (outcome.ok() && IsCancelled()) {
     outcome = absl::CancelledError("the client cancelled the request");
   }
+  if (outcome.ok() && on_success_ && on_success_queue_ != nullptr) {
+    std::shared_ptr<GenerateReactor> self;
+    {
+      absl::MutexLock lock(&mu_);
+      self = self_;  // alive until OnDone, which cannot come before Complete finishes the RPC
+    }
+    const absl::Status scheduled = on_success_queue_->Schedule([self, completion] {
+      absl::Status result = self->on_success_(std::string(absl::StripAsciiWhitespace(self->reply_text_)),
+                                              std::move(self->reply_tokens_), completion.finish_reason);
+      self->Complete(std::move(result), completion);
+    });
+    if (scheduled.ok()) return;
+  }
   if (outcome.ok() && on_success_) {
     outcome = on_success_(std::string(absl::StripAsciiWhitespace(reply_text_)), std::move(reply_tokens_),
                           completion.finish_reason);
   }
+  Complete(std::move(outcome), completion);
+}
+
+template <typename Response>
+void GenerateReactor<Response>::Complete(absl::Status outcome, const Completion& completion) {
   if (outcome.ok() && metrics_ != nullptr) {
     metrics_->ObserveSuccess(completion.finish_reason, completion);
   }
@@ -166,6 +184,7 @@ void GenerateReactor<Response>::Finish(const absl::Status& status, const Complet
     if (outcome.ok()) {
       if (!pending_.has_value()) pending_.emplace();
       SetFinal(completion, *pending_);
+      if (on_final_) on_final_(*pending_);
       pending_is_final_ = true;
       if (!write_in_flight_) action = TakePendingLocked();
     } else {

@@ -16,6 +16,7 @@
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 #include "server/metrics.h"
+#include "server/work_queue.h"
 #include "troupe/v1/roleplay.pb.h"
 
 namespace troupe {
@@ -34,12 +35,15 @@ namespace troupe {
 template <typename Response>
 class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public TokenSink {
  public:
-  // Runs on the engine thread when the request finished OK and the client is still there, with
-  // the whole generated text (stripped of surrounding whitespace), the generated token ids as
-  // streamed (an EOS / end-of-turn token is not among them) and why generation stopped. A
-  // non-OK result becomes the RPC's status (no final message).
+  // Runs when the request finished OK and the client is still there, with the whole generated
+  // text (stripped of surrounding whitespace), the generated token ids as streamed (an EOS /
+  // end-of-turn token is not among them) and why generation stopped. A non-OK result becomes
+  // the RPC's status (no final message). It runs before the final message is sent, so what it
+  // commits (a chat turn) is durable once the client sees the end of the stream.
   using OnSuccess = std::function<absl::Status(std::string reply_text, std::vector<TokenId> reply_tokens,
                                                FinishReason reason)>;
+  // Adds fields to the final message (chat: the memories and lore the turn used).
+  using OnFinal = std::function<void(Response& final_message)>;
 
   // REQUIRES: `engine` and `metrics` (nullable) outlive the RPC.
   static std::shared_ptr<GenerateReactor> Create(Engine& engine, Metrics* metrics);
@@ -47,8 +51,15 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   GenerateReactor(const GenerateReactor&) = delete;
   GenerateReactor& operator=(const GenerateReactor&) = delete;
 
+  // REQUIRES: called before Submit. With `queue`, on_success runs on one of its workers instead
+  // of the engine thread (for work that blocks, such as a database commit); if the queue
+  // refuses the job, it runs on the engine thread after all.
+  void set_on_success(OnSuccess on_success, WorkQueue* queue = nullptr) {
+    on_success_ = std::move(on_success);
+    on_success_queue_ = queue;
+  }
   // REQUIRES: called before Submit.
-  void set_on_success(OnSuccess on_success) { on_success_ = std::move(on_success); }
+  void set_on_final(OnFinal on_final) { on_final_ = std::move(on_final); }
 
   // Gives the request an id and this sink and submits it. If the client has already gone, the
   // RPC ends CANCELLED without submitting; if Submit fails, it ends with Submit's error.
@@ -79,6 +90,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
 
   GenerateReactor(Engine& engine, Metrics* metrics) : engine_(engine), metrics_(metrics) {}
 
+  // Finish after on_success_ (if any) ran: sends the final message or ends with the error.
+  void Complete(absl::Status outcome, const Completion& completion) ABSL_LOCKS_EXCLUDED(mu_);
   // Moves pending_ into current_ and picks the write action. REQUIRES: pending_ has a value.
   Action TakePendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Perform(Action action, const grpc::Status& status);
@@ -88,6 +101,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   Metrics* const metrics_;  // may be null
   // Set before Submit, read on the engine thread after it.
   OnSuccess on_success_;
+  WorkQueue* on_success_queue_ = nullptr;
+  OnFinal on_final_;
 
   // Owned by this reactor until OnDone (see the class comment).
   std::shared_ptr<GenerateReactor> self_;

@@ -29,6 +29,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   troupe::EngineOptions& engine = flags.engine;
   troupe::ServerOptions& server = flags.server;
   engine.model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  server.data_dir = "troupe-data";
+  server.embedding_model_dir = "models/all-MiniLM-L6-v2";
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
   std::string kv_cache_type(troupe::KvCacheTypeName(engine.kv_cache_type));
   int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
@@ -58,7 +60,15 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt("max-model-len", &engine.max_model_len,
                 "context limit in tokens (0 = the model's)");
   parser.AddInt("prepare-threads", &server.prepare.num_threads, "tokenization workers");
-  parser.AddInt("max-sessions", &server.sessions.max_sessions, "chat sessions kept");
+  parser.AddInt("max-sessions", &server.sessions.max_sessions, "chat sessions kept in memory");
+  parser.AddString("data-dir", &server.data_dir,
+                   "where characters, sessions and memories are kept (\"\" = nowhere)");
+  parser.AddString("embedding-model", &server.embedding_model_dir,
+                   "all-MiniLM-L6-v2 folder for memory retrieval (scripts/fetch-embedder.sh)");
+  parser.AddString("system-prompt", &server.prompt.global_system_prompt,
+                   "system prompt of characters without one (and their {{original}})");
+  parser.AddString("post-history-instructions", &server.prompt.global_post_history,
+                   "post-history instructions of characters without them");
   parser.AddInt("shutdown-grace-s", &shutdown_grace_s, "seconds live RPCs get on shutdown");
   parser.AddBool("help", &help, "print this help");
   std::vector<std::string> positional;

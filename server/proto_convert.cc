@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "server/character_convert.h"
 
 namespace troupe {
 namespace {
@@ -74,6 +75,11 @@ void SessionToProto(const Session& session, v1::Session* proto) {
     out->set_content(message.content);
   }
   proto->set_create_time_unix_micros(absl::ToUnixMicros(session.create_time));
+  if (!session.character_id.empty()) {
+    proto->set_character_id(session.character_id);
+    SessionSetupToProto(session.setup, proto->mutable_setup());
+    EmotionToProto(session.mood, proto->mutable_mood());
+  }
 }
 
 void ModelInfoToProto(const ModelInfo& info, v1::ServerInfo* proto) {

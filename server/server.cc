@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,11 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "engine/embedding/bert_embedder.h"
+#include "engine/memory/memory_service.h"
+#include "engine/memory/model_rater.h"
+#include "engine/session/character_registry.h"
+#include "engine/store/sqlite_store.h"
 #include "server/chat_service.h"
 
 namespace troupe {
@@ -24,7 +30,45 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
   server->engine_ = std::move(engine);
-  server->sessions_ = std::make_unique<SessionStore>(options.sessions);
+  if (!options.data_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(options.data_dir, error);
+    if (error) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create the data directory ", options.data_dir, ": ", error.message()));
+    }
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+        SqliteStore::Open((std::filesystem::path(options.data_dir) / "troupe.db").string());
+    if (!store.ok()) return store.status();
+    server->store_ = *std::move(store);
+    server->characters_ = std::make_unique<CharacterRegistry>(server->store_.get());
+  }
+  server->sessions_ = std::make_unique<SessionStore>(options.sessions, server->store_.get());
+  if (server->store_ != nullptr && !options.embedding_model_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<BertEmbedder>> embedder = BertEmbedder::Load(options.embedding_model_dir);
+    if (embedder.ok()) {
+      server->embedder_ = *std::move(embedder);
+    } else {
+      TROUPE_LOG_WARNING("no memory retrieval: embedding model not loaded (%s); run "
+                         "scripts/fetch-embedder.sh",
+                         embedder.status().ToString().c_str());
+    }
+  }
+  if (server->embedder_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<ModelRater>> rater = ModelRater::Create(server->engine_.get());
+    if (rater.ok()) {
+      server->rater_ = *std::move(rater);
+    } else {
+      TROUPE_LOG_WARNING("memories get neutral emotions unless clients give them: %s",
+                         rater.status().ToString().c_str());
+    }
+    SessionStore* sessions = server->sessions_.get();
+    server->memory_ = std::make_unique<MemoryService>(
+        server->store_.get(), server->embedder_.get(), server->rater_.get(), MemoryServiceOptions{},
+        [sessions](const std::string& id, const EmotionVector& mood) { sessions->SetMood(id, mood); });
+    if (absl::Status loaded = server->memory_->Load(); !loaded.ok()) return loaded;
+  }
+  server->commit_queue_ = std::make_unique<WorkQueue>(WorkQueueOptions{.num_threads = 1, .max_queued = 1024});
 
   Engine* engine_ptr = server->engine_.get();
   SessionStore* sessions_ptr = server->sessions_.get();
@@ -37,9 +81,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   server->metrics_ = *std::move(metrics);
 
   server->prepare_queue_ = std::make_unique<WorkQueue>(options.prepare);
+  RolePlayDeps roleplay{.characters = server->characters_.get(),
+                        .memory = server->memory_.get(),
+                        .rater = server->rater_.get(),
+                        .commit_queue = server->commit_queue_.get(),
+                        .prompt_options = options.prompt};
   server->service_ = std::make_unique<ChatService>(*server->engine_, *server->sessions_,
-                                                   *server->prepare_queue_,
-                                                   server->metrics_.get());
+                                                   *server->prepare_queue_, server->metrics_.get(),
+                                                   std::move(roleplay));
 
   // Both are process-wide switches read by the next ServerBuilder.
   grpc::EnableDefaultHealthCheckService(true);
@@ -81,6 +130,8 @@ void Server::Shutdown() {
     grpc_server_->Shutdown(deadline);
   }
   if (prepare_queue_ != nullptr) prepare_queue_->Shutdown();
+  if (commit_queue_ != nullptr) commit_queue_->Shutdown();
+  if (memory_ != nullptr) memory_->Flush();  // its ratings need the engine still running
   if (engine_ != nullptr) engine_->Shutdown();
 }
 

@@ -20,12 +20,23 @@ class Server;
 namespace troupe {
 
 class ChatService;
+class CharacterRegistry;
+class MemoryService;
+class ModelRater;
+class SqliteStore;
+class BertEmbedder;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
   MetricsOptions metrics;                           // port 9400; 0 = ephemeral, -1 = off
   WorkQueueOptions prepare;                         // tokenization workers and their queue
   SessionStoreOptions sessions;
+  // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
+  // (inline sessions only, no memory).
+  std::string data_dir;
+  // all-MiniLM-L6-v2 (scripts/fetch-embedder.sh) for memory retrieval; "" or missing = no memory.
+  std::string embedding_model_dir;
+  CharacterPromptOptions prompt;  // the global system prompt and post-history instructions
   // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
@@ -46,11 +57,13 @@ class Server {
   int metrics_port() const { return metrics_->port(); }  // -1 when metrics are off
   Engine& engine() { return *engine_; }
   SessionStore& sessions() { return *sessions_; }
+  MemoryService* memory() { return memory_.get(); }  // null without data dir or embedder
   Metrics& metrics() { return *metrics_; }
 
   // Graceful stop, in this order: health NOT_SERVING; grpc Shutdown(now + shutdown_grace) (new
-  // RPCs refused, live ones finish or are cancelled through the engine); preparation workers
-  // joined; engine shut down and joined. Blocks until done. Idempotent.
+  // RPCs refused, live ones finish or are cancelled through the engine); preparation and commit
+  // workers joined; queued memory writes finished; engine shut down and joined. Blocks until
+  // done. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(shutdown_mu_);
 
  private:
@@ -59,7 +72,13 @@ class Server {
   // Declaration order is destruction order reversed: the gRPC server goes first, the engine last.
   ServerOptions options_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<BertEmbedder> embedder_;
+  std::unique_ptr<ModelRater> rater_;
   std::unique_ptr<SessionStore> sessions_;
+  std::unique_ptr<CharacterRegistry> characters_;
+  std::unique_ptr<MemoryService> memory_;
+  std::unique_ptr<WorkQueue> commit_queue_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<WorkQueue> prepare_queue_;
   std::unique_ptr<ChatService> service_;

@@ -29,6 +29,42 @@ std::string RenderRawTranscript(const Character& character,
 
 }  // namespace
 
+ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_name,
+                               const std::vector<ChatMessage>& messages) {
+  ChatPrompt prompt;
+  if (family != ChatFamily::kRaw) {
+    prompt.text = RenderChat(family, messages, /*add_generation_prompt=*/true);
+    return prompt;
+  }
+  size_t i = 0;
+  for (; i < messages.size() && messages[i].role == "system"; ++i) {
+    absl::StrAppend(&prompt.text, messages[i].content, "\n\n");
+  }
+  for (; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    const std::string& speaker = m.role == "user" ? std::string(kRawUserName)
+                                 : m.role == "system" ? std::string("System")
+                                                      : character_name;
+    absl::StrAppend(&prompt.text, speaker, ": ", m.content, "\n");
+  }
+  absl::StrAppend(&prompt.text, character_name, ":");
+  prompt.stop.push_back(absl::StrCat("\n", kRawUserName, ":"));
+  prompt.stop.push_back("\nSystem:");
+  return prompt;
+}
+
+std::string BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages) {
+  if (family == ChatFamily::kRaw) return "";
+  constexpr std::string_view kSentinel = "\x01troupe-reply\x01";
+  std::vector<ChatMessage> messages = {ChatMessage{"user", "u"},
+                                       ChatMessage{"assistant", std::string(kSentinel)}};
+  messages.insert(messages.end(), new_messages.begin(), new_messages.end());
+  const std::string text = RenderChat(family, messages, /*add_generation_prompt=*/true);
+  const size_t at = text.rfind(kSentinel);
+  if (at == std::string::npos) return "";
+  return text.substr(at + kSentinel.size());
+}
+
 ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
                            const std::vector<ChatMessage>& history,
                            std::string_view user_message) {

@@ -40,4 +40,16 @@ ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
 std::string BuildChatContinuation(ChatFamily family, const Character& character,
                                   std::string_view user_message);
 
+// The same for a role-play turn of a stored character: `messages` are the preamble
+// (character_prompt.h), the history, the user's new message and, when not empty, the turn's
+// context, rendered with the assistant header. ChatFamily::kRaw renders a transcript: leading
+// system messages as a header, then "User: ", "System: " and "<character_name>: " lines.
+ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_name,
+                               const std::vector<ChatMessage>& messages);
+
+// What follows an assistant reply that ended with the model's end-of-turn token when
+// `new_messages` (the user's message, then the turn's context) come next, up to the next
+// assistant header: BuildChatContinuation for any messages. Empty for ChatFamily::kRaw.
+std::string BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages);
+
 }  // namespace troupe

@@ -5,8 +5,48 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "engine/common/check.h"
+#include "engine/common/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace troupe {
+
+std::string SessionSetupToJson(const SessionSetup& setup, const std::string& greeting) {
+  nlohmann::json j;
+  j["user_name"] = setup.user_name;
+  j["user_persona"] = setup.user_persona;
+  j["scenario"] = setup.scenario;
+  if (setup.point_in_time) {
+    j["point_in_time"] = {{"ordinal", setup.point_in_time->ordinal}, {"label", setup.point_in_time->label}};
+  }
+  j["initial_mood"] = setup.initial_mood;
+  j["greeting_index"] = setup.greeting_index;
+  j["user_id"] = setup.user_id;
+  j["greeting"] = greeting;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, std::string* greeting) {
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::DataLossError("stored session setup is not a JSON object");
+  try {
+    setup->user_name = j.value("user_name", "User");
+    setup->user_persona = j.value("user_persona", "");
+    setup->scenario = j.value("scenario", "");
+    if (j.contains("point_in_time")) {
+      setup->point_in_time = StoryTime{j["point_in_time"].value("ordinal", int64_t{0}),
+                                       j["point_in_time"].value("label", "")};
+    }
+    if (j.contains("initial_mood")) setup->initial_mood = j["initial_mood"].get<EmotionVector>();
+    setup->greeting_index = j.value("greeting_index", 0);
+    setup->user_id = j.value("user_id", "");
+    *greeting = j.value("greeting", "");
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("stored session setup: ", e.what()));
+  }
+  return absl::OkStatus();
+}
 
 SessionId NewSessionId() {
   // std::random_device reads the kernel's CSPRNG on Linux, so ids are not guessable.
@@ -19,7 +59,8 @@ SessionId NewSessionId() {
   return id;
 }
 
-SessionStore::SessionStore(const SessionStoreOptions& options) : options_(options) {}
+SessionStore::SessionStore(const SessionStoreOptions& options, Store* store)
+    : options_(options), store_(store) {}
 
 absl::StatusOr<Session> SessionStore::Create(Character character) {
   if (character.name.empty()) character.name = "Assistant";
@@ -38,41 +79,149 @@ absl::StatusOr<Session> SessionStore::Create(Character character) {
   return session;
 }
 
+absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& character_id,
+                                                    const std::string& character_name,
+                                                    const SessionSetup& setup, const std::string& greeting) {
+  TROUPE_CHECK(store_ != nullptr);
+  Session session;
+  session.character.name = character_name;
+  session.character_id = character_id;
+  session.setup = setup;
+  session.mood = setup.initial_mood;
+  session.create_time = absl::Now();
+  if (!greeting.empty()) session.history.push_back(ChatMessage{"assistant", greeting});
+  absl::MutexLock lock(&mu_);
+  if (static_cast<int>(sessions_.size()) >= options_.max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many sessions in memory (limit ", options_.max_sessions, ")"));
+  }
+  do {
+    session.id = NewSessionId();
+  } while (sessions_.count(session.id) != 0);
+  TROUPE_RETURN_IF_ERROR(store_->CreateSession({.id = session.id,
+                                                .character_id = character_id,
+                                                .user_id = setup.user_id,
+                                                .setup_json = SessionSetupToJson(setup, greeting),
+                                                .mood = session.mood,
+                                                .create_time_ms = absl::ToUnixMillis(session.create_time)}));
+  sessions_.emplace(session.id, session);
+  return session;
+}
+
+absl::StatusOr<Session> SessionStore::LoadLocked(const SessionId& id) const {
+  TROUPE_ASSIGN_OR_RETURN(const SessionRecord record, store_->GetSession(id));
+  TROUPE_ASSIGN_OR_RETURN(const std::vector<TurnRecord> turns, store_->ListTurns(id));
+  TROUPE_ASSIGN_OR_RETURN(const CharacterRecord character, store_->GetCharacter(record.character_id));
+  Session session;
+  session.id = id;
+  session.character_id = record.character_id;
+  std::string greeting;
+  TROUPE_RETURN_IF_ERROR(SessionSetupFromJson(record.setup_json, &session.setup, &greeting));
+  const nlohmann::json card = nlohmann::json::parse(character.card_json, nullptr, false);
+  if (card.is_object() && card.contains("data") && card["data"].is_object()) {
+    session.character.name = card["data"].value("name", "");
+  }
+  session.mood = record.mood;
+  session.create_time = absl::FromUnixMillis(record.create_time_ms);
+  if (!greeting.empty()) session.history.push_back(ChatMessage{"assistant", greeting});
+  for (const TurnRecord& t : turns) {
+    session.history.push_back(ChatMessage{"user", t.user_text});
+    if (!t.context_text.empty()) session.history.push_back(ChatMessage{"system", t.context_text});
+    session.history.push_back(ChatMessage{"assistant", t.reply_text});
+  }
+  session.num_turns = static_cast<int>(turns.size());
+  return session;  // no context_tokens: the first turn after loading renders in full
+}
+
 absl::StatusOr<Session> SessionStore::Get(const SessionId& id) const {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
-  return it->second;
+  if (it != sessions_.end()) return it->second;
+  if (store_ == nullptr) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+  absl::StatusOr<Session> loaded = LoadLocked(id);
+  if (!loaded.ok()) {
+    if (absl::IsNotFound(loaded.status())) {
+      return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    }
+    return loaded.status();
+  }
+  sessions_.emplace(id, *loaded);
+  return loaded;
+}
+
+absl::StatusOr<std::vector<Session>> SessionStore::ListDurable(const std::string& character_id,
+                                                              const std::string& after_id, int limit) {
+  if (store_ == nullptr) {
+    return absl::FailedPreconditionError("this server keeps no durable sessions (no data directory)");
+  }
+  TROUPE_ASSIGN_OR_RETURN(const std::vector<SessionRecord> records,
+                          store_->ListSessions(character_id, {.after_id = after_id, .limit = limit}));
+  std::vector<Session> out;
+  for (const SessionRecord& r : records) {
+    Session s;
+    s.id = r.id;
+    s.character_id = r.character_id;
+    std::string greeting;
+    TROUPE_RETURN_IF_ERROR(SessionSetupFromJson(r.setup_json, &s.setup, &greeting));
+    s.mood = r.mood;
+    s.create_time = absl::FromUnixMillis(r.create_time_ms);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void SessionStore::SetMood(const SessionId& id, const EmotionVector& mood) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it != sessions_.end()) it->second.mood = mood;
 }
 
 absl::Status SessionStore::Delete(const SessionId& id) {
   absl::MutexLock lock(&mu_);
-  if (sessions_.erase(id) == 0) {
-    return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+  const bool cached = sessions_.erase(id) > 0;
+  if (store_ != nullptr) {
+    const absl::Status deleted = store_->DeleteSession(id);
+    if (deleted.ok() || (cached && absl::IsNotFound(deleted))) return absl::OkStatus();
+    if (!absl::IsNotFound(deleted)) return deleted;
+  } else if (cached) {
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
 }
 
-absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version,
-                                      std::string user_message, std::string reply,
-                                      std::vector<TokenId> context_tokens) {
+absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, Turn turn) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrCat("session '", id, "' was deleted during the turn"));
   }
-  std::vector<ChatMessage>& history = it->second.history;
+  Session& session = it->second;
+  std::vector<ChatMessage>& history = session.history;
   if (history.size() != base_version) {
     return absl::AbortedError(absl::StrCat(
         "session '", id, "' changed during the turn (another turn finished first); retry"));
   }
-  if (static_cast<int>(history.size()) + 2 > options_.max_history_messages) {
+  const int added = turn.context.empty() ? 2 : 3;
+  if (static_cast<int>(history.size()) + added > options_.max_history_messages) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "session history is full (", options_.max_history_messages, " messages)"));
   }
-  history.push_back(ChatMessage{"user", std::move(user_message)});
-  history.push_back(ChatMessage{"assistant", std::move(reply)});
-  it->second.context_tokens = std::move(context_tokens);
+  if (!session.character_id.empty()) {
+    // Committed before the client sees the end of the turn (held under mu_, so turns of all
+    // sessions commit one at a time; a commit is one synced write).
+    TROUPE_RETURN_IF_ERROR(store_->AppendTurn({.session_id = id,
+                                               .turn_index = session.num_turns,
+                                               .user_text = turn.user_message,
+                                               .context_text = turn.context,
+                                               .reply_text = turn.reply,
+                                               .time_ms = absl::ToUnixMillis(absl::Now())}));
+  }
+  history.push_back(ChatMessage{"user", std::move(turn.user_message)});
+  if (!turn.context.empty()) history.push_back(ChatMessage{"system", std::move(turn.context)});
+  history.push_back(ChatMessage{"assistant", std::move(turn.reply)});
+  session.context_tokens = std::move(turn.context_tokens);
+  session.character_version = turn.character_version;
+  ++session.num_turns;
   return absl::OkStatus();
 }
 

@@ -1,5 +1,7 @@
-// In-memory role-play sessions: a character and the chat history. Used by the server's gRPC
-// reactions, its prompt-preparation workers and the engine thread (which appends a finished turn).
+// Role-play sessions: a character and the chat history. Inline sessions (a name and a system
+// prompt given at creation) live in memory only; sessions of a stored character are durable:
+// written through to the Store, loaded back on first use after a restart. Used by the server's
+// gRPC reactions and its workers (prompt preparation, turn commits).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/memory/emotion.h"
+#include "engine/session/character_prompt.h"
+#include "engine/store/store.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -25,13 +30,22 @@ struct Character {
   std::string system_prompt;  // may be empty
 };
 
-// A snapshot of one session. `history` holds user/assistant messages, oldest first; its size is
-// the session's version (it only grows, by two messages per turn).
+// A snapshot of one session. `history` holds the conversation after the character's preamble,
+// oldest first: the greeting (stored characters), then per turn the user's message, the turn's
+// context (a system message, when memory or lore added one) and the reply. Its size is the
+// session's version (it only grows).
 struct Session {
   SessionId id;
-  Character character;
+  Character character;       // inline sessions; for stored characters, name = the character's
+  std::string character_id;  // the stored character; "" = inline (in memory only)
+  SessionSetup setup;        // stored characters only
+  EmotionVector mood = kNeutralEmotion;  // the character's running mood
   std::vector<ChatMessage> history;
   absl::Time create_time;
+  int num_turns = 0;
+  // update_time_ms of the character version context_tokens were rendered with; a turn of a
+  // newer version renders the prompt afresh.
+  int64_t character_version = 0;
   // The token ids the last turn ran on (its prompt, then its reply as generated), when that
   // reply ended with the model's end of turn or at max_tokens; empty after a stop string. The next turn's prompt is these
   // tokens plus the continuation (BuildChatContinuation), so every turn's prompt extends the
@@ -48,41 +62,78 @@ struct SessionStoreOptions {
 // holding it; Get returns a copy so callers can render prompts without the lock.
 class SessionStore {
  public:
-  explicit SessionStore(const SessionStoreOptions& options = {});
+  // `store` (may be null: no durable sessions) must outlive this.
+  explicit SessionStore(const SessionStoreOptions& options = {}, Store* store = nullptr);
   SessionStore(const SessionStore&) = delete;
   SessionStore& operator=(const SessionStore&) = delete;
 
-  // Creates a session with an empty history. An empty name becomes "Assistant".
+  // Creates an inline session with an empty history. An empty name becomes "Assistant".
   // kResourceExhausted when max_sessions sessions exist.
   [[nodiscard]] absl::StatusOr<Session> Create(Character character) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // A copy of the session. kNotFound for an unknown id.
+  // Creates a durable session of a stored character (REQUIRES: a Store was given), its history
+  // starting with `greeting` when not empty. kNotFound: the character is not stored.
+  [[nodiscard]] absl::StatusOr<Session> CreateDurable(const std::string& character_id,
+                                                      const std::string& character_name,
+                                                      const SessionSetup& setup,
+                                                      const std::string& greeting)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Durable sessions ordered by id (of one character when character_id is not empty), without
+  // their history. kFailedPrecondition without a Store.
+  [[nodiscard]] absl::StatusOr<std::vector<Session>> ListDurable(const std::string& character_id,
+                                                                 const std::string& after_id, int limit)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Sets the cached mood of a session (the memory writer stored it already). Unknown ids are
+  // ignored.
+  void SetMood(const SessionId& id, const EmotionVector& mood) ABSL_LOCKS_EXCLUDED(mu_);
+
+  bool durable() const { return store_ != nullptr; }
+
+  // A copy of the session, loaded from the Store on first use after a restart. kNotFound for an
+  // unknown id.
   [[nodiscard]] absl::StatusOr<Session> Get(const SessionId& id) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // kNotFound for an unknown id.
   [[nodiscard]] absl::Status Delete(const SessionId& id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Appends one turn (the user's message, then the reply). `base_version` is the history size
-  // of the snapshot the turn was rendered from: if another turn landed in between, the turn is
-  // refused with kAborted so the history never interleaves two turns. kNotFound if the session
-  // was deleted meanwhile; kResourceExhausted past max_history_messages.
-  // `context_tokens` replaces Session::context_tokens (empty: the next turn renders in full).
-  [[nodiscard]] absl::Status AppendTurn(const SessionId& id, size_t base_version,
-                                        std::string user_message, std::string reply,
-                                        std::vector<TokenId> context_tokens = {})
+  // One finished turn.
+  struct Turn {
+    std::string user_message;
+    std::string context;  // the turn's system message ("" = none)
+    std::string reply;
+    std::vector<TokenId> context_tokens;  // replaces Session::context_tokens (empty: render in full)
+    int64_t character_version = 0;
+  };
+  // Appends one turn. `base_version` is the history size of the snapshot the turn was rendered
+  // from: if another turn landed in between, the turn is refused with kAborted so the history
+  // never interleaves two turns. kNotFound if the session was deleted meanwhile;
+  // kResourceExhausted past max_history_messages. A durable session's turn is committed to the
+  // Store (synced to disk) before this returns OK.
+  [[nodiscard]] absl::Status AppendTurn(const SessionId& id, size_t base_version, Turn turn)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   int size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  absl::StatusOr<Session> LoadLocked(const SessionId& id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Constant after construction.
   const SessionStoreOptions options_;
+  Store* const store_;
 
   mutable absl::Mutex mu_;
-  std::unordered_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  // Mutable: Get (const) caches durable sessions it loads.
+  mutable std::unordered_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
 };
 
 // 32 lowercase hex digits from the OS's random source (std::random_device). Thread-safe.
 SessionId NewSessionId();
+
+// The JSON a durable session's setup (and greeting) is stored as, and back.
+std::string SessionSetupToJson(const SessionSetup& setup, const std::string& greeting);
+[[nodiscard]] absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup,
+                                                std::string* greeting);
 
 }  // namespace troupe

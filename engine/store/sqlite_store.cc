@@ -434,6 +434,41 @@ absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string
 
 absl::StatusOr<int64_t> SqliteStore::AddMemory(const MemoryRecord& m) {
   absl::MutexLock lock(&mu_);
+  return InsertMemoryLocked(m);
+}
+
+absl::Status SqliteStore::ReplaceCharacterMemories(const std::string& character_id,
+                                                   const std::vector<MemoryRecord>& memories) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement del(db_, "DELETE FROM memories WHERE character_id = ? AND scope = ?");
+  TROUPE_RETURN_IF_ERROR(del.status());
+  del.Bind(1, character_id);
+  del.Bind(2, static_cast<int64_t>(MemoryScope::kCharacter));
+  TROUPE_RETURN_IF_ERROR(del.Run());
+  for (MemoryRecord m : memories) {
+    m.scope = MemoryScope::kCharacter;
+    m.character_id = character_id;
+    TROUPE_RETURN_IF_ERROR(InsertMemoryLocked(m).status());
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListCharacterMemories(const std::string& character_id) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, absl::StrCat(kMemoryColumns, "WHERE character_id = ? AND scope = ? ORDER BY id").c_str());
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, character_id);
+  q.Bind(2, static_cast<int64_t>(MemoryScope::kCharacter));
+  std::vector<MemoryRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadMemory(q));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list character memories");
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const MemoryRecord& m) {
   Statement q(db_,
               "INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, "
               "embedding, emotion, importance, wall_time_ms, story_time) "

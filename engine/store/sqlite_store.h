@@ -42,12 +42,18 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string& session_id) override;
 
   absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) override;
+  absl::Status ReplaceCharacterMemories(const std::string& character_id,
+                                        const std::vector<MemoryRecord>& memories) override;
+  absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(
+      const std::string& character_id) override;
   absl::StatusOr<std::vector<MemoryRecord>> ListMemories() override;
   absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(
       const std::string& session_id) override;
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
+  absl::StatusOr<int64_t> InsertMemoryLocked(const MemoryRecord& memory)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* const db_;  // owned; closed in the destructor

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/memory/memory_unit.h"  // MemoryScope (stored as its integer value)
 
 namespace troupe {
 
@@ -47,8 +48,6 @@ struct TurnRecord {
   std::string reply_text;
   int64_t time_ms = 0;
 };
-
-enum class MemoryScope : int { kSession = 0, kUserCharacter = 1, kCharacter = 2 };
 
 struct MemoryRecord {
   int64_t id = 0;  // assigned by AddMemory
@@ -108,6 +107,11 @@ class Store {
 
   // Stores a memory and returns its id.
   [[nodiscard]] virtual absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) = 0;
+  // Replaces the kCharacter memories of a character with these (ids assigned), atomically.
+  [[nodiscard]] virtual absl::Status ReplaceCharacterMemories(
+      const std::string& character_id, const std::vector<MemoryRecord>& memories) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(
+      const std::string& character_id) = 0;
   // Every memory, oldest first (the server builds its in-memory indexes from them at start).
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListMemories() = 0;
   // Memories made from the turns of one session (any scope), oldest first.

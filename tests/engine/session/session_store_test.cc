@@ -10,6 +10,13 @@
 namespace troupe {
 namespace {
 
+SessionStore::Turn T(std::string user, std::string reply) {
+  SessionStore::Turn t;
+  t.user_message = std::move(user);
+  t.reply = std::move(reply);
+  return t;
+}
+
 TEST(SessionStoreTest, CreateGetDelete) {
   SessionStore store;
   absl::StatusOr<Session> created = store.Create(Character{"Mira", "You are Mira, a bard."});
@@ -57,8 +64,8 @@ TEST(SessionStoreTest, RefusesPastMaxSessions) {
 TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
   SessionStore store;
   const SessionId id = store.Create(Character{"Mira", ""})->id;
-  ASSERT_TRUE(store.AppendTurn(id, 0, "hello", "hi there").ok());
-  ASSERT_TRUE(store.AppendTurn(id, 2, "how are you?", "well").ok());
+  ASSERT_TRUE(store.AppendTurn(id, 0, T("hello", "hi there")).ok());
+  ASSERT_TRUE(store.AppendTurn(id, 2, T("how are you?", "well")).ok());
   const Session session = *store.Get(id);
   ASSERT_EQ(session.history.size(), 4u);
   EXPECT_EQ(session.history[0].role, "user");
@@ -72,9 +79,9 @@ TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
 TEST(SessionStoreTest, AppendTurnFromStaleSnapshotIsAborted) {
   SessionStore store;
   const SessionId id = store.Create(Character{"Mira", ""})->id;
-  ASSERT_TRUE(store.AppendTurn(id, 0, "first", "reply").ok());
+  ASSERT_TRUE(store.AppendTurn(id, 0, T("first", "reply")).ok());
   // A second turn rendered from the empty history finished later.
-  EXPECT_EQ(store.AppendTurn(id, 0, "second", "reply").code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store.AppendTurn(id, 0, T("second", "reply")).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(store.Get(id)->history.size(), 2u);
 }
 
@@ -82,15 +89,15 @@ TEST(SessionStoreTest, AppendTurnToDeletedSessionIsNotFound) {
   SessionStore store;
   const SessionId id = store.Create(Character{"Mira", ""})->id;
   ASSERT_TRUE(store.Delete(id).ok());
-  EXPECT_EQ(store.AppendTurn(id, 0, "x", "y").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.AppendTurn(id, 0, T("x", "y")).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(SessionStoreTest, HistoryIsBounded) {
   SessionStore store(SessionStoreOptions{.max_sessions = 10, .max_history_messages = 4});
   const SessionId id = store.Create(Character{"Mira", ""})->id;
-  ASSERT_TRUE(store.AppendTurn(id, 0, "a", "b").ok());
-  ASSERT_TRUE(store.AppendTurn(id, 2, "c", "d").ok());
-  EXPECT_EQ(store.AppendTurn(id, 4, "e", "f").code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(store.AppendTurn(id, 0, T("a", "b")).ok());
+  ASSERT_TRUE(store.AppendTurn(id, 2, T("c", "d")).ok());
+  EXPECT_EQ(store.AppendTurn(id, 4, T("e", "f")).code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
@@ -106,7 +113,7 @@ TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
       for (int turn = 0; turn < kTurnsPerThread;) {
         const size_t version = store.Get(id)->history.size();
         const std::string tag = std::to_string(t) + ":" + std::to_string(turn);
-        const absl::Status status = store.AppendTurn(id, version, "u" + tag, "a" + tag);
+        const absl::Status status = store.AppendTurn(id, version, T("u" + tag, "a" + tag));
         if (status.ok()) ++turn;
         else ASSERT_EQ(status.code(), absl::StatusCode::kAborted);
       }

@@ -1,0 +1,275 @@
+#include "engine/memory/memory_service.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/common/log.h"
+#include "engine/common/status_macros.h"
+
+namespace troupe {
+namespace {
+
+constexpr float kDefaultImportance = 5.0f;
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+std::string SessionKey(const std::string& session_id) { return absl::StrCat("s/", session_id); }
+std::string UserCharacterKey(const std::string& user_id, const std::string& character_id) {
+  return absl::StrCat("u/", user_id.size(), ":", user_id, "/", character_id);
+}
+std::string CharacterKey(const std::string& character_id) { return absl::StrCat("c/", character_id); }
+
+// The key of the scope a session's turns are written to.
+std::string TurnScopeKey(const MemoryScopeKeys& keys) {
+  return keys.user_id.empty() ? SessionKey(keys.session_id)
+                              : UserCharacterKey(keys.user_id, keys.character_id);
+}
+
+MemoryUnit UnitOf(const MemoryRecord& r) {
+  MemoryUnit u;
+  u.id = r.id;
+  u.scope = r.scope;
+  u.text = r.text;
+  u.embedding = r.embedding;
+  u.emotion = r.emotion;
+  u.importance = r.importance;
+  u.wall_time_ms = r.wall_time_ms;
+  u.story_time = r.story_time;
+  u.turn_index = r.turn_index;
+  return u;
+}
+
+}  // namespace
+
+MemoryService::MemoryService(Store* store, const TextEmbedder* embedder, MemoryRater* rater,
+                             const MemoryServiceOptions& options,
+                             std::function<void(const std::string&, const EmotionVector&)> on_mood)
+    : store_(store), embedder_(embedder), rater_(rater), options_(options), on_mood_(std::move(on_mood)) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+MemoryService::~MemoryService() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+}
+
+std::string MemoryService::ScopeKey(MemoryScope scope, const MemoryRecord& r) {
+  switch (scope) {
+    case MemoryScope::kSession:
+      return SessionKey(r.session_id);
+    case MemoryScope::kUserCharacter:
+      return UserCharacterKey(r.user_id, r.character_id);
+    case MemoryScope::kCharacter:
+      return CharacterKey(r.character_id);
+  }
+  return "";
+}
+
+absl::Status MemoryService::AddToIndex(const MemoryRecord& record) {
+  absl::MutexLock lock(&mu_);
+  const std::string key = ScopeKey(record.scope, record);
+  auto it = indexes_.find(key);
+  if (it == indexes_.end()) it = indexes_.emplace(key, MemoryIndex(embedder_->dim())).first;
+  TROUPE_RETURN_IF_ERROR(it->second.Add(UnitOf(record)));
+  entries_[record.id] = Entry{record.scope, record.text, record.story_time};
+  return absl::OkStatus();
+}
+
+absl::Status MemoryService::Load() {
+  TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> records, store_->ListMemories());
+  std::set<std::pair<std::string, int>> remembered;  // (session id, turn index)
+  int skipped = 0;
+  for (const MemoryRecord& r : records) {
+    if (r.turn_index >= 0) remembered.emplace(r.session_id, r.turn_index);
+    if (static_cast<int>(r.embedding.size()) != embedder_->dim()) {
+      ++skipped;  // made by another embedding model; not searchable with this one
+      continue;
+    }
+    const absl::Status added = AddToIndex(r);
+    if (!added.ok()) {
+      ++skipped;
+      TROUPE_LOG_WARNING("memory %lld not indexed: %s", static_cast<long long>(r.id),
+                         added.ToString().c_str());
+    }
+  }
+  if (skipped > 0) TROUPE_LOG_WARNING("%d stored memories could not be indexed", skipped);
+  // Backfill: turns acknowledged before a crash whose memory was still queued.
+  PageRequest page;
+  for (;;) {
+    TROUPE_ASSIGN_OR_RETURN(std::vector<SessionRecord> sessions, store_->ListSessions("", page));
+    if (sessions.empty()) break;
+    for (const SessionRecord& s : sessions) {
+      TROUPE_ASSIGN_OR_RETURN(std::vector<TurnRecord> turns, store_->ListTurns(s.id));
+      for (const TurnRecord& t : turns) {
+        if (remembered.contains({s.id, t.turn_index})) continue;
+        TurnMemoryInput in;
+        in.keys = {.session_id = s.id, .character_id = s.character_id, .user_id = s.user_id};
+        in.turn_index = t.turn_index;
+        in.user_text = t.user_text;
+        in.reply_text = t.reply_text;
+        TROUPE_RETURN_IF_ERROR(Remember(std::move(in)));
+      }
+    }
+    page.after_id = sessions.back().id;
+  }
+  TROUPE_LOG_INFO("memory: %lld memories indexed", static_cast<long long>(num_memories()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequest& request) const {
+  TROUPE_RETURN_IF_ERROR(ValidateRetrievalOptions(request.options));
+  TROUPE_ASSIGN_OR_RETURN(std::vector<float> embedding, embedder_->Embed(request.query_text));
+  RetrievalQuery query;
+  query.embedding = embedding;
+  query.emotion = request.query_emotion;
+  query.point_in_time = request.point_in_time;
+  query.now_ms = NowMs();
+  const std::string keys[] = {TurnScopeKey(request.keys), CharacterKey(request.keys.character_id)};
+  std::vector<RecalledUnit> out;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const std::string& key : keys) {
+    auto it = indexes_.find(key);
+    if (it == indexes_.end()) continue;
+    TROUPE_ASSIGN_OR_RETURN(std::vector<RetrievalHit> hits, it->second.Search(query, request.options));
+    for (const RetrievalHit& hit : hits) {
+      const Entry& e = entries_.at(hit.id);
+      out.push_back({.id = hit.id, .scope = e.scope, .text = e.text, .story_time = e.story_time, .hit = hit});
+    }
+  }
+  // Merge by the strategy's final key: ascending distances, descending weighted score.
+  const bool descending = request.options.strategy == RetrievalStrategy::kWeighted;
+  std::stable_sort(out.begin(), out.end(), [descending](const RecalledUnit& a, const RecalledUnit& b) {
+    if (a.hit.score != b.hit.score) return descending ? a.hit.score > b.hit.score : a.hit.score < b.hit.score;
+    return a.id < b.id;
+  });
+  if (static_cast<int>(out.size()) > request.options.k) out.resize(request.options.k);
+  return out;
+}
+
+absl::Status MemoryService::Remember(TurnMemoryInput turn) {
+  absl::MutexLock lock(&queue_mu_);
+  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+    return absl::ResourceExhaustedError("memory write queue is full");
+  }
+  queue_.push_back(Job{.turn = std::move(turn), .record = std::nullopt});
+  ++queued_;
+  return absl::OkStatus();
+}
+
+absl::Status MemoryService::SetCharacterExperiences(const std::string& character_id,
+                                                    std::vector<Experience> experiences) {
+  // Experiences are few and written when a character is created or updated: done inline.
+  std::vector<MemoryRecord> records;
+  for (Experience& x : experiences) {
+    MemoryRecord r;
+    r.scope = MemoryScope::kCharacter;
+    r.character_id = character_id;
+    r.turn_index = -1;
+    r.text = std::move(x.text);
+    TROUPE_ASSIGN_OR_RETURN(r.embedding, embedder_->Embed(r.text));
+    if (x.emotion) {
+      r.emotion = *x.emotion;
+    } else if (rater_ != nullptr) {
+      TROUPE_ASSIGN_OR_RETURN(r.emotion, rater_->RateEmotion(r.text));
+    } else {
+      r.emotion = kNeutralEmotion;
+    }
+    r.importance = kDefaultImportance;
+    r.wall_time_ms = NowMs();
+    r.story_time = x.story_time;
+    records.push_back(std::move(r));
+  }
+  TROUPE_RETURN_IF_ERROR(store_->ReplaceCharacterMemories(character_id, records));
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = indexes_.find(CharacterKey(character_id));
+    if (it != indexes_.end()) {
+      for (MemoryId id : it->second.ids()) entries_.erase(id);
+      indexes_.erase(it);
+    }
+  }
+  TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> stored, store_->ListCharacterMemories(character_id));
+  for (const MemoryRecord& r : stored) TROUPE_RETURN_IF_ERROR(AddToIndex(r));
+  return absl::OkStatus();
+}
+
+void MemoryService::Flush() {
+  absl::MutexLock lock(&queue_mu_);
+  const int64_t target = queued_;
+  while (done_ < target) done_cv_.Wait(&queue_mu_);
+}
+
+int64_t MemoryService::num_memories() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return static_cast<int64_t>(entries_.size());
+}
+
+void MemoryService::WriterLoop() {
+  for (;;) {
+    Job job;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(
+          +[](MemoryService* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->queue_mu_) {
+            return s->stopping_ || !s->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, and every queued write done
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    if (job.turn) {
+      const absl::Status written = WriteTurn(*job.turn);
+      if (!written.ok()) {
+        TROUPE_LOG_WARNING("memory of session %s turn %d not written: %s",
+                           job.turn->keys.session_id.c_str(), job.turn->turn_index,
+                           written.ToString().c_str());
+      }
+    }
+    absl::MutexLock lock(&queue_mu_);
+    ++done_;
+    done_cv_.SignalAll();
+  }
+}
+
+absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
+  MemoryRecord r;
+  r.scope = turn.keys.user_id.empty() ? MemoryScope::kSession : MemoryScope::kUserCharacter;
+  r.character_id = turn.keys.character_id;
+  r.user_id = turn.keys.user_id;
+  r.session_id = turn.keys.session_id;
+  r.turn_index = turn.turn_index;
+  const std::string user = turn.user_name.empty() ? "User" : turn.user_name;
+  const std::string character = turn.character_name.empty() ? "Character" : turn.character_name;
+  r.text = absl::StrCat(user, ": ", turn.user_text, "\n", character, ": ", turn.reply_text);
+  TROUPE_ASSIGN_OR_RETURN(r.embedding, embedder_->Embed(r.text));
+  if (turn.emotion) {
+    r.emotion = *turn.emotion;
+  } else if (rater_ != nullptr) {
+    TROUPE_ASSIGN_OR_RETURN(r.emotion, rater_->RateEmotion(r.text));
+  } else {
+    r.emotion = kNeutralEmotion;
+  }
+  r.importance = kDefaultImportance;
+  if (rater_ != nullptr) {
+    TROUPE_ASSIGN_OR_RETURN(r.importance, rater_->RateImportance(r.text));
+  }
+  r.wall_time_ms = NowMs();
+  r.story_time = turn.story_time;
+  TROUPE_ASSIGN_OR_RETURN(r.id, store_->AddMemory(r));
+  TROUPE_RETURN_IF_ERROR(AddToIndex(r));
+  // The writer is the only one to update moods, in turn order, so the stored mood is current.
+  TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(turn.keys.session_id));
+  const EmotionVector mood = UpdateMood(session.mood, r.emotion, options_.mood_beta);
+  TROUPE_RETURN_IF_ERROR(store_->UpdateSessionMood(turn.keys.session_id, mood));
+  if (on_mood_) on_mood_(turn.keys.session_id, mood);
+  return absl::OkStatus();
+}
+
+}  // namespace troupe

@@ -1,0 +1,155 @@
+// The emotional-RAG memory of role-play sessions (docs/memory.md): it turns finished turns into
+// memory units (text, embedding, emotion, importance, times), keeps them durably in a Store and
+// in one MemoryIndex per scope, and recalls them for new turns.
+//
+// Scopes and their keys:
+//   session        "s/<session_id>"                 turns of a session whose setup has no user_id
+//   user_character "u/<user_id>/<character_id>"    turns of any session of that user and character
+//   character      "c/<character_id>"              the character's own experiences (read-only)
+// A recall searches the session's scope (or its user x character scope) and its character's,
+// each with the request's strategy, and merges the hits by the strategy's final score. For
+// the combination strategies and semantic-only that equals one search over the union; the
+// sequential ones take their candidate pool per scope.
+//
+// Write path: Remember queues the turn and returns; one writer thread embeds it, rates it
+// (emotion and importance, unless the caller gave them), stores it, adds it to its index and
+// updates the session mood. The turn itself is already durable (SessionStore wrote it); a
+// memory lost to a crash before its write is rebuilt at the next start (Load backfills the
+// turns that have none).
+//
+// Thread-safe: Recall runs concurrently with other Recalls (reader lock); the writer thread
+// takes the writer lock only to add to an index.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/embedding/text_embedder.h"
+#include "engine/memory/memory_index.h"
+#include "engine/memory/memory_rater.h"
+#include "engine/memory/retrieval_options.h"
+#include "engine/store/store.h"
+
+namespace troupe {
+
+struct MemoryServiceOptions {
+  float mood_beta = 0.7f;  // session mood <- beta * mood + (1 - beta) * turn emotion
+  int max_queue = 1024;    // Remember fails with kResourceExhausted past this many pending turns
+};
+
+// Where a session's memories live and what it may see.
+struct MemoryScopeKeys {
+  std::string session_id;
+  std::string character_id;
+  std::string user_id;  // "" = session scope
+};
+
+// One finished turn to remember.
+struct TurnMemoryInput {
+  MemoryScopeKeys keys;
+  int turn_index = 0;
+  std::string user_text;
+  std::string reply_text;
+  std::string user_name;       // for the memory text "<user>: ...\n<char>: ..."
+  std::string character_name;
+  std::optional<int64_t> story_time;      // the session's point in time
+  std::optional<EmotionVector> emotion;   // given by the client; else rated
+};
+
+struct RecalledUnit {
+  MemoryId id = 0;
+  MemoryScope scope = MemoryScope::kSession;
+  std::string text;
+  std::optional<int64_t> story_time;
+  RetrievalHit hit;
+};
+
+struct RecallRequest {
+  MemoryScopeKeys keys;
+  std::string query_text;
+  EmotionVector query_emotion = kNeutralEmotion;
+  std::optional<int64_t> point_in_time;
+  RetrievalOptions options;
+};
+
+class MemoryService {
+ public:
+  // `store`, `embedder` and `rater` must outlive the service; rater may be null (every memory
+  // then needs an explicit emotion and gets importance 5). on_mood, when set, is called on the
+  // writer thread with a session's new mood after each remembered turn.
+  MemoryService(Store* store, const TextEmbedder* embedder, MemoryRater* rater,
+                const MemoryServiceOptions& options,
+                std::function<void(const std::string& session_id, const EmotionVector& mood)> on_mood = {});
+  ~MemoryService();  // finishes queued writes, then joins the writer
+  MemoryService(const MemoryService&) = delete;
+  MemoryService& operator=(const MemoryService&) = delete;
+
+  // Builds the indexes from the store and queues the turns that have no memory yet. Call once,
+  // before the first Recall or Remember.
+  [[nodiscard]] absl::Status Load();
+
+  // The memories for a new turn, best first, at most options.k.
+  [[nodiscard]] absl::StatusOr<std::vector<RecalledUnit>> Recall(const RecallRequest& request) const;
+
+  // Queues a finished turn. kResourceExhausted when the queue is full.
+  [[nodiscard]] absl::Status Remember(TurnMemoryInput turn);
+
+  // Replaces a character's own experiences (character scope) with these, each as a memory.
+  struct Experience {
+    std::string text;
+    std::optional<int64_t> story_time;
+    std::optional<EmotionVector> emotion;
+  };
+  [[nodiscard]] absl::Status SetCharacterExperiences(const std::string& character_id,
+                                                     std::vector<Experience> experiences);
+
+  // Blocks until every write queued so far is done. For tests and shutdown.
+  void Flush();
+
+  int64_t num_memories() const;
+  const TextEmbedder& embedder() const { return *embedder_; }
+
+ private:
+  struct Entry {  // what the index does not keep
+    MemoryScope scope;
+    std::string text;
+    std::optional<int64_t> story_time;
+  };
+  struct Job {
+    std::optional<TurnMemoryInput> turn;
+    std::optional<MemoryRecord> record;  // a memory to index (already complete)
+  };
+  void WriterLoop();
+  absl::Status WriteTurn(const TurnMemoryInput& turn);
+  absl::Status AddToIndex(const MemoryRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  static std::string ScopeKey(MemoryScope scope, const MemoryRecord& record);
+
+  Store* const store_;
+  const TextEmbedder* const embedder_;
+  MemoryRater* const rater_;
+  const MemoryServiceOptions options_;
+  const std::function<void(const std::string&, const EmotionVector&)> on_mood_;
+
+  mutable absl::Mutex mu_;
+  std::unordered_map<std::string, MemoryIndex> indexes_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<MemoryId, Entry> entries_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex queue_mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(queue_mu_);
+  int64_t queued_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  int64_t done_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  absl::CondVar done_cv_;
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,61 @@
+// Plans one chat turn of a stored character's session: recalls memories, activates lore,
+// builds the turn's context and the prompt tokens (docs/characters.md, "A turn"). Runs on the
+// server's preparation workers; thread-safe (reads only what it is given; MemoryService and
+// MemoryRater are thread-safe).
+//
+// The prompt is append-only across turns: when the session still holds the previous turn's
+// tokens (and the character has not changed since), the new prompt is those tokens plus the
+// continuation (the new message and context), so the prefix cache serves the whole history.
+// Otherwise the prompt is rendered in full; if it does not fit the context, the example
+// dialogues are dropped first, then the oldest turns, a whole turn at a time.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/memory/memory_service.h"
+#include "engine/session/character_prompt.h"
+#include "engine/session/character_registry.h"
+#include "engine/session/lorebook.h"
+#include "engine/session/session_store.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace troupe {
+
+enum class QueryEmotionSource { kSessionMood, kMessage, kExplicit };
+
+struct TurnMemoryOptions {
+  bool enabled = true;  // false: no recall for this turn (the turn is still remembered)
+  RetrievalOptions retrieval;
+  QueryEmotionSource emotion_source = QueryEmotionSource::kSessionMood;
+  EmotionVector query_emotion = kNeutralEmotion;  // with kExplicit
+};
+
+struct TurnPlannerDeps {
+  const Tokenizer* tokenizer = nullptr;
+  ChatFamily family = ChatFamily::kRaw;
+  int max_prompt_tokens = 0;           // prompts longer than this are shortened (see above)
+  MemoryService* memory = nullptr;     // null: no memory
+  MemoryRater* rater = nullptr;        // for kMessage; null: kMessage falls back to the mood
+  CharacterPromptOptions prompt_options;
+  LoreOptions lore_options;            // point_in_time and count_tokens are filled per turn
+};
+
+struct TurnPlan {
+  std::vector<TokenId> prompt;
+  std::vector<std::string> stop;    // stop strings the rendering needs (raw transcripts)
+  std::string context;              // the turn's system message ("" = none)
+  std::vector<RecalledUnit> memories;
+  std::vector<ActivatedLore> lore;  // triggered entries only (constant ones are in the preamble)
+  int64_t character_version = 0;
+  bool rendered_in_full = false;    // false: previous tokens + continuation
+};
+
+[[nodiscard]] absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& session,
+                                                const StoredCharacter& character,
+                                                const std::string& message,
+                                                const TurnMemoryOptions& memory_options);
+
+}  // namespace troupe

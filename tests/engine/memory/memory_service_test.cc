@@ -1,0 +1,228 @@
+#include "engine/memory/memory_service.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "engine/embedding/bert_embedder.h"
+#include "engine/store/sqlite_store.h"
+#include "gtest/gtest.h"
+
+namespace troupe {
+namespace {
+
+const std::string kEmbedderDir = std::string(TROUPE_SOURCE_DIR) + "/models/all-MiniLM-L6-v2";
+
+// The writer thread, a real database file and the real embedding model.
+class MemoryServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto embedder = BertEmbedder::Load(kEmbedderDir);
+    ASSERT_TRUE(embedder.ok()) << embedder.status() << " (run scripts/fetch-embedder.sh)";
+    embedder_ = std::move(*embedder).release();
+  }
+  static void TearDownTestSuite() {
+    delete embedder_;
+    embedder_ = nullptr;
+  }
+
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("troupe_memory_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto store = SqliteStore::Open((dir_ / "troupe.db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    ASSERT_TRUE(store_->PutCharacter({.id = "mara", .card_json = "{}", .create_time_ms = 1, .update_time_ms = 1}).ok());
+    for (const char* id : {"s1", "s2", "s3"}) {
+      SessionRecord s;
+      s.id = id;
+      s.character_id = "mara";
+      s.user_id = std::string(id) == "s1" ? "" : (std::string(id) == "s2" ? "ash" : "bo");
+      s.setup_json = "{}";
+      s.mood = kNeutralEmotion;
+      ASSERT_TRUE(store_->CreateSession(s).ok());
+    }
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<MemoryService> NewService() {
+    auto service = std::make_unique<MemoryService>(store_.get(), embedder_, nullptr, MemoryServiceOptions{});
+    EXPECT_TRUE(service->Load().ok());
+    return service;
+  }
+
+  static TurnMemoryInput Turn(const std::string& session, const std::string& user_id, int index,
+                              const std::string& user, const std::string& reply, EmotionVector emotion,
+                              std::optional<int64_t> story_time = std::nullopt) {
+    TurnMemoryInput t;
+    t.keys = {.session_id = session, .character_id = "mara", .user_id = user_id};
+    t.turn_index = index;
+    t.user_text = user;
+    t.reply_text = reply;
+    t.user_name = "Ash";
+    t.character_name = "Mara";
+    t.story_time = story_time;
+    t.emotion = emotion;
+    return t;
+  }
+
+  static RecallRequest Query(const std::string& session, const std::string& user_id, const std::string& text) {
+    RecallRequest r;
+    r.keys = {.session_id = session, .character_id = "mara", .user_id = user_id};
+    r.query_text = text;
+    r.options.k = 3;
+    return r;
+  }
+
+  static constexpr EmotionVector kJoyful = {9, 5, 1, 3, 1, 1, 1, 5};
+  static constexpr EmotionVector kSad = {1, 2, 3, 1, 9, 1, 2, 1};
+  static BertEmbedder* embedder_;
+  std::filesystem::path dir_;
+  std::unique_ptr<SqliteStore> store_;
+};
+BertEmbedder* MemoryServiceTest::embedder_ = nullptr;
+
+void RememberTurns(MemoryService& service, Store& store, const std::string& session) {
+  const std::vector<std::pair<std::string, std::string>> turns = {
+      {"Do you like the sea?", "I was born on a fishing boat; the sea is my home."},
+      {"What happened to your brother?", "He drowned in the storm of '09. I still dream of it."},
+      {"What do you eat on long voyages?", "Salted fish, hard biscuits and too much rum."},
+  };
+  for (int i = 0; i < static_cast<int>(turns.size()); ++i) {
+    TurnRecord t;
+    t.session_id = session;
+    t.turn_index = i;
+    t.user_text = turns[i].first;
+    t.reply_text = turns[i].second;
+    ASSERT_TRUE(store.AppendTurn(t).ok());
+  }
+  (void)service;
+}
+
+TEST_F(MemoryServiceTest, RemembersTurnsAndRecallsByMeaning) {
+  auto service = NewService();
+  ASSERT_TRUE(service->Remember(Turn("s1", "", 0, "Do you like the sea?", "I was born on a fishing boat; the sea is my home.", kJoyful)).ok());
+  ASSERT_TRUE(service->Remember(Turn("s1", "", 1, "What happened to your brother?", "He drowned in the storm of '09. I still dream of it.", kSad)).ok());
+  ASSERT_TRUE(service->Remember(Turn("s1", "", 2, "What do you eat on long voyages?", "Salted fish, hard biscuits and too much rum.", kJoyful)).ok());
+  service->Flush();
+  EXPECT_EQ(service->num_memories(), 3);
+
+  RecallRequest brother = Query("s1", "", "Did your brother die in a storm?");
+  brother.options.strategy = RetrievalStrategy::kSemantic;
+  auto hits = service->Recall(brother);
+  ASSERT_TRUE(hits.ok()) << hits.status();
+  ASSERT_EQ(hits->size(), 3u);
+  EXPECT_EQ((*hits)[0].text, "Ash: What happened to your brother?\nMara: He drowned in the storm of '09. I still dream of it.");
+  EXPECT_EQ((*hits)[0].scope, MemoryScope::kSession);
+  RecallRequest food_query = Query("s1", "", "What food do you bring aboard?");
+  food_query.options.strategy = RetrievalStrategy::kSemantic;
+  auto food = service->Recall(food_query);
+  ASSERT_TRUE(food.ok());
+  EXPECT_NE((*food)[0].text.find("Salted fish"), std::string::npos);
+
+  // Stored: the same memories come back from the database, and the mood moved towards the turns.
+  auto stored = store_->ListSessionMemories("s1");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 3u);
+  EXPECT_EQ((*stored)[1].emotion, kSad);
+  const EmotionVector mood = store_->GetSession("s1")->mood;
+  EXPECT_GT(mood[0], 1.0f);  // joy rose from the neutral 1
+  EXPECT_GT(mood[4], 1.0f);  // and sadness
+}
+
+TEST_F(MemoryServiceTest, EmotionBreaksSemanticTiesUnderCombinedStrategy) {
+  auto service = NewService();
+  ASSERT_TRUE(service->Remember(Turn("s1", "", 0, "How was the harbour festival?", "The harbour festival was loud and full of music.", kJoyful)).ok());
+  ASSERT_TRUE(service->Remember(Turn("s1", "", 1, "How was the harbour funeral?", "The harbour funeral was quiet and full of tears.", kSad)).ok());
+  service->Flush();
+  RecallRequest q = Query("s1", "", "Tell me about the harbour.");
+  q.options.k = 1;
+  q.query_emotion = kSad;
+  q.options.strategy = RetrievalStrategy::kCombinedAdditive;
+  auto sad = service->Recall(q);
+  ASSERT_TRUE(sad.ok());
+  ASSERT_EQ(sad->size(), 1u);
+  EXPECT_NE((*sad)[0].text.find("funeral"), std::string::npos);
+  q.query_emotion = kJoyful;
+  auto joyful = service->Recall(q);
+  ASSERT_TRUE(joyful.ok());
+  EXPECT_NE((*joyful)[0].text.find("festival"), std::string::npos);
+}
+
+TEST_F(MemoryServiceTest, ScopesNeverLeakAcrossUsersAndTimeFilterHolds) {
+  auto service = NewService();
+  ASSERT_TRUE(service->Remember(Turn("s2", "ash", 0, "My name is Ash and I fear spiders.", "Noted, Ash: no spiders aboard.", kJoyful, 10)).ok());
+  ASSERT_TRUE(service->Remember(Turn("s3", "bo", 0, "My name is Bo and I fear heights.", "Then stay off the mast, Bo.", kJoyful, 10)).ok());
+  ASSERT_TRUE(service->Remember(Turn("s2", "ash", 1, "I became captain of my own ship.", "Then we are equals now.", kJoyful, 50)).ok());
+  service->Flush();
+  auto ash = service->Recall(Query("s2", "ash", "What am I afraid of?"));
+  ASSERT_TRUE(ash.ok());
+  for (const RecalledUnit& u : *ash) {
+    EXPECT_EQ(u.text.find("Bo"), std::string::npos) << u.text;
+    EXPECT_EQ(u.scope, MemoryScope::kUserCharacter);
+  }
+  // Another session of the same user and character sees them too (user x character scope).
+  RecallRequest other_session = Query("s9", "ash", "What am I afraid of?");
+  auto again = service->Recall(other_session);
+  ASSERT_TRUE(again.ok());
+  ASSERT_FALSE(again->empty());
+  EXPECT_NE((*again)[0].text.find("spiders"), std::string::npos);
+  // A session set before story time 50 never sees the later memory.
+  RecallRequest early = Query("s2", "ash", "Who is captain of a ship?");
+  early.point_in_time = 20;
+  auto before = service->Recall(early);
+  ASSERT_TRUE(before.ok());
+  for (const RecalledUnit& u : *before) EXPECT_EQ(u.text.find("captain of my own ship"), std::string::npos);
+}
+
+TEST_F(MemoryServiceTest, ReloadsFromTheStoreAndBackfillsMissingTurns) {
+  {
+    auto service = NewService();
+    ASSERT_TRUE(service->Remember(Turn("s1", "", 0, "Do you like the sea?", "I was born on a fishing boat.", kJoyful)).ok());
+    service->Flush();
+  }
+  // Turns 0..2 are in the store, but only turn 0 has its memory (as after a crash).
+  RememberTurns(*NewService(), *store_, "s1");
+  auto service = NewService();
+  service->Flush();
+  EXPECT_EQ(service->num_memories(), 3);
+  auto stored = store_->ListSessionMemories("s1");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 3u);
+  EXPECT_EQ((*stored)[1].turn_index, 1);
+  EXPECT_EQ((*stored)[2].turn_index, 2);
+  auto hits = service->Recall(Query("s1", "", "Your brother drowned, didn't he?"));
+  ASSERT_TRUE(hits.ok());
+  EXPECT_NE((*hits)[0].text.find("drowned"), std::string::npos);
+}
+
+TEST_F(MemoryServiceTest, CharacterExperiencesAreSharedAndReplaced) {
+  auto service = NewService();
+  ASSERT_TRUE(service->SetCharacterExperiences(
+                         "mara", {{.text = "Mara lost her first ship in the Narrows.", .story_time = 5,
+                                   .emotion = kSad},
+                                  {.text = "Mara won the regatta of Vell.", .story_time = 7, .emotion = kJoyful}})
+                  .ok());
+  auto hits = service->Recall(Query("s3", "bo", "Did you ever lose a ship?"));
+  ASSERT_TRUE(hits.ok());
+  ASSERT_FALSE(hits->empty());
+  EXPECT_EQ((*hits)[0].scope, MemoryScope::kCharacter);
+  EXPECT_NE((*hits)[0].text.find("Narrows"), std::string::npos);
+  ASSERT_TRUE(service->SetCharacterExperiences("mara", {{.text = "Mara never sailed.", .story_time = std::nullopt,
+                                                          .emotion = kSad}})
+                  .ok());
+  auto replaced = service->Recall(Query("s3", "bo", "Did you ever lose a ship?"));
+  ASSERT_TRUE(replaced.ok());
+  ASSERT_EQ(replaced->size(), 1u);
+  EXPECT_EQ((*replaced)[0].text, "Mara never sailed.");
+  EXPECT_EQ(store_->ListCharacterMemories("mara")->size(), 1u);
+}
+
+}  // namespace
+}  // namespace troupe

@@ -1,0 +1,341 @@
+// End-to-end role play: stored characters (cards in, cards out), durable sessions and memory,
+// through the real server in process on 127.0.0.1:0 with SmolLM2-135M-Instruct, the real
+// embedding model and a real SQLite file. The restart and kill -9 tests start a second server
+// (or a second process) on the same data directory.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/engine.h"
+#include "engine/memory/memory_service.h"
+#include "engine/store/sqlite_store.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "troupe/v1/roleplay.grpc.pb.h"
+
+namespace troupe {
+namespace {
+
+const std::string kSmolLmPath = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kEmbedderDir = std::string(TROUPE_SOURCE_DIR) + "/models/all-MiniLM-L6-v2";
+const std::string kCards = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/cards/";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::unique_ptr<Server> StartServer(const std::string& data_dir) {
+  EngineOptions engine_options;
+  engine_options.model_path = kSmolLmPath;
+  engine_options.num_threads = 2;
+  engine_options.kv_cache_bytes = 64ll << 20;
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(engine_options);
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  if (!engine.ok()) return nullptr;
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.metrics.port = -1;
+  options.data_dir = data_dir;
+  options.embedding_model_dir = kEmbedderDir;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+std::unique_ptr<v1::RolePlay::Stub> StubFor(int port) {
+  return v1::RolePlay::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+}
+
+struct TurnResult {
+  std::string text;
+  v1::ChatResponse last;
+  grpc::Status status;
+};
+
+TurnResult ChatTurn(v1::RolePlay::Stub& stub, const std::string& session_id, const std::string& message,
+                    const v1::EmotionVector* turn_emotion = nullptr) {
+  v1::ChatRequest request;
+  request.set_session_id(session_id);
+  request.set_message(message);
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_sampling()->set_max_tokens(24);
+  request.mutable_memory()->set_strategy(v1::RETRIEVAL_STRATEGY_SEMANTIC);
+  request.mutable_memory()->set_top_k(2);
+  if (turn_emotion != nullptr) *request.mutable_memory()->mutable_turn_emotion() = *turn_emotion;
+  grpc::ClientContext context;
+  auto reader = stub.Chat(&context, request);
+  TurnResult result;
+  v1::ChatResponse response;
+  while (reader->Read(&response)) {
+    result.text += response.text();
+    result.last = response;
+  }
+  result.status = reader->Finish();
+  return result;
+}
+
+v1::EmotionVector Calm() {
+  v1::EmotionVector v;
+  v.set_joy(6);
+  v.set_acceptance(7);
+  v.set_fear(1);
+  v.set_surprise(2);
+  v.set_sadness(1);
+  v.set_disgust(1);
+  v.set_anger(1);
+  v.set_anticipation(4);
+  return v;
+}
+
+class RolePlayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("troupe_roleplay_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string CreateCharacterFromCard(v1::RolePlay::Stub& stub, const std::string& file) {
+    v1::CreateCharacterRequest request;
+    request.set_card_json(ReadFile(kCards + file));
+    v1::StoredCharacter character;
+    grpc::ClientContext context;
+    const grpc::Status status = stub.CreateCharacter(&context, request, &character);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return character.character_id();
+  }
+
+  std::string CreateSession(v1::RolePlay::Stub& stub, const std::string& character_id) {
+    v1::CreateSessionRequest request;
+    request.set_character_id(character_id);
+    request.mutable_setup()->set_user_name("Ash");
+    v1::Session session;
+    grpc::ClientContext context;
+    const grpc::Status status = stub.CreateSession(&context, request, &session);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return session.session_id();
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(RolePlayTest, CharactersFromCardsRoundTripAndReportErrors) {
+  std::unique_ptr<Server> server = StartServer(dir_.string());
+  ASSERT_NE(server, nullptr);
+  auto stub = StubFor(server->port());
+  const std::string id = CreateCharacterFromCard(*stub, "v2_lighthouse_keeper.json");
+  ASSERT_EQ(id.size(), 32u);
+
+  {  // Export as V3 and as a PNG, then import both: the same character comes back.
+    v1::ExportCharacterRequest request;
+    request.set_character_id(id);
+    v1::ExportCharacterResponse json, png;
+    grpc::ClientContext c1, c2;
+    ASSERT_TRUE(stub->ExportCharacter(&c1, request, &json).ok());
+    EXPECT_EQ(json.content_type(), "application/json");
+    EXPECT_NE(json.card().find("chara_card_v3"), std::string::npos);
+    request.set_png(true);
+    ASSERT_TRUE(stub->ExportCharacter(&c2, request, &png).ok());
+    EXPECT_EQ(png.content_type(), "image/png");
+    v1::CreateCharacterRequest reimport;
+    reimport.set_card_png(png.card());
+    v1::StoredCharacter copy, original;
+    grpc::ClientContext c3, c4;
+    ASSERT_TRUE(stub->CreateCharacter(&c3, reimport, &copy).ok());
+    v1::GetCharacterRequest get;
+    get.set_character_id(id);
+    ASSERT_TRUE(stub->GetCharacter(&c4, get, &original).ok());
+    EXPECT_EQ(copy.profile().name(), original.profile().name());
+    EXPECT_EQ(copy.profile().description(), original.profile().description());
+    EXPECT_EQ(copy.profile().extensions_json(), original.profile().extensions_json());
+    EXPECT_EQ(copy.profile().lorebook().entries_size(), original.profile().lorebook().entries_size());
+  }
+  {  // Listed, with paging.
+    v1::ListCharactersRequest request;
+    request.set_page_size(1);
+    v1::ListCharactersResponse page;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->ListCharacters(&context, request, &page).ok());
+    EXPECT_EQ(page.characters_size(), 1);
+    EXPECT_FALSE(page.next_page_token().empty());
+  }
+  {  // A malformed card names the field; an unknown spec lists the accepted ones.
+    v1::CreateCharacterRequest request;
+    request.set_card_json(R"({"spec":"chara_card_v2","data":{"name":"X","alternate_greetings":"hi"}})");
+    v1::StoredCharacter out;
+    grpc::ClientContext context;
+    const grpc::Status status = stub->CreateCharacter(&context, request, &out);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("alternate_greetings"), std::string::npos) << status.error_message();
+    request.set_card_json(R"({"spec":"chara_card_v9","data":{"name":"X"}})");
+    grpc::ClientContext c2;
+    const grpc::Status spec = stub->CreateCharacter(&c2, request, &out);
+    EXPECT_EQ(spec.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(spec.error_message().find("chara_card_v3"), std::string::npos) << spec.error_message();
+  }
+  {  // Unknown ids are NOT_FOUND; a character in use cannot be deleted.
+    v1::GetCharacterRequest get;
+    get.set_character_id("0123456789abcdef0123456789abcdef");
+    v1::StoredCharacter out;
+    grpc::ClientContext c1;
+    EXPECT_EQ(stub->GetCharacter(&c1, get, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+    const std::string session = CreateSession(*stub, id);
+    v1::DeleteCharacterRequest del;
+    del.set_character_id(id);
+    v1::DeleteCharacterResponse none;
+    grpc::ClientContext c2;
+    EXPECT_EQ(stub->DeleteCharacter(&c2, del, &none).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    v1::CreateSessionRequest bad;
+    bad.set_character_id(id);
+    bad.mutable_setup()->set_greeting_index(99);
+    v1::Session s;
+    grpc::ClientContext c3;
+    EXPECT_EQ(stub->CreateSession(&c3, bad, &s).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+// The issue's end-to-end check: turns through the real server, a restart, and the next turn
+// recalls an earlier memory (its id is in the final message).
+TEST_F(RolePlayTest, SessionSurvivesRestartAndRecallsEarlierTurns) {
+  std::string character_id, session_id;
+  std::vector<std::string> history_before;
+  {
+    std::unique_ptr<Server> server = StartServer(dir_.string());
+    ASSERT_NE(server, nullptr);
+    auto stub = StubFor(server->port());
+    character_id = CreateCharacterFromCard(*stub, "v2_lighthouse_keeper.json");
+    session_id = CreateSession(*stub, character_id);
+    const v1::EmotionVector calm = Calm();
+    for (const char* message : {"My cat is named Pepper and she is afraid of thunder.",
+                                       "I grew up in a village that makes blue glass bottles.",
+                                       "Tomorrow I sail to the northern islands to find my father."}) {
+      const TurnResult turn = ChatTurn(*stub, session_id, message, &calm);
+      ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+      EXPECT_FALSE(turn.text.empty());
+    }
+    ASSERT_NE(server->memory(), nullptr);
+    server->memory()->Flush();
+    v1::GetSessionRequest get;
+    get.set_session_id(session_id);
+    v1::Session session;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->GetSession(&context, get, &session).ok());
+    for (const v1::ChatMessage& m : session.history()) history_before.push_back(m.content());
+    EXPECT_EQ(session.character_id(), character_id);
+  }  // graceful shutdown
+
+  std::set<int64_t> pepper_ids, all_ids;
+  {
+    auto store = SqliteStore::Open((dir_ / "troupe.db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto memories = (*store)->ListSessionMemories(session_id);
+    ASSERT_TRUE(memories.ok());
+    ASSERT_EQ(memories->size(), 3u) << "one memory per turn";
+    for (const MemoryRecord& m : *memories) {
+      all_ids.insert(m.id);
+      if (m.text.find("Pepper") != std::string::npos) pepper_ids.insert(m.id);
+    }
+    ASSERT_EQ(pepper_ids.size(), 1u);
+  }
+
+  std::unique_ptr<Server> server = StartServer(dir_.string());
+  ASSERT_NE(server, nullptr);
+  auto stub = StubFor(server->port());
+  v1::GetSessionRequest get;
+  get.set_session_id(session_id);
+  v1::Session session;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->GetSession(&context, get, &session).ok());
+  std::vector<std::string> history_after;
+  for (const v1::ChatMessage& m : session.history()) history_after.push_back(m.content());
+  EXPECT_EQ(history_after, history_before);
+
+  const TurnResult turn = ChatTurn(*stub, session_id, "Is my cat Pepper still scared of thunderstorms?");
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  ASSERT_GE(turn.last.memories_size(), 1);
+  EXPECT_TRUE(pepper_ids.contains(turn.last.memories(0).memory_id())) << turn.last.memories(0).text();
+  for (const v1::MemoryRef& m : turn.last.memories()) {
+    // The session's memories, or the character's own experiences from its card.
+    EXPECT_TRUE(all_ids.contains(m.memory_id()) || m.scope() == "character") << m.text();
+  }
+  EXPECT_EQ(turn.last.memories(0).scope(), "session");
+}
+
+// The server half of AcknowledgedTurnSurvivesKill9, run in a fresh process (a fork of a
+// process that already used gRPC cannot serve): starts a server on the data directory named by
+// TROUPE_KILL9_DATA_DIR, writes its port to the file descriptor TROUPE_KILL9_PORT_FD, waits.
+TEST_F(RolePlayTest, DISABLED_ServeUntilKilled) {
+  const char* data_dir = getenv("TROUPE_KILL9_DATA_DIR");
+  const char* port_fd = getenv("TROUPE_KILL9_PORT_FD");
+  if (data_dir == nullptr || port_fd == nullptr) GTEST_SKIP() << "a helper of AcknowledgedTurnSurvivesKill9";
+  std::unique_ptr<Server> server = StartServer(data_dir);
+  const int port = server ? server->port() : -1;
+  if (write(atoi(port_fd), &port, sizeof(port)) != sizeof(port)) _exit(3);
+  for (;;) pause();
+}
+
+// A turn acknowledged to the client (its final message arrived) survives kill -9 of the server.
+TEST_F(RolePlayTest, AcknowledgedTurnSurvivesKill9) {
+  int ports[2];
+  ASSERT_EQ(pipe(ports), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // becomes a fresh test process that runs only the server half
+    close(ports[0]);
+    setenv("TROUPE_KILL9_DATA_DIR", dir_.c_str(), 1);
+    setenv("TROUPE_KILL9_PORT_FD", std::to_string(ports[1]).c_str(), 1);
+    execl("/proc/self/exe", "roleplay_test_server", "--gtest_filter=RolePlayTest.DISABLED_ServeUntilKilled",
+          "--gtest_also_run_disabled_tests", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(ports[1]);
+  int port = -1;
+  ASSERT_EQ(read(ports[0], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
+  ASSERT_GT(port, 0);
+  std::string session_id;
+  std::string reply;
+  {
+    auto stub = StubFor(port);
+    const std::string character_id = CreateCharacterFromCard(*stub, "v3_clockwork_archivist.json");
+    session_id = CreateSession(*stub, character_id);
+    const v1::EmotionVector calm = Calm();
+    const TurnResult turn = ChatTurn(*stub, session_id, "Please remember the word 'heliotrope'.", &calm);
+    ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+    reply = turn.text;
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  auto store = SqliteStore::Open((dir_ / "troupe.db").string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto turns = (*store)->ListTurns(session_id);
+  ASSERT_TRUE(turns.ok());
+  ASSERT_EQ(turns->size(), 1u);
+  EXPECT_EQ((*turns)[0].user_text, "Please remember the word 'heliotrope'.");
+  EXPECT_EQ((*turns)[0].reply_text, std::string(absl::StripAsciiWhitespace(reply)));
+}
+
+}  // namespace
+}  // namespace troupe
