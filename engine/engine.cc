@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <unordered_map>
 
@@ -37,6 +38,7 @@ struct LiveRequest {
   int max_tokens_total = 0;  // prompt + completion limit (max_tokens, capped by the context)
   absl::Time first_scheduled = absl::InfinitePast();
   absl::Time first_token = absl::InfinitePast();
+  std::vector<float> embedding;  // embed-only requests, set when the prompt is computed
 };
 
 }  // namespace
@@ -131,7 +133,7 @@ absl::Status Engine::Impl::Load() {
                            options_.max_prefill_cost_ratio_while_decoding,
                        .attention_pair_cost = AttentionPairCost(config_)},
       *pool_);
-  runner_ = std::make_unique<ModelRunner>(*backend_, options_.block_size, config_.vocab_size);
+  runner_ = std::make_unique<ModelRunner>(*backend_, options_.block_size, config_.vocab_size, config_.dim);
 
   int max_len = config_.context_length;
   if (options_.max_model_len > 0) max_len = std::min(max_len, options_.max_model_len);
@@ -140,6 +142,7 @@ absl::Status Engine::Impl::Load() {
   info_ = ModelInfo{.name = config_.name,
                     .architecture = config_.architecture,
                     .vocab_size = config_.vocab_size,
+                    .hidden_dim = config_.dim,
                     .max_model_len = max_len,
                     .chat_family = DetectChatFamily(jinja),
                     .num_parameters = config_.num_parameters,
@@ -281,10 +284,18 @@ void Engine::Impl::Step() {
   steps_.fetch_add(1);
 
   const size_t vocab = static_cast<size_t>(config_.vocab_size);
+  const size_t dim = static_cast<size_t>(config_.dim);
   size_t row = 0;
   for (const ScheduledSeq& s : plan.seqs) {
     if (!s.needs_logits) continue;
-    HandleOutput(*live_.at(s.seq->id), logits.subspan(row * vocab, vocab));
+    LiveRequest& live = *live_.at(s.seq->id);
+    if (live.request.embed_only) {
+      const std::span<const float> h = runner_->hidden().subspan(row * dim, dim);
+      live.embedding.assign(h.begin(), h.end());
+      Finish(s.seq->id, FinishReason::kLength, absl::OkStatus());
+    } else {
+      HandleOutput(live, logits.subspan(row * vocab, vocab));
+    }
     ++row;
   }
   step_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
@@ -355,6 +366,13 @@ void Engine::Impl::Finish(RequestId id, FinishReason reason, const absl::Status&
   if (live->first_scheduled != absl::InfinitePast()) completion.queue_time = live->first_scheduled - arrival;
   if (live->first_token != absl::InfinitePast()) completion.time_to_first_token = live->first_token - arrival;
   completion.e2e_latency = now - arrival;
+  if (!live->embedding.empty()) {
+    double norm = 0;
+    for (float v : live->embedding) norm += static_cast<double>(v) * v;
+    const float scale = norm > 0 ? static_cast<float>(1 / std::sqrt(norm)) : 0.0f;
+    for (float& v : live->embedding) v *= scale;
+    completion.embedding = std::move(live->embedding);
+  }
   sink.Finish(status, completion);
 }
 

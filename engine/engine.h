@@ -63,6 +63,7 @@ struct ModelInfo {
   std::string name;            // general.name or the file name
   std::string architecture;    // "llama"
   int vocab_size = 0;
+  int hidden_dim = 0;          // embedding_length: the size of embed-only results
   int max_model_len = 0;       // effective context limit (tokens)
   ChatFamily chat_family = ChatFamily::kRaw;
   int64_t num_parameters = 0;

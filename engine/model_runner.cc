@@ -29,6 +29,7 @@ std::span<float> ModelRunner::Run(const StepPlan& plan) {
   }
 
   logits_.resize(logit_rows_.size() * static_cast<size_t>(vocab_size_));
+  hidden_.resize(logit_rows_.size() * static_cast<size_t>(dim_));
   ForwardBatch batch{.tokens = tokens_,
                      .positions = positions_,
                      .token_seq = token_seq_,
@@ -36,7 +37,8 @@ std::span<float> ModelRunner::Run(const StepPlan& plan) {
                      .block_tables = block_tables_,
                      .n_seqs = static_cast<int>(plan.seqs.size()),
                      .max_blocks_per_seq = static_cast<int>(max_blocks),
-                     .logit_rows = logit_rows_};
+                     .logit_rows = logit_rows_,
+                     .hidden_out = hidden_.data()};
   backend_.Forward(batch, logits_.data());
   return logits_;
 }

@@ -15,21 +15,24 @@ namespace troupe {
 class ModelRunner {
  public:
   // `backend` must outlive the runner.
-  ModelRunner(Backend& backend, int block_size, int vocab_size)
-      : backend_(backend), block_size_(block_size), vocab_size_(vocab_size) {}
+  ModelRunner(Backend& backend, int block_size, int vocab_size, int dim)
+      : backend_(backend), block_size_(block_size), vocab_size_(vocab_size), dim_(dim) {}
 
   // Runs plan's forward pass. Returns logits [num sampling entries, vocab], in plan order of
   // the entries with needs_logits; valid until the next Run.
   std::span<float> Run(const StepPlan& plan);
+  // The final-norm hidden states of the same rows, [rows, dim]; valid until the next Run.
+  std::span<const float> hidden() const { return hidden_; }
 
  private:
   Backend& backend_;
   const int block_size_;
   const int vocab_size_;
+  const int dim_;
   // Reused between steps to avoid allocation.
   std::vector<int32_t> tokens_, positions_, token_seq_, block_tables_, logit_rows_;
   std::vector<int64_t> slots_;
-  std::vector<float> logits_;
+  std::vector<float> logits_, hidden_;
 };
 
 }  // namespace troupe

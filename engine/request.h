@@ -47,6 +47,7 @@ struct Completion {
   absl::Duration queue_time;          // arrival -> first scheduled
   absl::Duration time_to_first_token; // arrival -> first token pushed
   absl::Duration e2e_latency;         // arrival -> finish
+  std::vector<float> embedding;       // embed-only requests: the unit-norm pooled hidden state
 };
 
 // Receives one request's output. Push and Finish are called from the engine thread only, in
@@ -68,6 +69,9 @@ struct Request {
   SamplingParams sampling;
   int priority = 0;                 // larger runs first (#3 builds the policy on it)
   std::string cache_salt;           // tenant isolation for prefix caching (#3)
+  // No generation: the prompt's last-token final-norm hidden state, L2-normalised, is returned
+  // in Completion::embedding (finish reason kLength, no tokens). The memory's fallback embedder.
+  bool embed_only = false;
   absl::Time arrival_time = absl::InfinitePast();  // set by Submit when left unset
   std::shared_ptr<TokenSink> sink;  // REQUIRES: non-null
 };

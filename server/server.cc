@@ -14,6 +14,7 @@
 #include "grpcpp/server_builder.h"
 #include "engine/embedding/bert_embedder.h"
 #include "engine/memory/memory_service.h"
+#include "engine/memory/model_embedder.h"
 #include "engine/memory/model_rater.h"
 #include "engine/session/character_registry.h"
 #include "engine/store/sqlite_store.h"
@@ -49,12 +50,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
     if (embedder.ok()) {
       server->embedder_ = *std::move(embedder);
     } else {
-      TROUPE_LOG_WARNING("no memory retrieval: embedding model not loaded (%s); run "
-                         "scripts/fetch-embedder.sh",
+      TROUPE_LOG_WARNING("embedding model not loaded (%s): memory falls back to the served model's "
+                         "hidden states; run scripts/fetch-embedder.sh for better recall",
                          embedder.status().ToString().c_str());
     }
   }
-  if (server->embedder_ != nullptr) {
+  if (server->store_ != nullptr && server->embedder_ == nullptr) {
+    server->fallback_embedder_ = std::make_unique<ModelEmbedder>(server->engine_.get());
+  }
+  const TextEmbedder* embedder = server->embedder_ != nullptr
+                                     ? static_cast<const TextEmbedder*>(server->embedder_.get())
+                                     : server->fallback_embedder_.get();
+  if (embedder != nullptr) {
     absl::StatusOr<std::unique_ptr<ModelRater>> rater = ModelRater::Create(server->engine_.get());
     if (rater.ok()) {
       server->rater_ = *std::move(rater);
@@ -64,7 +71,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
     }
     SessionStore* sessions = server->sessions_.get();
     server->memory_ = std::make_unique<MemoryService>(
-        server->store_.get(), server->embedder_.get(), server->rater_.get(), MemoryServiceOptions{},
+        server->store_.get(), embedder, server->rater_.get(), MemoryServiceOptions{},
         [sessions](const std::string& id, const EmotionVector& mood) { sessions->SetMood(id, mood); });
     if (absl::Status loaded = server->memory_->Load(); !loaded.ok()) return loaded;
   }

@@ -25,6 +25,7 @@ class MemoryService;
 class ModelRater;
 class SqliteStore;
 class BertEmbedder;
+class ModelEmbedder;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
@@ -34,7 +35,8 @@ struct ServerOptions {
   // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
   // (inline sessions only, no memory).
   std::string data_dir;
-  // all-MiniLM-L6-v2 (scripts/fetch-embedder.sh) for memory retrieval; "" or missing = no memory.
+  // all-MiniLM-L6-v2 (scripts/fetch-embedder.sh) for memory retrieval; "" or missing = the
+  // served model's own hidden states (ModelEmbedder), a weaker fallback.
   std::string embedding_model_dir;
   CharacterPromptOptions prompt;  // the global system prompt and post-history instructions
   // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
@@ -74,6 +76,7 @@ class Server {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<BertEmbedder> embedder_;
+  std::unique_ptr<ModelEmbedder> fallback_embedder_;  // when embedder_ did not load
   std::unique_ptr<ModelRater> rater_;
   std::unique_ptr<SessionStore> sessions_;
   std::unique_ptr<CharacterRegistry> characters_;

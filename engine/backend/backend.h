@@ -31,6 +31,9 @@ struct ForwardBatch {
   int n_seqs = 0;
   int max_blocks_per_seq = 0;
   std::span<const int32_t> logit_rows;    // token indices whose next-token logits are wanted
+  // Optional: receives the final-norm hidden state of each logit row, [logit_rows.size(), dim]
+  // (what the output projection reads; embed-only requests use it as their embedding).
+  float* hidden_out = nullptr;
 };
 
 struct KvCacheSpec {

@@ -244,6 +244,7 @@ void CpuBackend::Forward(const ForwardBatch& batch, float* logits) {
   }
   // q_ holds n * q_dim >= m * dim floats; xb_ receives the normalised rows.
   RmsNormRows(q_.data(), output_norm_, xb_.data(), m);
+  if (batch.hidden_out != nullptr) std::copy_n(xb_.data(), m * dim, batch.hidden_out);
   cpu::Matmul(output_, xb_.data(), m, logits, pool_);
 }
 

@@ -41,7 +41,7 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-std::unique_ptr<Server> StartServer(const std::string& data_dir) {
+std::unique_ptr<Server> StartServer(const std::string& data_dir, const std::string& embedder_dir = kEmbedderDir) {
   EngineOptions engine_options;
   engine_options.model_path = kSmolLmPath;
   engine_options.num_threads = 2;
@@ -53,7 +53,7 @@ std::unique_ptr<Server> StartServer(const std::string& data_dir) {
   options.listen_address = "127.0.0.1:0";
   options.metrics.port = -1;
   options.data_dir = data_dir;
-  options.embedding_model_dir = kEmbedderDir;
+  options.embedding_model_dir = embedder_dir;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
@@ -292,6 +292,23 @@ TEST_F(RolePlayTest, DISABLED_ServeUntilKilled) {
   const int port = server ? server->port() : -1;
   if (write(atoi(port_fd), &port, sizeof(port)) != sizeof(port)) _exit(3);
   for (;;) pause();
+}
+
+// Without the embedding model, memory runs on the served model's own hidden states.
+TEST_F(RolePlayTest, MemoryFallsBackToTheServedModelsHiddenStates) {
+  std::unique_ptr<Server> server = StartServer(dir_.string(), /*embedder_dir=*/"");
+  ASSERT_NE(server, nullptr);
+  ASSERT_NE(server->memory(), nullptr);
+  EXPECT_EQ(server->memory()->embedder().dim(), 576);  // SmolLM2's width, not MiniLM's 384
+  auto stub = StubFor(server->port());
+  const std::string session_id = CreateSession(*stub, CreateCharacterFromCard(*stub, "v1_tavern_cat.json"));
+  const v1::EmotionVector calm = Calm();
+  ASSERT_TRUE(ChatTurn(*stub, session_id, "I lost my red scarf in the tavern.", &calm).status.ok());
+  server->memory()->Flush();
+  const TurnResult turn = ChatTurn(*stub, session_id, "Have you seen my scarf?", &calm);
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  ASSERT_GE(turn.last.memories_size(), 1);
+  EXPECT_NE(turn.last.memories(0).text().find("red scarf"), std::string::npos);
 }
 
 // A turn acknowledged to the client (its final message arrived) survives kill -9 of the server.
