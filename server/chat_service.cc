@@ -358,6 +358,13 @@ void ChatService::PrepareCharacterTurn(std::shared_ptr<ChatStreamReactor> reacto
   deps.memory = roleplay_.memory;
   deps.rater = roleplay_.rater;
   deps.prompt_options = roleplay_.prompt_options;
+  if (roleplay_.summarizer != nullptr) {
+    deps.summarize = [summarizer = roleplay_.summarizer, character_name = MacroCharName((*character)->profile),
+                      user_name = session.setup.user_name, priority = request->priority](
+                         const std::string& summary, const std::vector<ChatMessage>& turns) {
+      return summarizer->Summarize(summary, turns, character_name, user_name, priority);
+    };
+  }
   absl::StatusOr<TurnPlan> plan = PlanTurn(deps, session, **character, message, memory);
   if (!plan.ok()) {
     reactor->FinishWithError(plan.status());
@@ -380,8 +387,13 @@ void ChatService::PrepareCharacterTurn(std::shared_ptr<ChatStreamReactor> reacto
   reactor->set_on_success(
       [&sessions, memory_service, session_id = session.id, version = session.history.size(),
        prompt = plan->prompt, context = plan->context, character_version = plan->character_version,
+       new_summary = plan->new_summary, new_summarized_turns = plan->new_summarized_turns,
        remember = std::move(remember)](std::string reply, std::vector<TokenId> reply_tokens,
                                        FinishReason reason) mutable {
+        if (new_summary) {
+          const absl::Status summarized = sessions.SetSummary(session_id, *new_summary, new_summarized_turns);
+          if (!summarized.ok()) return summarized;
+        }
         SessionStore::Turn turn;
         turn.user_message = remember.user_text;
         turn.context = context;

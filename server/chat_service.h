@@ -11,6 +11,7 @@
 #include "engine/memory/memory_service.h"
 #include "engine/session/character_registry.h"
 #include "engine/session/session_store.h"
+#include "engine/session/summarizer.h"
 #include "engine/session/turn_planner.h"
 #include "server/generate_reactor.h"
 #include "server/metrics.h"
@@ -25,6 +26,7 @@ struct RolePlayDeps {
   CharacterRegistry* characters = nullptr;
   MemoryService* memory = nullptr;
   MemoryRater* rater = nullptr;     // query emotions scored from the message
+  const ModelSummarizer* summarizer = nullptr;  // folds turns that outgrow the context; null: drop
   WorkQueue* commit_queue = nullptr;  // turn commits (database writes) off the engine thread
   CharacterPromptOptions prompt_options;
 };

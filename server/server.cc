@@ -17,6 +17,7 @@
 #include "engine/memory/model_embedder.h"
 #include "engine/memory/model_rater.h"
 #include "engine/session/character_registry.h"
+#include "engine/session/summarizer.h"
 #include "engine/store/sqlite_store.h"
 #include "server/chat_service.h"
 
@@ -75,6 +76,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
         [sessions](const std::string& id, const EmotionVector& mood) { sessions->SetMood(id, mood); });
     if (absl::Status loaded = server->memory_->Load(); !loaded.ok()) return loaded;
   }
+  server->summarizer_ = std::make_unique<ModelSummarizer>(server->engine_.get());
   server->commit_queue_ = std::make_unique<WorkQueue>(WorkQueueOptions{.num_threads = 1, .max_queued = 1024});
 
   Engine* engine_ptr = server->engine_.get();
@@ -91,6 +93,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   RolePlayDeps roleplay{.characters = server->characters_.get(),
                         .memory = server->memory_.get(),
                         .rater = server->rater_.get(),
+                        .summarizer = server->summarizer_.get(),
                         .commit_queue = server->commit_queue_.get(),
                         .prompt_options = options.prompt};
   server->service_ = std::make_unique<ChatService>(*server->engine_, *server->sessions_,

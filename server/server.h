@@ -26,6 +26,7 @@ class ModelRater;
 class SqliteStore;
 class BertEmbedder;
 class ModelEmbedder;
+class ModelSummarizer;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
@@ -81,6 +82,7 @@ class Server {
   std::unique_ptr<SessionStore> sessions_;
   std::unique_ptr<CharacterRegistry> characters_;
   std::unique_ptr<MemoryService> memory_;
+  std::unique_ptr<ModelSummarizer> summarizer_;
   std::unique_ptr<WorkQueue> commit_queue_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<WorkQueue> prepare_queue_;

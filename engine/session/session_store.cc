@@ -12,7 +12,7 @@
 
 namespace troupe {
 
-std::string SessionSetupToJson(const SessionSetup& setup, const std::string& greeting) {
+std::string SessionSetupToJson(const SessionSetup& setup, const SessionExtras& extras) {
   nlohmann::json j;
   j["user_name"] = setup.user_name;
   j["user_persona"] = setup.user_persona;
@@ -23,11 +23,15 @@ std::string SessionSetupToJson(const SessionSetup& setup, const std::string& gre
   j["initial_mood"] = setup.initial_mood;
   j["greeting_index"] = setup.greeting_index;
   j["user_id"] = setup.user_id;
-  j["greeting"] = greeting;
+  j["greeting"] = extras.greeting;
+  if (extras.summarized_turns > 0) {
+    j["summary"] = extras.summary;
+    j["summarized_turns"] = extras.summarized_turns;
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, std::string* greeting) {
+absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, SessionExtras* extras) {
   const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return absl::DataLossError("stored session setup is not a JSON object");
   try {
@@ -41,7 +45,9 @@ absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, 
     if (j.contains("initial_mood")) setup->initial_mood = j["initial_mood"].get<EmotionVector>();
     setup->greeting_index = j.value("greeting_index", 0);
     setup->user_id = j.value("user_id", "");
-    *greeting = j.value("greeting", "");
+    extras->greeting = j.value("greeting", "");
+    extras->summary = j.value("summary", "");
+    extras->summarized_turns = j.value("summarized_turns", 0);
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("stored session setup: ", e.what()));
   }
@@ -101,7 +107,7 @@ absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& character
   TROUPE_RETURN_IF_ERROR(store_->CreateSession({.id = session.id,
                                                 .character_id = character_id,
                                                 .user_id = setup.user_id,
-                                                .setup_json = SessionSetupToJson(setup, greeting),
+                                                .setup_json = SessionSetupToJson(setup, {.greeting = greeting}),
                                                 .mood = session.mood,
                                                 .create_time_ms = absl::ToUnixMillis(session.create_time)}));
   sessions_.emplace(session.id, session);
@@ -115,8 +121,11 @@ absl::StatusOr<Session> SessionStore::LoadLocked(const SessionId& id) const {
   Session session;
   session.id = id;
   session.character_id = record.character_id;
-  std::string greeting;
-  TROUPE_RETURN_IF_ERROR(SessionSetupFromJson(record.setup_json, &session.setup, &greeting));
+  SessionExtras extras;
+  TROUPE_RETURN_IF_ERROR(SessionSetupFromJson(record.setup_json, &session.setup, &extras));
+  const std::string& greeting = extras.greeting;
+  session.summary = extras.summary;
+  session.summarized_turns = extras.summarized_turns;
   const nlohmann::json card = nlohmann::json::parse(character.card_json, nullptr, false);
   if (card.is_object() && card.contains("data") && card["data"].is_object()) {
     session.character.name = card["data"].value("name", "");
@@ -161,13 +170,33 @@ absl::StatusOr<std::vector<Session>> SessionStore::ListDurable(const std::string
     Session s;
     s.id = r.id;
     s.character_id = r.character_id;
-    std::string greeting;
-    TROUPE_RETURN_IF_ERROR(SessionSetupFromJson(r.setup_json, &s.setup, &greeting));
+    SessionExtras extras;
+    TROUPE_RETURN_IF_ERROR(SessionSetupFromJson(r.setup_json, &s.setup, &extras));
+    s.summary = extras.summary;
+    s.summarized_turns = extras.summarized_turns;
     s.mood = r.mood;
     s.create_time = absl::FromUnixMillis(r.create_time_ms);
     out.push_back(std::move(s));
   }
   return out;
+}
+
+absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, int summarized_turns) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+  Session& s = it->second;
+  if (!s.character_id.empty()) {
+    // Turns start with a user message, so an assistant message first is the greeting.
+    const std::string greeting =
+        !s.history.empty() && s.history.front().role == "assistant" ? s.history.front().content : std::string();
+    TROUPE_RETURN_IF_ERROR(store_->UpdateSessionSetup(
+        id, SessionSetupToJson(s.setup, {.greeting = greeting, .summary = summary,
+                                         .summarized_turns = summarized_turns})));
+  }
+  s.summary = std::move(summary);
+  s.summarized_turns = summarized_turns;
+  return absl::OkStatus();
 }
 
 void SessionStore::SetMood(const SessionId& id, const EmotionVector& mood) {

@@ -43,6 +43,10 @@ struct Session {
   std::vector<ChatMessage> history;
   absl::Time create_time;
   int num_turns = 0;
+  // The oldest turns folded into a running summary when the prompt outgrew the context: the
+  // prompt shows `summary` in place of the first `summarized_turns` turns (history keeps them).
+  std::string summary;
+  int summarized_turns = 0;
   // update_time_ms of the character version context_tokens were rendered with; a turn of a
   // newer version renders the prompt afresh.
   int64_t character_version = 0;
@@ -83,6 +87,10 @@ class SessionStore {
   // their history. kFailedPrecondition without a Store.
   [[nodiscard]] absl::StatusOr<std::vector<Session>> ListDurable(const std::string& character_id,
                                                                  const std::string& after_id, int limit)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Replaces the running summary (durable sessions: written to the Store). kNotFound.
+  [[nodiscard]] absl::Status SetSummary(const SessionId& id, std::string summary, int summarized_turns)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Sets the cached mood of a session (the memory writer stored it already). Unknown ids are
@@ -131,9 +139,15 @@ class SessionStore {
 // 32 lowercase hex digits from the OS's random source (std::random_device). Thread-safe.
 SessionId NewSessionId();
 
-// The JSON a durable session's setup (and greeting) is stored as, and back.
-std::string SessionSetupToJson(const SessionSetup& setup, const std::string& greeting);
+// What a durable session stores besides its setup (in the same JSON).
+struct SessionExtras {
+  std::string greeting;
+  std::string summary;
+  int summarized_turns = 0;
+};
+// The JSON a durable session's setup and extras are stored as, and back.
+std::string SessionSetupToJson(const SessionSetup& setup, const SessionExtras& extras);
 [[nodiscard]] absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup,
-                                                std::string* greeting);
+                                                SessionExtras* extras);
 
 }  // namespace troupe

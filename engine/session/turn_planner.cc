@@ -94,34 +94,52 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
     }
   }
 
-  // Render in full, shortening until it fits: examples first, then the oldest turns.
+  // Render in full, shortening until it fits: examples first, then fold the oldest turns.
   plan.rendered_in_full = true;
   CharacterPromptOptions options = deps.prompt_options;
   const std::vector<size_t> starts = TurnStarts(session.history);
-  size_t dropped_turns = 0;
+  const int num_turns = static_cast<int>(starts.size());
+  std::string summary = session.summary;
+  int folded = std::min(session.summarized_turns, num_turns);
   for (;;) {
     std::vector<ChatMessage> messages = BuildCharacterPreamble(profile, setup, options);
-    // The greeting (before the first turn) goes with the first dropped turn.
-    const size_t first_kept = dropped_turns == 0             ? 0
-                              : dropped_turns < starts.size() ? starts[dropped_turns]
-                                                              : session.history.size();
+    if (folded > 0 && !summary.empty()) {
+      messages.push_back(ChatMessage{"system", "Summary of the conversation so far: " + summary});
+    }
+    // The greeting (before the first turn) is folded with the first turn.
+    const size_t first_kept = folded == 0 ? 0 : folded < num_turns ? starts[folded] : session.history.size();
     messages.insert(messages.end(), session.history.begin() + first_kept, session.history.end());
     messages.insert(messages.end(), next.begin(), next.end());
     const ChatPrompt prompt = BuildMessagesPrompt(deps.family, MacroCharName(profile), messages);
     plan.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
     plan.stop = prompt.stop;
     if (deps.max_prompt_tokens <= 0 || static_cast<int>(plan.prompt.size()) <= deps.max_prompt_tokens) {
+      if (folded != session.summarized_turns) {
+        plan.new_summary = summary;
+        plan.new_summarized_turns = folded;
+      }
       return plan;
     }
     if (options.include_examples && !profile.example_dialogues.empty()) {
       options.include_examples = false;
-    } else if (dropped_turns < starts.size()) {
-      ++dropped_turns;
-    } else {
+      continue;
+    }
+    if (folded >= num_turns) {
       return absl::InvalidArgumentError(
           "the character's preamble and this message alone exceed the context; shorten the message "
           "or the character's profile");
     }
+    const int fold_to = folded + std::max(1, (num_turns - folded) / 2);
+    if (deps.summarize) {
+      const size_t from = folded == 0 ? 0 : starts[folded];
+      const size_t to = fold_to < num_turns ? starts[fold_to] : session.history.size();
+      std::vector<ChatMessage> turns;
+      for (size_t i = from; i < to; ++i) {
+        if (session.history[i].role != "system") turns.push_back(session.history[i]);
+      }
+      TROUPE_ASSIGN_OR_RETURN(summary, deps.summarize(summary, turns));
+    }
+    folded = fold_to;
   }
 }
 

