@@ -102,6 +102,7 @@ absl::Status NoDataDirectory() {
 }
 
 constexpr size_t kMaxCardPngBytes = 16 << 20;
+constexpr size_t kMaxChatMessageBytes = 64 << 10;  // one user message
 
 // A 1x1 grey PNG that exported cards are embedded in.
 constexpr unsigned char kBlankPng[] = {
@@ -254,6 +255,10 @@ grpc::ServerWriteReactor<v1::ChatResponse>* ChatService::Chat(grpc::CallbackServ
   absl::Status valid = request->session_id().empty()
                            ? absl::InvalidArgumentError("session_id is empty")
                            : ValidateText(request->message(), "message");
+  if (valid.ok() && request->message().size() > kMaxChatMessageBytes) {
+    valid = absl::InvalidArgumentError(absl::StrCat("message: ", request->message().size(),
+                                                    " bytes; the limit is ", kMaxChatMessageBytes));
+  }
   absl::StatusOr<SamplingParams> sampling = SamplingFromProto(request->sampling());
   if (valid.ok()) valid = sampling.status();
   absl::StatusOr<TurnMemoryOptions> memory = MemoryOptionsFromProto(request->memory());

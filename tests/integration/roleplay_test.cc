@@ -211,6 +211,9 @@ TEST_F(RolePlayTest, CharactersFromCardsRoundTripAndReportErrors) {
     v1::Session s;
     grpc::ClientContext c3;
     EXPECT_EQ(stub->CreateSession(&c3, bad, &s).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    const TurnResult huge = ChatTurn(*stub, session, std::string(70000, 'a'));
+    EXPECT_EQ(huge.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(huge.status.error_message().find("the limit is 65536"), std::string::npos);
   }
 }
 
