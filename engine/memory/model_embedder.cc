@@ -2,39 +2,12 @@
 
 #include <utility>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "engine/collecting_sink.h"
 
 namespace troupe {
 namespace {
 
 constexpr char kInternalCacheSalt[] = "troupe-internal/embedder";
-
-class EmbeddingSink final : public TokenSink {
- public:
-  bool Push(TokenDelta) override { return true; }
-  void Finish(const absl::Status& status, const Completion& completion) override {
-    {
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-      embedding_ = completion.embedding;
-    }
-    done_.Notify();
-  }
-  absl::StatusOr<std::vector<float>> Wait() {
-    done_.WaitForNotification();
-    absl::MutexLock lock(&mu_);
-    if (!status_.ok()) return status_;
-    if (embedding_.empty()) return absl::InternalError("embed-only request returned no embedding");
-    return std::move(embedding_);
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-  std::vector<float> embedding_ ABSL_GUARDED_BY(mu_);
-  absl::Notification done_;
-};
 
 }  // namespace
 
@@ -55,10 +28,14 @@ absl::StatusOr<std::vector<float>> ModelEmbedder::Embed(std::string_view text) c
   request.priority = priority_;
   request.cache_salt = kInternalCacheSalt;
   request.embed_only = true;
-  auto sink = std::make_shared<EmbeddingSink>();
+  auto sink = std::make_shared<CollectingSink>();
   request.sink = sink;
   if (absl::Status submitted = engine_->Submit(std::move(request)); !submitted.ok()) return submitted;
-  return sink->Wait();
+  sink->Wait();
+  if (absl::Status status = sink->status(); !status.ok()) return status;
+  std::vector<float> embedding = sink->completion().embedding;
+  if (embedding.empty()) return absl::InternalError("embed-only request returned no embedding");
+  return embedding;
 }
 
 }  // namespace troupe

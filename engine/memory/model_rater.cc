@@ -5,8 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "engine/collecting_sink.h"
 #include "engine/tokenizer/chat_template.h"
 
 namespace troupe {
@@ -15,37 +14,18 @@ namespace {
 // Internal requests share cached prefixes only with each other, never with a client's.
 constexpr char kInternalCacheSalt[] = "troupe-internal/emotion-scorer";
 
-// Keeps the digit logprobs of a one-token request and wakes the waiting caller at Finish.
-class DigitSink final : public TokenSink {
- public:
-  bool Push(TokenDelta delta) override {
-    absl::MutexLock lock(&mu_);
-    if (!delta.logprobs.empty() && scored_.empty()) scored_ = std::move(delta.logprobs[0].scored);
-    return true;
+// The digit logprobs a finished one-token rating request returned.
+absl::StatusOr<std::array<float, 9>> DigitLogprobs(CollectingSink& sink) {
+  sink.Wait();
+  if (absl::Status status = sink.status(); !status.ok()) return status;
+  const std::vector<SampleResult> samples = sink.logprobs();
+  if (samples.empty() || samples[0].scored.size() != 9) {
+    return absl::InternalError("model rater: no digit logprobs returned");
   }
-  void Finish(const absl::Status& status, const Completion&) override {
-    {
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-    }
-    done_.Notify();
-  }
-  absl::StatusOr<std::array<float, 9>> Wait() {
-    done_.WaitForNotification();
-    absl::MutexLock lock(&mu_);
-    if (!status_.ok()) return status_;
-    if (scored_.size() != 9) return absl::InternalError("model rater: no digit logprobs returned");
-    std::array<float, 9> out;
-    for (int d = 0; d < 9; ++d) out[d] = scored_[d].logprob;
-    return out;
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-  std::vector<TokenLogprob> scored_ ABSL_GUARDED_BY(mu_);
-  absl::Notification done_;
-};
+  std::array<float, 9> out;
+  for (int d = 0; d < 9; ++d) out[d] = samples[0].scored[d].logprob;
+  return out;
+}
 
 // Cuts text to at most max_bytes without splitting a UTF-8 character.
 std::string_view Truncate(std::string_view text, int max_bytes) {
@@ -118,7 +98,7 @@ absl::StatusOr<float> ModelRater::RateImportance(std::string_view text) {
 
 absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
                                                      const std::vector<std::string>& questions) {
-  std::vector<std::shared_ptr<DigitSink>> sinks;
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
   absl::Status submit_status;
   for (const std::string& question : questions) {
     Request request;
@@ -132,7 +112,7 @@ absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
     request.sampling.scored_token_ids.assign(digits_.begin(), digits_.end());
     request.priority = options_.priority;
     request.cache_salt = kInternalCacheSalt;
-    auto sink = std::make_shared<DigitSink>();
+    auto sink = std::make_shared<CollectingSink>();
     request.sink = sink;
     submit_status = engine_->Submit(std::move(request));
     if (!submit_status.ok()) break;
@@ -141,7 +121,7 @@ absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
   std::vector<float> scores(questions.size(), kEmotionMin);
   absl::Status first_error = submit_status;
   for (size_t i = 0; i < sinks.size(); ++i) {  // wait for all that were accepted
-    absl::StatusOr<std::array<float, 9>> digits = sinks[i]->Wait();
+    absl::StatusOr<std::array<float, 9>> digits = DigitLogprobs(*sinks[i]);
     if (!digits.ok()) {
       if (first_error.ok()) first_error = digits.status();
       continue;

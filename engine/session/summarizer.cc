@@ -4,42 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "engine/collecting_sink.h"
 
 namespace troupe {
 namespace {
 
 constexpr char kInternalCacheSalt[] = "troupe-internal/summarizer";
-
-class TextSink final : public TokenSink {
- public:
-  bool Push(TokenDelta delta) override {
-    absl::MutexLock lock(&mu_);
-    text_ += delta.text;
-    return true;
-  }
-  void Finish(const absl::Status& status, const Completion&) override {
-    {
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-    }
-    done_.Notify();
-  }
-  absl::StatusOr<std::string> Wait() {
-    done_.WaitForNotification();
-    absl::MutexLock lock(&mu_);
-    if (!status_.ok()) return status_;
-    const absl::string_view t = absl::StripAsciiWhitespace(text_);
-    return std::string(t.data(), t.size());
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-  std::string text_ ABSL_GUARDED_BY(mu_);
-  absl::Notification done_;
-};
 
 }  // namespace
 
@@ -81,10 +51,14 @@ absl::StatusOr<std::string> ModelSummarizer::Summarize(const std::string& summar
   request.sampling.stop = {"\n\n"};
   request.priority = priority;
   request.cache_salt = kInternalCacheSalt;
-  auto sink = std::make_shared<TextSink>();
+  auto sink = std::make_shared<CollectingSink>();
   request.sink = sink;
   if (absl::Status submitted = engine_->Submit(std::move(request)); !submitted.ok()) return submitted;
-  return sink->Wait();
+  sink->Wait();
+  if (absl::Status status = sink->status(); !status.ok()) return status;
+  const std::string text = sink->text();
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(text);
+  return std::string(trimmed.data(), trimmed.size());
 }
 
 }  // namespace troupe

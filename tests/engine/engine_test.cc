@@ -11,12 +11,12 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/testing/collecting_sink.h"
+#include "engine/collecting_sink.h"
 
 namespace troupe {
 namespace {
 
-using ::troupe::testing::CollectingSink;
+using ::troupe::CollectingSink;
 
 const std::string kStories = std::string(TROUPE_SHARED_DIR) + "/models/stories260K.gguf";
 const std::string kStoriesGolden = std::string(TROUPE_SHARED_DIR) + "/golden/stories260K-greedy.json";

@@ -14,12 +14,12 @@
 #include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/testing/collecting_sink.h"
+#include "engine/collecting_sink.h"
 
 namespace troupe {
 namespace {
 
-using ::troupe::testing::CollectingSink;
+using ::troupe::CollectingSink;
 
 const std::string kTinyDir = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny";
 

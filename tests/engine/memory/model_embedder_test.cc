@@ -3,11 +3,11 @@
 #include <cmath>
 
 #include "gtest/gtest.h"
+#include "tests/testing/smol_engine.h"
 
 namespace troupe {
 namespace {
 
-const std::string kSmol = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
   double dot = 0;
@@ -15,24 +15,7 @@ double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return dot;  // unit vectors
 }
 
-class ModelEmbedderTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    EngineOptions options;
-    options.model_path = kSmol;
-    options.num_threads = 2;
-    options.kv_cache_bytes = 32ll << 20;
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine).release();
-  }
-  static void TearDownTestSuite() {
-    delete engine_;
-    engine_ = nullptr;
-  }
-  static Engine* engine_;
-};
-Engine* ModelEmbedderTest::engine_ = nullptr;
+class ModelEmbedderTest : public testing::SmolEngineTest {};
 
 TEST_F(ModelEmbedderTest, UnitVectorsOfTheModelWidthRepeatable) {
   ModelEmbedder embedder(engine_);

@@ -5,11 +5,11 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/testing/smol_engine.h"
 
 namespace troupe {
 namespace {
 
-const std::string kSmol = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const float kNegInf = -INFINITY;
 
 std::array<float, 9> AllMassOn(int digit) {
@@ -37,24 +37,7 @@ TEST(ScoreFromDigitLogprobsTest, MapsTheExpectedDigitOntoOneToTen) {
   EXPECT_FLOAT_EQ(ScoreFromDigitLogprobs(none), 1.0f);
 }
 
-class ModelRaterTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    EngineOptions options;
-    options.model_path = kSmol;
-    options.num_threads = 2;
-    options.kv_cache_bytes = 32ll << 20;
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine).release();
-  }
-  static void TearDownTestSuite() {
-    delete engine_;
-    engine_ = nullptr;
-  }
-  static Engine* engine_;
-};
-Engine* ModelRaterTest::engine_ = nullptr;
+class ModelRaterTest : public testing::SmolEngineTest {};
 
 TEST_F(ModelRaterTest, PromptsShareThePrefixUpToTheEmotion) {
   auto scorer = ModelRater::Create(engine_);
