@@ -606,21 +606,16 @@ grpc::ServerUnaryReactor* ChatService::ExportCharacter(grpc::CallbackServerConte
 }
 
 void ChatService::IndexExperiences(std::shared_ptr<const StoredCharacter> character) {
-  MemoryService* memory = roleplay_.memory;
-  if (memory == nullptr || roleplay_.commit_queue == nullptr) return;
+  if (roleplay_.memory == nullptr) return;
   std::vector<MemoryService::Experience> experiences;
   for (const Experience& e : character->profile.experiences) {
     experiences.push_back({.text = e.text,
                            .story_time = e.when ? std::optional<int64_t>(e.when->ordinal) : std::nullopt,
                            .emotion = e.emotion});
   }
-  // Rating experiences goes through the engine: off the RPC's path.
-  const absl::Status scheduled = roleplay_.commit_queue->Schedule(
-      [memory, id = character->id, experiences = std::move(experiences)]() mutable {
-        const absl::Status set = memory->SetCharacterExperiences(id, std::move(experiences));
-        if (!set.ok()) TROUPE_LOG_WARNING("experiences of %s not indexed: %s", id.c_str(), set.ToString().c_str());
-      });
-  if (!scheduled.ok()) TROUPE_LOG_WARNING("experiences not indexed: %s", scheduled.ToString().c_str());
+  // Rating experiences goes through the engine: on the memory writer, off the RPC's path.
+  const absl::Status queued = roleplay_.memory->QueueCharacterExperiences(character->id, std::move(experiences));
+  if (!queued.ok()) TROUPE_LOG_WARNING("experiences not indexed: %s", queued.ToString().c_str());
 }
 
 grpc::ServerUnaryReactor* ChatService::GetServerInfo(grpc::CallbackServerContext* context,

@@ -157,7 +157,18 @@ absl::Status MemoryService::Remember(TurnMemoryInput turn) {
   if (static_cast<int>(queue_.size()) >= options_.max_queue) {
     return absl::ResourceExhaustedError("memory write queue is full");
   }
-  queue_.push_back(Job{.turn = std::move(turn), .record = std::nullopt});
+  queue_.push_back(Job{.turn = std::move(turn), .experiences = std::nullopt});
+  ++queued_;
+  return absl::OkStatus();
+}
+
+absl::Status MemoryService::QueueCharacterExperiences(const std::string& character_id,
+                                                      std::vector<Experience> experiences) {
+  absl::MutexLock lock(&queue_mu_);
+  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+    return absl::ResourceExhaustedError("memory write queue is full");
+  }
+  queue_.push_back(Job{.turn = std::nullopt, .experiences = std::make_pair(character_id, std::move(experiences))});
   ++queued_;
   return absl::OkStatus();
 }
@@ -230,6 +241,13 @@ void MemoryService::WriterLoop() {
         TROUPE_LOG_WARNING("memory of session %s turn %d not written: %s",
                            job.turn->keys.session_id.c_str(), job.turn->turn_index,
                            written.ToString().c_str());
+      }
+    }
+    if (job.experiences) {
+      const absl::Status set = SetCharacterExperiences(job.experiences->first, std::move(job.experiences->second));
+      if (!set.ok()) {
+        TROUPE_LOG_WARNING("experiences of character %s not indexed: %s", job.experiences->first.c_str(),
+                           set.ToString().c_str());
       }
     }
     absl::MutexLock lock(&queue_mu_);

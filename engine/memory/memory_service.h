@@ -111,6 +111,10 @@ class MemoryService {
   };
   [[nodiscard]] absl::Status SetCharacterExperiences(const std::string& character_id,
                                                      std::vector<Experience> experiences);
+  // The same on the writer thread, after the writes queued before it (rating experiences goes
+  // through the engine and may take a while). kResourceExhausted when the queue is full.
+  [[nodiscard]] absl::Status QueueCharacterExperiences(const std::string& character_id,
+                                                       std::vector<Experience> experiences);
 
   // Blocks until every write queued so far is done. For tests and shutdown.
   void Flush();
@@ -126,7 +130,8 @@ class MemoryService {
   };
   struct Job {
     std::optional<TurnMemoryInput> turn;
-    std::optional<MemoryRecord> record;  // a memory to index (already complete)
+    // Or a character's experiences to (re)index: its id and the experiences.
+    std::optional<std::pair<std::string, std::vector<Experience>>> experiences;
   };
   void WriterLoop();
   absl::Status WriteTurn(const TurnMemoryInput& turn);
