@@ -25,6 +25,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/testing/testdata.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace troupe {
@@ -32,14 +33,6 @@ namespace {
 
 const std::string kSmolLmPath = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const std::string kEmbedderDir = std::string(TROUPE_SOURCE_DIR) + "/models/all-MiniLM-L6-v2";
-const std::string kCards = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/cards/";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::unique_ptr<Server> StartServer(const std::string& data_dir, const std::string& embedder_dir = kEmbedderDir) {
   EngineOptions engine_options;
@@ -117,7 +110,7 @@ class RolePlayTest : public ::testing::Test {
 
   std::string CreateCharacterFromCard(v1::RolePlay::Stub& stub, const std::string& file) {
     v1::CreateCharacterRequest request;
-    request.set_card_json(ReadFile(kCards + file));
+    request.set_card_json(testing::ReadTestData("cards/" + file));
     v1::StoredCharacter character;
     grpc::ClientContext context;
     const grpc::Status status = stub.CreateCharacter(&context, request, &character);

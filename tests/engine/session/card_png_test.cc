@@ -8,20 +8,14 @@
 #include "absl/strings/match.h"
 #include "engine/session/character_card.h"
 #include "gtest/gtest.h"
+#include "tests/testing/testdata.h"
 
 namespace troupe {
 namespace {
 
 using json = nlohmann::json;
 
-std::string ReadTestFile(const std::string& name) {
-  std::ifstream in(std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/cards/" + name,
-                   std::ios::binary);
-  EXPECT_TRUE(in.good()) << name;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string ReadTestFile(const std::string& name) { return testing::ReadTestData("cards/" + name); }
 
 std::vector<std::string> ChunkTypes(std::string_view png) {
   absl::StatusOr<std::vector<PngChunk>> chunks = ParsePngChunks(png);

@@ -6,20 +6,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/testdata.h"
 
 namespace troupe {
 namespace {
 
 using json = nlohmann::json;
 
-std::string ReadCard(const std::string& name) {
-  std::ifstream in(std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/cards/" + name,
-                   std::ios::binary);
-  EXPECT_TRUE(in.good()) << name;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string ReadCard(const std::string& name) { return testing::ReadTestData("cards/" + name); }
 
 CharacterProfile MustParse(std::string_view text) {
   absl::StatusOr<CharacterProfile> profile = ParseCharacterCard(text);
