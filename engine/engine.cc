@@ -7,12 +7,14 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/backend/backend.h"
 #include "engine/common/check.h"
 #include "engine/common/log.h"
 #include "engine/common/status_macros.h"
 #include "engine/inbox.h"
 #include "engine/kv/block_pool.h"
+#include "engine/model/dummy_model.h"
 #include "engine/model/gguf.h"
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
@@ -60,6 +62,8 @@ class Engine::Impl {
   const EngineOptions& options() const { return options_; }
 
  private:
+  // Fills file_ (gguf only), config_, weights_, dummy_weights_ (dummy only) and tokenizer_.
+  absl::Status LoadModel();
   void Loop();
   void Accept(Inbox::Batch& batch);
   void Step();
@@ -70,7 +74,8 @@ class Engine::Impl {
 
   // ---- constant after Load ----
   const EngineOptions options_;
-  std::unique_ptr<GgufFile> file_;
+  std::unique_ptr<GgufFile> file_;                // null for dummy weights
+  std::unique_ptr<DummyWeights> dummy_weights_;   // owns weights_' buffers for dummy; else null
   ModelConfig config_;
   ModelWeights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -100,11 +105,34 @@ class Engine::Impl {
 
 // ---- loading ----
 
+absl::Status Engine::Impl::LoadModel() {
+  if (options_.load_format == "gguf") {
+    TROUPE_ASSIGN_OR_RETURN(file_, GgufFile::Open(options_.model_path));
+    TROUPE_ASSIGN_OR_RETURN(config_, ModelConfigFromGguf(*file_));
+    TROUPE_ASSIGN_OR_RETURN(weights_, LoadModelWeights(*file_, config_));
+    TROUPE_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromGguf(*file_));
+    return absl::OkStatus();
+  }
+  if (options_.load_format == "dummy") {
+    TROUPE_ASSIGN_OR_RETURN(config_, DummyModelConfig(options_.model_path));
+    const absl::Time start = absl::Now();
+    TROUPE_ASSIGN_OR_RETURN(
+        dummy_weights_, DummyWeights::Create(config_, options_.dummy_seed, options_.num_threads));
+    weights_ = dummy_weights_->weights();
+    TROUPE_ASSIGN_OR_RETURN(tokenizer_, DummyTokenizer(config_.vocab_size));
+    TROUPE_LOG_INFO("dummy weights %s (seed %llu): %lld MiB of bf16 in %.2f s",
+                    options_.model_path.c_str(),
+                    static_cast<unsigned long long>(options_.dummy_seed),
+                    static_cast<long long>(dummy_weights_->num_bytes() >> 20),
+                    absl::ToDoubleSeconds(absl::Now() - start));
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown load format '", options_.load_format,
+                                                 "' (want gguf or dummy)"));
+}
+
 absl::Status Engine::Impl::Load() {
-  TROUPE_ASSIGN_OR_RETURN(file_, GgufFile::Open(options_.model_path));
-  TROUPE_ASSIGN_OR_RETURN(config_, ModelConfigFromGguf(*file_));
-  TROUPE_ASSIGN_OR_RETURN(weights_, LoadModelWeights(*file_, config_));
-  TROUPE_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromGguf(*file_));
+  TROUPE_RETURN_IF_ERROR(LoadModel());
   if (options_.block_size <= 0 || options_.max_running <= 0 || options_.max_batched_tokens <= 0) {
     return absl::InvalidArgumentError("block_size, max_running and max_batched_tokens must be > 0");
   }
@@ -121,7 +149,8 @@ absl::Status Engine::Impl::Load() {
                                  .kv = {.num_blocks = static_cast<int>(num_blocks),
                                         .block_size = options_.block_size,
                                         .type = options_.kv_cache_type}};
-  TROUPE_ASSIGN_OR_RETURN(backend_, CreateBackend(backend_options, config_, weights_, *file_));
+  TROUPE_ASSIGN_OR_RETURN(backend_,
+                          CreateBackend(backend_options, config_, weights_, file_.get()));
   pool_ = std::make_unique<BlockPool>(static_cast<int>(num_blocks));
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running = options_.max_running,
@@ -138,15 +167,18 @@ absl::Status Engine::Impl::Load() {
   int max_len = config_.context_length;
   if (options_.max_model_len > 0) max_len = std::min(max_len, options_.max_model_len);
   max_len = static_cast<int>(std::min<int64_t>(max_len, num_blocks * options_.block_size));
-  const std::string jinja = file_->GetString("tokenizer.chat_template").value_or("");
+  // Dummy weights have no chat template: raw.
+  const ChatFamily chat_family =
+      file_ ? DetectChatFamily(file_->GetString("tokenizer.chat_template").value_or(""))
+            : ChatFamily::kRaw;
   info_ = ModelInfo{.name = config_.name,
                     .architecture = config_.architecture,
                     .vocab_size = config_.vocab_size,
                     .hidden_dim = config_.dim,
                     .max_model_len = max_len,
-                    .chat_family = DetectChatFamily(jinja),
+                    .chat_family = chat_family,
                     .num_parameters = config_.num_parameters,
-                    .file_bytes = file_->file_bytes()};
+                    .file_bytes = file_ ? file_->file_bytes() : 0};
   TROUPE_LOG_INFO("loaded %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld blocks x %d "
                   "tokens (%lld MiB, %s); %lld MiB of repacked weights",
                   options_.model_path.c_str(), config_.num_layers, config_.dim, config_.vocab_size,

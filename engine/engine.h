@@ -23,7 +23,13 @@
 namespace troupe {
 
 struct EngineOptions {
-  std::string model_path;            // a GGUF file
+  std::string model_path;            // a GGUF file, or the shape name when load_format is "dummy"
+  // "gguf": weights, config and tokenizer from the file at model_path. "dummy": random bf16
+  // weights of the named real shape (DummyModelShapes(), e.g. "llama-3-8b") and a byte-level
+  // tokenizer, for serving and benchmarking real shapes without weight files (vLLM's
+  // --load-format dummy).
+  std::string load_format = "gguf";
+  uint64_t dummy_seed = 0;           // seed of the dummy weights; same seed, same weights
   std::string device = "cpu";        // backend name; "cpu" is the reference backend
   int num_threads = 0;               // compute threads; 0 = one per core
   int64_t kv_cache_bytes = 256ll << 20;  // byte budget of the paged KV cache (K and V, all layers)
@@ -60,20 +66,21 @@ struct EngineStats {
 
 // Everything the server needs to know about the loaded model.
 struct ModelInfo {
-  std::string name;            // general.name or the file name
+  std::string name;            // general.name or the file name; "dummy-<shape>" for dummy
   std::string architecture;    // "llama"
   int vocab_size = 0;
   int hidden_dim = 0;          // embedding_length: the size of embed-only results
   int max_model_len = 0;       // effective context limit (tokens)
   ChatFamily chat_family = ChatFamily::kRaw;
   int64_t num_parameters = 0;
-  uint64_t file_bytes = 0;
+  uint64_t file_bytes = 0;     // size of the GGUF file; 0 for dummy weights
 };
 
 class Engine {
  public:
   // Loads the model, sizes the KV cache and starts the engine thread. Errors name the file and
-  // the problem (missing, truncated, corrupt, unsupported architecture or tensor type).
+  // the problem (missing, truncated, corrupt, unsupported architecture or tensor type);
+  // kInvalidArgument for an unknown load_format or dummy shape.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options);
   ~Engine();  // Shutdown() then join
   Engine(const Engine&) = delete;

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "engine/engine.h"
+#include "engine/model/dummy_model.h"
 #include "server/flag_parser.h"
 #include "server/server.h"
 
@@ -34,10 +36,17 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
   std::string kv_cache_type(troupe::KvCacheTypeName(engine.kv_cache_type));
   int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
+  int64_t dummy_seed = static_cast<int64_t>(engine.dummy_seed);
   bool help = false;
 
   troupe::FlagParser parser;
-  parser.AddString("model", &engine.model_path, "GGUF model file");
+  parser.AddString("model", &engine.model_path,
+                   "GGUF model file, or with --load-format dummy a model shape");
+  parser.AddString("load-format", &engine.load_format,
+                   "gguf (weights from --model) or dummy (random weights of the shape named by "
+                   "--model: " + absl::StrJoin(troupe::DummyModelShapes(), ", ") +
+                       "; for benchmarks without weight files)");
+  parser.AddInt64("dummy-seed", &dummy_seed, "seed of --load-format dummy weights");
   parser.AddString("listen", &server.listen_address, "gRPC host:port (port 0 = any free)");
   parser.AddInt("metrics-port", &server.metrics.port,
                 "HTTP port for /metrics (0 = any free, -1 = off)");
@@ -91,6 +100,19 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     return 2;
   }
   server.shutdown_grace = absl::Seconds(shutdown_grace_s);
+  if (dummy_seed < 0) {
+    std::fprintf(stderr, "troupe-server: --dummy-seed must be >= 0\n");
+    return 2;
+  }
+  engine.dummy_seed = static_cast<uint64_t>(dummy_seed);
+
+  // The engine checks the shape name (its error lists the known shapes).
+  if (engine.load_format == "dummy") return std::nullopt;
+  if (engine.load_format != "gguf") {
+    std::fprintf(stderr, "troupe-server: --load-format must be gguf or dummy, not '%s'\n",
+                 engine.load_format.c_str());
+    return 2;
+  }
 
   std::error_code error;
   if (!std::filesystem::is_regular_file(engine.model_path, error)) {

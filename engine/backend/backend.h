@@ -64,10 +64,11 @@ struct BackendOptions {
   KvCacheSpec kv;
 };
 
-// Builds the named backend. `file` (the mapping the weights point into) must outlive it.
-// kInvalidArgument for an unknown or unavailable device.
+// Builds the named backend. `file` is the mapping the weights point into, and must outlive the
+// backend; nullptr = the weights are not from a file (e.g. dummy weights), and whatever owns
+// them must outlive the backend instead. kInvalidArgument for an unknown or unavailable device.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(
     const BackendOptions& options, const ModelConfig& config, const ModelWeights& weights,
-    const GgufFile& file);
+    const GgufFile* file);
 
 }  // namespace troupe

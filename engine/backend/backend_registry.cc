@@ -8,7 +8,7 @@ namespace troupe {
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options,
                                                        const ModelConfig& config,
                                                        const ModelWeights& weights,
-                                                       const GgufFile& file) {
+                                                       const GgufFile* file) {
   if (options.device == "cpu") {
     auto cpu = CpuBackend::Create(options, config, weights, file);
     if (!cpu.ok()) return cpu.status();

@@ -40,7 +40,7 @@ CpuBackend::CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec k
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOptions& options,
                                                                 const ModelConfig& config,
                                                                 const ModelWeights& weights,
-                                                                const GgufFile& file) {
+                                                                const GgufFile* file) {
   std::unique_ptr<CpuBackend> b(new CpuBackend(config, options.num_threads, options.kv));
   // Packs one matrix; a repacked tensor's file pages are handed back to the kernel so the
   // weights are never resident twice.
@@ -49,8 +49,10 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
     if (!m.borrows_source()) {
       b->owned_weight_bytes_ += static_cast<int64_t>(m.owned_bytes());
       const auto traits = TraitsOf(static_cast<uint32_t>(view.type));
-      file.ReleasePages(static_cast<const uint8_t*>(view.data),
-                        RowBytes(*traits, view.cols) * static_cast<uint64_t>(view.rows));
+      if (file != nullptr) {
+        file->ReleasePages(static_cast<const uint8_t*>(view.data),
+                           RowBytes(*traits, view.cols) * static_cast<uint64_t>(view.rows));
+      }
     }
     return m;
   };
@@ -68,7 +70,7 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
       const size_t bytes = row_bytes * static_cast<size_t>(m.rows);
       std::memcpy(stacked.data() + offset, m.data, bytes);
       offset += bytes;
-      file.ReleasePages(static_cast<const uint8_t*>(m.data), bytes);
+      if (file != nullptr) file->ReleasePages(static_cast<const uint8_t*>(m.data), bytes);
     }
     cpu::PackedMatrix packed = cpu::PackedMatrix::Pack(
         {.type = first.type, .data = stacked.data(), .rows = rows, .cols = first.cols});

@@ -16,10 +16,11 @@ namespace troupe {
 class CpuBackend final : public Backend {
  public:
   // Packs the weights (releasing the file pages of any tensor that was repacked) and allocates
-  // the KV cache. `file` must outlive the backend (weights may be used in place).
+  // the KV cache. `file` must outlive the backend (weights may be used in place); nullptr = the
+  // weights are not from a file (nothing to release; their owner must outlive the backend).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(
       const BackendOptions& options, const ModelConfig& config, const ModelWeights& weights,
-      const GgufFile& file);
+      const GgufFile* file);
 
   std::string_view name() const override { return "cpu"; }
   void Forward(const ForwardBatch& batch, float* logits) override;
