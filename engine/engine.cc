@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <random>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -31,7 +32,15 @@ struct LiveRequest {
       : request(std::move(r)),
         sampler(request.sampling, request.prompt),
         detokenizer(tokenizer),
-        stop(request.sampling.stop) {}
+        stop(request.sampling.stop),
+        device_seed(request.sampling.seed.value_or(std::random_device{}() * 0x100000001ull)) {}
+  // Whether a backend that samples on the device can serve this request's draws: the device
+  // path has no penalties, no logprobs and no scored ids (backend.h RowSampling).
+  bool DeviceSamplable() const {
+    const SamplingParams& p = request.sampling;
+    return !request.embed_only && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+           p.frequency_penalty == 0.0f && p.logprobs < 0 && p.scored_token_ids.empty();
+  }
   Request request;
   Sequence seq;
   Sampler sampler;
@@ -41,6 +50,7 @@ struct LiveRequest {
   absl::Time first_scheduled = absl::InfinitePast();
   absl::Time first_token = absl::InfinitePast();
   std::vector<float> embedding;  // embed-only requests, set when the prompt is computed
+  uint64_t device_seed = 0;      // the seed of device-side draws (params.seed, or random)
 };
 
 }  // namespace
@@ -67,7 +77,8 @@ class Engine::Impl {
   void Loop();
   void Accept(Inbox::Batch& batch);
   void Step();
-  void HandleOutput(LiveRequest& live, std::span<const float> logits_row);
+  // Streams one sampled token's text and ends the request when a stop condition holds.
+  void EmitToken(LiveRequest& live, SampleResult sample);
   // Ends a request: removes it from the scheduler, flushes text, calls Finish, forgets it.
   void Finish(RequestId id, FinishReason reason, const absl::Status& status);
   void PublishStats();
@@ -99,6 +110,7 @@ class Engine::Impl {
   // ---- engine thread only ----
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
+  std::vector<RowSampling> device_rows_;  // this step's device sampling rows (reused)
   std::unordered_map<RequestId, std::unique_ptr<LiveRequest>> live_;
   uint64_t arrival_counter_ = 0;
 };
@@ -310,7 +322,23 @@ void Engine::Impl::Step() {
                                             s.seq->num_computed);
     prompt_tokens += prompt_part;
   }
-  std::span<float> logits = runner_->Run(plan);
+  // Sample on the device when the backend can and every sampled row allows it: then only the
+  // ids come back, not [rows, vocab] logits.
+  bool want_hidden = false;
+  bool on_device = backend_->samples_on_device();
+  device_rows_.clear();
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (!s.needs_logits) continue;
+    const LiveRequest& live = *live_.at(s.seq->id);
+    want_hidden |= live.request.embed_only;
+    on_device &= live.DeviceSamplable();
+    const SamplingParams& p = live.request.sampling;
+    device_rows_.push_back({.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p,
+                            .min_p = p.min_p, .seed = live.device_seed,
+                            .counter = static_cast<uint64_t>(live.sampler.num_generated())});
+  }
+  if (!on_device) device_rows_.clear();
+  std::span<float> logits = runner_->Run(plan, device_rows_, want_hidden);
   scheduler_->Update(plan);
   prompt_tokens_.fetch_add(prompt_tokens);
   steps_.fetch_add(1);
@@ -325,8 +353,14 @@ void Engine::Impl::Step() {
       const std::span<const float> h = runner_->hidden().subspan(row * dim, dim);
       live.embedding.assign(h.begin(), h.end());
       Finish(s.seq->id, FinishReason::kLength, absl::OkStatus());
+    } else if (!device_rows_.empty()) {
+      const TokenId id = runner_->sampled_ids()[row];
+      live.sampler.Accept(id);
+      SampleResult sample;
+      sample.id = id;
+      EmitToken(live, std::move(sample));
     } else {
-      HandleOutput(live, logits.subspan(row * vocab, vocab));
+      EmitToken(live, live.sampler.SampleReadOnly(logits.subspan(row * vocab, vocab)));
     }
     ++row;
   }
@@ -335,10 +369,7 @@ void Engine::Impl::Step() {
   step_sequences_.Observe(static_cast<double>(plan.seqs.size()));
 }
 
-// Samples the next token of one sequence, streams its text, and ends the request when a stop
-// condition holds.
-void Engine::Impl::HandleOutput(LiveRequest& live, std::span<const float> logits_row) {
-  SampleResult sample = live.sampler.SampleReadOnly(logits_row);
+void Engine::Impl::EmitToken(LiveRequest& live, SampleResult sample) {
   const RequestId id = live.seq.id;
   const SamplingParams& params = live.request.sampling;
   generation_tokens_.fetch_add(1);

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 
+#include "engine/common/check.h"
+
 namespace troupe {
 
-std::span<float> ModelRunner::Run(const StepPlan& plan) {
+std::span<float> ModelRunner::Run(const StepPlan& plan, std::span<const RowSampling> sampling,
+                                  bool want_hidden) {
   tokens_.clear();
   positions_.clear();
   token_seq_.clear();
@@ -28,8 +31,11 @@ std::span<float> ModelRunner::Run(const StepPlan& plan) {
     if (plan.seqs[i].needs_logits) logit_rows_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
   }
 
-  logits_.resize(logit_rows_.size() * static_cast<size_t>(vocab_size_));
-  hidden_.resize(logit_rows_.size() * static_cast<size_t>(dim_));
+  const bool on_device = !sampling.empty();
+  TROUPE_CHECK(!on_device || sampling.size() == logit_rows_.size());
+  logits_.resize(on_device ? 0 : logit_rows_.size() * static_cast<size_t>(vocab_size_));
+  hidden_.resize(want_hidden ? logit_rows_.size() * static_cast<size_t>(dim_) : 0);
+  sampled_ids_.resize(on_device ? logit_rows_.size() : 0);
   ForwardBatch batch{.tokens = tokens_,
                      .positions = positions_,
                      .token_seq = token_seq_,
@@ -38,8 +44,10 @@ std::span<float> ModelRunner::Run(const StepPlan& plan) {
                      .n_seqs = static_cast<int>(plan.seqs.size()),
                      .max_blocks_per_seq = static_cast<int>(max_blocks),
                      .logit_rows = logit_rows_,
-                     .hidden_out = hidden_.data()};
-  backend_.Forward(batch, logits_.data());
+                     .hidden_out = want_hidden ? hidden_.data() : nullptr,
+                     .sampling = sampling,
+                     .sampled_ids = on_device ? sampled_ids_.data() : nullptr};
+  backend_.Forward(batch, on_device ? nullptr : logits_.data());
   return logits_;
 }
 

@@ -20,6 +20,17 @@ namespace troupe {
 
 class GgufFile;
 
+// Sampling parameters of one logit row for a backend that samples on the device (the CPU
+// sampler's order: top-k, softmax with temperature, top-p, min-p; no penalties, no logprobs).
+struct RowSampling {
+  float temperature = 1.0f;  // 0 = greedy
+  int top_k = 0;             // 0 = off
+  float top_p = 1.0f;        // 1 = off
+  float min_p = 0.0f;        // 0 = off
+  uint64_t seed = 0;
+  uint64_t counter = 0;      // tokens the request generated so far: (seed, counter) fixes the draw
+};
+
 // One step's batch, flattened over sequences. Tokens of one sequence are contiguous and in
 // position order.
 struct ForwardBatch {
@@ -34,6 +45,11 @@ struct ForwardBatch {
   // Optional: receives the final-norm hidden state of each logit row, [logit_rows.size(), dim]
   // (what the output projection reads; embed-only requests use it as their embedding).
   float* hidden_out = nullptr;
+  // Optional, only for a backend with samples_on_device(): one entry per logit row; the
+  // backend samples each row on the device and writes the ids to sampled_ids
+  // [logit_rows.size()], so only the ids cross to the host (logits may then be nullptr).
+  std::span<const RowSampling> sampling;
+  int32_t* sampled_ids = nullptr;
 };
 
 struct KvCacheSpec {
@@ -50,19 +66,28 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
 
-  // Runs the forward pass; writes logits [batch.logit_rows.size(), vocab_size] row-major.
-  // REQUIRES: every slot and block id is within the KV cache; positions < max context.
+  // Runs the forward pass; writes logits [batch.logit_rows.size(), vocab_size] row-major
+  // (unless logits is nullptr, allowed only with batch.sampling).
+  // REQUIRES: every slot and block id is within the KV cache; positions < max context;
+  // batch.sampling is empty unless samples_on_device().
   virtual void Forward(const ForwardBatch& batch, float* logits) = 0;
+
+  // Whether Forward honours batch.sampling.
+  virtual bool samples_on_device() const { return false; }
 
   // Bytes of weights this backend holds outside the file mapping (repacked copies).
   virtual int64_t owned_weight_bytes() const = 0;
 };
 
 struct BackendOptions {
-  std::string device = "cpu";
+  std::string device = "cpu";  // "cpu", "cuda", or "auto" (ResolveDevice)
   int num_threads = 0;  // CPU compute threads; 0 = one per core
   KvCacheSpec kv;
 };
+
+// "auto" becomes "cuda" in a CUDA build when a GPU answers, else "cpu"; other names are
+// returned as they are.
+std::string ResolveDevice(std::string_view requested);
 
 // Builds the named backend. `file` is the mapping the weights point into, and must outlive the
 // backend; nullptr = the weights are not from a file (e.g. dummy weights), and whatever owns

@@ -141,6 +141,17 @@ void CpuBackend::RmsNormRows(const float* x, const std::vector<float>& weight, f
   });
 }
 
+void CpuBackend::AddRmsNormRows(const float* delta, const std::vector<float>& weight, float* out,
+                                int64_t n) {
+  const int dim = config_.dim;
+  pool_.ParallelFor(n, 4, [&](int64_t begin, int64_t end) {
+    ref::AddRmsNorm({.x = x_.data() + begin * dim,
+                     .delta = delta == nullptr ? nullptr : delta + begin * dim,
+                     .weight = weight.data(), .out = out + begin * dim, .n_rows = end - begin,
+                     .dim = dim, .eps = config_.rms_eps});
+  });
+}
+
 void CpuBackend::Embed(const ForwardBatch& batch) {
   const auto traits = TraitsOf(static_cast<uint32_t>(token_embd_.type));
   const size_t row_bytes = RowBytes(*traits, token_embd_.cols);
@@ -158,7 +169,6 @@ void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t
   const int hd = config_.head_dim;
   const int kv_dim = config_.num_kv_heads * hd;
   const int q_dim = config_.num_heads * hd;
-  RmsNormRows(x_.data(), layer.attn_norm, xb_.data(), n);
   if (layer.wqkv.rows() > 0) {
     // One matmul for Q, K and V, then each token's row is split into the three arrays.
     const int64_t width = q_dim + 2 * kv_dim;
@@ -201,13 +211,11 @@ void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t
                                 .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
   cpu::PagedAttention(attn, pool_);
   cpu::Matmul(layer.wo, att_.data(), n, xb_.data(), pool_);
-  const int64_t total = n * config_.dim;
-  for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];
+  AddRmsNormRows(xb_.data(), layer.ffn_norm, xb_.data(), n);
 }
 
 // ---- feed-forward: norm, gate/up, SiLU x up, down projection ----
-void CpuBackend::FeedForwardBlock(Layer& layer, int64_t n) {
-  RmsNormRows(x_.data(), layer.ffn_norm, xb_.data(), n);
+void CpuBackend::FeedForwardBlock(Layer& layer, int64_t n, const std::vector<float>* next_norm) {
   const int ffn = config_.ffn_dim;
   if (layer.w_gate_up.rows() > 0) {
     // Each token's fused row is [gate | up]; SwiGLU writes the token's row of gate_.
@@ -222,8 +230,12 @@ void CpuBackend::FeedForwardBlock(Layer& layer, int64_t n) {
     ref::SiluMul({.gate = gate_.data(), .up = up_.data(), .out = gate_.data(), .n = n * ffn});
   }
   cpu::Matmul(layer.w_down, gate_.data(), n, xb_.data(), pool_);
-  const int64_t total = n * config_.dim;
-  for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];
+  if (next_norm != nullptr) {
+    AddRmsNormRows(xb_.data(), *next_norm, xb_.data(), n);
+  } else {
+    const int64_t total = n * config_.dim;
+    for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];
+  }
 }
 
 void CpuBackend::Forward(const ForwardBatch& batch, float* logits) {
@@ -231,9 +243,12 @@ void CpuBackend::Forward(const ForwardBatch& batch, float* logits) {
   if (n == 0) return;
   EnsureScratch(n);
   Embed(batch);
-  for (Layer& layer : layers_) {
-    AttentionBlock(layer, batch, n);
-    FeedForwardBlock(layer, n);
+  // The residual stream x_ gets each block's output added and normalised in one pass
+  // (ref::AddRmsNorm); xb_ carries the normalised rows into the next block.
+  AddRmsNormRows(nullptr, layers_[0].attn_norm, xb_.data(), n);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    AttentionBlock(layers_[l], batch, n);
+    FeedForwardBlock(layers_[l], n, l + 1 < layers_.size() ? &layers_[l + 1].attn_norm : nullptr);
   }
   // Only the rows that sample need the final norm and the (large) output projection.
   const int64_t m = static_cast<int64_t>(batch.logit_rows.size());

@@ -40,9 +40,14 @@ class CpuBackend final : public Backend {
   CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv);
   void EnsureScratch(int64_t n_tokens);
   void Embed(const ForwardBatch& batch);
+  // Reads the normalised rows in xb_; ends with the residual add and ffn_norm into xb_.
   void AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t n);
-  void FeedForwardBlock(Layer& layer, int64_t n);
+  // Ends with the residual add and `next_norm` (the next layer's attention norm) into xb_, or
+  // with the add alone after the last layer.
+  void FeedForwardBlock(Layer& layer, int64_t n, const std::vector<float>* next_norm);
   void RmsNormRows(const float* x, const std::vector<float>& weight, float* out, int64_t n);
+  // x_ += delta (unless nullptr), out = RMSNorm(x_) * weight, over n rows.
+  void AddRmsNormRows(const float* delta, const std::vector<float>& weight, float* out, int64_t n);
 
   // ---- constant after construction ----
   const ModelConfig config_;

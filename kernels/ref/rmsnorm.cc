@@ -38,4 +38,18 @@ void RmsNorm(const RmsNormArgs& args) {
   }
 }
 
+void AddRmsNorm(const AddRmsNormArgs& args) {
+  TROUPE_CHECK(args.dim > 0 && args.n_rows >= 0 && args.out != args.x);
+  const int dim = args.dim;
+  for (int64_t r = 0; r < args.n_rows; ++r) {
+    float* x = args.x + r * dim;
+    if (args.delta != nullptr) {
+      const float* delta = args.delta + r * dim;
+      for (int i = 0; i < dim; ++i) x[i] += delta[i];
+    }
+    RmsNorm({.x = x, .weight = args.weight, .out = args.out + r * dim, .n_rows = 1, .dim = dim,
+             .eps = args.eps});
+  }
+}
+
 }  // namespace troupe::ref

@@ -68,3 +68,30 @@ TEST(RmsNormTest, MatchesDoubleComputationOnLongRows) {
 
 }  // namespace
 }  // namespace troupe
+
+namespace troupe {
+namespace {
+
+TEST(AddRmsNormTest, AddsTheBranchThenNormalisesEachRow) {
+  std::vector<float> x = {1, 2, 3, 4, -1, 0, 1, 2};
+  const std::vector<float> delta = {1, 0, -1, 0, 1, 1, 1, 1};
+  const std::vector<float> weight = {1, 2, 1, 0.5f};
+  std::vector<float> out(8), want(8);
+  const std::vector<float> summed = {2, 2, 2, 4, 0, 1, 2, 3};
+  ref::RmsNorm({.x = summed.data(), .weight = weight.data(), .out = want.data(), .n_rows = 2,
+                .dim = 4, .eps = 1e-6f});
+  ref::AddRmsNorm({.x = x.data(), .delta = delta.data(), .weight = weight.data(),
+                   .out = out.data(), .n_rows = 2, .dim = 4, .eps = 1e-6f});
+  EXPECT_EQ(x, summed);
+  EXPECT_EQ(out, want);
+  // Without a branch it is a plain RMSNorm; out may alias the (consumed) delta buffer.
+  std::vector<float> buf = delta;
+  ref::AddRmsNorm({.x = x.data(), .delta = buf.data(), .weight = weight.data(), .out = buf.data(),
+                   .n_rows = 2, .dim = 4, .eps = 1e-6f});
+  ref::AddRmsNorm({.x = x.data(), .delta = nullptr, .weight = weight.data(), .out = out.data(),
+                   .n_rows = 2, .dim = 4, .eps = 1e-6f});
+  EXPECT_EQ(buf, out);
+}
+
+}  // namespace
+}  // namespace troupe

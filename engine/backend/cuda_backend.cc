@@ -1,0 +1,771 @@
+// CUDA backend (cuda_backend.h): weight upload, per-step metadata, and the layer loop over the
+// kernels in kernels/cuda/.
+#include "engine/backend/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/common/check.h"
+#include "engine/common/log.h"
+#include "engine/common/status_macros.h"
+#include "kernels/ggml_types.h"
+#include "kernels/cuda/activation.h"
+#include "kernels/cuda/decode_attention.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/norm.h"
+#include "kernels/cuda/prefill_attention.h"
+#include "kernels/cuda/rope_kv.h"
+#include "kernels/cuda/sampling.h"
+#include "kernels/matmul.h"
+#include "kernels/paged_index.h"
+#include "kernels/rope.h"
+
+namespace troupe {
+namespace {
+
+#define TROUPE_CUDA_STEP_CHECK(expr)                                                 \
+  do {                                                                               \
+    const cudaError_t troupe_err_ = (expr);                                          \
+    TROUPE_CHECK_MSG(troupe_err_ == cudaSuccess, "%s: %s", #expr,                    \
+                     cudaGetErrorString(troupe_err_));                               \
+  } while (0)
+
+absl::Status CudaError(cudaError_t e, std::string_view what) {
+  const std::string text = absl::StrCat(std::string(what), ": ", cudaGetErrorString(e));
+  return e == cudaErrorMemoryAllocation ? absl::ResourceExhaustedError(text)
+                                        : absl::InternalError(text);
+}
+
+constexpr size_t kAlign = 256;
+size_t AlignUp(size_t n, size_t a = kAlign) { return (n + a - 1) / a * a; }
+
+// One device allocation, freed on destruction.
+class DeviceMemory {
+ public:
+  DeviceMemory() = default;
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  ~DeviceMemory() { Free(); }
+
+  [[nodiscard]] absl::Status Allocate(size_t bytes, std::string_view what) {
+    Free();
+    if (bytes == 0) return absl::OkStatus();
+    if (const cudaError_t e = cudaMalloc(&ptr_, bytes); e != cudaSuccess) {
+      ptr_ = nullptr;
+      return CudaError(e, absl::StrCat("allocating ", bytes >> 20, " MiB for ", std::string(what)));
+    }
+    bytes_ = bytes;
+    return absl::OkStatus();
+  }
+  // Grows to at least `bytes` (contents are not kept). Aborts on failure: called in the step.
+  void Reserve(size_t bytes, std::string_view what) {
+    if (bytes <= bytes_) return;
+    const absl::Status s = Allocate(std::max(bytes, bytes_ + bytes_ / 2), what);
+    TROUPE_CHECK_MSG(s.ok(), "%s", std::string(s.message()).c_str());
+  }
+  template <typename T>
+  T* as(size_t byte_offset = 0) const {
+    return reinterpret_cast<T*>(static_cast<char*>(ptr_) + byte_offset);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void Free() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Page-locked host memory for the per-step metadata upload.
+class PinnedMemory {
+ public:
+  PinnedMemory() = default;
+  PinnedMemory(const PinnedMemory&) = delete;
+  PinnedMemory& operator=(const PinnedMemory&) = delete;
+  ~PinnedMemory() {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+  }
+  void Reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+    bytes_ = std::max(bytes, bytes_ * 2);
+    TROUPE_CUDA_STEP_CHECK(cudaMallocHost(&ptr_, bytes_));
+  }
+  char* data() const { return static_cast<char*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct DeviceLayer {
+  Bf16* wqkv = nullptr;       // [q_dim + 2 kv_dim, dim]
+  Bf16* wo = nullptr;         // [dim, q_dim]
+  Bf16* w_gate_up = nullptr;  // [2 ffn, dim]
+  Bf16* w_down = nullptr;     // [dim, ffn]
+  float* attn_norm = nullptr;
+  float* ffn_norm = nullptr;
+  Bf16* k_cache = nullptr;    // [num_blocks * block_size, kv_dim]
+  Bf16* v_cache = nullptr;
+};
+
+// Where each array of a step's metadata sits, as byte offsets into the staging buffers.
+struct MetaLayout {
+  size_t tokens = 0, positions = 0, slots = 0, logit_rows = 0, kv_indptr = 0, kv_indices = 0,
+         item_row = 0, item_seq = 0, item_len = 0, tiles = 0, sampling = 0, total = 0;
+};
+
+// Device pointers and sizes of one step, as the kernels read them.
+struct StepArgs {
+  const int32_t* tokens = nullptr;
+  const int32_t* positions = nullptr;
+  const int64_t* slots = nullptr;
+  const int32_t* logit_rows = nullptr;
+  const int32_t* kv_indptr = nullptr;
+  const int32_t* kv_indices = nullptr;
+  const int32_t* item_row = nullptr;
+  const int32_t* item_seq = nullptr;
+  const int32_t* item_len = nullptr;
+  const int32_t* tiles = nullptr;
+  const cuda::SampleRowParams* sampling = nullptr;  // nullptr = no sampling kernel
+  int n = 0, m = 0, n_items = 0, n_tiles = 0, num_splits = 1;
+  bool hidden_f32 = false;
+};
+
+// Decode steps replay a CUDA graph per bucket of batch sizes (vLLM's buckets): 1, 2, 4, then
+// multiples of 8 up to kMaxGraphBatch; larger or mixed steps run eagerly.
+constexpr int kMaxGraphBatch = 256;
+int GraphBucket(int n) {
+  if (n <= 2) return n;
+  if (n <= 4) return 4;
+  return (n + 7) / 8 * 8;
+}
+
+}  // namespace
+
+struct CudaBackend::State {
+  ModelConfig config;
+  KvCacheSpec kv;
+  cudaStream_t stream = nullptr;
+  std::optional<cuda::Gemm> gemm;
+  int num_sms = 0;
+  bool prefill_kernel = false;  // head_dim / group covered by PrefillAttention
+  int max_pages_per_seq = 0;    // pages of a sequence at the context limit
+
+  DeviceMemory weights;  // every matrix, norm and the RoPE table, in one allocation
+  int64_t weight_bytes = 0;
+  DeviceMemory kv_cache;
+  std::vector<DeviceLayer> layers;
+  Bf16* token_embd = nullptr;
+  Bf16* output = nullptr;
+  float* output_norm = nullptr;
+  float* inv_freq = nullptr;
+
+  // Scratch, grown to the largest step seen; any move bumps scratch_generation, which
+  // invalidates the captured graphs (they hold the old pointers).
+  DeviceMemory x, xb, qkv, q, att, delta, gate_up, h, hidden, hidden_f32, logits, sampled_ids;
+  DeviceMemory partial_out, partial_lse;
+  int64_t scratch_tokens = 0, scratch_rows = 0, partial_floats = 0;
+  int64_t scratch_generation = 0;
+
+  // Per-step metadata: built in host vectors, packed into pinned memory, one upload. Eager
+  // steps pack it densely into meta_dev; graph steps into graph_meta at fixed offsets.
+  std::vector<int32_t> kv_indptr, kv_indices, item_row, item_seq, item_len, tiles;
+  std::vector<cuda::SampleRowParams> sampling;
+  PinnedMemory meta_host;
+  DeviceMemory meta_dev, graph_meta;
+  MetaLayout graph_layout;
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    int64_t generation = -1;
+  };
+  std::vector<Graph> graphs = std::vector<Graph>(kMaxGraphBatch + 1);  // by bucket
+
+  ~State() {
+    for (Graph& g : graphs) {
+      if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+    }
+    gemm.reset();
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  }
+
+  int q_dim() const { return config.num_heads * config.head_dim; }
+  int kv_dim() const { return config.num_kv_heads * config.head_dim; }
+  int NumSplits(int n_items, int max_len) const {
+    return ChooseNumSplits(n_items, config.num_kv_heads, max_len, num_sms, /*blocks_per_sm=*/2,
+                           /*min_chunk_keys=*/256, /*max_splits=*/32);
+  }
+
+  absl::Status UploadWeights(const ModelWeights& w);
+  void EnsureScratch(int64_t n, int64_t m, int64_t partial_floats);
+  void BuildMeta(const ForwardBatch& batch);
+  MetaLayout PackDense(const ForwardBatch& batch);
+  void PackGraph(const ForwardBatch& batch, int bucket);
+  StepArgs Pointers(const DeviceMemory& meta, const MetaLayout& l) const;
+  void EnqueueStep(const StepArgs& a);
+};
+
+
+namespace {
+
+// Copies `m` into dst as bf16 rows: BF16 tensors as they are, other types dequantized row by
+// row on the host (kernels/matmul.h DequantizeRow) and rounded to nearest even.
+absl::Status UploadMatrix(const MatrixView& m, Bf16* dst, cudaStream_t stream) {
+  const size_t elements = static_cast<size_t>(m.rows) * m.cols;
+  if (m.type == GgmlType::kBF16) {
+    if (const cudaError_t e = cudaMemcpyAsync(dst, m.data, elements * sizeof(Bf16),
+                                              cudaMemcpyHostToDevice, stream);
+        e != cudaSuccess) {
+      return CudaError(e, "uploading weights");
+    }
+    return absl::OkStatus();
+  }
+  const auto traits = TraitsOf(static_cast<uint32_t>(m.type));
+  if (!traits) return absl::InvalidArgumentError("weight matrix of an unknown type");
+  const size_t row_bytes = RowBytes(*traits, m.cols);
+  const int64_t rows_per_chunk = std::max<int64_t>(1, (16 << 20) / m.cols);
+  std::vector<float> row(m.cols);
+  std::vector<Bf16> chunk;
+  for (int64_t r0 = 0; r0 < m.rows; r0 += rows_per_chunk) {
+    const int64_t r1 = std::min(m.rows, r0 + rows_per_chunk);
+    chunk.resize(static_cast<size_t>(r1 - r0) * m.cols);
+    for (int64_t r = r0; r < r1; ++r) {
+      DequantizeRow(m.type, static_cast<const uint8_t*>(m.data) + row_bytes * r, row.data(), m.cols);
+      Bf16* out = chunk.data() + (r - r0) * m.cols;
+      for (int64_t c = 0; c < m.cols; ++c) out[c] = Fp32ToBf16(row[c]);
+    }
+    // Synchronous: `chunk` is reused for the next rows.
+    if (const cudaError_t e = cudaMemcpy(dst + r0 * m.cols, chunk.data(), chunk.size() * sizeof(Bf16),
+                                         cudaMemcpyHostToDevice);
+        e != cudaSuccess) {
+      return CudaError(e, "uploading weights");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UploadFloats(const std::vector<float>& v, float* dst) {
+  if (const cudaError_t e = cudaMemcpy(dst, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice);
+      e != cudaSuccess) {
+    return CudaError(e, "uploading norms");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CudaBackend::State::UploadWeights(const ModelWeights& w) {
+  const ModelConfig& c = config;
+  const size_t dim = c.dim, ffn = c.ffn_dim, vocab = c.vocab_size;
+  const size_t qkv_rows = q_dim() + 2 * kv_dim();
+  // Layout: per layer wqkv, wo, w_gate_up, w_down, two norms; then embeddings, output, norm, RoPE.
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  auto reserve = [&](size_t bytes) {
+    offsets.push_back(total);
+    total += AlignUp(bytes);
+  };
+  for (int l = 0; l < c.num_layers; ++l) {
+    reserve(qkv_rows * dim * sizeof(Bf16));
+    reserve(dim * q_dim() * sizeof(Bf16));
+    reserve(2 * ffn * dim * sizeof(Bf16));
+    reserve(dim * ffn * sizeof(Bf16));
+    reserve(dim * sizeof(float));
+    reserve(dim * sizeof(float));
+  }
+  reserve(vocab * dim * sizeof(Bf16));
+  reserve(c.tied_embeddings ? 0 : vocab * dim * sizeof(Bf16));
+  reserve(dim * sizeof(float));
+  const std::vector<float> inv_freq_host = RopeInvFreq(c.rope);
+  reserve(inv_freq_host.size() * sizeof(float));
+  TROUPE_RETURN_IF_ERROR(weights.Allocate(total, "weights"));
+  weight_bytes = static_cast<int64_t>(total);
+
+  size_t i = 0;
+  layers.resize(c.num_layers);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    DeviceLayer& d = layers[l];
+    d.wqkv = weights.as<Bf16>(offsets[i++]);
+    d.wo = weights.as<Bf16>(offsets[i++]);
+    d.w_gate_up = weights.as<Bf16>(offsets[i++]);
+    d.w_down = weights.as<Bf16>(offsets[i++]);
+    d.attn_norm = weights.as<float>(offsets[i++]);
+    d.ffn_norm = weights.as<float>(offsets[i++]);
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wq, d.wqkv, stream));
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wk, d.wqkv + q_dim() * dim, stream));
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wv, d.wqkv + (q_dim() + kv_dim()) * dim, stream));
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wo, d.wo, stream));
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.w_gate, d.w_gate_up, stream));
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.w_up, d.w_gate_up + ffn * dim, stream));
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.w_down, d.w_down, stream));
+    TROUPE_RETURN_IF_ERROR(UploadFloats(lw.attn_norm, d.attn_norm));
+    TROUPE_RETURN_IF_ERROR(UploadFloats(lw.ffn_norm, d.ffn_norm));
+  }
+  token_embd = weights.as<Bf16>(offsets[i++]);
+  TROUPE_RETURN_IF_ERROR(UploadMatrix(w.token_embd, token_embd, stream));
+  const size_t output_offset = offsets[i++];
+  if (c.tied_embeddings) {
+    output = token_embd;
+  } else {
+    output = weights.as<Bf16>(output_offset);
+    TROUPE_RETURN_IF_ERROR(UploadMatrix(w.output, output, stream));
+  }
+  output_norm = weights.as<float>(offsets[i++]);
+  TROUPE_RETURN_IF_ERROR(UploadFloats(w.output_norm, output_norm));
+  inv_freq = weights.as<float>(offsets[i++]);
+  TROUPE_RETURN_IF_ERROR(UploadFloats(inv_freq_host, inv_freq));
+  if (const cudaError_t e = cudaStreamSynchronize(stream); e != cudaSuccess) {
+    return CudaError(e, "uploading weights");
+  }
+  return absl::OkStatus();
+}
+
+
+void CudaBackend::State::EnsureScratch(int64_t n, int64_t m, int64_t partial) {
+  if (n > scratch_tokens) {
+    const size_t tokens = static_cast<size_t>(n);
+    x.Reserve(tokens * config.dim * sizeof(float), "activations");
+    xb.Reserve(tokens * config.dim * sizeof(Bf16), "activations");
+    qkv.Reserve(tokens * (q_dim() + 2 * kv_dim()) * sizeof(float), "activations");
+    q.Reserve(tokens * q_dim() * sizeof(Bf16), "activations");
+    att.Reserve(tokens * q_dim() * sizeof(Bf16), "activations");
+    delta.Reserve(tokens * config.dim * sizeof(float), "activations");
+    gate_up.Reserve(tokens * 2 * config.ffn_dim * sizeof(float), "activations");
+    h.Reserve(tokens * config.ffn_dim * sizeof(Bf16), "activations");
+    scratch_tokens = n;
+    ++scratch_generation;
+  }
+  if (m > scratch_rows) {
+    const size_t rows = static_cast<size_t>(m);
+    hidden.Reserve(rows * config.dim * sizeof(Bf16), "activations");
+    hidden_f32.Reserve(rows * config.dim * sizeof(float), "activations");
+    logits.Reserve(rows * config.vocab_size * sizeof(float), "logits");
+    sampled_ids.Reserve(rows * sizeof(int32_t), "sampled ids");
+    scratch_rows = m;
+    ++scratch_generation;
+  }
+  if (partial > partial_floats) {
+    partial_out.Reserve(static_cast<size_t>(partial) * config.head_dim * sizeof(float),
+                        "split-KV workspace");
+    partial_lse.Reserve(static_cast<size_t>(partial) * sizeof(float), "split-KV workspace");
+    partial_floats = partial;
+    ++scratch_generation;
+  }
+}
+
+// Splits the batch into attention work: a sequence with one new token becomes a decode item;
+// one with several consecutive tokens becomes prefill tiles of up to 64 rows (or decode items
+// when the prefill kernel does not cover the shape). Fills the host vectors.
+void CudaBackend::State::BuildMeta(const ForwardBatch& batch) {
+  const int n = static_cast<int>(batch.tokens.size());
+  const int bs = kv.block_size;
+  kv_indptr.assign(batch.n_seqs + 1, 0);
+  kv_indices.clear();
+  item_row.clear();
+  item_seq.clear();
+  item_len.clear();
+  tiles.clear();
+  // Pages each sequence needs: up to its last position in this step.
+  std::vector<int32_t> pages(batch.n_seqs, 0);
+  for (int t = 0; t < n; ++t) {
+    const int s = batch.token_seq[t];
+    if (s >= 0) pages[s] = std::max(pages[s], CeilDiv(batch.positions[t] + 1, bs));
+  }
+  for (int s = 0; s < batch.n_seqs; ++s) {
+    kv_indptr[s + 1] = kv_indptr[s] + pages[s];
+    const int32_t* row = batch.block_tables.data() + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
+    kv_indices.insert(kv_indices.end(), row, row + pages[s]);
+  }
+  for (int t = 0; t < n;) {
+    const int s = batch.token_seq[t];
+    int end = t + 1;
+    while (end < n && batch.token_seq[end] == s) ++end;
+    if (s >= 0) {
+      bool consecutive = true;
+      for (int u = t + 1; u < end; ++u) consecutive &= batch.positions[u] == batch.positions[u - 1] + 1;
+      if (end - t > 1 && consecutive && prefill_kernel) {
+        for (int r = t; r < end; r += cuda::kPrefillTileRows) {
+          const int rows = std::min(cuda::kPrefillTileRows, end - r);
+          tiles.insert(tiles.end(), {s, r, rows, batch.positions[r]});
+        }
+      } else {
+        for (int u = t; u < end; ++u) {
+          item_row.push_back(u);
+          item_seq.push_back(s);
+          item_len.push_back(batch.positions[u] + 1);
+        }
+      }
+    }
+    t = end;
+  }
+  sampling.clear();
+  for (const RowSampling& r : batch.sampling) {
+    sampling.push_back({.temperature = r.temperature, .top_k = r.top_k, .top_p = r.top_p,
+                        .min_p = r.min_p, .seed = r.seed, .counter = r.counter});
+  }
+}
+
+namespace {
+
+// Assigns 16-byte aligned offsets in order of the calls.
+class Placer {
+ public:
+  size_t Place(size_t bytes) {
+    const size_t at = end_;
+    end_ += AlignUp(bytes, 16);
+    return at;
+  }
+  size_t end() const { return end_; }
+
+ private:
+  size_t end_ = 0;
+};
+
+void Put(char* base, size_t at, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(base + at, src, bytes);
+}
+
+template <typename T>
+size_t Bytes(const std::vector<T>& v) {
+  return v.size() * sizeof(T);
+}
+
+}  // namespace
+
+MetaLayout CudaBackend::State::PackDense(const ForwardBatch& batch) {
+  const size_t n = batch.tokens.size(), m = batch.logit_rows.size();
+  Placer p;
+  MetaLayout l;
+  l.tokens = p.Place(n * sizeof(int32_t));
+  l.positions = p.Place(n * sizeof(int32_t));
+  l.slots = p.Place(n * sizeof(int64_t));
+  l.logit_rows = p.Place(m * sizeof(int32_t));
+  l.kv_indptr = p.Place(Bytes(kv_indptr));
+  l.item_row = p.Place(Bytes(item_row));
+  l.item_seq = p.Place(Bytes(item_seq));
+  l.item_len = p.Place(Bytes(item_len));
+  l.tiles = p.Place(Bytes(tiles));
+  l.sampling = p.Place(Bytes(sampling));
+  l.kv_indices = p.Place(Bytes(kv_indices));
+  l.total = p.end();
+  meta_host.Reserve(l.total);
+  meta_dev.Reserve(l.total, "step metadata");
+  char* h = meta_host.data();
+  Put(h, l.tokens, batch.tokens.data(), n * sizeof(int32_t));
+  Put(h, l.positions, batch.positions.data(), n * sizeof(int32_t));
+  Put(h, l.slots, batch.slots.data(), n * sizeof(int64_t));
+  Put(h, l.logit_rows, batch.logit_rows.data(), m * sizeof(int32_t));
+  Put(h, l.kv_indptr, kv_indptr.data(), Bytes(kv_indptr));
+  Put(h, l.item_row, item_row.data(), Bytes(item_row));
+  Put(h, l.item_seq, item_seq.data(), Bytes(item_seq));
+  Put(h, l.item_len, item_len.data(), Bytes(item_len));
+  Put(h, l.tiles, tiles.data(), Bytes(tiles));
+  Put(h, l.sampling, sampling.data(), Bytes(sampling));
+  Put(h, l.kv_indices, kv_indices.data(), Bytes(kv_indices));
+  return l;
+}
+
+// Pads a pure decode step to `bucket` items at the fixed offsets of graph_layout: padded items
+// attend to nothing (len 0), write no KV (slot -1) and sample greedily from garbage rows that
+// nobody reads. Returns with meta_host filled up to the used part of kv_indices (the last array).
+void CudaBackend::State::PackGraph(const ForwardBatch& batch, int bucket) {
+  const int n = static_cast<int>(batch.tokens.size());
+  const MetaLayout& l = graph_layout;
+  meta_host.Reserve(l.total);
+  char* h = meta_host.data();
+  auto* tokens = reinterpret_cast<int32_t*>(h + l.tokens);
+  auto* positions = reinterpret_cast<int32_t*>(h + l.positions);
+  auto* slots = reinterpret_cast<int64_t*>(h + l.slots);
+  auto* logit_rows = reinterpret_cast<int32_t*>(h + l.logit_rows);
+  auto* rows = reinterpret_cast<int32_t*>(h + l.item_row);
+  auto* seqs = reinterpret_cast<int32_t*>(h + l.item_seq);
+  auto* lens = reinterpret_cast<int32_t*>(h + l.item_len);
+  auto* params = reinterpret_cast<cuda::SampleRowParams*>(h + l.sampling);
+  auto* indptr = reinterpret_cast<int32_t*>(h + l.kv_indptr);
+  for (int i = 0; i < bucket; ++i) {
+    const bool real = i < n;
+    tokens[i] = real ? batch.tokens[i] : 0;
+    positions[i] = real ? batch.positions[i] : 0;
+    slots[i] = real ? batch.slots[i] : -1;
+    logit_rows[i] = i;
+    rows[i] = i;
+    seqs[i] = real ? batch.token_seq[i] : 0;
+    lens[i] = real ? item_len[i] : 0;
+    params[i] = real && !sampling.empty() ? sampling[i] : cuda::SampleRowParams{.temperature = 0.0f};
+  }
+  // Sequences are rows of the batch's block tables; pages past n_seqs are empty.
+  for (int s = 0; s <= bucket; ++s) indptr[s] = kv_indptr[std::min(s, batch.n_seqs)];
+  Put(h, l.kv_indices, kv_indices.data(), Bytes(kv_indices));
+}
+
+StepArgs CudaBackend::State::Pointers(const DeviceMemory& meta, const MetaLayout& l) const {
+  StepArgs a;
+  a.tokens = meta.as<int32_t>(l.tokens);
+  a.positions = meta.as<int32_t>(l.positions);
+  a.slots = meta.as<int64_t>(l.slots);
+  a.logit_rows = meta.as<int32_t>(l.logit_rows);
+  a.kv_indptr = meta.as<int32_t>(l.kv_indptr);
+  a.kv_indices = meta.as<int32_t>(l.kv_indices);
+  a.item_row = meta.as<int32_t>(l.item_row);
+  a.item_seq = meta.as<int32_t>(l.item_seq);
+  a.item_len = meta.as<int32_t>(l.item_len);
+  a.tiles = meta.as<int32_t>(l.tiles);
+  a.sampling = meta.as<cuda::SampleRowParams>(l.sampling);
+  return a;
+}
+
+// Enqueues the whole step on the stream (also what a graph captures).
+void CudaBackend::State::EnqueueStep(const StepArgs& a) {
+  const ModelConfig& c = config;
+  const int n = a.n;
+  const cuda::PagedKv kv_base{.k_cache = nullptr,
+                              .v_cache = nullptr,
+                              .kv_indptr = a.kv_indptr,
+                              .kv_indices = a.kv_indices,
+                              .block_size = kv.block_size,
+                              .n_kv_heads = c.num_kv_heads,
+                              .head_dim = c.head_dim};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const int qkv_rows = q_dim() + 2 * kv_dim();
+  cuda::Embed({.table = token_embd, .tokens = a.tokens, .out = x.as<float>(), .n_tokens = n,
+               .dim = c.dim},
+              stream);
+  for (int layer = 0; layer < c.num_layers; ++layer) {
+    const DeviceLayer& w = layers[layer];
+    cuda::AddRmsNorm({.x = x.as<float>(), .delta = layer == 0 ? nullptr : delta.as<float>(),
+                      .weight = w.attn_norm, .out = xb.as<Bf16>(), .n_rows = n, .dim = c.dim,
+                      .eps = c.rms_eps},
+                     stream);
+    gemm->Run(w.wqkv, qkv_rows, c.dim, xb.as<Bf16>(), n, qkv.as<float>());
+    cuda::RopeKvWrite({.qkv = qkv.as<float>(), .q_out = q.as<Bf16>(), .k_cache = w.k_cache,
+                       .v_cache = w.v_cache, .positions = a.positions, .slots = a.slots,
+                       .inv_freq = inv_freq, .n_tokens = n, .n_heads = c.num_heads,
+                       .n_kv_heads = c.num_kv_heads, .head_dim = c.head_dim,
+                       .rot_dim = c.rope.rot_dim, .neox = c.rope.neox},
+                      stream);
+    cuda::PagedKv paged = kv_base;
+    paged.k_cache = w.k_cache;
+    paged.v_cache = w.v_cache;
+    cuda::DecodeAttention({.kv = paged, .q = q.as<Bf16>(), .out = att.as<Bf16>(),
+                           .item_row = a.item_row, .item_seq = a.item_seq,
+                           .item_len = a.item_len, .n_items = a.n_items, .n_heads = c.num_heads,
+                           .scale = scale, .num_splits = a.num_splits,
+                           .partial_out = partial_out.as<float>(),
+                           .partial_lse = partial_lse.as<float>()},
+                          stream);
+    cuda::PrefillAttention({.kv = paged, .q = q.as<Bf16>(), .out = att.as<Bf16>(),
+                            .tiles = a.tiles, .n_tiles = a.n_tiles, .n_heads = c.num_heads,
+                            .scale = scale},
+                           stream);
+    gemm->Run(w.wo, c.dim, q_dim(), att.as<Bf16>(), n, delta.as<float>());
+    cuda::AddRmsNorm({.x = x.as<float>(), .delta = delta.as<float>(), .weight = w.ffn_norm,
+                      .out = xb.as<Bf16>(), .n_rows = n, .dim = c.dim, .eps = c.rms_eps},
+                     stream);
+    gemm->Run(w.w_gate_up, 2 * c.ffn_dim, c.dim, xb.as<Bf16>(), n, gate_up.as<float>());
+    cuda::SiluMul({.gate_up = gate_up.as<float>(), .out = h.as<Bf16>(), .n_rows = n,
+                   .width = c.ffn_dim},
+                  stream);
+    gemm->Run(w.w_down, c.dim, c.ffn_dim, h.as<Bf16>(), n, delta.as<float>());
+  }
+  if (a.m == 0) return;
+  // Only the sampled rows get the last residual add, the final norm and the LM head.
+  cuda::AddRmsNorm({.x = x.as<float>(), .delta = delta.as<float>(), .weight = output_norm,
+                    .out = hidden.as<Bf16>(),
+                    .out_f32 = a.hidden_f32 ? hidden_f32.as<float>() : nullptr,
+                    .rows = a.logit_rows, .n_rows = a.m, .dim = c.dim, .eps = c.rms_eps},
+                   stream);
+  gemm->Run(output, c.vocab_size, c.dim, hidden.as<Bf16>(), a.m, logits.as<float>());
+  if (a.sampling != nullptr) {
+    cuda::Sample({.logits = logits.as<float>(), .params = a.sampling,
+                  .ids = sampled_ids.as<int32_t>(), .n_rows = a.m, .vocab = c.vocab_size},
+                 stream);
+  }
+}
+
+bool CudaDeviceAvailable() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOptions& options,
+                                                                  const ModelConfig& config,
+                                                                  const ModelWeights& weights) {
+  int count = 0;
+  if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "no CUDA device answers (", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices",
+        "); use --device cpu"));
+  }
+  const int group = config.num_heads / config.num_kv_heads;
+  if (!cuda::DecodeAttentionSupports(config.head_dim, group)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the CUDA attention kernels cover head_dim 8/16/32/64/128 and GQA groups up to 8; this "
+        "model has head_dim ", config.head_dim, " and group ", group));
+  }
+  if (config.dim % 8 != 0 || config.ffn_dim % 8 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the CUDA backend needs dim and ffn_dim divisible by 8 (", config.dim, ", ",
+        config.ffn_dim, ")"));
+  }
+  if (options.kv.type != KvCacheType::kF16) {
+    return absl::InvalidArgumentError(
+        "the CUDA backend keeps its KV cache in bf16; use --kv-cache-type f16 (the same 2 bytes "
+        "per element)");
+  }
+  auto state = std::make_unique<State>();
+  State& s = *state;
+  s.config = config;
+  s.kv = options.kv;
+  s.prefill_kernel = cuda::PrefillAttentionSupports(config.head_dim, group);
+  s.max_pages_per_seq = std::min(CeilDiv(config.context_length, options.kv.block_size),
+                                 options.kv.num_blocks);
+  if (const cudaError_t e = cudaSetDevice(0); e != cudaSuccess) return CudaError(e, "cudaSetDevice");
+  cudaDeviceGetAttribute(&s.num_sms, cudaDevAttrMultiProcessorCount, 0);
+  if (const cudaError_t e = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking);
+      e != cudaSuccess) {
+    return CudaError(e, "creating the stream");
+  }
+  TROUPE_ASSIGN_OR_RETURN(cuda::Gemm gemm, cuda::Gemm::Create(s.stream));
+  s.gemm.emplace(std::move(gemm));
+  TROUPE_RETURN_IF_ERROR(s.UploadWeights(weights));
+  const size_t layer_kv = static_cast<size_t>(options.kv.num_blocks) * options.kv.block_size *
+                          s.kv_dim();
+  TROUPE_RETURN_IF_ERROR(
+      s.kv_cache.Allocate(2 * layer_kv * config.num_layers * sizeof(Bf16), "the KV cache"));
+  for (int l = 0; l < config.num_layers; ++l) {
+    s.layers[l].k_cache = s.kv_cache.as<Bf16>((2 * l) * layer_kv * sizeof(Bf16));
+    s.layers[l].v_cache = s.kv_cache.as<Bf16>((2 * l + 1) * layer_kv * sizeof(Bf16));
+  }
+  // Graph steps: scratch for the largest bucket and its split workspace, and one metadata
+  // layout at fixed offsets (kv_indices last, sized for every sequence at the context limit).
+  int64_t partial = 0;
+  for (int b = 1; b <= kMaxGraphBatch; b = GraphBucket(b + 1)) {
+    partial = std::max<int64_t>(partial, int64_t{b} * config.num_heads *
+                                             s.NumSplits(b, config.context_length));
+  }
+  s.EnsureScratch(kMaxGraphBatch, kMaxGraphBatch, partial);
+  Placer p;
+  MetaLayout& l = s.graph_layout;
+  l.tokens = p.Place(kMaxGraphBatch * sizeof(int32_t));
+  l.positions = p.Place(kMaxGraphBatch * sizeof(int32_t));
+  l.slots = p.Place(kMaxGraphBatch * sizeof(int64_t));
+  l.logit_rows = p.Place(kMaxGraphBatch * sizeof(int32_t));
+  l.kv_indptr = p.Place((kMaxGraphBatch + 1) * sizeof(int32_t));
+  l.item_row = p.Place(kMaxGraphBatch * sizeof(int32_t));
+  l.item_seq = p.Place(kMaxGraphBatch * sizeof(int32_t));
+  l.item_len = p.Place(kMaxGraphBatch * sizeof(int32_t));
+  l.tiles = p.Place(0);
+  l.sampling = p.Place(kMaxGraphBatch * sizeof(cuda::SampleRowParams));
+  l.kv_indices = p.Place(size_t{kMaxGraphBatch} * s.max_pages_per_seq * sizeof(int32_t));
+  l.total = p.end();
+  TROUPE_RETURN_IF_ERROR(s.graph_meta.Allocate(l.total, "graph metadata"));
+  TROUPE_LOG_INFO("cuda backend: %lld MiB of bf16 weights, %lld MiB of KV cache, %d SMs",
+                  static_cast<long long>(s.weight_bytes >> 20),
+                  static_cast<long long>(s.kv_cache.bytes() >> 20), s.num_sms);
+  return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(state)));
+}
+
+CudaBackend::CudaBackend(std::unique_ptr<State> state) : state_(std::move(state)) {}
+CudaBackend::~CudaBackend() = default;
+
+int64_t CudaBackend::owned_weight_bytes() const { return state_->weight_bytes; }
+
+namespace {
+
+// A step a decode graph can replay: one token per sequence, every token samples in order, no
+// hidden states asked for, at most kMaxGraphBatch tokens.
+bool IsGraphStep(const ForwardBatch& batch) {
+  const size_t n = batch.tokens.size();
+  if (n > static_cast<size_t>(kMaxGraphBatch) || batch.hidden_out != nullptr) return false;
+  if (batch.logit_rows.size() != n) return false;
+  for (size_t t = 0; t < n; ++t) {
+    if (batch.logit_rows[t] != static_cast<int32_t>(t) || batch.token_seq[t] < 0) return false;
+    if (t > 0 && batch.token_seq[t] == batch.token_seq[t - 1]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
+  State& s = *state_;
+  const ModelConfig& c = s.config;
+  const int n = static_cast<int>(batch.tokens.size());
+  if (n == 0) return;
+  const int m = static_cast<int>(batch.logit_rows.size());
+  TROUPE_CHECK(batch.sampling.empty() || (batch.sampling.size() == batch.logit_rows.size() &&
+                                          batch.sampled_ids != nullptr));
+  TROUPE_CHECK(logits != nullptr || !batch.sampling.empty() || m == 0);
+  s.BuildMeta(batch);
+  const int n_items = static_cast<int>(s.item_row.size());
+  int max_len = 0;
+  for (int32_t len : s.item_len) max_len = std::max(max_len, len);
+
+  if (IsGraphStep(batch)) {
+    const int bucket = GraphBucket(n);
+    s.PackGraph(batch, bucket);
+    const MetaLayout& l = s.graph_layout;
+    const size_t upload = l.kv_indices + Bytes(s.kv_indices);
+    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(s.graph_meta.as<char>(), s.meta_host.data(), upload,
+                                           cudaMemcpyHostToDevice, s.stream));
+    State::Graph& g = s.graphs[bucket];
+    if (g.exec == nullptr || g.generation != s.scratch_generation) {
+      if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+      StepArgs a = s.Pointers(s.graph_meta, l);
+      a.n = a.m = a.n_items = bucket;
+      a.num_splits = s.NumSplits(bucket, c.context_length);
+      cudaGraph_t graph = nullptr;
+      TROUPE_CUDA_STEP_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal));
+      s.EnqueueStep(a);
+      TROUPE_CUDA_STEP_CHECK(cudaStreamEndCapture(s.stream, &graph));
+      TROUPE_CUDA_STEP_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
+      cudaGraphDestroy(graph);
+      g.generation = s.scratch_generation;
+    }
+    TROUPE_CUDA_STEP_CHECK(cudaGraphLaunch(g.exec, s.stream));
+  } else {
+    s.EnsureScratch(n, m, int64_t{n_items} * c.num_heads * s.NumSplits(n_items, max_len));
+    const MetaLayout l = s.PackDense(batch);
+    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(s.meta_dev.as<char>(), s.meta_host.data(), l.total,
+                                           cudaMemcpyHostToDevice, s.stream));
+    StepArgs a = s.Pointers(s.meta_dev, l);
+    a.n = n;
+    a.m = m;
+    a.n_items = n_items;
+    a.n_tiles = static_cast<int>(s.tiles.size() / 4);
+    a.num_splits = s.NumSplits(n_items, max_len);
+    a.hidden_f32 = batch.hidden_out != nullptr;
+    if (s.sampling.empty()) a.sampling = nullptr;
+    s.EnqueueStep(a);
+  }
+  if (m > 0 && logits != nullptr) {
+    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(logits, s.logits.as<float>(),
+                                           static_cast<size_t>(m) * c.vocab_size * sizeof(float),
+                                           cudaMemcpyDeviceToHost, s.stream));
+  }
+  if (!batch.sampling.empty()) {
+    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(batch.sampled_ids, s.sampled_ids.as<int32_t>(),
+                                           static_cast<size_t>(m) * sizeof(int32_t),
+                                           cudaMemcpyDeviceToHost, s.stream));
+  }
+  if (batch.hidden_out != nullptr) {
+    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(batch.hidden_out, s.hidden_f32.as<float>(),
+                                           static_cast<size_t>(m) * c.dim * sizeof(float),
+                                           cudaMemcpyDeviceToHost, s.stream));
+  }
+  // The pinned metadata is rewritten by the next step, and the outputs are read right after.
+  TROUPE_CUDA_STEP_CHECK(cudaStreamSynchronize(s.stream));
+}
+
+}  // namespace troupe

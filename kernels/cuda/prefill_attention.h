@@ -1,0 +1,37 @@
+// Prefill attention over the paged KV cache, on the GPU: the new tokens of a sequence (a prompt
+// chunk after a cached prefix) attend causally to every key up to their own position. Its
+// reference is ref::PagedAttention (kernels/paged_attention.h) over the same cache in f32.
+//
+// Flash-attention style (FA2): a CUDA block per (64-query tile, query head) streams 64-key tiles
+// of K and V from the pages into shared memory, computes S = Q K^T and P V on tensor cores
+// (WMMA, bf16 in, f32 accumulate) and keeps an online softmax per row (kernels/softmax_merge.h).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cuda/decode_attention.h"
+
+namespace troupe::cuda {
+
+// Query rows per tile.
+constexpr int kPrefillTileRows = 64;
+
+struct PrefillAttentionArgs {
+  PagedKv kv;
+  const Bf16* q = nullptr;          // [n_rows, n_heads, head_dim]
+  Bf16* out = nullptr;              // [n_rows, n_heads, head_dim]
+  // [n_tiles, 4]: {sequence, first row, rows (1..64), position of the first row}. The rows of a
+  // tile are consecutive tokens of one sequence at consecutive positions.
+  const int32_t* tiles = nullptr;
+  int n_tiles = 0;
+  int n_heads = 0;
+  float scale = 1.0f;
+};
+
+bool PrefillAttentionSupports(int head_dim, int group);
+
+// Asynchronous on `stream`. REQUIRES: PrefillAttentionSupports(...); K/V of positions
+// [0, first position + rows) of each tile's sequence are written.
+void PrefillAttention(const PrefillAttentionArgs& args, Stream stream);
+
+}  // namespace troupe::cuda
