@@ -4,6 +4,7 @@
 //   bench_engine [--model PATH] [--threads N] [--prompt-len 512] [--gen-len 64]
 //                [--batches 1,8,32] [--kv-cache-mb 1024] [--kv-cache-type f16] [--repeat 3]
 //                [--decode-context 16] [--load-format gguf|dummy] [--dummy-seed 0]
+//                [--device cpu|cuda|auto] [--roofline-gbs GB/s]
 //
 // With --load-format dummy, --model names a shape (e.g. llama-3-8b) and the weights are random
 // bf16 (engine/model/dummy_model.h); the memory budget then counts their bytes for the GGUF's.
@@ -12,7 +13,9 @@
 // figure is B * prompt-len / wall time. Decode: B requests of decode-context-token prompts generating
 // gen-len tokens; the figure is B * (gen-len - 1) / (last finish - last first token), i.e. only
 // steps where all B sequences decode. The best of --repeat runs is reported (a shared machine
-// only ever makes a run slower).
+// only ever makes a run slower). With --roofline-gbs (a measured copy bandwidth), each decode
+// figure is also given as a share of the weight-streaming bound: bandwidth / weight bytes
+// tokens/s per sequence (bf16 weights: 2 bytes per parameter), times the batch.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -83,6 +86,8 @@ struct Flags {
   int repeat = 3;
   std::string load_format = "gguf";
   uint64_t dummy_seed = 0;
+  std::string device = "cpu";
+  double roofline_gbs = 0;  // 0 = no roofline column
 };
 
 std::vector<TokenId> RandomPrompt(std::mt19937& rng, int len, int vocab, TokenId bos) {
@@ -140,6 +145,8 @@ int Main(int argc, char** argv) {
     else if (k == "--repeat") f.repeat = std::atoi(v.c_str());
     else if (k == "--decode-context") f.decode_context = std::atoi(v.c_str());
     else if (k == "--load-format") f.load_format = v;
+    else if (k == "--device") f.device = v;
+    else if (k == "--roofline-gbs") f.roofline_gbs = std::atof(v.c_str());
     else if (k == "--dummy-seed") f.dummy_seed = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--kv-cache-type" && KvCacheTypeFromName(v)) f.kv_cache_type = *KvCacheTypeFromName(v);
     else if (k == "--batches") {
@@ -155,6 +162,7 @@ int Main(int argc, char** argv) {
   options.model_path = f.model;
   options.load_format = f.load_format;
   options.dummy_seed = f.dummy_seed;
+  options.device = f.device;
   options.num_threads = f.threads;
   options.kv_cache_bytes = static_cast<int64_t>(f.kv_cache_mb) << 20;
   options.kv_cache_type = f.kv_cache_type;
@@ -171,9 +179,13 @@ int Main(int argc, char** argv) {
   std::mt19937 rng(1234);
   RunBatch(engine, rng, 1, 32, 4);  // warm-up: page faults, scratch buffers
 
-  std::printf("model %s, threads %d, prompt %d, gen %d, best of %d\n", f.model.c_str(),
-              f.threads, f.prompt_len, f.gen_len, f.repeat);
-  std::printf("%6s %16s %16s\n", "batch", "prefill tok/s", "decode tok/s");
+  std::printf("model %s, device %s, threads %d, prompt %d, gen %d, best of %d\n", f.model.c_str(),
+              f.device.c_str(), f.threads, f.prompt_len, f.gen_len, f.repeat);
+  // Batch-1 decode cannot beat streaming every weight once per token.
+  const double weight_bytes = 2.0 * engine.model_info().num_parameters;
+  const double roofline_tok_s = f.roofline_gbs > 0 ? f.roofline_gbs * 1e9 / weight_bytes : 0;
+  std::printf("%6s %16s %16s%s\n", "batch", "prefill tok/s", "decode tok/s",
+              roofline_tok_s > 0 ? "   % of roofline" : "");
   for (int batch : f.batches) {
     double best_prefill = 0, best_decode = 0;
     for (int r = 0; r < f.repeat; ++r) {
@@ -182,7 +194,12 @@ int Main(int argc, char** argv) {
       auto [wall_s, decode_s] = RunBatch(engine, rng, batch, f.decode_context, f.gen_len);
       best_decode = std::max(best_decode, batch * (f.gen_len - 1) / decode_s);
     }
-    std::printf("%6d %16.1f %16.1f\n", batch, best_prefill, best_decode);
+    if (roofline_tok_s > 0) {
+      std::printf("%6d %16.1f %16.1f %16.1f\n", batch, best_prefill, best_decode,
+                  100.0 * best_decode / (batch * roofline_tok_s));
+    } else {
+      std::printf("%6d %16.1f %16.1f\n", batch, best_prefill, best_decode);
+    }
     std::fflush(stdout);
   }
   const long rss_end = ResidentKiB();

@@ -191,9 +191,9 @@ absl::Status Engine::Impl::Load() {
                     .chat_family = chat_family,
                     .num_parameters = config_.num_parameters,
                     .file_bytes = file_ ? file_->file_bytes() : 0};
-  TROUPE_LOG_INFO("loaded %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld blocks x %d "
-                  "tokens (%lld MiB, %s); %lld MiB of repacked weights",
-                  options_.model_path.c_str(), config_.num_layers, config_.dim, config_.vocab_size,
+  TROUPE_LOG_INFO("loaded %s on %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld "
+                  "blocks x %d tokens (%lld MiB, %s); %lld MiB of weights owned by the backend",
+                  options_.model_path.c_str(), std::string(backend_->name()).c_str(), config_.num_layers, config_.dim, config_.vocab_size,
                   max_len, std::string(ChatFamilyName(info_.chat_family)).c_str(),
                   static_cast<long long>(num_blocks), options_.block_size,
                   static_cast<long long>(num_blocks * block_bytes >> 20),

@@ -30,7 +30,7 @@ struct EngineOptions {
   // --load-format dummy).
   std::string load_format = "gguf";
   uint64_t dummy_seed = 0;           // seed of the dummy weights; same seed, same weights
-  std::string device = "cpu";        // backend name; "cpu" is the reference backend
+  std::string device = "cpu";        // "cpu" (the reference), "cuda", or "auto" (ResolveDevice)
   int num_threads = 0;               // compute threads; 0 = one per core
   int64_t kv_cache_bytes = 256ll << 20;  // byte budget of the paged KV cache (K and V, all layers)
   int block_size = 16;               // tokens per KV block

@@ -33,6 +33,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   engine.model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   server.data_dir = "troupe-data";
   server.embedding_model_dir = "models/all-MiniLM-L6-v2";
+  engine.device = "auto";
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
   std::string kv_cache_type(troupe::KvCacheTypeName(engine.kv_cache_type));
   int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
@@ -51,7 +52,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt("metrics-port", &server.metrics.port,
                 "HTTP port for /metrics (0 = any free, -1 = off)");
   parser.AddString("metrics-host", &server.metrics.bind_host, "HTTP bind address");
-  parser.AddInt("threads", &engine.num_threads, "compute threads (0 = one per core)");
+  parser.AddString("device", &engine.device,
+                   "cpu, cuda, or auto (cuda when this build has CUDA and a GPU answers)");
+  parser.AddInt("threads", &engine.num_threads, "CPU compute threads (0 = one per core)");
   parser.AddInt("kv-cache-mb", &kv_cache_mb, "KV cache budget in MiB");
   parser.AddString("kv-cache-type", &kv_cache_type, "KV cache element type: f16 or f32");
   parser.AddInt("block-size", &engine.block_size, "tokens per KV block");

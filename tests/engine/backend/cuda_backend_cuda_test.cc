@@ -1,0 +1,251 @@
+// The CUDA backend against the CPU backend (gpu label; skips without a device):
+//  - Backend level: logits of mixed batches (prefill chunks after a cached prefix, decodes, a
+//    padded sequence row) agree within bf16 tolerance, on dummy SmolLM2-shaped weights.
+//  - Decode steps replayed from CUDA graphs give the same logits as eager steps.
+//  - Engine level: greedy tokens of stories260K and (when models/ has it) SmolLM2 equal the
+//    CPU backend's; device sampling with a seed is reproducible and batch-independent.
+// Model files: $TROUPE_MODEL_DIR if set (a GPU machine with a carried bundle), else the repo's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/collecting_sink.h"
+#include "engine/engine.h"
+#include "engine/model/dummy_model.h"
+#include "tests/testing/cuda_testing.h"
+
+namespace troupe {
+namespace {
+
+std::string ModelPath(const std::string& file, const std::string& repo_dir) {
+  if (const char* dir = std::getenv("TROUPE_MODEL_DIR"); dir != nullptr) {
+    return std::string(dir) + "/" + file;
+  }
+  return repo_dir + "/" + file;
+}
+
+bool Exists(const std::string& path) { return std::ifstream(path).good(); }
+
+// One backend of each kind over the same dummy weights and KV geometry.
+struct BackendPair {
+  ModelConfig config;
+  std::unique_ptr<DummyWeights> weights;
+  std::unique_ptr<Backend> cpu, cuda;
+};
+
+BackendPair MakePair(int num_blocks) {
+  BackendPair p;
+  p.config = *DummyModelConfig("smollm2-135m");
+  p.weights = *DummyWeights::Create(p.config, /*seed=*/7);
+  BackendOptions options{.device = "cpu", .num_threads = 2,
+                         .kv = {.num_blocks = num_blocks, .block_size = 16, .type = KvCacheType::kF16}};
+  auto cpu = CreateBackend(options, p.config, p.weights->weights(), nullptr);
+  EXPECT_TRUE(cpu.ok()) << cpu.status();
+  options.device = "cuda";
+  auto cuda = CreateBackend(options, p.config, p.weights->weights(), nullptr);
+  EXPECT_TRUE(cuda.ok()) << cuda.status();
+  if (cpu.ok()) p.cpu = std::move(*cpu);
+  if (cuda.ok()) p.cuda = std::move(*cuda);
+  return p;
+}
+
+// A flattened batch built sequence by sequence: `count` tokens of sequence s from `start`.
+struct BatchBuilder {
+  std::vector<int32_t> tokens, positions, token_seq, block_tables, logit_rows;
+  std::vector<int64_t> slots;
+  int max_blocks = 0;
+  int n_seqs = 0;
+
+  BatchBuilder(int n_seqs_in, int max_blocks_in) : max_blocks(max_blocks_in), n_seqs(n_seqs_in) {
+    block_tables.assign(n_seqs * max_blocks, -1);
+  }
+  // Sequence s owns blocks [first_block, first_block + max_blocks) in a shuffled order.
+  void AssignBlocks(int s, const std::vector<int32_t>& blocks) {
+    for (size_t i = 0; i < blocks.size(); ++i) block_tables[s * max_blocks + i] = blocks[i];
+  }
+  void Add(int s, int start, int count, std::mt19937& rng, int vocab) {
+    std::uniform_int_distribution<int> pick(0, vocab - 1);
+    for (int i = 0; i < count; ++i) {
+      const int pos = start + i;
+      tokens.push_back(pick(rng));
+      positions.push_back(pos);
+      token_seq.push_back(s);
+      slots.push_back(int64_t{block_tables[s * max_blocks + pos / 16]} * 16 + pos % 16);
+    }
+    logit_rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
+  }
+  ForwardBatch Get() const {
+    return ForwardBatch{.tokens = tokens, .positions = positions, .token_seq = token_seq,
+                        .slots = slots, .block_tables = block_tables, .n_seqs = n_seqs,
+                        .max_blocks_per_seq = max_blocks, .logit_rows = logit_rows,
+                        .hidden_out = nullptr, .sampling = {}, .sampled_ids = nullptr};
+  }
+};
+
+double RelativeL2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num += (got[i] - want[i]) * double(got[i] - want[i]);
+    den += want[i] * double(want[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+std::vector<float> ForwardLogits(Backend& backend, const BatchBuilder& b, int vocab) {
+  std::vector<float> logits(b.logit_rows.size() * vocab, NAN);
+  backend.Forward(b.Get(), logits.data());
+  return logits;
+}
+
+TEST(CudaBackendTest, MixedBatchesMatchTheCpuBackend) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  BackendPair p = MakePair(/*num_blocks=*/256);
+  ASSERT_TRUE(p.cpu && p.cuda);
+  const int vocab = p.config.vocab_size;
+  std::mt19937 rng(3);
+  // Three sequences with shuffled, non-contiguous blocks.
+  std::vector<int32_t> ids(256);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  const int max_blocks = 40;
+  auto blocks_of = [&](int s) {
+    return std::vector<int32_t>(ids.begin() + s * max_blocks, ids.begin() + (s + 1) * max_blocks);
+  };
+  // Step 1: prompts of 150, 17 and 1 tokens (prefill tiles, a partial block, one decode item).
+  BatchBuilder step1(3, max_blocks);
+  for (int s = 0; s < 3; ++s) step1.AssignBlocks(s, blocks_of(s));
+  step1.Add(0, 0, 150, rng, vocab);
+  step1.Add(1, 0, 17, rng, vocab);
+  step1.Add(2, 0, 1, rng, vocab);
+  EXPECT_LT(RelativeL2(ForwardLogits(*p.cuda, step1, vocab), ForwardLogits(*p.cpu, step1, vocab)), 2e-2);
+  // Step 2: a chunk of 70 after the cached 150, single decodes for the others.
+  BatchBuilder step2(3, max_blocks);
+  for (int s = 0; s < 3; ++s) step2.AssignBlocks(s, blocks_of(s));
+  step2.Add(0, 150, 70, rng, vocab);
+  step2.Add(1, 17, 1, rng, vocab);
+  step2.Add(2, 1, 1, rng, vocab);
+  EXPECT_LT(RelativeL2(ForwardLogits(*p.cuda, step2, vocab), ForwardLogits(*p.cpu, step2, vocab)), 2e-2);
+}
+
+TEST(CudaBackendTest, GraphDecodeStepsMatchEagerSteps) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  BackendPair p = MakePair(/*num_blocks=*/512);
+  ASSERT_TRUE(p.cpu && p.cuda);
+  const int vocab = p.config.vocab_size;
+  std::mt19937 rng(5);
+  const int n = 5, max_blocks = 8;  // 5 decodes pad to the graph bucket of 8
+  BatchBuilder prefill(n, max_blocks);
+  for (int s = 0; s < n; ++s) {
+    std::vector<int32_t> blocks;
+    for (int j = 0; j < max_blocks; ++j) blocks.push_back(j * n + s);  // interleaved
+    prefill.AssignBlocks(s, blocks);
+    prefill.Add(s, 0, 20 + 7 * s, rng, vocab);
+  }
+  ForwardLogits(*p.cpu, prefill, vocab);
+  ForwardLogits(*p.cuda, prefill, vocab);
+  // Decode steps: one token per sequence, every row sampled in order (the graph path).
+  for (int step = 0; step < 3; ++step) {
+    BatchBuilder decode(n, max_blocks);
+    decode.block_tables = prefill.block_tables;
+    for (int s = 0; s < n; ++s) decode.Add(s, 20 + 7 * s + step, 1, rng, vocab);
+    const std::vector<float> gpu = ForwardLogits(*p.cuda, decode, vocab);
+    const std::vector<float> cpu = ForwardLogits(*p.cpu, decode, vocab);
+    for (float x : gpu) ASSERT_FALSE(std::isnan(x)) << "step " << step;
+    EXPECT_LT(RelativeL2(gpu, cpu), 2e-2) << "step " << step;
+  }
+}
+
+std::vector<TokenId> Greedy(Engine& engine, const std::vector<TokenId>& prompt, int n) {
+  Request r;
+  r.id = engine.NewRequestId();
+  r.prompt = prompt;
+  r.sampling.temperature = 0.0f;
+  r.sampling.max_tokens = n;
+  r.sampling.ignore_eos = true;
+  auto sink = std::make_shared<CollectingSink>();
+  r.sink = sink;
+  EXPECT_TRUE(engine.Submit(std::move(r)).ok());
+  sink->Wait();
+  EXPECT_TRUE(sink->status().ok()) << sink->status();
+  return sink->tokens();
+}
+
+std::unique_ptr<Engine> MakeEngine(const std::string& model, const std::string& device) {
+  EngineOptions options;
+  options.model_path = model;
+  options.device = device;
+  options.num_threads = 2;
+  options.kv_cache_bytes = 64ll << 20;
+  auto engine = Engine::Create(options);
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return engine.ok() ? std::move(*engine) : nullptr;
+}
+
+void ExpectSameGreedyTokens(const std::string& model) {
+  auto cpu = MakeEngine(model, "cpu");
+  auto gpu = MakeEngine(model, "cuda");
+  ASSERT_TRUE(cpu && gpu);
+  const Tokenizer& tok = cpu->tokenizer();
+  for (const char* text : {"Once upon a time", "The little dog", "Lily and Tom went to the park. They"}) {
+    const std::vector<TokenId> prompt = tok.Encode(text, /*add_bos=*/true, /*parse_special=*/false);
+    EXPECT_EQ(Greedy(*gpu, prompt, 48), Greedy(*cpu, prompt, 48)) << model << ": " << text;
+  }
+}
+
+TEST(CudaEngineTest, Stories260KGreedyTokensMatchTheCpuBackend) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  ExpectSameGreedyTokens(ModelPath("stories260K.gguf", std::string(TROUPE_SHARED_DIR) + "/models"));
+}
+
+TEST(CudaEngineTest, SmolLm2GreedyTokensMatchTheCpuBackend) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  const std::string path =
+      ModelPath("SmolLM2-135M-Instruct.Q4_1.gguf", std::string(TROUPE_SOURCE_DIR) + "/models");
+  if (!Exists(path)) GTEST_SKIP() << path << " is not on this machine (scripts/fetch-model.sh)";
+  ExpectSameGreedyTokens(path);
+}
+
+TEST(CudaEngineTest, SeededDeviceSamplingIsReproducibleAndBatchIndependent) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  auto gpu = MakeEngine(ModelPath("stories260K.gguf", std::string(TROUPE_SHARED_DIR) + "/models"), "cuda");
+  ASSERT_TRUE(gpu);
+  const std::vector<TokenId> prompt = gpu->tokenizer().Encode("Once upon a time", true, false);
+  auto sample = [&](int copies) {
+    std::vector<std::shared_ptr<CollectingSink>> sinks;
+    for (int i = 0; i < copies; ++i) {
+      Request r;
+      r.id = gpu->NewRequestId();
+      r.prompt = prompt;
+      r.sampling.temperature = 0.9f;
+      r.sampling.top_p = 0.9f;
+      r.sampling.top_k = 40;
+      r.sampling.seed = 1234;
+      r.sampling.max_tokens = 32;
+      r.sampling.ignore_eos = true;
+      auto sink = std::make_shared<CollectingSink>();
+      r.sink = sink;
+      EXPECT_TRUE(gpu->Submit(std::move(r)).ok());
+      sinks.push_back(sink);
+    }
+    std::vector<std::vector<TokenId>> out;
+    for (auto& s : sinks) {
+      s->Wait();
+      out.push_back(s->tokens());
+    }
+    return out;
+  };
+  const std::vector<TokenId> alone = sample(1)[0];
+  EXPECT_EQ(alone.size(), 32u);
+  for (const std::vector<TokenId>& t : sample(6)) EXPECT_EQ(t, alone);
+}
+
+}  // namespace
+}  // namespace troupe
