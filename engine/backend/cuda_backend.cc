@@ -720,11 +720,19 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
     TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(s.graph_meta.as<char>(), s.meta_host.data(), upload,
                                            cudaMemcpyHostToDevice, s.stream));
     State::Graph& g = s.graphs[bucket];
-    if (g.exec == nullptr || g.generation != s.scratch_generation) {
+    if (g.exec != nullptr && g.generation == s.scratch_generation) {
+      TROUPE_CUDA_STEP_CHECK(cudaGraphLaunch(g.exec, s.stream));
+    } else {
+      // First step of this bucket (or after scratch moved): run it eagerly with the graph's
+      // own inputs, which also loads every kernel and cuBLAS's lazily, then capture the same
+      // sequence (capture does not execute) for the next steps.
       if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+      g.exec = nullptr;
       StepArgs a = s.Pointers(s.graph_meta, l);
       a.n = a.m = a.n_items = bucket;
       a.num_splits = s.NumSplits(bucket, c.context_length);
+      s.EnqueueStep(a);
+      TROUPE_CUDA_STEP_CHECK(cudaStreamSynchronize(s.stream));
       cudaGraph_t graph = nullptr;
       TROUPE_CUDA_STEP_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal));
       s.EnqueueStep(a);
@@ -733,7 +741,6 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
       cudaGraphDestroy(graph);
       g.generation = s.scratch_generation;
     }
-    TROUPE_CUDA_STEP_CHECK(cudaGraphLaunch(g.exec, s.stream));
   } else {
     s.EnsureScratch(n, m, int64_t{n_items} * c.num_heads * s.NumSplits(n_items, max_len));
     const MetaLayout l = s.PackDense(batch);
