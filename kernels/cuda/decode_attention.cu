@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSplitKernel(DecodeAttentionArg
     // ---- P.V: lane = output dims ----
     const int n_keys = min(kTileKeys, range.end - tile);
     if (lane_has_dims) {
-#pragma unroll 4
+#pragma unroll(kHeadDim >= 64 ? 8 : 4)
       for (int j = 0; j < n_keys; ++j) {
         float v[kDimsPerLane];
         LoadBf16<kDimsPerLane>(v_base + slot_s[warp][j] * kv_dim + lane * kDimsPerLane, v);
