@@ -613,9 +613,9 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
         "the CUDA attention kernels cover head_dim 8/16/32/64/128 and GQA groups up to 8; this "
         "model has head_dim ", config.head_dim, " and group ", group));
   }
-  if (config.dim % 8 != 0 || config.ffn_dim % 8 != 0) {
+  if (config.dim % 8 != 0 || config.ffn_dim % 4 != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the CUDA backend needs dim and ffn_dim divisible by 8 (", config.dim, ", ",
+        "the CUDA backend needs dim divisible by 8 and ffn_dim by 4 (", config.dim, ", ",
         config.ffn_dim, ")"));
   }
   if (options.kv.type != KvCacheType::kF16) {
