@@ -15,7 +15,8 @@ struct AddRmsNormArgs {
   const float* weight = nullptr;  // [dim]
   Bf16* out = nullptr;            // [n_rows, dim] normalised rows
   float* out_f32 = nullptr;       // optional: the same rows in f32 (embeddings), or nullptr
-  const int32_t* rows = nullptr;  // [n_rows] rows of x to process (gather); nullptr = 0..n_rows-1
+  const int32_t* rows = nullptr;  // [n_rows] distinct rows of x to process (gather);
+                                  // nullptr = 0..n_rows-1
   int n_rows = 0;
   int dim = 0;
   float eps = 1e-5f;

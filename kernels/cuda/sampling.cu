@@ -1,6 +1,6 @@
-// Sampling kernels: argmax for greedy rows; for the rest, bisection for the top-k / top-p /
-// min-p threshold over unnormalised probabilities p_i = exp((l_i - max) / T), then a block-wide
-// prefix sum to find the drawn token.
+// Sampling kernels: argmax for greedy rows; for the rest, bisection over float bit patterns for
+// the top-k / top-p / min-p threshold over unnormalised probabilities p_i = exp((l_i - max) / T),
+// then a block-wide running sum to find the drawn token.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/sampling.h"
 
@@ -9,7 +9,6 @@ namespace {
 
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-constexpr int kBisectSteps = 24;
 
 __host__ __device__ __forceinline__ uint64_t SplitMix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -55,9 +54,13 @@ __device__ __forceinline__ int BlockArgmax(float value, int id, float* values, i
   return id;
 }
 
-// Exclusive prefix sum over the block in thread order; *total gets the sum of all. `scratch`
-// holds >= 32 floats. Sums of non-negative floats taken this way are monotone in thread order.
-__device__ __forceinline__ float BlockExclusiveSum(float v, float* scratch, float* total) {
+// The [begin, end) of this thread's value on the block-wide running sum in thread order; `total`
+// gets the sum of all. `scratch` holds >= 32 floats. Neighbouring threads' ranges meet exactly
+// (each boundary is one float computed once and shared), so a point lands in at most one.
+struct Interval {
+  float begin, end, total;
+};
+__device__ __forceinline__ Interval BlockRunningSum(float v, float* scratch) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   float inclusive = v;
 #pragma unroll
@@ -65,17 +68,34 @@ __device__ __forceinline__ float BlockExclusiveSum(float v, float* scratch, floa
     const float other = __shfl_up_sync(kFullMask, inclusive, offset);
     if (lane >= offset) inclusive += other;
   }
+  float exclusive = __shfl_up_sync(kFullMask, inclusive, 1);
+  if (lane == 0) exclusive = 0.0f;
   __syncthreads();
   if (lane == 31) scratch[warp] = inclusive;
   __syncthreads();
-  float warp_prefix = 0.0f, sum = 0.0f;
+  // Warp w starts at scratch[0] + ... + scratch[w - 1], summed in the same order by every warp;
+  // its lane 31 ends at begin + scratch[w], which is the next warp's begin.
+  float warp_begin = 0.0f, total = 0.0f;
   for (int w = 0; w < kWarps; ++w) {
-    const float t = scratch[w];
-    if (w < warp) warp_prefix += t;
-    sum += t;
+    if (w == warp) warp_begin = total;
+    total += scratch[w];
   }
-  *total = sum;
-  return warp_prefix + inclusive - v;
+  return Interval{warp_begin + exclusive, warp_begin + inclusive, total};
+}
+
+// Largest probability threshold whose kept set {p >= tau} still satisfies `enough(count, mass)`
+// (monotone: raising tau only removes tokens), searched over the bit patterns of non-negative
+// floats, which order like their values: exact in at most 31 steps, for any gap between the
+// best token and the k-th.
+template <typename CountMass, typename Enough>
+__device__ __forceinline__ float LargestThreshold(float lo, CountMass count_mass, Enough enough) {
+  uint32_t lo_bits = __float_as_uint(lo), hi_bits = __float_as_uint(1.0f) + 1;  // lo ok, hi not
+  while (hi_bits - lo_bits > 1) {
+    const uint32_t mid = lo_bits + (hi_bits - lo_bits) / 2;
+    const float2 cm = count_mass(__uint_as_float(mid));
+    if (enough(cm.x, cm.y)) lo_bits = mid; else hi_bits = mid;
+  }
+  return __uint_as_float(lo_bits);
 }
 
 __global__ void __launch_bounds__(kThreads) SampleKernel(SampleArgs a) {
@@ -125,21 +145,11 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleArgs a) {
   // Probabilities are in (0, 1]; the most likely token has 1.
   float tau = 0.0f;
   if (p.top_k > 0 && p.top_k < v) {
-    float lo = 0.0f, hi = 1.0f;  // invariant: count(>= lo) >= k
-    for (int step = 0; step < kBisectSteps; ++step) {
-      const float mid = 0.5f * (lo + hi);
-      if (count_mass(mid).x >= p.top_k) lo = mid; else hi = mid;
-    }
-    tau = lo;
+    tau = LargestThreshold(0.0f, count_mass, [&](float count, float) { return count >= p.top_k; });
   }
   if (p.top_p < 1.0f) {
     const float target = p.top_p * count_mass(tau).y;
-    float lo = tau, hi = 1.0f;  // invariant: mass(>= lo) >= target
-    for (int step = 0; step < kBisectSteps; ++step) {
-      const float mid = 0.5f * (lo + hi);
-      if (count_mass(mid).y >= target) lo = mid; else hi = mid;
-    }
-    tau = lo;
+    tau = LargestThreshold(tau, count_mass, [&](float, float mass) { return mass >= target; });
   }
   if (p.min_p > 0.0f && p.min_p > tau) tau = p.min_p;
 
@@ -155,13 +165,12 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleArgs a) {
       last_kept = i;
     }
   }
-  float total;
-  const float prefix = BlockExclusiveSum(local, red_f, &total);
+  const Interval range = BlockRunningSum(local, red_f);
   if (threadIdx.x == 0) chosen = argmax;  // fallback if rounding leaves u past every slice
   __syncthreads();
-  const float u = Uniform(p.seed, p.counter) * total;
-  if (local > 0.0f && u >= prefix && u < prefix + local) {
-    float run = prefix;
+  const float u = Uniform(p.seed, p.counter) * range.total;
+  if (local > 0.0f && u >= range.begin && u < range.end) {
+    float run = range.begin;
     int pick = last_kept;
     for (int i = begin; i < end; ++i) {
       const float q = prob(i);
@@ -173,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleArgs a) {
         }
       }
     }
-    chosen = pick;  // the slices are disjoint: at most one thread gets here
+    chosen = pick;  // the ranges meet exactly: one thread at most gets here
   }
   __syncthreads();
   if (threadIdx.x == 0) a.ids[r] = chosen;

@@ -2,7 +2,8 @@
 // reads back only the chosen ids. Greedy, temperature, top-k, top-p and min-p, in the order of
 // the CPU sampler (engine/sampler/sampler.h): top-k, softmax with temperature, top-p, min-p.
 //
-// The kept set is found by bisection on a probability threshold (no sort): top-k keeps the
+// The kept set is found by bisection on a probability threshold, exact over the float bit
+// patterns (no sort; any gap between the best and the k-th token): top-k keeps the
 // tokens at or above the k-th largest probability (ties at the boundary are all kept), top-p
 // the smallest such prefix whose mass reaches top_p. The draw is an inverse-CDF walk in id
 // order with a uniform from (seed, counter): the same seed and counter give the same token in
