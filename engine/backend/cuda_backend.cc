@@ -16,6 +16,7 @@
 #include "engine/common/status_macros.h"
 #include "kernels/ggml_types.h"
 #include "kernels/cuda/activation.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/gemm.h"
@@ -29,13 +30,6 @@
 
 namespace troupe {
 namespace {
-
-#define TROUPE_CUDA_STEP_CHECK(expr)                                                 \
-  do {                                                                               \
-    const cudaError_t troupe_err_ = (expr);                                          \
-    TROUPE_CHECK_MSG(troupe_err_ == cudaSuccess, "%s: %s", #expr,                    \
-                     cudaGetErrorString(troupe_err_));                               \
-  } while (0)
 
 absl::Status CudaError(cudaError_t e, std::string_view what) {
   const std::string text = absl::StrCat(std::string(what), ": ", cudaGetErrorString(e));
@@ -99,7 +93,7 @@ class PinnedMemory {
     if (bytes <= bytes_) return;
     if (ptr_ != nullptr) cudaFreeHost(ptr_);
     bytes_ = std::max(bytes, bytes_ * 2);
-    TROUPE_CUDA_STEP_CHECK(cudaMallocHost(&ptr_, bytes_));
+    TROUPE_CUDA_CHECK(cudaMallocHost(&ptr_, bytes_));
   }
   char* data() const { return static_cast<char*>(ptr_); }
 
@@ -717,11 +711,11 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
     s.PackGraph(batch, bucket);
     const MetaLayout& l = s.graph_layout;
     const size_t upload = l.kv_indices + Bytes(s.kv_indices);
-    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(s.graph_meta.as<char>(), s.meta_host.data(), upload,
+    TROUPE_CUDA_CHECK(cudaMemcpyAsync(s.graph_meta.as<char>(), s.meta_host.data(), upload,
                                            cudaMemcpyHostToDevice, s.stream));
     State::Graph& g = s.graphs[bucket];
     if (g.exec != nullptr && g.generation == s.scratch_generation) {
-      TROUPE_CUDA_STEP_CHECK(cudaGraphLaunch(g.exec, s.stream));
+      TROUPE_CUDA_CHECK(cudaGraphLaunch(g.exec, s.stream));
     } else {
       // First step of this bucket (or after scratch moved): run it eagerly with the graph's
       // own inputs, which also loads every kernel and cuBLAS's lazily, then capture the same
@@ -732,19 +726,19 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
       a.n = a.m = a.n_items = bucket;
       a.num_splits = s.NumSplits(bucket, c.context_length);
       s.EnqueueStep(a);
-      TROUPE_CUDA_STEP_CHECK(cudaStreamSynchronize(s.stream));
+      TROUPE_CUDA_CHECK(cudaStreamSynchronize(s.stream));
       cudaGraph_t graph = nullptr;
-      TROUPE_CUDA_STEP_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal));
+      TROUPE_CUDA_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal));
       s.EnqueueStep(a);
-      TROUPE_CUDA_STEP_CHECK(cudaStreamEndCapture(s.stream, &graph));
-      TROUPE_CUDA_STEP_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
+      TROUPE_CUDA_CHECK(cudaStreamEndCapture(s.stream, &graph));
+      TROUPE_CUDA_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
       cudaGraphDestroy(graph);
       g.generation = s.scratch_generation;
     }
   } else {
     s.EnsureScratch(n, m, int64_t{n_items} * c.num_heads * s.NumSplits(n_items, max_len));
     const MetaLayout l = s.PackDense(batch);
-    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(s.meta_dev.as<char>(), s.meta_host.data(), l.total,
+    TROUPE_CUDA_CHECK(cudaMemcpyAsync(s.meta_dev.as<char>(), s.meta_host.data(), l.total,
                                            cudaMemcpyHostToDevice, s.stream));
     StepArgs a = s.Pointers(s.meta_dev, l);
     a.n = n;
@@ -757,22 +751,22 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
     s.EnqueueStep(a);
   }
   if (m > 0 && logits != nullptr) {
-    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(logits, s.logits.as<float>(),
+    TROUPE_CUDA_CHECK(cudaMemcpyAsync(logits, s.logits.as<float>(),
                                            static_cast<size_t>(m) * c.vocab_size * sizeof(float),
                                            cudaMemcpyDeviceToHost, s.stream));
   }
   if (!batch.sampling.empty()) {
-    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(batch.sampled_ids, s.sampled_ids.as<int32_t>(),
+    TROUPE_CUDA_CHECK(cudaMemcpyAsync(batch.sampled_ids, s.sampled_ids.as<int32_t>(),
                                            static_cast<size_t>(m) * sizeof(int32_t),
                                            cudaMemcpyDeviceToHost, s.stream));
   }
   if (batch.hidden_out != nullptr) {
-    TROUPE_CUDA_STEP_CHECK(cudaMemcpyAsync(batch.hidden_out, s.hidden_f32.as<float>(),
+    TROUPE_CUDA_CHECK(cudaMemcpyAsync(batch.hidden_out, s.hidden_f32.as<float>(),
                                            static_cast<size_t>(m) * c.dim * sizeof(float),
                                            cudaMemcpyDeviceToHost, s.stream));
   }
   // The pinned metadata is rewritten by the next step, and the outputs are read right after.
-  TROUPE_CUDA_STEP_CHECK(cudaStreamSynchronize(s.stream));
+  TROUPE_CUDA_CHECK(cudaStreamSynchronize(s.stream));
 }
 
 }  // namespace troupe

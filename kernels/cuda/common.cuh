@@ -1,4 +1,5 @@
-// Shared by the .cu files: error checks, bf16 vector loads, warp and block reductions.
+// Shared by the .cu files: the error check (cuda_check.h), bf16 vector loads, warp and block
+// reductions.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -7,16 +8,8 @@
 #include <cstdint>
 
 #include "engine/common/check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/ggml_types.h"
-
-// Aborts on a CUDA error: for launches in the step loop, where a sticky context error cannot be
-// recovered from (docs/kernels.md). Setup code returns a Status instead.
-#define TROUPE_CUDA_CHECK(expr)                                                    \
-  do {                                                                             \
-    const cudaError_t troupe_cuda_err_ = (expr);                                   \
-    TROUPE_CHECK_MSG(troupe_cuda_err_ == cudaSuccess, "%s: %s", #expr,             \
-                     cudaGetErrorString(troupe_cuda_err_));                        \
-  } while (0)
 
 namespace troupe::cuda {
 

@@ -22,9 +22,8 @@ __host__ __device__ __forceinline__ float Uniform(uint64_t seed, uint64_t counte
   return static_cast<float>(bits >> 40) * (1.0f / 16777216.0f);  // 24 bits: [0, 1)
 }
 
-// (value, id) argmax with ties to the lower id; every thread gets the winner.
-__device__ __forceinline__ int BlockArgmax(float value, int id, float* values, int* ids) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+// Folds (value, id) across the warp: the larger value wins, ties go to the lower id.
+__device__ __forceinline__ void WarpArgmax(float& value, int& id) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
     const float v = __shfl_xor_sync(kFullMask, value, offset);
@@ -34,6 +33,12 @@ __device__ __forceinline__ int BlockArgmax(float value, int id, float* values, i
       id = i;
     }
   }
+}
+
+// (value, id) argmax over the block with ties to the lower id; every thread gets the winner.
+__device__ __forceinline__ int BlockArgmax(float value, int id, float* values, int* ids) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  WarpArgmax(value, id);
   __syncthreads();
   if (lane == 0) {
     values[warp] = value;
@@ -42,15 +47,7 @@ __device__ __forceinline__ int BlockArgmax(float value, int id, float* values, i
   __syncthreads();
   value = lane < kWarps ? values[lane] : -INFINITY;
   id = lane < kWarps ? ids[lane] : 0x7fffffff;
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float v = __shfl_xor_sync(kFullMask, value, offset);
-    const int i = __shfl_xor_sync(kFullMask, id, offset);
-    if (v > value || (v == value && i < id)) {
-      value = v;
-      id = i;
-    }
-  }
+  WarpArgmax(value, id);
   return id;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/common/check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/ggml_types.h"
 
 namespace troupe::testing {
@@ -40,14 +41,9 @@ inline bool CudaDeviceAvailable() {
     }                                                                   \
   } while (0)
 
-// Aborts with the CUDA error string: for test setup calls, whose failure is not the subject of
-// the test (a launch error shows up in the next synchronous copy).
-#define TROUPE_TEST_CUDA_CHECK(expr)                                   \
-  do {                                                                 \
-    const cudaError_t troupe_test_err_ = (expr);                       \
-    TROUPE_CHECK_MSG(troupe_test_err_ == cudaSuccess, "%s: %s", #expr, \
-                     cudaGetErrorString(troupe_test_err_));            \
-  } while (0)
+// Test setup calls, whose failure is not the subject of the test (a launch error shows up in
+// the next synchronous copy), abort with the CUDA error string.
+#define TROUPE_TEST_CUDA_CHECK(expr) TROUPE_CUDA_CHECK(expr)
 
 // `count` elements of T in device memory, freed on destruction. Move-only.
 template <typename T>
