@@ -155,6 +155,7 @@ struct CudaBackend::State {
   int num_sms = 0;
   bool prefill_kernel = false;  // head_dim / group covered by PrefillAttention
   int max_pages_per_seq = 0;    // pages of a sequence at the context limit
+  int max_seq_len = 0;          // min(context length, KV cache tokens): graph split counts
 
   DeviceMemory weights;  // every matrix, norm and the RoPE table, in one allocation
   int64_t weight_bytes = 0;
@@ -494,12 +495,14 @@ void CudaBackend::State::PackGraph(const ForwardBatch& batch, int bucket) {
     slots[i] = real ? batch.slots[i] : -1;
     logit_rows[i] = i;
     rows[i] = i;
-    seqs[i] = real ? batch.token_seq[i] : 0;
+    seqs[i] = i;  // item i reads its own CSR entry, written below
     lens[i] = real ? item_len[i] : 0;
     params[i] = real && !sampling.empty() ? sampling[i] : cuda::SampleRowParams{.temperature = 0.0f};
   }
-  // Sequences are rows of the batch's block tables; pages past n_seqs are empty.
-  for (int s = 0; s <= bucket; ++s) indptr[s] = kv_indptr[std::min(s, batch.n_seqs)];
+  // One CSR start per item, whatever row of the block tables its sequence is (the kernel reads
+  // only the start); padding items start at 0 and attend to nothing.
+  for (int i = 0; i < bucket; ++i) indptr[i] = i < n ? kv_indptr[batch.token_seq[i]] : 0;
+  indptr[bucket] = kv_indptr[batch.n_seqs];
   Put(h, l.kv_indices, kv_indices.data(), Bytes(kv_indices));
 }
 
@@ -601,6 +604,11 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
         "no CUDA device answers (", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices",
         "); use --device cpu"));
   }
+  if (config.num_kv_heads <= 0 || config.num_heads % config.num_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("num_heads ", config.num_heads,
+                                                   " is not a multiple of num_kv_heads ",
+                                                   config.num_kv_heads));
+  }
   const int group = config.num_heads / config.num_kv_heads;
   if (!cuda::DecodeAttentionSupports(config.head_dim, group)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -624,8 +632,12 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
   s.prefill_kernel = cuda::PrefillAttentionSupports(config.head_dim, group);
   s.max_pages_per_seq = std::min(CeilDiv(config.context_length, options.kv.block_size),
                                  options.kv.num_blocks);
+  s.max_seq_len = s.max_pages_per_seq * options.kv.block_size;
   if (const cudaError_t e = cudaSetDevice(0); e != cudaSuccess) return CudaError(e, "cudaSetDevice");
-  cudaDeviceGetAttribute(&s.num_sms, cudaDevAttrMultiProcessorCount, 0);
+  if (const cudaError_t e = cudaDeviceGetAttribute(&s.num_sms, cudaDevAttrMultiProcessorCount, 0);
+      e != cudaSuccess) {
+    return CudaError(e, "reading the multiprocessor count");
+  }
   if (const cudaError_t e = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking);
       e != cudaSuccess) {
     return CudaError(e, "creating the stream");
@@ -646,7 +658,7 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
   int64_t partial = 0;
   for (int b = 1; b <= kMaxGraphBatch; b = GraphBucket(b + 1)) {
     partial = std::max<int64_t>(partial, int64_t{b} * config.num_heads *
-                                             s.NumSplits(b, config.context_length));
+                                             s.NumSplits(b, s.max_seq_len));
   }
   s.EnsureScratch(kMaxGraphBatch, kMaxGraphBatch, partial);
   Placer p;
@@ -724,7 +736,7 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
       g.exec = nullptr;
       StepArgs a = s.Pointers(s.graph_meta, l);
       a.n = a.m = a.n_items = bucket;
-      a.num_splits = s.NumSplits(bucket, c.context_length);
+      a.num_splits = s.NumSplits(bucket, s.max_seq_len);
       s.EnqueueStep(a);
       TROUPE_CUDA_CHECK(cudaStreamSynchronize(s.stream));
       cudaGraph_t graph = nullptr;

@@ -1,6 +1,6 @@
 // Paged decode attention (split-KV, GQA-aware) and the log-sum-exp merge of its splits.
 //
-// Block = (split, kv head, item), 4 warps. Each warp takes 32-key tiles of the split's range in
+// Block = (item, kv head, split), 4 warps. Each warp takes 32-key tiles of the split's range in
 // turn: for Q.K each lane owns one key (its whole K row, 16-byte loads) and the query heads of
 // the group come from shared memory as broadcasts; for P.V each lane owns head_dim / 32 output
 // dims and walks the tile's keys. Warps keep their own online-softmax state (kernels/
@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSplitKernel(DecodeAttentionArg
   __shared__ float l_s[kWarps][kMaxGroup];
   __shared__ float o_s[kWarps][kMaxGroup][kHeadDim];
 
-  const int split = blockIdx.x, kvh = blockIdx.y, item = blockIdx.z;
+  const int item = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = a.n_heads / a.kv.n_kv_heads;
   const int row = a.item_row[item];
@@ -204,7 +204,8 @@ __global__ void __launch_bounds__(kThreads) MergeSplitsKernel(DecodeAttentionArg
 
 template <int kHeadDim>
 void LaunchSplit(const DecodeAttentionArgs& a, Stream stream) {
-  const dim3 grid(a.num_splits, a.kv.n_kv_heads, a.n_items);
+  // Items on x (up to 2^31 - 1: a long prefill of a tiny-head model is all items); splits on z.
+  const dim3 grid(a.n_items, a.kv.n_kv_heads, a.num_splits);
   DecodeSplitKernel<kHeadDim><<<grid, kThreads, 0, stream>>>(a);
 }
 

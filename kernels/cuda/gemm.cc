@@ -81,8 +81,14 @@ absl::StatusOr<Gemm> Gemm::Create(Stream stream) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cuBLAS workspace (", kWorkspaceBytes >> 20, " MiB): ", cudaGetErrorString(e)));
   }
-  b.set_stream(handle, stream);
-  b.set_workspace(handle, workspace, kWorkspaceBytes);
+  cublasStatus_t s = b.set_stream(handle, stream);
+  // Without our workspace cuBLAS would allocate its own, which a graph capture cannot do.
+  if (s == CUBLAS_STATUS_SUCCESS) s = b.set_workspace(handle, workspace, kWorkspaceBytes);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    b.destroy(handle);
+    cudaFree(workspace);
+    return absl::InternalError(absl::StrCat("cuBLAS stream/workspace: ", b.status_string(s)));
+  }
   return Gemm(handle, workspace);
 }
 
