@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/backend/attention_plan.h"
 #include "engine/common/check.h"
 #include "engine/common/log.h"
 #include "engine/common/status_macros.h"
@@ -136,15 +137,6 @@ struct StepArgs {
   bool hidden_f32 = false;
 };
 
-// Decode steps replay a CUDA graph per bucket of batch sizes (vLLM's buckets): 1, 2, 4, then
-// multiples of 8 up to kMaxGraphBatch; larger or mixed steps run eagerly.
-constexpr int kMaxGraphBatch = 256;
-int GraphBucket(int n) {
-  if (n <= 2) return n;
-  if (n <= 4) return 4;
-  return (n + 7) / 8 * 8;
-}
-
 }  // namespace
 
 struct CudaBackend::State {
@@ -175,7 +167,8 @@ struct CudaBackend::State {
 
   // Per-step metadata: built in host vectors, packed into pinned memory, one upload. Eager
   // steps pack it densely into meta_dev; graph steps into graph_meta at fixed offsets.
-  std::vector<int32_t> kv_indptr, kv_indices, item_row, item_seq, item_len, tiles;
+  AttentionPlan plan;
+  GraphItems graph_items;
   std::vector<cuda::SampleRowParams> sampling;
   PinnedMemory meta_host;
   DeviceMemory meta_dev, graph_meta;
@@ -203,7 +196,6 @@ struct CudaBackend::State {
 
   absl::Status UploadWeights(const ModelWeights& w);
   void EnsureScratch(int64_t n, int64_t m, int64_t partial_floats);
-  void BuildMeta(const ForwardBatch& batch);
   MetaLayout PackDense(const ForwardBatch& batch);
   void PackGraph(const ForwardBatch& batch, int bucket);
   StepArgs Pointers(const DeviceMemory& meta, const MetaLayout& l) const;
@@ -359,58 +351,6 @@ void CudaBackend::State::EnsureScratch(int64_t n, int64_t m, int64_t partial) {
   }
 }
 
-// Splits the batch into attention work: a sequence with one new token becomes a decode item;
-// one with several consecutive tokens becomes prefill tiles of up to 64 rows (or decode items
-// when the prefill kernel does not cover the shape). Fills the host vectors.
-void CudaBackend::State::BuildMeta(const ForwardBatch& batch) {
-  const int n = static_cast<int>(batch.tokens.size());
-  const int bs = kv.block_size;
-  kv_indptr.assign(batch.n_seqs + 1, 0);
-  kv_indices.clear();
-  item_row.clear();
-  item_seq.clear();
-  item_len.clear();
-  tiles.clear();
-  // Pages each sequence needs: up to its last position in this step.
-  std::vector<int32_t> pages(batch.n_seqs, 0);
-  for (int t = 0; t < n; ++t) {
-    const int s = batch.token_seq[t];
-    if (s >= 0) pages[s] = std::max(pages[s], CeilDiv(batch.positions[t] + 1, bs));
-  }
-  for (int s = 0; s < batch.n_seqs; ++s) {
-    kv_indptr[s + 1] = kv_indptr[s] + pages[s];
-    const int32_t* row = batch.block_tables.data() + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
-    kv_indices.insert(kv_indices.end(), row, row + pages[s]);
-  }
-  for (int t = 0; t < n;) {
-    const int s = batch.token_seq[t];
-    int end = t + 1;
-    while (end < n && batch.token_seq[end] == s) ++end;
-    if (s >= 0) {
-      bool consecutive = true;
-      for (int u = t + 1; u < end; ++u) consecutive &= batch.positions[u] == batch.positions[u - 1] + 1;
-      if (end - t > 1 && consecutive && prefill_kernel) {
-        for (int r = t; r < end; r += cuda::kPrefillTileRows) {
-          const int rows = std::min(cuda::kPrefillTileRows, end - r);
-          tiles.insert(tiles.end(), {s, r, rows, batch.positions[r]});
-        }
-      } else {
-        for (int u = t; u < end; ++u) {
-          item_row.push_back(u);
-          item_seq.push_back(s);
-          item_len.push_back(batch.positions[u] + 1);
-        }
-      }
-    }
-    t = end;
-  }
-  sampling.clear();
-  for (const RowSampling& r : batch.sampling) {
-    sampling.push_back({.temperature = r.temperature, .top_k = r.top_k, .top_p = r.top_p,
-                        .min_p = r.min_p, .seed = r.seed, .counter = r.counter});
-  }
-}
-
 namespace {
 
 // Assigns 16-byte aligned offsets in order of the calls.
@@ -446,13 +386,13 @@ MetaLayout CudaBackend::State::PackDense(const ForwardBatch& batch) {
   l.positions = p.Place(n * sizeof(int32_t));
   l.slots = p.Place(n * sizeof(int64_t));
   l.logit_rows = p.Place(m * sizeof(int32_t));
-  l.kv_indptr = p.Place(Bytes(kv_indptr));
-  l.item_row = p.Place(Bytes(item_row));
-  l.item_seq = p.Place(Bytes(item_seq));
-  l.item_len = p.Place(Bytes(item_len));
-  l.tiles = p.Place(Bytes(tiles));
+  l.kv_indptr = p.Place(Bytes(plan.kv_indptr));
+  l.item_row = p.Place(Bytes(plan.item_row));
+  l.item_seq = p.Place(Bytes(plan.item_seq));
+  l.item_len = p.Place(Bytes(plan.item_len));
+  l.tiles = p.Place(Bytes(plan.tiles));
   l.sampling = p.Place(Bytes(sampling));
-  l.kv_indices = p.Place(Bytes(kv_indices));
+  l.kv_indices = p.Place(Bytes(plan.kv_indices));
   l.total = p.end();
   meta_host.Reserve(l.total);
   meta_dev.Reserve(l.total, "step metadata");
@@ -461,49 +401,39 @@ MetaLayout CudaBackend::State::PackDense(const ForwardBatch& batch) {
   Put(h, l.positions, batch.positions.data(), n * sizeof(int32_t));
   Put(h, l.slots, batch.slots.data(), n * sizeof(int64_t));
   Put(h, l.logit_rows, batch.logit_rows.data(), m * sizeof(int32_t));
-  Put(h, l.kv_indptr, kv_indptr.data(), Bytes(kv_indptr));
-  Put(h, l.item_row, item_row.data(), Bytes(item_row));
-  Put(h, l.item_seq, item_seq.data(), Bytes(item_seq));
-  Put(h, l.item_len, item_len.data(), Bytes(item_len));
-  Put(h, l.tiles, tiles.data(), Bytes(tiles));
+  Put(h, l.kv_indptr, plan.kv_indptr.data(), Bytes(plan.kv_indptr));
+  Put(h, l.item_row, plan.item_row.data(), Bytes(plan.item_row));
+  Put(h, l.item_seq, plan.item_seq.data(), Bytes(plan.item_seq));
+  Put(h, l.item_len, plan.item_len.data(), Bytes(plan.item_len));
+  Put(h, l.tiles, plan.tiles.data(), Bytes(plan.tiles));
   Put(h, l.sampling, sampling.data(), Bytes(sampling));
-  Put(h, l.kv_indices, kv_indices.data(), Bytes(kv_indices));
+  Put(h, l.kv_indices, plan.kv_indices.data(), Bytes(plan.kv_indices));
   return l;
 }
 
-// Pads a pure decode step to `bucket` items at the fixed offsets of graph_layout: padded items
-// attend to nothing (len 0), write no KV (slot -1) and sample greedily from garbage rows that
-// nobody reads. Returns with meta_host filled up to the used part of kv_indices (the last array).
+// A graph step's inputs (PadGraphItems: padded to `bucket`) at the fixed offsets of
+// graph_layout, in meta_host up to the used part of kv_indices (the last array).
 void CudaBackend::State::PackGraph(const ForwardBatch& batch, int bucket) {
-  const int n = static_cast<int>(batch.tokens.size());
+  PadGraphItems(batch, plan, bucket, graph_items);
+  const GraphItems& g = graph_items;
   const MetaLayout& l = graph_layout;
   meta_host.Reserve(l.total);
   char* h = meta_host.data();
-  auto* tokens = reinterpret_cast<int32_t*>(h + l.tokens);
-  auto* positions = reinterpret_cast<int32_t*>(h + l.positions);
-  auto* slots = reinterpret_cast<int64_t*>(h + l.slots);
-  auto* logit_rows = reinterpret_cast<int32_t*>(h + l.logit_rows);
-  auto* rows = reinterpret_cast<int32_t*>(h + l.item_row);
-  auto* seqs = reinterpret_cast<int32_t*>(h + l.item_seq);
-  auto* lens = reinterpret_cast<int32_t*>(h + l.item_len);
+  Put(h, l.tokens, g.tokens.data(), Bytes(g.tokens));
+  Put(h, l.positions, g.positions.data(), Bytes(g.positions));
+  Put(h, l.slots, g.slots.data(), Bytes(g.slots));
+  Put(h, l.logit_rows, g.logit_rows.data(), Bytes(g.logit_rows));
+  Put(h, l.item_row, g.item_row.data(), Bytes(g.item_row));
+  Put(h, l.item_seq, g.item_seq.data(), Bytes(g.item_seq));
+  Put(h, l.item_len, g.item_len.data(), Bytes(g.item_len));
+  Put(h, l.kv_indptr, g.kv_indptr.data(), Bytes(g.kv_indptr));
+  // Padding rows sample greedily from rows nobody reads.
   auto* params = reinterpret_cast<cuda::SampleRowParams*>(h + l.sampling);
-  auto* indptr = reinterpret_cast<int32_t*>(h + l.kv_indptr);
   for (int i = 0; i < bucket; ++i) {
-    const bool real = i < n;
-    tokens[i] = real ? batch.tokens[i] : 0;
-    positions[i] = real ? batch.positions[i] : 0;
-    slots[i] = real ? batch.slots[i] : -1;
-    logit_rows[i] = i;
-    rows[i] = i;
-    seqs[i] = i;  // item i reads its own CSR entry, written below
-    lens[i] = real ? item_len[i] : 0;
-    params[i] = real && !sampling.empty() ? sampling[i] : cuda::SampleRowParams{.temperature = 0.0f};
+    params[i] = i < static_cast<int>(sampling.size()) ? sampling[i]
+                                                      : cuda::SampleRowParams{.temperature = 0.0f};
   }
-  // One CSR start per item, whatever row of the block tables its sequence is (the kernel reads
-  // only the start); padding items start at 0 and attend to nothing.
-  for (int i = 0; i < bucket; ++i) indptr[i] = i < n ? kv_indptr[batch.token_seq[i]] : 0;
-  indptr[bucket] = kv_indptr[batch.n_seqs];
-  Put(h, l.kv_indices, kv_indices.data(), Bytes(kv_indices));
+  Put(h, l.kv_indices, plan.kv_indices.data(), Bytes(plan.kv_indices));
 }
 
 StepArgs CudaBackend::State::Pointers(const DeviceMemory& meta, const MetaLayout& l) const {
@@ -687,23 +617,6 @@ CudaBackend::~CudaBackend() = default;
 
 int64_t CudaBackend::owned_weight_bytes() const { return state_->weight_bytes; }
 
-namespace {
-
-// A step a decode graph can replay: one token per sequence, every token samples in order, no
-// hidden states asked for, at most kMaxGraphBatch tokens.
-bool IsGraphStep(const ForwardBatch& batch) {
-  const size_t n = batch.tokens.size();
-  if (n > static_cast<size_t>(kMaxGraphBatch) || batch.hidden_out != nullptr) return false;
-  if (batch.logit_rows.size() != n) return false;
-  for (size_t t = 0; t < n; ++t) {
-    if (batch.logit_rows[t] != static_cast<int32_t>(t) || batch.token_seq[t] < 0) return false;
-    if (t > 0 && batch.token_seq[t] == batch.token_seq[t - 1]) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
   State& s = *state_;
   const ModelConfig& c = s.config;
@@ -713,16 +626,20 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
   TROUPE_CHECK(batch.sampling.empty() || (batch.sampling.size() == batch.logit_rows.size() &&
                                           batch.sampled_ids != nullptr));
   TROUPE_CHECK(logits != nullptr || !batch.sampling.empty() || m == 0);
-  s.BuildMeta(batch);
-  const int n_items = static_cast<int>(s.item_row.size());
-  int max_len = 0;
-  for (int32_t len : s.item_len) max_len = std::max(max_len, len);
+  BuildAttentionPlan(batch, s.kv.block_size, s.prefill_kernel ? cuda::kPrefillTileRows : 0, s.plan);
+  s.sampling.clear();
+  for (const RowSampling& r : batch.sampling) {
+    s.sampling.push_back({.temperature = r.temperature, .top_k = r.top_k, .top_p = r.top_p,
+                          .min_p = r.min_p, .seed = r.seed, .counter = r.counter});
+  }
+  const int n_items = s.plan.num_items();
+  const int max_len = s.plan.max_item_len();
 
   if (IsGraphStep(batch)) {
     const int bucket = GraphBucket(n);
     s.PackGraph(batch, bucket);
     const MetaLayout& l = s.graph_layout;
-    const size_t upload = l.kv_indices + Bytes(s.kv_indices);
+    const size_t upload = l.kv_indices + Bytes(s.plan.kv_indices);
     TROUPE_CUDA_CHECK(cudaMemcpyAsync(s.graph_meta.as<char>(), s.meta_host.data(), upload,
                                            cudaMemcpyHostToDevice, s.stream));
     State::Graph& g = s.graphs[bucket];
@@ -756,7 +673,7 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
     a.n = n;
     a.m = m;
     a.n_items = n_items;
-    a.n_tiles = static_cast<int>(s.tiles.size() / 4);
+    a.n_tiles = s.plan.num_tiles();
     a.num_splits = s.NumSplits(n_items, max_len);
     a.hidden_f32 = batch.hidden_out != nullptr;
     if (s.sampling.empty()) a.sampling = nullptr;
