@@ -22,29 +22,41 @@ constexpr int kRows = kPrefillTileRows;  // query rows per tile
 constexpr int kKeys = 64;                // keys per K/V tile
 constexpr int kWarpRows = 16;
 
+// Shared-memory layout. Rows are padded (8 bf16 or 4 floats past their width) so that the
+// rows a warp touches at once fall in different banks; every WMMA pointer stays 32-byte aligned
+// and every leading dimension a multiple of 16 bytes.
 template <int kHeadDim>
 struct Smem {
-  static constexpr int kScratchLd = kHeadDim > kKeys ? kHeadDim : kKeys;
+  static constexpr int kTileLd = kHeadDim + 8;   // Q, K, V rows (bf16)
+  static constexpr int kSLd = kKeys + 4;         // scores (f32)
+  static constexpr int kPvLd = kHeadDim + 4;     // P.V result (f32), in the same scratch
+  static constexpr int kScratchLd = kSLd > kPvLd ? kSLd : kPvLd;
+  static constexpr int kPLd = kKeys + 8;         // P (bf16)
   static constexpr size_t kQ = 0;
-  static constexpr size_t kK = kQ + sizeof(__nv_bfloat16) * kRows * kHeadDim;
-  static constexpr size_t kV = kK + sizeof(__nv_bfloat16) * kKeys * kHeadDim;
-  static constexpr size_t kScratch = kV + sizeof(__nv_bfloat16) * kKeys * kHeadDim;
+  static constexpr size_t kK = kQ + sizeof(__nv_bfloat16) * kRows * kTileLd;
+  static constexpr size_t kV = kK + sizeof(__nv_bfloat16) * kKeys * kTileLd;
+  static constexpr size_t kScratch = kV + sizeof(__nv_bfloat16) * kKeys * kTileLd;
   static constexpr size_t kP = kScratch + sizeof(float) * kWarps * kWarpRows * kScratchLd;
-  static constexpr size_t kO = kP + sizeof(__nv_bfloat16) * kWarps * kWarpRows * kKeys;
+  static constexpr size_t kO = kP + sizeof(__nv_bfloat16) * kWarps * kWarpRows * kPLd;
   static constexpr size_t kRowStats = kO + sizeof(float) * kWarps * kWarpRows * kHeadDim;
   static constexpr size_t kBytes = kRowStats + sizeof(float) * kWarps * kWarpRows * 2;
+  static_assert(kK % 32 == 0 && kV % 32 == 0 && kScratch % 32 == 0 && kP % 32 == 0 &&
+                kO % 32 == 0 && kRowStats % 32 == 0, "WMMA needs 32-byte aligned tiles");
+  static_assert((kWarpRows * kScratchLd * sizeof(float)) % 32 == 0 &&
+                (kWarpRows * kPLd * sizeof(__nv_bfloat16)) % 32 == 0, "per-warp alignment");
 };
 
-// Copies `rows` rows of head_dim bf16 into dst [kRows or kKeys][kHeadDim]; rows past `valid`
-// become zeros. src_row(r) gives the source of row r.
+// Copies `kTileRows` rows of head_dim bf16 into dst [kTileRows][Smem::kTileLd]; rows past
+// `valid` become zeros. src_row(r) gives the source of row r.
 template <int kHeadDim, int kTileRows, typename SrcRow>
 __device__ __forceinline__ void LoadTile(__nv_bfloat16* dst, int valid, SrcRow src_row) {
   constexpr int kChunks = kHeadDim / 8;
+  constexpr int kLd = Smem<kHeadDim>::kTileLd;
   for (int i = threadIdx.x; i < kTileRows * kChunks; i += kThreads) {
     const int r = i / kChunks, c = i % kChunks;
     uint4 v = make_uint4(0, 0, 0, 0);
     if (r < valid) v = reinterpret_cast<const uint4*>(src_row(r))[c];
-    reinterpret_cast<uint4*>(dst + r * kHeadDim)[c] = v;
+    reinterpret_cast<uint4*>(dst + r * kLd)[c] = v;
   }
 }
 
@@ -57,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
   auto* v_s = reinterpret_cast<__nv_bfloat16*>(smem + L::kV);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* scratch = reinterpret_cast<float*>(smem + L::kScratch) + warp * kWarpRows * L::kScratchLd;
-  auto* p_w = reinterpret_cast<__nv_bfloat16*>(smem + L::kP) + warp * kWarpRows * kKeys;
+  auto* p_w = reinterpret_cast<__nv_bfloat16*>(smem + L::kP) + warp * kWarpRows * L::kPLd;
   float* o_w = reinterpret_cast<float*>(smem + L::kO) + warp * kWarpRows * kHeadDim;
   float* alpha_w = reinterpret_cast<float*>(smem + L::kRowStats) + warp * kWarpRows;
   float* l_w = reinterpret_cast<float*>(smem + L::kRowStats) + kWarps * kWarpRows + warp * kWarpRows;
@@ -106,17 +118,17 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
 #pragma unroll
       for (int k = 0; k < kHeadDim / 16; ++k) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> q_frag;
-        wmma::load_matrix_sync(q_frag, q_s + warp * kWarpRows * kHeadDim + k * 16, kHeadDim);
+        wmma::load_matrix_sync(q_frag, q_s + warp * kWarpRows * L::kTileLd + k * 16, L::kTileLd);
 #pragma unroll
         for (int n = 0; n < kKeys / 16; ++n) {
           wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> k_frag;
-          wmma::load_matrix_sync(k_frag, k_s + n * 16 * kHeadDim + k * 16, kHeadDim);
+          wmma::load_matrix_sync(k_frag, k_s + n * 16 * L::kTileLd + k * 16, L::kTileLd);
           wmma::mma_sync(s_frag[n], q_frag, k_frag, s_frag[n]);
         }
       }
 #pragma unroll
       for (int n = 0; n < kKeys / 16; ++n) {
-        wmma::store_matrix_sync(scratch + n * 16, s_frag[n], kKeys, wmma::mem_row_major);
+        wmma::store_matrix_sync(scratch + n * 16, s_frag[n], L::kSLd, wmma::mem_row_major);
       }
     }
     __syncwarp();
@@ -128,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
     for (int c = 0; c < 32; ++c) {
       const int col = half * 32 + c;
       const bool keep = row_valid && key0 + col <= row_pos && key0 + col < kv_len;
-      s[c] = keep ? scratch[my_row * kKeys + col] * a.scale : -INFINITY;
+      s[c] = keep ? scratch[my_row * L::kSLd + col] * a.scale : -INFINITY;
       tile_max = fmaxf(tile_max, s[c]);
     }
     tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 1));
@@ -138,7 +150,7 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
     for (int c = 0; c < 32; ++c) {
       const float p = s[c] == -INFINITY ? 0.0f : expf(s[c] - state.m);
       sum += p;
-      p_w[my_row * kKeys + half * 32 + c] = __float2bfloat16_rn(p);
+      p_w[my_row * L::kPLd + half * 32 + c] = __float2bfloat16_rn(p);
     }
     state.l += sum + __shfl_xor_sync(kFullMask, sum, 1);
     if (half == 0) alpha_w[my_row] = alpha;
@@ -153,15 +165,16 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
       for (int k = 0; k < kKeys / 16; ++k) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> p_frag;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> v_frag;
-        wmma::load_matrix_sync(p_frag, p_w + k * 16, kKeys);
-        wmma::load_matrix_sync(v_frag, v_s + k * 16 * kHeadDim + n * 16, kHeadDim);
+        wmma::load_matrix_sync(p_frag, p_w + k * 16, L::kPLd);
+        wmma::load_matrix_sync(v_frag, v_s + k * 16 * L::kTileLd + n * 16, L::kTileLd);
         wmma::mma_sync(o_frag, p_frag, v_frag, o_frag);
       }
-      wmma::store_matrix_sync(scratch + n * 16, o_frag, kHeadDim, wmma::mem_row_major);
+      wmma::store_matrix_sync(scratch + n * 16, o_frag, L::kPvLd, wmma::mem_row_major);
     }
     __syncwarp();
     for (int i = lane; i < kWarpRows * kHeadDim; i += 32) {
-      o_w[i] = o_w[i] * alpha_w[i / kHeadDim] + scratch[i];
+      const int r = i / kHeadDim;
+      o_w[i] = o_w[i] * alpha_w[r] + scratch[r * L::kPvLd + i % kHeadDim];
     }
     __syncwarp();
   }
