@@ -253,11 +253,11 @@ std::vector<int32_t> ShuffledPages(int n, std::mt19937& rng) {
   return pages;
 }
 
-std::vector<int32_t> Tiles(int n_tokens, int first_pos) {
+std::vector<int32_t> Tiles(int n_tokens, int first_pos, int group) {
+  const int tile_tokens = cuda::PrefillTileTokens(group);
   std::vector<int32_t> tiles;
-  for (int r = 0; r < n_tokens; r += cuda::kPrefillTileRows) {
-    tiles.insert(tiles.end(),
-                 {0, r, std::min(cuda::kPrefillTileRows, n_tokens - r), first_pos + r});
+  for (int r = 0; r < n_tokens; r += tile_tokens) {
+    tiles.insert(tiles.end(), {0, r, std::min(tile_tokens, n_tokens - r), first_pos + r});
   }
   return tiles;
 }
@@ -279,7 +279,7 @@ bool Validate(const KvPool& pool, int num_sms, cudaStream_t stream) {
   const std::vector<int32_t> pages = ShuffledPages((kLen + kPage - 1) / kPage, rng);
   const std::vector<int32_t> indptr = {0, static_cast<int32_t>(pages.size())};
   const std::vector<Bf16> q = RandomBf16(size_t{kLen} * kHeads * kHeadDim, 6);
-  const std::vector<int32_t> tiles = Tiles(kLen, 0);
+  const std::vector<int32_t> tiles = Tiles(kLen, 0, kHeads / kKvHeads);
   DeviceArray<int32_t> d_pages(pages), d_indptr(indptr), d_tiles(tiles);
   DeviceArray<Bf16> d_q(q), d_out(q.size());
   const cuda::PagedKv kv = pool.View(d_indptr.get(), d_pages.get());
@@ -419,7 +419,7 @@ json BenchPrefill(const KvPool& pool, int tokens, cudaStream_t stream) {
   std::mt19937 rng(tokens);
   const std::vector<int32_t> pages = ShuffledPages(tokens / kPage, rng);
   const std::vector<int32_t> indptr = {0, static_cast<int32_t>(pages.size())};
-  const std::vector<int32_t> tiles = Tiles(tokens, 0);
+  const std::vector<int32_t> tiles = Tiles(tokens, 0, kHeads / kKvHeads);
   DeviceArray<int32_t> d_pages(pages), d_indptr(indptr), d_tiles(tiles);
   DeviceArray<Bf16> q(static_cast<size_t>(tokens) * kHeads * kHeadDim), out(q.size());
   FillRandomBf16(q.get(), q.size(), 8);

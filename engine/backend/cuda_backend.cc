@@ -626,7 +626,9 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
   TROUPE_CHECK(batch.sampling.empty() || (batch.sampling.size() == batch.logit_rows.size() &&
                                           batch.sampled_ids != nullptr));
   TROUPE_CHECK(logits != nullptr || !batch.sampling.empty() || m == 0);
-  BuildAttentionPlan(batch, s.kv.block_size, s.prefill_kernel ? cuda::kPrefillTileRows : 0, s.plan);
+  const int group = c.num_heads / c.num_kv_heads;
+  BuildAttentionPlan(batch, s.kv.block_size,
+                     s.prefill_kernel ? cuda::PrefillTileTokens(group) : 0, s.plan);
   s.sampling.clear();
   for (const RowSampling& r : batch.sampling) {
     s.sampling.push_back({.temperature = r.temperature, .top_k = r.top_k, .top_p = r.top_p,

@@ -1,6 +1,7 @@
 // Prefill attention: FA2-style tiles on tensor cores through WMMA (bf16 x bf16 -> f32).
 //
-// Block = (tile, query head), 4 warps; warp w owns query rows [16w, 16w + 16) of the tile.
+// Block = (tile, kv head), 4 warps; warp w owns query rows [16w, 16w + 16) of the tile, whose
+// 64 rows are the tile's tokens times the GQA group's query heads (pack-GQA, as FA3).
 // Shared memory: Q, K and V tiles (bf16), per warp a score / P.V scratch (f32), P (bf16) and
 // the output accumulator O (f32). WMMA fragments have no documented element layout, so the
 // per-row rescale of O by the online-softmax factor goes through shared memory.
@@ -74,25 +75,29 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
   float* alpha_w = reinterpret_cast<float*>(smem + L::kRowStats) + warp * kWarpRows;
   float* l_w = reinterpret_cast<float*>(smem + L::kRowStats) + kWarps * kWarpRows + warp * kWarpRows;
 
+  // The tile's n_rows tokens times the group's query heads are packed into the block's query
+  // rows (pack-GQA): row r is token r / group, head kvh * group + r % group. Each K/V tile is
+  // then loaded once for the whole group.
   const int32_t* tile = a.tiles + 4 * blockIdx.x;
   const int seq = tile[0], first_row = tile[1], n_rows = tile[2], first_pos = tile[3];
-  const int head = blockIdx.y;
-  const int kvh = head / (a.n_heads / a.kv.n_kv_heads);
+  const int kvh = blockIdx.y;
+  const int group = a.n_heads / a.kv.n_kv_heads;
+  const int q_rows = n_rows * group;  // <= kRows (PrefillTileTokens)
   const int kv_len = first_pos + n_rows;
   const int64_t kv_dim = int64_t{a.kv.n_kv_heads} * kHeadDim;
   const int32_t* table = a.kv.kv_indices + a.kv.kv_indptr[seq];
   const __nv_bfloat16* q = AsDevice(a.q);
 
-  LoadTile<kHeadDim, kRows>(q_s, n_rows, [&](int r) {
-    return q + (int64_t{first_row + r} * a.n_heads + head) * kHeadDim;
+  LoadTile<kHeadDim, kRows>(q_s, q_rows, [&](int r) {
+    return q + (int64_t{first_row + r / group} * a.n_heads + kvh * group + r % group) * kHeadDim;
   });
   for (int i = lane; i < kWarpRows * kHeadDim; i += 32) o_w[i] = 0.0f;
 
   // Softmax bookkeeping: lanes 2r and 2r+1 share row r of the warp, 32 columns each.
   const int my_row = lane / 2, half = lane % 2;
   const int row_in_tile = warp * kWarpRows + my_row;
-  const bool row_valid = row_in_tile < n_rows;
-  const int row_pos = first_pos + row_in_tile;
+  const bool row_valid = row_in_tile < q_rows;
+  const int row_pos = first_pos + row_in_tile / group;
   SoftmaxState state;
 
   const int num_key_tiles = CeilDiv(kv_len, kKeys);
@@ -184,10 +189,11 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillAttentionArgs a
   __nv_bfloat16* out = AsDevice(a.out);
   for (int i = lane; i < kWarpRows * kHeadDim; i += 32) {
     const int r = i / kHeadDim, d = i % kHeadDim;
-    const int t = warp * kWarpRows + r;
-    if (t >= n_rows) continue;
+    const int row = warp * kWarpRows + r;
+    if (row >= q_rows) continue;
     const float l = l_w[r];
-    out[(int64_t{first_row + t} * a.n_heads + head) * kHeadDim + d] =
+    const int head = kvh * group + row % group;
+    out[(int64_t{first_row + row / group} * a.n_heads + head) * kHeadDim + d] =
         __float2bfloat16_rn(l > 0.0f ? o_w[i] / l : 0.0f);
   }
 }
@@ -198,19 +204,21 @@ void Launch(const PrefillAttentionArgs& a, Stream stream) {
   static const cudaError_t configured = cudaFuncSetAttribute(
       PrefillKernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
   TROUPE_CUDA_CHECK(configured);
-  PrefillKernel<kHeadDim><<<dim3(a.n_tiles, a.n_heads), kThreads, kBytes, stream>>>(a);
+  PrefillKernel<kHeadDim><<<dim3(a.n_tiles, a.kv.n_kv_heads), kThreads, kBytes, stream>>>(a);
 }
 
 }  // namespace
 
 bool PrefillAttentionSupports(int head_dim, int group) {
-  return (head_dim == 64 || head_dim == 128) && group >= 1;
+  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kPrefillTileRows;
 }
 
 void PrefillAttention(const PrefillAttentionArgs& a, Stream stream) {
   if (a.n_tiles == 0) return;
   TROUPE_CHECK(a.kv.n_kv_heads > 0 && a.n_heads % a.kv.n_kv_heads == 0);
   TROUPE_CHECK(PrefillAttentionSupports(a.kv.head_dim, a.n_heads / a.kv.n_kv_heads));
+  // Tiles hold at most PrefillTileTokens(group) tokens (checked on the device would cost a
+  // branch per block; the planner and the tests build them that way).
   if (a.kv.head_dim == 64) {
     Launch<64>(a, stream);
   } else {

@@ -2,9 +2,11 @@
 // chunk after a cached prefix) attend causally to every key up to their own position. Its
 // reference is ref::PagedAttention (kernels/paged_attention.h) over the same cache in f32.
 //
-// Flash-attention style (FA2): a CUDA block per (64-query tile, query head) streams 64-key tiles
-// of K and V from the pages into shared memory, computes S = Q K^T and P V on tensor cores
-// (WMMA, bf16 in, f32 accumulate) and keeps an online softmax per row (kernels/softmax_merge.h).
+// Flash-attention style (FA2): a CUDA block per (tile of tokens, kv head) packs the tile's
+// tokens times the GQA group's query heads into 64 query rows (FA3's pack-GQA, so each K/V tile
+// is read once per group), streams 64-key tiles of K and V from the pages into shared memory,
+// computes S = Q K^T and P V on tensor cores (WMMA, bf16 in, f32 accumulate) and keeps an
+// online softmax per row (kernels/softmax_merge.h).
 #pragma once
 
 #include <cstdint>
@@ -13,15 +15,18 @@
 
 namespace troupe::cuda {
 
-// Query rows per tile.
+// Query rows of a block: a tile's tokens times the GQA group.
 constexpr int kPrefillTileRows = 64;
+// Tokens per tile for GQA group `group` (64, 16 at group 4, 21 at group 3).
+constexpr int PrefillTileTokens(int group) { return kPrefillTileRows / group; }
 
 struct PrefillAttentionArgs {
   PagedKv kv;
   const Bf16* q = nullptr;          // [n_rows, n_heads, head_dim]
   Bf16* out = nullptr;              // [n_rows, n_heads, head_dim]
-  // [n_tiles, 4]: {sequence, first row, rows (1..64), position of the first row}. The rows of a
-  // tile are consecutive tokens of one sequence at consecutive positions.
+  // [n_tiles, 4]: {sequence, first row, rows (1..PrefillTileTokens(group)), position of the
+  // first row}. The rows of a tile are consecutive tokens of one sequence at consecutive
+  // positions.
   const int32_t* tiles = nullptr;
   int n_tiles = 0;
   int n_heads = 0;

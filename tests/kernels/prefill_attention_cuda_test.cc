@@ -1,6 +1,6 @@
 // cuda::PrefillAttention against ref::PagedAttention over the same (bf16-valued) cache: several
 // sequences in one call, each a chunk of new tokens (1, 17, 64, 65, 300) after a cached prefix
-// (0, 5, 16, 1000), cut into 64-row tiles as kernels/cuda/prefill_attention.h describes and
+// (0, 5, 16, 1000), cut into tiles as kernels/cuda/prefill_attention.h describes and
 // launched in shuffled order; head dims 64 and 128, GQA groups 1, 4 and 8; shuffled pages with
 // NaN in every unwritten slot.
 #include <gtest/gtest.h>
@@ -51,12 +51,14 @@ void RunPrefillCase(int head_dim, int group, uint32_t seed, bool rising = false)
       testing::MakePagedKv(seq_lens, kBlockSize, n_kv_heads, head_dim, /*spare_blocks=*/23, rng);
   if (rising) testing::MakeScoresRiseWithPosition(kv);
 
-  // Query rows: the chunks back to back; tiles of up to 64 consecutive rows.
+  // Query rows: the chunks back to back; tiles of up to PrefillTileTokens(group) consecutive
+  // rows (their query heads fill the block's 64 rows).
+  const int tile_tokens = cuda::PrefillTileTokens(group);
   std::vector<int32_t> tiles, token_seq, token_pos;
   for (int s = 0; s < kv.n_seqs(); ++s) {
     const int first_row = static_cast<int>(token_seq.size());
-    for (int r = 0; r < kChunks[s].rows; r += cuda::kPrefillTileRows) {
-      const int rows = std::min(cuda::kPrefillTileRows, kChunks[s].rows - r);
+    for (int r = 0; r < kChunks[s].rows; r += tile_tokens) {
+      const int rows = std::min(tile_tokens, kChunks[s].rows - r);
       tiles.insert(tiles.end(), {s, first_row + r, rows, kChunks[s].prefix + r});
     }
     for (int r = 0; r < kChunks[s].rows; ++r) {
