@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "engine/model/dummy_model.h"
 #include "tests/testing/cuda_testing.h"
+#include "tests/testing/greedy.h"
 
 namespace troupe {
 namespace {
@@ -163,21 +164,6 @@ TEST(CudaBackendTest, GraphDecodeStepsMatchEagerSteps) {
   }
 }
 
-std::vector<TokenId> Greedy(Engine& engine, const std::vector<TokenId>& prompt, int n) {
-  Request r;
-  r.id = engine.NewRequestId();
-  r.prompt = prompt;
-  r.sampling.temperature = 0.0f;
-  r.sampling.max_tokens = n;
-  r.sampling.ignore_eos = true;
-  auto sink = std::make_shared<CollectingSink>();
-  r.sink = sink;
-  EXPECT_TRUE(engine.Submit(std::move(r)).ok());
-  sink->Wait();
-  EXPECT_TRUE(sink->status().ok()) << sink->status();
-  return sink->tokens();
-}
-
 std::unique_ptr<Engine> MakeEngine(const std::string& model, const std::string& device) {
   EngineOptions options;
   options.model_path = model;
@@ -196,7 +182,7 @@ void ExpectSameGreedyTokens(const std::string& model) {
   const Tokenizer& tok = cpu->tokenizer();
   for (const char* text : {"Once upon a time", "The little dog", "Lily and Tom went to the park. They"}) {
     const std::vector<TokenId> prompt = tok.Encode(text, /*add_bos=*/true, /*parse_special=*/false);
-    EXPECT_EQ(Greedy(*gpu, prompt, 48), Greedy(*cpu, prompt, 48)) << model << ": " << text;
+    EXPECT_EQ(testing::GreedyTokens(*gpu, prompt, 48), testing::GreedyTokens(*cpu, prompt, 48)) << model << ": " << text;
   }
 }
 

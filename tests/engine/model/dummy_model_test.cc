@@ -10,12 +10,12 @@
 #include <cstring>
 #include <memory>
 
-#include "engine/collecting_sink.h"
 #include "engine/engine.h"
 #include "engine/model/gguf.h"
 #include "gtest/gtest.h"
 #include "kernels/ggml_types.h"
 #include "tests/engine/model/model_test_util.h"
+#include "tests/testing/greedy.h"
 
 namespace troupe {
 namespace {
@@ -267,21 +267,6 @@ std::unique_ptr<Engine> MakeDummyEngine(uint64_t seed) {
   return engine.ok() ? *std::move(engine) : nullptr;
 }
 
-std::vector<TokenId> Greedy(Engine& engine, const std::string& prompt, int max_tokens) {
-  Request r;
-  r.id = engine.NewRequestId();
-  r.prompt = engine.tokenizer().Encode(prompt, true, false);
-  r.sampling.temperature = 0.0f;
-  r.sampling.max_tokens = max_tokens;
-  r.sampling.ignore_eos = true;
-  auto sink = std::make_shared<CollectingSink>();
-  r.sink = sink;
-  EXPECT_TRUE(engine.Submit(std::move(r)).ok());
-  sink->Wait();
-  EXPECT_TRUE(sink->status().ok()) << sink->status();
-  return sink->tokens();
-}
-
 TEST(DummyModelTest, EngineServesDummySmolLm2) {
   std::unique_ptr<Engine> a = MakeDummyEngine(/*seed=*/1);
   ASSERT_NE(a, nullptr);
@@ -294,7 +279,8 @@ TEST(DummyModelTest, EngineServesDummySmolLm2) {
   EXPECT_EQ(info.chat_family, ChatFamily::kRaw);
   EXPECT_GT(info.num_parameters, 134000000);
 
-  const std::vector<TokenId> tokens = Greedy(*a, "Once upon a time", 8);
+  const std::vector<TokenId> prompt = a->tokenizer().Encode("Once upon a time", true, false);
+  const std::vector<TokenId> tokens = testing::GreedyTokens(*a, prompt, 8);
   ASSERT_EQ(tokens.size(), 8u);
   for (TokenId t : tokens) {
     EXPECT_GE(t, 0);
@@ -303,7 +289,7 @@ TEST(DummyModelTest, EngineServesDummySmolLm2) {
   a.reset();  // one engine at a time: 2 cores
   std::unique_ptr<Engine> b = MakeDummyEngine(/*seed=*/1);
   ASSERT_NE(b, nullptr);
-  EXPECT_EQ(Greedy(*b, "Once upon a time", 8), tokens);
+  EXPECT_EQ(testing::GreedyTokens(*b, prompt, 8), tokens);
 }
 
 TEST(DummyModelTest, EngineRejectsUnknownShapeAndFormat) {
