@@ -1,7 +1,7 @@
 # troupe_add_test(name SOURCES ... LIBS ... [LABEL unit|kernel|integration] [GPU])
 # One executable per test file; gtest_discover_tests registers each case with its label.
 function(troupe_add_test name)
-  cmake_parse_arguments(T "GPU" "LABEL" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "GPU" "LABEL;PREFIX" "SOURCES;LIBS" ${ARGN})
   if(T_GPU AND NOT TROUPE_HAVE_CUDA)
     return()
   endif()
@@ -16,7 +16,8 @@ function(troupe_add_test name)
   target_compile_definitions(${name} PRIVATE
       TROUPE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
       TROUPE_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
-  gtest_discover_tests(${name} PROPERTIES LABELS ${T_LABEL} DISCOVERY_TIMEOUT 60)
+  gtest_discover_tests(${name} TEST_PREFIX "${T_PREFIX}" PROPERTIES LABELS ${T_LABEL}
+                       DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # troupe_add_bench(name SOURCES ... LIBS ...)

@@ -33,6 +33,18 @@ inline bool CudaDeviceAvailable() {
   return count > 0;
 }
 
+// True in the cuda_cpu build of a GPU test (tests/cuda_cpu/cuda_cpu.h), which runs every CUDA
+// thread as a fiber on one CPU core, about 10^4 times slower than a GPU.
+#ifdef TROUPE_CUDA_CPU
+inline constexpr bool kOnCudaCpu = true;
+#else
+inline constexpr bool kOnCudaCpu = false;
+#endif
+
+// For tests that repeat launches to gather statistics: `on_gpu` repetitions on a GPU, `on_cpu`
+// under cuda_cpu.
+constexpr int Repetitions(int on_gpu, int on_cpu) { return kOnCudaCpu ? on_cpu : on_gpu; }
+
 // First statement of every GPU test: skips (not fails) on a machine without a CUDA device.
 #define TROUPE_SKIP_WITHOUT_CUDA()                                      \
   do {                                                                  \

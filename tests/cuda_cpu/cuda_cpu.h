@@ -1,0 +1,150 @@
+// cuda_cpu: runs troupe's CUDA kernels on the CPU so their tests can run on machines without a
+// GPU (CI). Every kernel .cu file is rewritten by translate.py (launches `K<<<g, b, s, st>>>(..)`
+// become `Launch(K, g, b, s, st)(..)`, `extern __shared__` arrays become the launch's dynamic
+// shared memory) and compiled by the host compiler with this header in front.
+//
+// Execution model: one block at a time; each CUDA thread of the block is a fiber on the calling
+// thread, run in thread order until it reaches a barrier (__syncthreads, __syncwarp, a shuffle,
+// a WMMA op) or returns. A warp barrier releases when every live lane of the warp waits at one;
+// __syncthreads when every live thread of the block does; anything else is a divergent barrier
+// and aborts. Running thread 0 to its barrier before thread 1 starts makes a missing barrier
+// show up as a wrong result (a thread reads what a later thread has not yet written); dynamic
+// shared memory is filled with 0xFF (NaN) at each block so reading it unwritten shows up too.
+//
+// What it cannot show: timing, occupancy, bank conflicts, register spills, the memory model of
+// a real GPU (all "device" memory is host memory, all launches are synchronous), and races that
+// the fixed thread order happens to hide. It is a logic check for the kernels, not a GPU.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __shared__
+#undef __launch_bounds__
+#undef __align__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+// The built-in variables, set by the scheduler before it resumes a thread.
+extern uint3 threadIdx;
+extern uint3 blockIdx;
+extern dim3 blockDim;
+extern dim3 gridDim;
+
+namespace troupe::cuda_cpu {
+
+// Runs `body` once per thread of every block of `grid` (see the execution model above), with
+// `dynamic_shared_bytes` of shared memory per block. Serialised: one grid at a time.
+void RunGrid(dim3 grid, dim3 block, size_t dynamic_shared_bytes, const std::function<void()>& body);
+
+void SyncThreads();
+int CurrentThread();  // the running thread's linear index in its block
+void SyncWarp(unsigned mask = 0xffffffffu);
+// The running block's dynamic shared memory (`extern __shared__`).
+unsigned char* DynamicShared();
+
+// Shuffles: each lane writes its value to its slot of the warp's exchange buffer, waits at a
+// warp barrier, and reads the source lane's slot. Consecutive shuffles alternate between two
+// buffers, so one barrier per shuffle is enough.
+uint64_t* NextExchangeBuffer();  // 32 slots of the calling thread's warp
+void WarpBarrier();
+
+template <typename T>
+T ShuffleFrom(T value, int src_lane, int my_lane) {
+  static_assert(sizeof(T) <= sizeof(uint64_t));
+  uint64_t* slots = NextExchangeBuffer();
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  slots[my_lane] = bits;
+  WarpBarrier();
+  bits = slots[src_lane];
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+void RequireFullWarp(unsigned mask, int width);
+
+template <typename T>
+T ShflXor(unsigned mask, T value, int lane_mask, int width = 32) {
+  RequireFullWarp(mask, width);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  return ShuffleFrom(value, lane ^ lane_mask, lane);
+}
+
+template <typename T>
+T ShflUp(unsigned mask, T value, unsigned delta, int width = 32) {
+  RequireFullWarp(mask, width);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int src = lane - static_cast<int>(delta);
+  const T got = ShuffleFrom(value, src >= 0 ? src : lane, lane);
+  return src >= 0 ? got : value;
+}
+
+// `kernel<<<grid, block, shared, stream>>>(args...)` is rewritten to
+// `Launch(kernel, grid, block, shared, stream)(args...)`; the arguments are copied as the
+// kernel's parameters, as a real launch copies them. Runs to completion before returning.
+template <typename... Params>
+struct Launcher {
+  void (*kernel)(Params...);
+  dim3 grid, block;
+  size_t shared;
+  void operator()(Params... args) const {
+    RunGrid(grid, block, shared, [&] { kernel(args...); });
+  }
+};
+
+template <typename... Params>
+Launcher<Params...> Launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared = 0,
+                           cudaStream_t stream = nullptr) {
+  (void)stream;
+  return Launcher<Params...>{kernel, grid, block, shared};
+}
+
+inline float UintAsFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline uint32_t FloatAsUint(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+}  // namespace troupe::cuda_cpu
+
+#define __syncthreads() ::troupe::cuda_cpu::SyncThreads()
+#define __syncwarp(...) ::troupe::cuda_cpu::SyncWarp(__VA_ARGS__)
+#define __shfl_xor_sync ::troupe::cuda_cpu::ShflXor
+#define __shfl_up_sync ::troupe::cuda_cpu::ShflUp
+#define __uint_as_float ::troupe::cuda_cpu::UintAsFloat
+#define __float_as_uint ::troupe::cuda_cpu::FloatAsUint
+
+// The kernel-typed overload cuda_runtime.h declares only for nvcc.
+template <typename... Params>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute attr, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+
+// Device math the host library lacks under these names.
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline int64_t min(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max(int64_t a, int64_t b) { return a > b ? a : b; }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }

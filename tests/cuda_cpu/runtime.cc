@@ -1,0 +1,324 @@
+// cuda_cpu's scheduler (fibers for CUDA threads, barriers) and the subset of the CUDA runtime
+// API the kernel tests call: memory is host memory, launches and copies are synchronous.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "engine/common/check.h"
+#include "tests/cuda_cpu/cuda_cpu.h"
+
+uint3 threadIdx;
+uint3 blockIdx;
+dim3 blockDim;
+dim3 gridDim;
+
+// Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores
+// the stack pointer in *save and continues on the stack `load` (a stack saved the same way, or
+// a fresh one prepared by PrepareStack). System V x86-64.
+extern "C" void troupe_cuda_cpu_switch(void** save, void* load);
+asm(R"(
+  .text
+  .globl troupe_cuda_cpu_switch
+  .type troupe_cuda_cpu_switch, @function
+troupe_cuda_cpu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size troupe_cuda_cpu_switch, .-troupe_cuda_cpu_switch
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+
+namespace troupe::cuda_cpu {
+namespace {
+
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kGuardBytes = 4096;
+constexpr size_t kStaggerBytes = 64 * 1024;
+
+enum class State { kReady, kWarpWait, kBlockWait, kDone };
+
+struct Fiber {
+  void* sp = nullptr;
+  unsigned char* stack = nullptr;  // guard page, then kStackBytes
+  State state = State::kDone;
+  uint3 tid{};
+  int exchange_parity = 0;
+};
+
+struct Warp {
+  uint64_t exchange[2][32] = {};
+};
+
+struct Scheduler {
+  std::mutex mu;  // one grid at a time
+  std::vector<Fiber> fibers;
+  std::vector<Warp> warps;
+  std::vector<unsigned char> shared;
+  unsigned char* shared_aligned = nullptr;
+  const std::function<void()>* body = nullptr;
+  void* scheduler_sp = nullptr;
+  int current = -1;
+};
+
+Scheduler& S() {
+  static Scheduler* s = new Scheduler;
+  return *s;
+}
+
+Fiber& Current() {
+  TROUPE_CHECK_MSG(S().current >= 0, "cuda_cpu: a device function ran outside a kernel");
+  return S().fibers[S().current];
+}
+
+void SwitchToScheduler() {
+  Fiber& f = Current();
+  troupe_cuda_cpu_switch(&f.sp, S().scheduler_sp);
+}
+
+[[noreturn]] void FiberMain() {
+  (*S().body)();
+  Current().state = State::kDone;
+  SwitchToScheduler();
+  std::abort();  // a finished fiber is never resumed
+}
+
+void PrepareStack(Fiber& f, int t) {
+  if (f.stack == nullptr) {
+    void* mem = mmap(nullptr, kGuardBytes + kStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    TROUPE_CHECK_MSG(mem != MAP_FAILED, "cuda_cpu: cannot map a fiber stack");
+    TROUPE_CHECK(mprotect(mem, kGuardBytes, PROT_NONE) == 0);  // overflow faults
+    f.stack = static_cast<unsigned char*>(mem);
+  }
+  // Top down: a zero return address for FiberMain (it never returns), FiberMain as the address
+  // troupe_cuda_cpu_switch returns to, six zeroed registers, then MXCSR and the x87 control word
+  // copied from the scheduler so the kernel sees the same rounding and exception masks.
+  // Stacks are kStackBytes apart, so their tops would all fall in the same cache sets; a
+  // per-thread offset spreads the fibers' frames over the caches.
+  const size_t stagger = static_cast<size_t>(t % 512) * 320 % kStaggerBytes / 16 * 16;
+  auto* top = reinterpret_cast<uint64_t*>(f.stack + kGuardBytes + kStackBytes - stagger);
+  uint64_t* sp = top;
+  *--sp = 0;
+  *--sp = reinterpret_cast<uint64_t>(&FiberMain);
+  for (int i = 0; i < 6; ++i) *--sp = 0;
+  --sp;
+  uint32_t mxcsr;
+  uint16_t fpucw;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpucw));
+  std::memcpy(reinterpret_cast<unsigned char*>(sp), &mxcsr, 4);
+  std::memcpy(reinterpret_cast<unsigned char*>(sp) + 4, &fpucw, 2);
+  f.sp = sp;
+}
+
+// Resumes thread t until it waits at a barrier or returns.
+void Resume(int t) {
+  Scheduler& s = S();
+  Fiber& f = s.fibers[t];
+  s.current = t;
+  threadIdx = f.tid;
+  troupe_cuda_cpu_switch(&s.scheduler_sp, f.sp);
+  s.current = -1;
+}
+
+// Runs the live lanes of warp w until each waits at __syncthreads or has returned; warp
+// barriers release as soon as every live lane of the warp waits at one.
+void RunWarp(int w, int num_threads, bool reverse) {
+  Scheduler& s = S();
+  const int begin = w * 32, end = std::min(num_threads, begin + 32);
+  for (;;) {
+    for (int i = begin; i < end; ++i) {
+      const int t = reverse ? begin + end - 1 - i : i;
+      if (s.fibers[t].state == State::kReady) Resume(t);
+    }
+    int live = 0, at_warp = 0;
+    for (int t = begin; t < end; ++t) {
+      if (s.fibers[t].state == State::kDone) continue;
+      ++live;
+      if (s.fibers[t].state == State::kWarpWait) ++at_warp;
+    }
+    if (at_warp == 0) return;
+    TROUPE_CHECK_MSG(at_warp == live,
+                     "cuda_cpu: divergent barrier in block (%u, %u, %u) warp %d: %d of %d live "
+                     "lanes wait at a warp barrier, the rest at __syncthreads",
+                     blockIdx.x, blockIdx.y, blockIdx.z, w, at_warp, live);
+    for (int t = begin; t < end; ++t) {
+      if (s.fibers[t].state == State::kWarpWait) s.fibers[t].state = State::kReady;
+    }
+  }
+}
+
+// Runs one block to completion. Between two __syncthreads each warp runs alone, as far as it
+// can, before the next starts: warps in ascending order (lanes too) in even blocks, descending
+// in odd ones, so a warp that reads shared memory before another warp has written it, or
+// overwrites it before another has read it, gets stale or poisoned data in one of the orders.
+void RunBlock(int num_threads, int num_warps, bool reverse) {
+  Scheduler& s = S();
+  for (int t = 0; t < num_threads; ++t) {
+    Fiber& f = s.fibers[t];
+    PrepareStack(f, t);
+    f.state = State::kReady;
+    f.exchange_parity = 0;
+    f.tid = uint3{static_cast<unsigned>(t % blockDim.x),
+                  static_cast<unsigned>((t / blockDim.x) % blockDim.y),
+                  static_cast<unsigned>(t / (blockDim.x * blockDim.y))};
+  }
+  if (s.shared_aligned != nullptr) std::memset(s.shared_aligned, 0xFF, s.shared.size() - 128);
+  for (;;) {
+    for (int i = 0; i < num_warps; ++i) RunWarp(reverse ? num_warps - 1 - i : i, num_threads, reverse);
+    int live = 0;
+    for (int t = 0; t < num_threads; ++t) {
+      if (s.fibers[t].state == State::kDone) continue;
+      ++live;
+      s.fibers[t].state = State::kReady;  // every live thread waits at __syncthreads
+    }
+    if (live == 0) return;
+  }
+}
+
+}  // namespace
+
+void RunGrid(dim3 grid, dim3 block, size_t dynamic_shared_bytes, const std::function<void()>& body) {
+  Scheduler& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  const int num_threads = static_cast<int>(block.x * block.y * block.z);
+  TROUPE_CHECK_MSG(num_threads >= 1 && num_threads <= 1024, "cuda_cpu: block of %d threads",
+                   num_threads);
+  TROUPE_CHECK_MSG(dynamic_shared_bytes <= 227 * 1024, "cuda_cpu: %zu bytes of shared memory",
+                   dynamic_shared_bytes);
+  const int num_warps = (num_threads + 31) / 32;
+  if (static_cast<int>(s.fibers.size()) < num_threads) s.fibers.resize(num_threads);
+  s.warps.assign(num_warps, Warp{});
+  s.shared.assign(dynamic_shared_bytes > 0 ? dynamic_shared_bytes + 128 : 0, 0);
+  s.shared_aligned = s.shared.empty() ? nullptr
+                                      : s.shared.data() + (128 - reinterpret_cast<uintptr_t>(
+                                                                     s.shared.data()) % 128);
+  s.body = &body;
+  blockDim = block;
+  gridDim = grid;
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blockIdx = uint3{x, y, z};
+        RunBlock(num_threads, num_warps, (x + y + z) % 2 == 1);
+      }
+    }
+  }
+  s.body = nullptr;
+}
+
+void SyncThreads() {
+  Current().state = State::kBlockWait;
+  SwitchToScheduler();
+}
+
+void SyncWarp(unsigned mask) {
+  TROUPE_CHECK_MSG(mask == 0xffffffffu, "cuda_cpu: __syncwarp with a partial mask");
+  WarpBarrier();
+}
+
+int CurrentThread() {
+  TROUPE_CHECK_MSG(S().current >= 0, "cuda_cpu: a device function ran outside a kernel");
+  return S().current;
+}
+
+void WarpBarrier() {
+  Current().state = State::kWarpWait;
+  SwitchToScheduler();
+}
+
+unsigned char* DynamicShared() {
+  TROUPE_CHECK_MSG(S().shared_aligned != nullptr, "cuda_cpu: no dynamic shared memory launched");
+  return S().shared_aligned;
+}
+
+uint64_t* NextExchangeBuffer() {
+  Fiber& f = Current();
+  const int warp = S().current / 32;
+  uint64_t* slots = S().warps[warp].exchange[f.exchange_parity];
+  f.exchange_parity ^= 1;
+  return slots;
+}
+
+void RequireFullWarp(unsigned mask, int width) {
+  TROUPE_CHECK_MSG(mask == 0xffffffffu && width == 32,
+                   "cuda_cpu: shuffles with a partial mask or width are not emulated");
+}
+
+}  // namespace troupe::cuda_cpu
+
+namespace nvcuda::wmma::internal {
+
+float* WarpTile(int elements) {
+  constexpr int kMaxWarps = 32, kMaxElements = 32 * 32;
+  static float tiles[kMaxWarps][kMaxElements];
+  TROUPE_CHECK(elements <= kMaxElements);
+  return tiles[troupe::cuda_cpu::CurrentThread() / 32];
+}
+
+}  // namespace nvcuda::wmma::internal
+
+// ---- The CUDA runtime API subset: host memory, synchronous copies. ----
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
+
+const char* cudaGetErrorString(cudaError_t error) {
+  return error == cudaSuccess ? "no error" : "cuda_cpu: error";
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t size) {
+  *ptr = std::aligned_alloc(256, (size + 255) / 256 * 256);
+  return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind) {
+  if (count > 0) std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void* ptr, int value, size_t count) {
+  std::memset(ptr, value, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) { return cudaSuccess; }
+
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+}  // extern "C"
