@@ -96,24 +96,31 @@ T ShflUp(unsigned mask, T value, unsigned delta, int width = 32) {
   return src >= 0 ? got : value;
 }
 
+// Runs `op` now, or appends it to the graph being captured on `stream` (cudaStreamBeginCapture),
+// as CUDA records rather than executes work issued to a capturing stream.
+void Enqueue(cudaStream_t stream, std::function<void()> op);
+
 // `kernel<<<grid, block, shared, stream>>>(args...)` is rewritten to
 // `Launch(kernel, grid, block, shared, stream)(args...)`; the arguments are copied as the
-// kernel's parameters, as a real launch copies them. Runs to completion before returning.
+// kernel's parameters, as a real launch copies them. Runs to completion before returning, unless
+// the stream is capturing.
 template <typename... Params>
 struct Launcher {
   void (*kernel)(Params...);
   dim3 grid, block;
   size_t shared;
+  cudaStream_t stream;
   void operator()(Params... args) const {
-    RunGrid(grid, block, shared, [&] { kernel(args...); });
+    Enqueue(stream, [k = kernel, g = grid, b = block, sh = shared, params = std::tuple(args...)] {
+      RunGrid(g, b, sh, [&] { std::apply(k, params); });
+    });
   }
 };
 
 template <typename... Params>
 Launcher<Params...> Launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared = 0,
                            cudaStream_t stream = nullptr) {
-  (void)stream;
-  return Launcher<Params...>{kernel, grid, block, shared};
+  return Launcher<Params...>{kernel, grid, block, shared, stream};
 }
 
 inline float UintAsFloat(uint32_t u) {

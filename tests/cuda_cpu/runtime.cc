@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -281,7 +282,98 @@ float* WarpTile(int elements) {
 
 }  // namespace nvcuda::wmma::internal
 
-// ---- The CUDA runtime API subset: host memory, synchronous copies. ----
+// ---- The CUDA runtime API subset. ----
+//
+// Device memory is host memory from aligned_alloc, recorded so that copies can be checked: a
+// copy whose kind disagrees with where its pointers are, or that runs past the end of a device
+// allocation, fails with cudaErrorInvalidValue, as does anything but kernels and async copies
+// issued while a stream captures (cudaErrorStreamCaptureUnsupported). Work on a stream runs when
+// issued; a captured graph replays its work in order.
+
+struct CUstream_st {
+  bool capturing = false;
+  std::vector<std::function<void()>> captured;
+};
+struct CUgraph_st {
+  std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> ops;
+};
+
+namespace troupe::cuda_cpu {
+namespace {
+
+struct Memory {
+  std::mutex mu;
+  std::map<uintptr_t, size_t> device;  // begin -> bytes
+  std::map<uintptr_t, size_t> pinned;
+  int capturing = 0;                   // streams now capturing
+};
+
+Memory& M() {
+  static Memory* m = new Memory;
+  return *m;
+}
+
+// True when [p, p + bytes) lies inside one allocation of `allocations`.
+bool Inside(const std::map<uintptr_t, size_t>& allocations, const void* p, size_t bytes) {
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  auto it = allocations.upper_bound(at);
+  if (it == allocations.begin()) return false;
+  --it;
+  return at >= it->first && at + bytes <= it->first + it->second;
+}
+
+bool IsDevice(const void* p) {
+  std::lock_guard<std::mutex> lock(M().mu);
+  return Inside(M().device, p, 1);
+}
+
+// Checks a copy's pointers against its kind; logs what is wrong.
+bool CopyOk(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  if (count == 0) return true;
+  const bool src_device = IsDevice(src), dst_device = IsDevice(dst);
+  bool src_ok = true, dst_ok = true;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    if (src_device) src_ok = Inside(M().device, src, count);
+    if (dst_device) dst_ok = Inside(M().device, dst, count);
+  }
+  const bool kind_ok =
+      kind == cudaMemcpyDefault ||
+      (kind == cudaMemcpyHostToDevice && !src_device && dst_device) ||
+      (kind == cudaMemcpyDeviceToHost && src_device && !dst_device) ||
+      (kind == cudaMemcpyDeviceToDevice && src_device && dst_device) ||
+      (kind == cudaMemcpyHostToHost && !src_device && !dst_device);
+  if (kind_ok && src_ok && dst_ok) return true;
+  std::fprintf(stderr,
+               "cuda_cpu: bad copy of %zu bytes, kind %d: src %s, dst %s%s%s\n", count,
+               static_cast<int>(kind), src_device ? "device" : "host", dst_device ? "device" : "host",
+               src_ok ? "" : "; src runs past its allocation", dst_ok ? "" : "; dst runs past its allocation");
+  return false;
+}
+
+bool Capturing() {
+  std::lock_guard<std::mutex> lock(M().mu);
+  return M().capturing > 0;
+}
+
+}  // namespace
+
+void Enqueue(cudaStream_t stream, std::function<void()> op) {
+  if (stream != nullptr && stream->capturing) {
+    stream->captured.push_back(std::move(op));
+  } else {
+    op();
+  }
+}
+
+}  // namespace troupe::cuda_cpu
+
+using troupe::cuda_cpu::Capturing;
+using troupe::cuda_cpu::CopyOk;
+using troupe::cuda_cpu::M;
 
 extern "C" {
 
@@ -290,35 +382,151 @@ cudaError_t cudaGetDeviceCount(int* count) {
   return cudaSuccess;
 }
 
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+
+// An H100 SXM's 132 multiprocessors, so that split-KV choices match the GPU's.
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0) return cudaErrorInvalidDevice;
+  if (attr != cudaDevAttrMultiProcessorCount) return cudaErrorInvalidValue;
+  *value = 132;
+  return cudaSuccess;
+}
+
 cudaError_t cudaGetLastError() { return cudaSuccess; }
 cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
 
 const char* cudaGetErrorString(cudaError_t error) {
-  return error == cudaSuccess ? "no error" : "cuda_cpu: error";
+  switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument (cuda_cpu)";
+    case cudaErrorMemoryAllocation: return "out of memory (cuda_cpu)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing (cuda_cpu)";
+    default: return "cuda_cpu: error";
+  }
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t size) {
+  if (Capturing()) return cudaErrorStreamCaptureUnsupported;
   *ptr = std::aligned_alloc(256, (size + 255) / 256 * 256);
-  return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+  if (*ptr == nullptr) return cudaErrorMemoryAllocation;
+  std::lock_guard<std::mutex> lock(M().mu);
+  M().device[reinterpret_cast<uintptr_t>(*ptr)] = size;
+  return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  if (Capturing()) return cudaErrorStreamCaptureUnsupported;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    if (M().device.erase(reinterpret_cast<uintptr_t>(ptr)) == 0) return cudaErrorInvalidValue;
+  }
   std::free(ptr);
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind) {
+cudaError_t cudaMallocHost(void** ptr, size_t size) {
+  if (Capturing()) return cudaErrorStreamCaptureUnsupported;
+  *ptr = std::aligned_alloc(256, (size + 255) / 256 * 256);
+  if (*ptr == nullptr) return cudaErrorMemoryAllocation;
+  std::lock_guard<std::mutex> lock(M().mu);
+  M().pinned[reinterpret_cast<uintptr_t>(*ptr)] = size;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    if (M().pinned.erase(reinterpret_cast<uintptr_t>(ptr)) == 0) return cudaErrorInvalidValue;
+  }
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  if (Capturing()) return cudaErrorStreamCaptureUnsupported;
+  if (!CopyOk(dst, src, count, kind)) return cudaErrorInvalidValue;
   if (count > 0) std::memmove(dst, src, count);
   return cudaSuccess;
 }
 
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+  if (!CopyOk(dst, src, count, kind)) return cudaErrorInvalidValue;
+  troupe::cuda_cpu::Enqueue(stream, [=] {
+    if (count > 0) std::memmove(dst, src, count);
+  });
+  return cudaSuccess;
+}
+
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
+  if (Capturing()) return cudaErrorStreamCaptureUnsupported;
+  if (!CopyOk(ptr, ptr, count, cudaMemcpyDeviceToDevice)) return cudaErrorInvalidValue;
   std::memset(ptr, value, count);
   return cudaSuccess;
 }
 
 cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) { return cudaSuccess; }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  return Capturing() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+  *stream = new CUstream_st;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  delete stream;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (stream != nullptr && stream->capturing) return cudaErrorStreamCaptureUnsupported;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  if (stream == nullptr || stream->capturing) return cudaErrorInvalidValue;
+  stream->capturing = true;
+  stream->captured.clear();
+  std::lock_guard<std::mutex> lock(M().mu);
+  ++M().capturing;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  if (stream == nullptr || !stream->capturing) return cudaErrorInvalidValue;
+  stream->capturing = false;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    --M().capturing;
+  }
+  *graph = new CUgraph_st{std::move(stream->captured)};
+  stream->captured.clear();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  *exec = new CUgraphExec_st{graph->ops};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  for (const auto& op : exec->ops) troupe::cuda_cpu::Enqueue(stream, op);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
 
 }  // extern "C"

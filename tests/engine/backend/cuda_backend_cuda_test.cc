@@ -7,6 +7,7 @@
 // Model files: $TROUPE_MODEL_DIR if set (a GPU machine with a carried bundle), else the repo's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +21,12 @@
 #include "engine/collecting_sink.h"
 #include "engine/engine.h"
 #include "engine/model/dummy_model.h"
+#include "engine/model/gguf.h"
+#include "engine/model/model_config.h"
+#include "engine/model/weights.h"
+#include "kernels/ggml_types.h"
+#include "kernels/matmul.h"
+#include "kernels/paged_index.h"
 #include "tests/testing/cuda_testing.h"
 #include "tests/testing/greedy.h"
 
@@ -191,12 +198,166 @@ TEST(CudaEngineTest, Stories260KGreedyTokensMatchTheCpuBackend) {
   ExpectSameGreedyTokens(ModelPath("stories260K.gguf", std::string(TROUPE_SHARED_DIR) + "/models"));
 }
 
-TEST(CudaEngineTest, SmolLm2GreedyTokensMatchTheCpuBackend) {
+// Logits of every position of `tokens` (one sequence, one prefill), [tokens.size(), vocab].
+std::vector<float> AllLogits(Backend& backend, const std::vector<TokenId>& tokens, int vocab) {
+  const int n = static_cast<int>(tokens.size());
+  std::vector<int32_t> positions(n), seq(n, 0), rows(n), table(CeilDiv(n, 16));
+  std::vector<int64_t> slots(n);
+  std::iota(positions.begin(), positions.end(), 0);
+  std::iota(rows.begin(), rows.end(), 0);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::iota(table.begin(), table.end(), 0);
+  const std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  std::vector<float> logits(static_cast<size_t>(n) * vocab, NAN);
+  backend.Forward(ForwardBatch{.tokens = ids, .positions = positions, .token_seq = seq,
+                               .slots = slots, .block_tables = table, .n_seqs = 1,
+                               .max_blocks_per_seq = static_cast<int>(table.size()),
+                               .logit_rows = rows, .hidden_out = nullptr, .sampling = {},
+                               .sampled_ids = nullptr},
+                  logits.data());
+  return logits;
+}
+
+// How greedy choices `chosen` (the continuation of `prompt`) look to `reference`: read in one
+// prefill, position i must pick chosen[i] or a token within `near_tie` logits of it.
+struct ChoiceCheck {
+  int exact = 0;            // positions where chosen[i] is the reference's argmax
+  float worst_deficit = 0;  // the largest max(logits) - logits[chosen[i]]
+};
+ChoiceCheck CheckChoices(Backend& reference, const std::vector<TokenId>& prompt,
+                         const std::vector<TokenId>& chosen, int vocab) {
+  std::vector<TokenId> forced = prompt;
+  forced.insert(forced.end(), chosen.begin(), chosen.end() - 1);
+  const std::vector<float> logits = AllLogits(reference, forced, vocab);
+  ChoiceCheck check;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    const float* row = logits.data() + (prompt.size() - 1 + i) * vocab;
+    const float best = *std::max_element(row, row + vocab);
+    check.exact += row[chosen[i]] == best ? 1 : 0;
+    check.worst_deficit = std::max(check.worst_deficit, best - row[chosen[i]]);
+  }
+  return check;
+}
+
+// The default model (SmolLM2, Q4_1). Its two backends round differently: the CPU multiplies the
+// Q4_1 blocks with 8-bit quantized activations and keeps an f16 KV cache; the CUDA backend
+// dequantizes the weights to bf16 and keeps bf16 activations and KV. Against an all-f32 forward
+// pass both are a few percent off (the CUDA backend closer; docs/cuda_backend.md), and SmolLM2's
+// greedy path has near-ties (0.07 logits apart two tokens into "The little dog"), where the two
+// continuations may part and then differ entirely. So each engine's greedy continuation is read
+// by the other backend in one prefill (teacher forcing): at every position the engine's token is
+// the other backend's argmax or within kNearTie logits of it, and at least 90% are the argmax.
+TEST(CudaEngineTest, SmolLm2GreedyTokensMatchTheCpuBackendUpToNearTies) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  constexpr float kNearTie = 0.75f;
+  constexpr int kNewTokens = 48;
+  const std::string path =
+      ModelPath("SmolLM2-135M-Instruct.Q4_1.gguf", std::string(TROUPE_SOURCE_DIR) + "/models");
+  if (!Exists(path)) GTEST_SKIP() << path << " is not on this machine (scripts/fetch-model.sh)";
+  auto cpu_engine = MakeEngine(path, "cpu");
+  auto gpu_engine = MakeEngine(path, "cuda");
+  ASSERT_TRUE(cpu_engine && gpu_engine);
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  const absl::StatusOr<ModelConfig> config = ModelConfigFromGguf(**file);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const absl::StatusOr<ModelWeights> weights = LoadModelWeights(**file, *config);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  BackendOptions options{.device = "cpu", .num_threads = 2,
+                         .kv = {.num_blocks = 16, .block_size = 16, .type = KvCacheType::kF16}};
+  auto cpu = CreateBackend(options, *config, *weights, nullptr);
+  options.device = "cuda";
+  auto gpu = CreateBackend(options, *config, *weights, nullptr);
+  ASSERT_TRUE(cpu.ok() && gpu.ok());
+  const int vocab = config->vocab_size;
+
+  const Tokenizer& tok = cpu_engine->tokenizer();
+  for (const char* text : {"Once upon a time", "The little dog", "Lily and Tom went to the park. They"}) {
+    SCOPED_TRACE(text);
+    const std::vector<TokenId> prompt = tok.Encode(text, /*add_bos=*/true, /*parse_special=*/false);
+    const std::vector<TokenId> on_cpu = testing::GreedyTokens(*cpu_engine, prompt, kNewTokens);
+    const std::vector<TokenId> on_gpu = testing::GreedyTokens(*gpu_engine, prompt, kNewTokens);
+    ASSERT_EQ(on_cpu.size(), size_t{kNewTokens});
+    ASSERT_EQ(on_gpu.size(), size_t{kNewTokens});
+    // The reference's own continuation is its argmax everywhere: the harness is sound.
+    ASSERT_EQ(CheckChoices(**cpu, prompt, on_cpu, vocab).exact, kNewTokens);
+    const ChoiceCheck gpu_reads_cpu = CheckChoices(**gpu, prompt, on_cpu, vocab);
+    const ChoiceCheck cpu_reads_gpu = CheckChoices(**cpu, prompt, on_gpu, vocab);
+    for (const ChoiceCheck& c : {gpu_reads_cpu, cpu_reads_gpu}) {
+      EXPECT_LE(c.worst_deficit, kNearTie);
+      EXPECT_GE(c.exact, kNewTokens * 9 / 10);
+    }
+    std::printf("%s: the CUDA backend agrees with %d of %d CPU choices (worst %.3f logits off); "
+                "the CPU with %d of %d CUDA engine choices (worst %.3f)\n",
+                text, gpu_reads_cpu.exact, kNewTokens, gpu_reads_cpu.worst_deficit,
+                cpu_reads_gpu.exact, kNewTokens, cpu_reads_gpu.worst_deficit);
+  }
+}
+
+// The default model against an all-f32 forward pass (the CPU backend over the weights
+// dequantized to f32, f32 KV): the CUDA backend's bf16 logits stay within 5% (relative L2) at
+// every position of a prompt. The CPU backend's own error is printed alongside: its 8-bit
+// activations put it further from f32 than the CUDA backend, which is why greedy continuations
+// of the two can part at near-ties (the test above).
+TEST(CudaBackendTest, SmolLm2LogitsStayNearAnF32ForwardPass) {
   TROUPE_SKIP_WITHOUT_CUDA();
   const std::string path =
       ModelPath("SmolLM2-135M-Instruct.Q4_1.gguf", std::string(TROUPE_SOURCE_DIR) + "/models");
   if (!Exists(path)) GTEST_SKIP() << path << " is not on this machine (scripts/fetch-model.sh)";
-  ExpectSameGreedyTokens(path);
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  const absl::StatusOr<ModelConfig> config = ModelConfigFromGguf(**file);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const absl::StatusOr<ModelWeights> weights = LoadModelWeights(**file, *config);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+
+  std::vector<std::vector<float>> f32_storage;
+  auto to_f32 = [&](const MatrixView& m) {
+    std::vector<float>& out = f32_storage.emplace_back(static_cast<size_t>(m.rows) * m.cols);
+    const size_t row_bytes = RowBytes(*TraitsOf(static_cast<uint32_t>(m.type)), m.cols);
+    for (int64_t r = 0; r < m.rows; ++r) {
+      DequantizeRow(m.type, static_cast<const uint8_t*>(m.data) + row_bytes * r,
+                    out.data() + r * m.cols, m.cols);
+    }
+    return MatrixView{.type = GgmlType::kF32, .data = out.data(), .rows = m.rows, .cols = m.cols};
+  };
+  f32_storage.reserve(2 + 7 * weights->layers.size());  // views point into it: no reallocation
+  ModelWeights f32 = *weights;
+  f32.token_embd = to_f32(weights->token_embd);
+  f32.output = config->tied_embeddings ? f32.token_embd : to_f32(weights->output);
+  for (LayerWeights& l : f32.layers) {
+    for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) *m = to_f32(*m);
+  }
+  BackendOptions options{.device = "cpu", .num_threads = 2,
+                         .kv = {.num_blocks = 16, .block_size = 16, .type = KvCacheType::kF32}};
+  auto exact = CreateBackend(options, *config, f32, nullptr);
+  options.kv.type = KvCacheType::kF16;
+  auto cpu = CreateBackend(options, *config, *weights, nullptr);
+  options.device = "cuda";
+  auto gpu = CreateBackend(options, *config, *weights, nullptr);
+  ASSERT_TRUE(exact.ok() && cpu.ok() && gpu.ok());
+
+  auto engine = MakeEngine(path, "cpu");
+  ASSERT_TRUE(engine);
+  const std::vector<TokenId> prompt = engine->tokenizer().Encode(
+      "Lily and Tom went to the park. They played on the swings until the sun went down.",
+      /*add_bos=*/true, /*parse_special=*/false);
+  const int vocab = config->vocab_size;
+  const std::vector<float> want = AllLogits(**exact, prompt, vocab);
+  const std::vector<float> on_cpu = AllLogits(**cpu, prompt, vocab);
+  const std::vector<float> on_gpu = AllLogits(**gpu, prompt, vocab);
+  double worst_cpu = 0, worst_gpu = 0;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    auto row = [&](const std::vector<float>& v) {
+      return std::vector<float>(v.begin() + i * vocab, v.begin() + (i + 1) * vocab);
+    };
+    const double gpu_err = RelativeL2(row(on_gpu), row(want));
+    EXPECT_LT(gpu_err, 5e-2) << "position " << i;
+    worst_gpu = std::max(worst_gpu, gpu_err);
+    worst_cpu = std::max(worst_cpu, RelativeL2(row(on_cpu), row(want)));
+  }
+  std::printf("%zu positions, worst relative L2 against f32: CUDA backend %.4f, CPU backend %.4f\n",
+              prompt.size(), worst_gpu, worst_cpu);
 }
 
 TEST(CudaEngineTest, SeededDeviceSamplingIsReproducibleAndBatchIndependent) {
