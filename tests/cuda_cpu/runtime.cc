@@ -162,6 +162,10 @@ void RunWarp(int w, int num_threads, bool reverse) {
       if (s.fibers[t].state == State::kWarpWait) ++at_warp;
     }
     if (at_warp == 0) return;
+    TROUPE_CHECK_MSG(live == end - begin,
+                     "cuda_cpu: divergent barrier in block (%u, %u, %u) warp %d: %d lanes wait at "
+                     "a full-warp barrier or shuffle after %d lanes returned",
+                     blockIdx.x, blockIdx.y, blockIdx.z, w, at_warp, end - begin - live);
     TROUPE_CHECK_MSG(at_warp == live,
                      "cuda_cpu: divergent barrier in block (%u, %u, %u) warp %d: %d of %d live "
                      "lanes wait at a warp barrier, the rest at __syncthreads",
@@ -197,6 +201,12 @@ void RunBlock(int num_threads, int num_warps, bool reverse) {
       s.fibers[t].state = State::kReady;  // every live thread waits at __syncthreads
     }
     if (live == 0) return;
+    // A __syncthreads that part of the block never reaches is undefined behaviour in CUDA (the
+    // condition around it must be the same for the whole block), even if the rest returned.
+    TROUPE_CHECK_MSG(live == num_threads,
+                     "cuda_cpu: divergent barrier in block (%u, %u, %u): %d threads wait at "
+                     "__syncthreads after %d returned",
+                     blockIdx.x, blockIdx.y, blockIdx.z, live, num_threads - live);
   }
 }
 

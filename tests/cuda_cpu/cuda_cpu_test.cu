@@ -1,0 +1,141 @@
+// cuda_cpu itself: what it must expose (a missing barrier, a divergent one, a bad copy) and what
+// it must emulate faithfully (shuffles, graph capture and replay). Built only for the CPU: it is
+// translated like the kernels (translate.py) and runs in every CUDA build's tests.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <vector>
+
+namespace troupe::cuda_cpu {
+namespace {
+
+constexpr int kThreads = 64;  // two warps
+
+// Thread 0 sums what every thread of the block stored; correct only with the barrier.
+__global__ void BlockSumKernel(const float* in, float* out, bool barrier) {
+  __shared__ float staged[kThreads];
+  staged[threadIdx.x] = in[blockIdx.x * kThreads + threadIdx.x];
+  if (barrier) __syncthreads();
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (int i = 0; i < kThreads; ++i) sum += staged[i];
+    out[blockIdx.x] = sum;
+  }
+}
+
+__global__ void WarpSumKernel(const float* in, float* out) {
+  float v = in[threadIdx.x];
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  out[threadIdx.x] = v;
+}
+
+__global__ void IncrementKernel(int* counter) {
+  if (threadIdx.x == 0) *counter += 1;
+}
+
+__global__ void DivergentBarrierKernel() {
+  if (threadIdx.x < 32) __syncthreads();
+}
+
+std::vector<float> SumBlocks(bool barrier, int blocks) {
+  std::vector<float> in(blocks * kThreads);
+  std::iota(in.begin(), in.end(), 1.0f);
+  float *d_in, *d_out;
+  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_in), in.size() * sizeof(float)), cudaSuccess);
+  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), blocks * sizeof(float)), cudaSuccess);
+  cudaMemcpy(d_in, in.data(), in.size() * sizeof(float), cudaMemcpyHostToDevice);
+  BlockSumKernel<<<blocks, kThreads>>>(d_in, d_out, barrier);
+  std::vector<float> out(blocks);
+  cudaMemcpy(out.data(), d_out, blocks * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(d_in);
+  cudaFree(d_out);
+  return out;
+}
+
+float ExpectedSum(int block) {
+  const float first = 1.0f + block * kThreads;
+  return kThreads * first + kThreads * (kThreads - 1) / 2.0f;
+}
+
+TEST(CudaCpuTest, BlockSumIsRightWithItsBarrier) {
+  const std::vector<float> out = SumBlocks(/*barrier=*/true, 4);
+  for (int b = 0; b < 4; ++b) EXPECT_EQ(out[b], ExpectedSum(b)) << "block " << b;
+}
+
+// Without the barrier thread 0 reads before the other threads have stored (ascending order, in
+// even blocks): the emulator must turn the race into a wrong sum, not hide it.
+TEST(CudaCpuTest, MissingBarrierGivesAWrongSum) {
+  const std::vector<float> out = SumBlocks(/*barrier=*/false, 2);
+  EXPECT_NE(out[0], ExpectedSum(0));
+}
+
+void LaunchDivergentBarrier() {
+  DivergentBarrierKernel<<<1, kThreads>>>();
+}
+
+TEST(CudaCpuTest, DivergentBarrierAborts) {
+  EXPECT_DEATH(LaunchDivergentBarrier(), "divergent barrier");
+}
+
+TEST(CudaCpuTest, ShuffleXorSumsTheWarp) {
+  std::vector<float> in(32);
+  std::iota(in.begin(), in.end(), 0.0f);
+  float *d_in, *d_out;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_in), 32 * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), 32 * sizeof(float)), cudaSuccess);
+  cudaMemcpy(d_in, in.data(), 32 * sizeof(float), cudaMemcpyHostToDevice);
+  WarpSumKernel<<<1, 32>>>(d_in, d_out);
+  std::vector<float> out(32);
+  cudaMemcpy(out.data(), d_out, 32 * sizeof(float), cudaMemcpyDeviceToHost);
+  for (float v : out) EXPECT_EQ(v, 496.0f);
+  cudaFree(d_in);
+  cudaFree(d_out);
+}
+
+TEST(CudaCpuTest, CaptureRecordsAndGraphLaunchesReplay) {
+  int* counter;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&counter), sizeof(int)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(counter, 0, sizeof(int)), cudaSuccess);
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  IncrementKernel<<<1, 32, 0, stream>>>(counter);
+  IncrementKernel<<<1, 32, 0, stream>>>(counter);
+  void* scratch = nullptr;
+  EXPECT_EQ(cudaMalloc(&scratch, 16), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaErrorStreamCaptureUnsupported);
+  cudaGraph_t graph;
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  int host = -1;
+  cudaMemcpy(&host, counter, sizeof(int), cudaMemcpyDeviceToHost);
+  EXPECT_EQ(host, 0) << "captured work must not run";
+  cudaGraphExec_t exec;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaMemcpy(&host, counter, sizeof(int), cudaMemcpyDeviceToHost);
+  EXPECT_EQ(host, 6);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  cudaFree(counter);
+}
+
+TEST(CudaCpuTest, CopiesAreCheckedAgainstAllocationsAndKinds) {
+  char* dev;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dev), 100), cudaSuccess);
+  std::vector<char> host(200);
+  EXPECT_EQ(cudaMemcpy(dev, host.data(), 100, cudaMemcpyHostToDevice), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(dev, host.data(), 101, cudaMemcpyHostToDevice), cudaErrorInvalidValue)
+      << "past the end of the allocation";
+  EXPECT_EQ(cudaMemcpy(dev + 50, host.data(), 60, cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), dev, 100, cudaMemcpyHostToDevice), cudaErrorInvalidValue)
+      << "kind disagrees with the pointers";
+  EXPECT_EQ(cudaMemcpy(host.data(), host.data() + 100, 100, cudaMemcpyDeviceToHost),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFree(host.data()), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFree(dev), cudaSuccess);
+}
+
+}  // namespace
+}  // namespace troupe::cuda_cpu
