@@ -20,6 +20,7 @@
 #include "engine/backend/backend.h"
 #include "engine/collecting_sink.h"
 #include "engine/engine.h"
+#include "engine/common/status_macros.h"
 #include "engine/model/dummy_model.h"
 #include "engine/model/gguf.h"
 #include "engine/model/model_config.h"
@@ -218,6 +219,25 @@ std::vector<float> AllLogits(Backend& backend, const std::vector<TokenId>& token
   return logits;
 }
 
+// The default model's file (empty when absent) and, opened, its config and weight views.
+std::string SmolLm2Path() {
+  const std::string path =
+      ModelPath("SmolLM2-135M-Instruct.Q4_1.gguf", std::string(TROUPE_SOURCE_DIR) + "/models");
+  return Exists(path) ? path : "";
+}
+struct OpenModel {
+  std::unique_ptr<GgufFile> file;  // the weight views point into its mapping
+  ModelConfig config;
+  ModelWeights weights;
+};
+absl::StatusOr<OpenModel> Open(const std::string& path) {
+  OpenModel m;
+  TROUPE_ASSIGN_OR_RETURN(m.file, GgufFile::Open(path));
+  TROUPE_ASSIGN_OR_RETURN(m.config, ModelConfigFromGguf(*m.file));
+  TROUPE_ASSIGN_OR_RETURN(m.weights, LoadModelWeights(*m.file, m.config));
+  return m;
+}
+
 // How greedy choices `chosen` (the continuation of `prompt`) look to `reference`: read in one
 // prefill, position i must pick chosen[i] or a token within `near_tie` logits of it.
 struct ChoiceCheck {
@@ -251,18 +271,15 @@ TEST(CudaEngineTest, SmolLm2GreedyTokensMatchTheCpuBackendUpToNearTies) {
   TROUPE_SKIP_WITHOUT_CUDA();
   constexpr float kNearTie = 0.75f;
   constexpr int kNewTokens = 48;
-  const std::string path =
-      ModelPath("SmolLM2-135M-Instruct.Q4_1.gguf", std::string(TROUPE_SOURCE_DIR) + "/models");
-  if (!Exists(path)) GTEST_SKIP() << path << " is not on this machine (scripts/fetch-model.sh)";
+  const std::string path = SmolLm2Path();
+  if (path.empty()) GTEST_SKIP() << "no SmolLM2 on this machine (scripts/fetch-model.sh)";
   auto cpu_engine = MakeEngine(path, "cpu");
   auto gpu_engine = MakeEngine(path, "cuda");
   ASSERT_TRUE(cpu_engine && gpu_engine);
-  auto file = GgufFile::Open(path);
-  ASSERT_TRUE(file.ok()) << file.status();
-  const absl::StatusOr<ModelConfig> config = ModelConfigFromGguf(**file);
-  ASSERT_TRUE(config.ok()) << config.status();
-  const absl::StatusOr<ModelWeights> weights = LoadModelWeights(**file, *config);
-  ASSERT_TRUE(weights.ok()) << weights.status();
+  absl::StatusOr<OpenModel> model = Open(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const ModelConfig* config = &model->config;
+  const ModelWeights* weights = &model->weights;
   BackendOptions options{.device = "cpu", .num_threads = 2,
                          .kv = {.num_blocks = 16, .block_size = 16, .type = KvCacheType::kF16}};
   auto cpu = CreateBackend(options, *config, *weights, nullptr);
@@ -301,15 +318,12 @@ TEST(CudaEngineTest, SmolLm2GreedyTokensMatchTheCpuBackendUpToNearTies) {
 // of the two can part at near-ties (the test above).
 TEST(CudaBackendTest, SmolLm2LogitsStayNearAnF32ForwardPass) {
   TROUPE_SKIP_WITHOUT_CUDA();
-  const std::string path =
-      ModelPath("SmolLM2-135M-Instruct.Q4_1.gguf", std::string(TROUPE_SOURCE_DIR) + "/models");
-  if (!Exists(path)) GTEST_SKIP() << path << " is not on this machine (scripts/fetch-model.sh)";
-  auto file = GgufFile::Open(path);
-  ASSERT_TRUE(file.ok()) << file.status();
-  const absl::StatusOr<ModelConfig> config = ModelConfigFromGguf(**file);
-  ASSERT_TRUE(config.ok()) << config.status();
-  const absl::StatusOr<ModelWeights> weights = LoadModelWeights(**file, *config);
-  ASSERT_TRUE(weights.ok()) << weights.status();
+  const std::string path = SmolLm2Path();
+  if (path.empty()) GTEST_SKIP() << "no SmolLM2 on this machine (scripts/fetch-model.sh)";
+  absl::StatusOr<OpenModel> model = Open(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const ModelConfig* config = &model->config;
+  const ModelWeights* weights = &model->weights;
 
   std::vector<std::vector<float>> f32_storage;
   auto to_f32 = [&](const MatrixView& m) {
