@@ -312,7 +312,10 @@ absl::Status CudaBackend::State::UploadWeights(const ModelWeights& w) {
   TROUPE_RETURN_IF_ERROR(UploadFloats(w.output_norm, output_norm));
   inv_freq = weights.as<float>(offsets[i++]);
   TROUPE_RETURN_IF_ERROR(UploadFloats(inv_freq_host, inv_freq));
-  if (const cudaError_t e = cudaStreamSynchronize(stream); e != cudaSuccess) {
+  // The whole device, not just `stream`: the synchronous cudaMemcpy calls above run on the
+  // legacy default stream, which a non-blocking stream does not wait for, and a pageable copy
+  // may return before its DMA has landed.
+  if (const cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess) {
     return CudaError(e, "uploading weights");
   }
   return absl::OkStatus();

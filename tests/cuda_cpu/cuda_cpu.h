@@ -24,6 +24,7 @@
 #include <cstring>
 #include <functional>
 #include <tuple>
+#include <vector>
 
 #undef __global__
 #undef __device__
@@ -96,9 +97,21 @@ T ShflUp(unsigned mask, T value, unsigned delta, int width = 32) {
   return src >= 0 ? got : value;
 }
 
+// Device memory an operation may read or write: [begin, end) byte addresses.
+struct Range {
+  uintptr_t begin, end;
+};
+
+// The cudaMalloc blocks that the bytes of `args` point into (every 8-byte-aligned word that is
+// an address inside one): what a kernel with these parameters may touch.
+std::vector<Range> AllocationsReferencedBy(const void* args, size_t bytes);
+
 // Runs `op` now, or appends it to the graph being captured on `stream` (cudaStreamBeginCapture),
-// as CUDA records rather than executes work issued to a capturing stream.
-void Enqueue(cudaStream_t stream, std::function<void()> op);
+// as CUDA records rather than executes work issued to a capturing stream. Before running it,
+// checks stream order (runtime.cc): `touched` must not overlap unfinished work of a stream that
+// `stream` does not wait for (the legacy default stream and a non-blocking stream do not wait
+// for each other); a violation aborts, naming both.
+void Enqueue(cudaStream_t stream, std::vector<Range> touched, std::function<void()> op);
 
 // `kernel<<<grid, block, shared, stream>>>(args...)` is rewritten to
 // `Launch(kernel, grid, block, shared, stream)(args...)`; the arguments are copied as the
@@ -111,9 +124,11 @@ struct Launcher {
   size_t shared;
   cudaStream_t stream;
   void operator()(Params... args) const {
-    Enqueue(stream, [k = kernel, g = grid, b = block, sh = shared, params = std::tuple(args...)] {
-      RunGrid(g, b, sh, [&] { std::apply(k, params); });
-    });
+    const std::tuple<Params...> params(args...);
+    Enqueue(stream, AllocationsReferencedBy(&params, sizeof params),
+            [k = kernel, g = grid, b = block, sh = shared, params] {
+              RunGrid(g, b, sh, [&] { std::apply(k, params); });
+            });
   }
 };
 

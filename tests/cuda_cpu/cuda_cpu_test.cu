@@ -1,6 +1,7 @@
-// cuda_cpu itself: what it must expose (a missing barrier, a divergent one, a bad copy) and what
-// it must emulate faithfully (shuffles, graph capture and replay). Built only for the CPU: it is
-// translated like the kernels (translate.py) and runs in every CUDA build's tests.
+// cuda_cpu itself: what it must expose (a missing barrier, a divergent one, a bad copy, a race
+// between streams) and what it must emulate faithfully (shuffles, graph capture and replay).
+// Built only for the CPU: it is translated like the kernels (translate.py) and runs in every CUDA
+// build's tests.
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -119,6 +120,45 @@ TEST(CudaCpuTest, CaptureRecordsAndGraphLaunchesReplay) {
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
   cudaFree(counter);
+}
+
+// The legacy default stream (synchronous copies, stream 0) and a non-blocking stream do not
+// wait for each other: touching the same memory from both without a synchronisation between is
+// a race on a GPU, and aborts here.
+void UploadThenIncrementOnNonBlockingStream(bool synchronize) {
+  int* counter;
+  cudaMalloc(reinterpret_cast<void**>(&counter), sizeof(int));
+  cudaStream_t stream;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  const int zero = 0;
+  cudaMemcpy(counter, &zero, sizeof(int), cudaMemcpyHostToDevice);  // pageable: may still run
+  if (synchronize) cudaDeviceSynchronize();
+  IncrementKernel<<<1, 32, 0, stream>>>(counter);
+  cudaStreamSynchronize(stream);
+  cudaStreamDestroy(stream);
+  cudaFree(counter);
+}
+
+void IncrementOnNonBlockingStreamThenDownload(bool synchronize) {
+  int* counter;
+  cudaMalloc(reinterpret_cast<void**>(&counter), sizeof(int));
+  cudaMemset(counter, 0, sizeof(int));
+  cudaDeviceSynchronize();
+  cudaStream_t stream;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  IncrementKernel<<<1, 32, 0, stream>>>(counter);
+  if (synchronize) cudaStreamSynchronize(stream);
+  int host = 0;
+  cudaMemcpy(&host, counter, sizeof(int), cudaMemcpyDeviceToHost);
+  cudaStreamDestroy(stream);
+  cudaFree(counter);
+}
+
+TEST(CudaCpuTest, LegacyAndNonBlockingStreamsMustBeSynchronised) {
+  UploadThenIncrementOnNonBlockingStream(/*synchronize=*/true);
+  IncrementOnNonBlockingStreamThenDownload(/*synchronize=*/true);
+  EXPECT_DEATH(UploadThenIncrementOnNonBlockingStream(/*synchronize=*/false), "stream race");
+  EXPECT_DEATH(IncrementOnNonBlockingStreamThenDownload(/*synchronize=*/false), "stream race");
 }
 
 TEST(CudaCpuTest, CopiesAreCheckedAgainstAllocationsAndKinds) {

@@ -54,7 +54,9 @@ Gemm::~Gemm() { delete handle_; }
 
 void Gemm::Run(const Bf16* w, int rows, int cols, const Bf16* x, int n, float* y) {
   TROUPE_CHECK(n > 0 && rows > 0 && cols > 0);
-  cuda_cpu::Enqueue(handle_->stream, [=] { GemmOnCpu(w, rows, cols, x, n, y); });
+  const void* operands[] = {w, x, y};
+  cuda_cpu::Enqueue(handle_->stream, cuda_cpu::AllocationsReferencedBy(operands, sizeof operands),
+                    [=] { GemmOnCpu(w, rows, cols, x, n, y); });
 }
 
 }  // namespace troupe::cuda

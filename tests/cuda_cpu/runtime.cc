@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -299,16 +300,39 @@ float* WarpTile(int elements) {
 // allocation, fails with cudaErrorInvalidValue, as does anything but kernels and async copies
 // issued while a stream captures (cudaErrorStreamCaptureUnsupported). Work on a stream runs when
 // issued; a captured graph replays its work in order.
+//
+// Stream order. Everything runs when issued, so a real race between streams would pass unseen;
+// instead each operation's device ranges are remembered as unfinished until a synchronisation
+// that covers them, per side: the legacy default stream (stream 0, the synchronous cudaMemcpy and
+// cudaMemset, and blocking streams, which wait for it and it for them) and each non-blocking
+// stream (which does not wait for stream 0, nor it for them). An operation that touches ranges
+// still unfinished on the other side aborts. Synchronisation: cudaDeviceSynchronize and cudaFree
+// end everything; cudaStreamSynchronize its stream (stream 0: the legacy side); a synchronous
+// device-to-host copy, or host-to-device from pinned memory, returns when the legacy side is done;
+// one from pageable memory only after the legacy side's earlier work (its own DMA may still run).
+
+namespace troupe::cuda_cpu {
+namespace {
+
+struct Op {
+  std::vector<Range> touched;
+  std::function<void()> run;
+};
+
+}  // namespace
+}  // namespace troupe::cuda_cpu
 
 struct CUstream_st {
+  bool non_blocking = false;
   bool capturing = false;
-  std::vector<std::function<void()>> captured;
+  std::vector<troupe::cuda_cpu::Op> captured;
+  std::vector<troupe::cuda_cpu::Range> unfinished;  // non-blocking streams only
 };
 struct CUgraph_st {
-  std::vector<std::function<void()>> ops;
+  std::vector<troupe::cuda_cpu::Op> ops;
 };
 struct CUgraphExec_st {
-  std::vector<std::function<void()>> ops;
+  std::vector<troupe::cuda_cpu::Op> ops;
 };
 
 namespace troupe::cuda_cpu {
@@ -319,6 +343,8 @@ struct Memory {
   std::map<uintptr_t, size_t> device;  // begin -> bytes
   std::map<uintptr_t, size_t> pinned;
   int capturing = 0;                   // streams now capturing
+  std::vector<CUstream_st*> non_blocking;
+  std::vector<Range> legacy_unfinished;
 };
 
 Memory& M() {
@@ -326,13 +352,19 @@ Memory& M() {
   return *m;
 }
 
+// The allocation holding p, as a range; {0, 0} when none does. REQUIRES: M().mu held.
+Range AllocationOf(const std::map<uintptr_t, size_t>& allocations, uintptr_t p) {
+  auto it = allocations.upper_bound(p);
+  if (it == allocations.begin()) return {0, 0};
+  --it;
+  return p < it->first + it->second ? Range{it->first, it->first + it->second} : Range{0, 0};
+}
+
 // True when [p, p + bytes) lies inside one allocation of `allocations`.
 bool Inside(const std::map<uintptr_t, size_t>& allocations, const void* p, size_t bytes) {
   const auto at = reinterpret_cast<uintptr_t>(p);
-  auto it = allocations.upper_bound(at);
-  if (it == allocations.begin()) return false;
-  --it;
-  return at >= it->first && at + bytes <= it->first + it->second;
+  const Range r = AllocationOf(allocations, at);
+  return r.end > 0 && at + bytes <= r.end;
 }
 
 bool IsDevice(const void* p) {
@@ -364,24 +396,102 @@ bool CopyOk(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
   return false;
 }
 
+// The device parts of a copy or memset: its source and destination where they are device memory.
+std::vector<Range> CopyRanges(const void* dst, const void* src, size_t count) {
+  std::vector<Range> ranges;
+  if (count == 0) return ranges;
+  for (const void* p : {dst, src}) {
+    if (p != nullptr && IsDevice(p)) {
+      const auto at = reinterpret_cast<uintptr_t>(p);
+      ranges.push_back({at, at + count});
+    }
+  }
+  return ranges;
+}
+
+bool Overlap(const std::vector<Range>& a, const std::vector<Range>& b) {
+  for (const Range& x : a) {
+    for (const Range& y : b) {
+      if (x.begin < y.end && y.begin < x.end) return true;
+    }
+  }
+  return false;
+}
+
 bool Capturing() {
   std::lock_guard<std::mutex> lock(M().mu);
   return M().capturing > 0;
 }
 
+// The stream-order check (see above) for an operation on `stream` touching `touched`, which
+// then stays unfinished on its side. `what` names it in the abort message.
+void CheckOrder(cudaStream_t stream, const std::vector<Range>& touched, const char* what) {
+  Memory& m = M();
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (stream != nullptr && stream->non_blocking) {
+    TROUPE_CHECK_MSG(!Overlap(touched, m.legacy_unfinished),
+                     "cuda_cpu: stream race: %s on a non-blocking stream touches device memory "
+                     "that work on the legacy default stream (a synchronous cudaMemcpy or "
+                     "cudaMemset, or a launch on stream 0) may still be using; a non-blocking "
+                     "stream does not wait for it: synchronise first",
+                     what);
+    stream->unfinished.insert(stream->unfinished.end(), touched.begin(), touched.end());
+    return;
+  }
+  for (CUstream_st* other : m.non_blocking) {
+    TROUPE_CHECK_MSG(!Overlap(touched, other->unfinished),
+                     "cuda_cpu: stream race: %s on the legacy default stream touches device "
+                     "memory that a non-blocking stream's unfinished work uses; the legacy stream "
+                     "does not wait for it: cudaStreamSynchronize that stream first",
+                     what);
+  }
+  m.legacy_unfinished.insert(m.legacy_unfinished.end(), touched.begin(), touched.end());
+}
+
+void FinishLegacy() {
+  std::lock_guard<std::mutex> lock(M().mu);
+  M().legacy_unfinished.clear();
+}
+
+void FinishAll() {
+  std::lock_guard<std::mutex> lock(M().mu);
+  M().legacy_unfinished.clear();
+  for (CUstream_st* s : M().non_blocking) s->unfinished.clear();
+}
+
 }  // namespace
 
-void Enqueue(cudaStream_t stream, std::function<void()> op) {
-  if (stream != nullptr && stream->capturing) {
-    stream->captured.push_back(std::move(op));
-  } else {
-    op();
+std::vector<Range> AllocationsReferencedBy(const void* args, size_t bytes) {
+  std::vector<Range> ranges;
+  std::lock_guard<std::mutex> lock(M().mu);
+  for (size_t at = 0; at + sizeof(uintptr_t) <= bytes; at += sizeof(uintptr_t)) {
+    uintptr_t word;
+    std::memcpy(&word, static_cast<const char*>(args) + at, sizeof word);
+    const Range r = AllocationOf(M().device, word);
+    if (r.end == 0) continue;
+    bool seen = false;
+    for (const Range& x : ranges) seen = seen || x.begin == r.begin;
+    if (!seen) ranges.push_back(r);
   }
+  return ranges;
+}
+
+void Enqueue(cudaStream_t stream, std::vector<Range> touched, std::function<void()> op) {
+  if (stream != nullptr && stream->capturing) {
+    stream->captured.push_back(Op{std::move(touched), std::move(op)});
+    return;
+  }
+  CheckOrder(stream, touched, "a kernel, GEMM or async copy");
+  op();
 }
 
 }  // namespace troupe::cuda_cpu
 
 using troupe::cuda_cpu::Capturing;
+using troupe::cuda_cpu::CheckOrder;
+using troupe::cuda_cpu::CopyRanges;
+using troupe::cuda_cpu::FinishAll;
+using troupe::cuda_cpu::FinishLegacy;
 using troupe::cuda_cpu::CopyOk;
 using troupe::cuda_cpu::M;
 
@@ -431,6 +541,7 @@ cudaError_t cudaFree(void* ptr) {
     std::lock_guard<std::mutex> lock(M().mu);
     if (M().device.erase(reinterpret_cast<uintptr_t>(ptr)) == 0) return cudaErrorInvalidValue;
   }
+  FinishAll();  // cudaFree waits for the device
   std::free(ptr);
   return cudaSuccess;
 }
@@ -457,14 +568,23 @@ cudaError_t cudaFreeHost(void* ptr) {
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
   if (Capturing()) return cudaErrorStreamCaptureUnsupported;
   if (!CopyOk(dst, src, count, kind)) return cudaErrorInvalidValue;
+  const bool to_host = !troupe::cuda_cpu::IsDevice(dst);
+  bool pinned_source = false;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    pinned_source = troupe::cuda_cpu::Inside(M().pinned, src, count);
+  }
+  if (!to_host && !pinned_source && !troupe::cuda_cpu::IsDevice(src)) FinishLegacy();
+  CheckOrder(nullptr, CopyRanges(dst, src, count), "a synchronous cudaMemcpy");
   if (count > 0) std::memmove(dst, src, count);
+  if (to_host || pinned_source) FinishLegacy();  // returns when the copy is done
   return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
                             cudaStream_t stream) {
   if (!CopyOk(dst, src, count, kind)) return cudaErrorInvalidValue;
-  troupe::cuda_cpu::Enqueue(stream, [=] {
+  troupe::cuda_cpu::Enqueue(stream, CopyRanges(dst, src, count), [=] {
     if (count > 0) std::memmove(dst, src, count);
   });
   return cudaSuccess;
@@ -473,6 +593,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
   if (Capturing()) return cudaErrorStreamCaptureUnsupported;
   if (!CopyOk(ptr, ptr, count, cudaMemcpyDeviceToDevice)) return cudaErrorInvalidValue;
+  CheckOrder(nullptr, CopyRanges(ptr, nullptr, count), "a cudaMemset");
   std::memset(ptr, value, count);
   return cudaSuccess;
 }
@@ -480,21 +601,43 @@ cudaError_t cudaMemset(void* ptr, int value, size_t count) {
 cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) { return cudaSuccess; }
 
 cudaError_t cudaDeviceSynchronize() {
-  return Capturing() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
-}
-
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
-  *stream = new CUstream_st;
+  if (Capturing()) return cudaErrorStreamCaptureUnsupported;
+  FinishAll();
   return cudaSuccess;
 }
 
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
+  *stream = new CUstream_st;
+  (*stream)->non_blocking = (flags & cudaStreamNonBlocking) != 0;
+  if ((*stream)->non_blocking) {
+    std::lock_guard<std::mutex> lock(M().mu);
+    M().non_blocking.push_back(*stream);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) {
+  return cudaStreamCreateWithFlags(stream, cudaStreamDefault);
+}
+
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    auto& v = M().non_blocking;
+    v.erase(std::remove(v.begin(), v.end(), stream), v.end());
+  }
   delete stream;
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (stream != nullptr && stream->capturing) return cudaErrorStreamCaptureUnsupported;
+  if (stream != nullptr && stream->non_blocking) {
+    std::lock_guard<std::mutex> lock(M().mu);
+    stream->unfinished.clear();
+  } else {
+    FinishLegacy();
+  }
   return cudaSuccess;
 }
 
@@ -525,7 +668,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 }
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
-  for (const auto& op : exec->ops) troupe::cuda_cpu::Enqueue(stream, op);
+  for (const auto& op : exec->ops) troupe::cuda_cpu::Enqueue(stream, op.touched, op.run);
   return cudaSuccess;
 }
 
