@@ -4,16 +4,18 @@
 // shared memory) and compiled by the host compiler with this header in front.
 //
 // Execution model: one block at a time; each CUDA thread of the block is a fiber on the calling
-// thread, run in thread order until it reaches a barrier (__syncthreads, __syncwarp, a shuffle,
-// a WMMA op) or returns. A warp barrier releases when every live lane of the warp waits at one;
-// __syncthreads when every live thread of the block does; anything else is a divergent barrier
-// and aborts. Running thread 0 to its barrier before thread 1 starts makes a missing barrier
-// show up as a wrong result (a thread reads what a later thread has not yet written); dynamic
-// shared memory is filled with 0xFF (NaN) at each block so reading it unwritten shows up too.
+// thread. Between two __syncthreads each warp runs alone, as far as it can, before the next one
+// starts (ascending warp and lane order in even blocks, descending in odd ones); within a warp,
+// each lane runs to its next warp barrier (__syncwarp, a shuffle, a WMMA op), which releases
+// when every lane waits at one. A barrier that part of the warp or block never reaches aborts.
+// So a missing barrier shows up as a wrong result (a thread reads what another has not written
+// yet, or what another has already overwritten); dynamic shared memory is filled with 0xFF
+// (NaN) at each block so reading it unwritten shows up too. runtime.cc also checks copies and
+// the order between streams.
 //
 // What it cannot show: timing, occupancy, bank conflicts, register spills, the memory model of
-// a real GPU (all "device" memory is host memory, all launches are synchronous), and races that
-// the fixed thread order happens to hide. It is a logic check for the kernels, not a GPU.
+// a real GPU (all "device" memory is host memory, all work runs when issued), and races that
+// both thread orders happen to hide. It is a logic check for the kernels, not a GPU.
 #pragma once
 
 #include <cuda_bf16.h>
