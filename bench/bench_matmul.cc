@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/common/thread_pool.h"
+#include "common/thread_pool.h"
 #include "kernels/cpu/packed_matrix.h"
 #include "kernels/matmul.h"
 

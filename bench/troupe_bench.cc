@@ -22,7 +22,7 @@
 #include "bench/load/png_chart.h"
 #include "bench/load/stats.h"
 #include "bench/load/workload.h"
-#include "server/flag_parser.h"
+#include "common/flag_parser.h"
 
 namespace troupe::load {
 namespace {

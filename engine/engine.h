@@ -14,8 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/common/histogram.h"
-#include "engine/request.h"
+#include "common/histogram.h"
+#include "engine/request/request.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kernels/paged_attention.h"

@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "engine/request.h"
+#include "engine/request/request.h"
 
 namespace troupe {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): install dependencies, fetch the default model,
-# configure build/ (Release, Ninja), build with 2 jobs, run every test not labelled gpu.
+# check the folder layering (scripts/check-layers.py), configure build/ (Release, Ninja), build
+# with 2 jobs, run every test not labelled gpu, then build the custom-command targets with the
+# Unix Makefiles generator too (scripts/check-makefiles-build.sh).
 # CUDA targets are compiled when nvcc exists (TROUPE_CUDA=AUTO); GPU tests run only with
 # `ctest --test-dir build -L gpu` on a machine with a device.
 set -euo pipefail
@@ -15,6 +17,9 @@ jobs=${TROUPE_JOBS:-2}
 scripts/install-deps.sh
 scripts/fetch-model.sh
 
+scripts/check-layers.py --doc docs/architecture.md
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTROUPE_CUDA=AUTO
 cmake --build build -j "$jobs"
 ctest --test-dir build -LE gpu --output-on-failure
+scripts/check-makefiles-build.sh build-make "$jobs"

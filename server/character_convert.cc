@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/common/status_macros.h"
-#include "engine/session/character_card.h"
+#include "common/status_macros.h"
+#include "engine/character/character_card.h"
 
 namespace troupe {
 namespace {

@@ -4,9 +4,9 @@
 #pragma once
 
 #include "absl/status/statusor.h"
+#include "engine/character/character_registry.h"
 #include "engine/memory/emotion.h"
 #include "engine/session/character_prompt.h"
-#include "engine/session/character_registry.h"
 #include "troupe/v1/character.pb.h"
 
 namespace troupe {

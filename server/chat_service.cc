@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/common/log.h"
-#include "engine/session/card_png.h"
-#include "engine/session/character_card.h"
+#include "common/log.h"
+#include "engine/character/card_png.h"
+#include "engine/character/character_card.h"
 #include "engine/session/prompt_builder.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "server/character_convert.h"

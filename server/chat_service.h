@@ -7,11 +7,11 @@
 #include <optional>
 #include <string>
 
+#include "engine/character/character_registry.h"
+#include "engine/clients/summarizer.h"
 #include "engine/engine.h"
 #include "engine/memory/memory_service.h"
-#include "engine/session/character_registry.h"
 #include "engine/session/session_store.h"
-#include "engine/session/summarizer.h"
 #include "engine/session/turn_planner.h"
 #include "server/generate_reactor.h"
 #include "server/metrics.h"

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "common/flag_parser.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "server/flag_parser.h"
 #include "server/status_util.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 

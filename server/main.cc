@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "common/flag_parser.h"
 #include "engine/engine.h"
 #include "engine/model/dummy_model.h"
-#include "server/flag_parser.h"
 #include "server/server.h"
 
 namespace {

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
-#include "engine/request.h"
+#include "engine/request/request.h"
 
 namespace prometheus {
 class Counter;

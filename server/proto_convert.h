@@ -4,7 +4,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
-#include "engine/request.h"
+#include "engine/request/request.h"
 #include "engine/sampler/sampling_params.h"
 #include "engine/session/session_store.h"
 #include "troupe/v1/roleplay.pb.h"

@@ -16,8 +16,8 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
-#include "engine/common/check.h"
-#include "engine/common/status_macros.h"
+#include "common/check.h"
+#include "common/status_macros.h"
 
 namespace troupe::load {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/paged_index.h"
 
 namespace troupe {

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <initializer_list>
 
-#include "engine/common/check.h"
-#include "engine/model/gguf.h"
+#include "common/check.h"
+#include "engine/formats/gguf.h"
 #include "kernels/cpu/packed_layout.h"
 #include "kernels/cpu/paged_attention.h"
 #include "kernels/paged_attention.h"

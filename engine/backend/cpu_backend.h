@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "common/thread_pool.h"
 #include "engine/backend/backend.h"
-#include "engine/common/thread_pool.h"
 #include "kernels/cpu/packed_matrix.h"
 
 namespace troupe {

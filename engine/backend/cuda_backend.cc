@@ -11,11 +11,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "common/log.h"
+#include "common/status_macros.h"
 #include "engine/backend/attention_plan.h"
-#include "engine/common/check.h"
-#include "engine/common/log.h"
-#include "engine/common/status_macros.h"
-#include "kernels/ggml_types.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_attention.h"
@@ -25,6 +24,7 @@
 #include "kernels/cuda/prefill_attention.h"
 #include "kernels/cuda/rope_kv.h"
 #include "kernels/cuda/sampling.h"
+#include "kernels/ggml_types.h"
 #include "kernels/matmul.h"
 #include "kernels/paged_index.h"
 #include "kernels/rope.h"

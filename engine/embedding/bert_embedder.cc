@@ -7,10 +7,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "engine/common/check.h"
-#include "engine/common/status_macros.h"
+#include "common/check.h"
+#include "common/status_macros.h"
 #include "engine/embedding/bert_ops.h"
-#include "engine/embedding/safetensors.h"
+#include "engine/formats/safetensors.h"
 
 namespace troupe {
 namespace {

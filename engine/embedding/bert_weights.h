@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/embedding/bert_config.h"
-#include "engine/embedding/safetensors.h"
+#include "engine/formats/safetensors.h"
 
 namespace troupe {
 

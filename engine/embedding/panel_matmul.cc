@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 namespace {

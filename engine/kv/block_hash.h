@@ -7,7 +7,7 @@
 #include <span>
 #include <string_view>
 
-#include "engine/tokenizer/tokenizer.h"
+#include "common/types.h"
 
 namespace troupe {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 

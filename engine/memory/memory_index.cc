@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "engine/common/check.h"
-#include "engine/common/status_macros.h"
+#include "common/check.h"
+#include "common/status_macros.h"
 #include "engine/memory/retriever.h"
 
 namespace troupe {

@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/common/log.h"
-#include "engine/common/status_macros.h"
+#include "common/log.h"
+#include "common/status_macros.h"
 
 namespace troupe {
 namespace {

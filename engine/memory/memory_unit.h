@@ -9,18 +9,11 @@
 #include <vector>
 
 #include "engine/memory/emotion.h"
+#include "engine/store/memory_scope.h"
 
 namespace troupe {
 
 using MemoryId = int64_t;
-
-// Who a memory belongs to. Retrieval never crosses scopes (nor users): the store keeps one
-// MemoryIndex per (scope, owner) and searches only the caller's.
-enum class MemoryScope {
-  kSession,        // this conversation's turns
-  kUserCharacter,  // one user's history with one character, across sessions
-  kCharacter,      // the character's own canon, shared by every user (read-only)
-};
 
 inline constexpr float kImportanceMin = 1.0f;
 inline constexpr float kImportanceMax = 10.0f;

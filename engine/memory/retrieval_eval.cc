@@ -5,7 +5,7 @@
 #include <cmath>
 #include <functional>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 namespace {

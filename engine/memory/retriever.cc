@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "engine/common/status_macros.h"
+#include "common/status_macros.h"
 
 namespace troupe {
 namespace {

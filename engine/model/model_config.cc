@@ -11,8 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "engine/common/status_macros.h"
-#include "engine/model/gguf.h"
+#include "common/status_macros.h"
+#include "engine/formats/gguf.h"
 
 namespace troupe {
 namespace {

@@ -8,8 +8,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "engine/common/status_macros.h"
-#include "engine/model/gguf.h"
+#include "common/status_macros.h"
+#include "engine/formats/gguf.h"
 #include "kernels/ggml_types.h"
 
 namespace troupe {

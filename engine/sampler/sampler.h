@@ -9,11 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/types.h"
 #include "engine/sampler/sampling_params.h"
 
 namespace troupe {
-
-using TokenId = int32_t;
 
 struct TokenLogprob {
   TokenId id = 0;

@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/types.h"
 
 namespace troupe {
 
-using TokenId = int32_t;  // as in tokenizer.h
 
 struct SamplingParams {
   float temperature = 1.0f;        // 0 = greedy

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 

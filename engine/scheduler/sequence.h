@@ -9,7 +9,7 @@
 #include "absl/time/time.h"
 #include "engine/kv/block_hash.h"
 #include "engine/kv/block_pool.h"
-#include "engine/request.h"
+#include "engine/request/request.h"
 
 namespace troupe {
 

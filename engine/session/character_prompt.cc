@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "engine/session/character_card.h"
+#include "engine/character/character_card.h"
 
 namespace troupe {
 namespace {

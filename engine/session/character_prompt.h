@@ -24,9 +24,9 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/character/character_profile.h"
+#include "engine/character/lorebook.h"
 #include "engine/memory/emotion.h"
-#include "engine/session/character_profile.h"
-#include "engine/session/lorebook.h"
 #include "engine/tokenizer/chat_template.h"
 
 namespace troupe {

@@ -1,13 +1,13 @@
 #include "engine/session/session_store.h"
 
-#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "engine/common/check.h"
-#include "engine/common/status_macros.h"
+#include "common/check.h"
+#include "common/ids.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace troupe {
@@ -54,17 +54,6 @@ absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, 
   return absl::OkStatus();
 }
 
-SessionId NewSessionId() {
-  // std::random_device reads the kernel's CSPRNG on Linux, so ids are not guessable.
-  std::random_device device;
-  std::string id;
-  id.reserve(32);
-  for (int i = 0; i < 4; ++i) {
-    absl::StrAppendFormat(&id, "%08x", static_cast<uint32_t>(device()));
-  }
-  return id;
-}
-
 SessionStore::SessionStore(const SessionStoreOptions& options, Store* store)
     : options_(options), store_(store) {}
 
@@ -79,7 +68,7 @@ absl::StatusOr<Session> SessionStore::Create(Character character) {
         "too many sessions (limit ", options_.max_sessions, "); delete unused ones"));
   }
   do {
-    session.id = NewSessionId();
+    session.id = NewRandomId();
   } while (sessions_.count(session.id) != 0);
   sessions_.emplace(session.id, session);
   return session;
@@ -102,7 +91,7 @@ absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& character
         "too many sessions in memory (limit ", options_.max_sessions, ")"));
   }
   do {
-    session.id = NewSessionId();
+    session.id = NewRandomId();
   } while (sessions_.count(session.id) != 0);
   TROUPE_RETURN_IF_ERROR(store_->CreateSession({.id = session.id,
                                                 .character_id = character_id,

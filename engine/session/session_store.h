@@ -136,8 +136,6 @@ class SessionStore {
   mutable std::unordered_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
 };
 
-// 32 lowercase hex digits from the OS's random source (std::random_device). Thread-safe.
-SessionId NewSessionId();
 
 // What a durable session stores besides its setup (in the same JSON).
 struct SessionExtras {

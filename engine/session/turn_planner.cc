@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "engine/common/status_macros.h"
-#include "engine/session/character_card.h"
+#include "common/status_macros.h"
+#include "engine/character/character_card.h"
 #include "engine/session/prompt_builder.h"
 
 namespace troupe {

@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/character/character_registry.h"
+#include "engine/character/lorebook.h"
 #include "engine/memory/memory_service.h"
 #include "engine/session/character_prompt.h"
-#include "engine/session/character_registry.h"
-#include "engine/session/lorebook.h"
 #include "engine/session/session_store.h"
 #include "engine/tokenizer/tokenizer.h"
 

@@ -20,7 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/memory/memory_unit.h"  // MemoryScope (stored as its integer value)
+#include "engine/store/memory_scope.h"  // stored as its integer value
 
 namespace troupe {
 

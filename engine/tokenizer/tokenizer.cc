@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/common/status_macros.h"
-#include "engine/model/gguf.h"
+#include "common/status_macros.h"
+#include "engine/formats/gguf.h"
 #include "engine/tokenizer/bpe_tokenizer.h"
 #include "engine/tokenizer/pretokenizer.h"
 #include "engine/tokenizer/spm_tokenizer.h"

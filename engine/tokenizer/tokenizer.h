@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/types.h"
 
 namespace troupe {
 
 class GgufFile;
-using TokenId = int32_t;
 
 // The tokenizer-relevant GGUF metadata, decoded. FromGguf fills it from tokenizer.ggml.*; tests
 // and tools may build one by hand.

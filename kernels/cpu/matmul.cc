@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/cpu/matmul_isa.h"
 #include "kernels/cpu/packed_layout.h"
 

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/cpu/packed_layout.h"
 
 namespace troupe::cpu {

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "engine/common/thread_pool.h"
+#include "common/thread_pool.h"
 #include "kernels/matmul.h"
 
 namespace troupe::cpu {

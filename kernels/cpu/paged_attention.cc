@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/fp16_rows.h"
 
 #if defined(__AVX512F__)

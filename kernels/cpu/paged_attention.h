@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/common/thread_pool.h"
+#include "common/thread_pool.h"
 #include "kernels/paged_attention.h"
 
 namespace troupe::cpu {

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/ggml_types.h"
 

@@ -6,7 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 #define TROUPE_CUDA_CHECK(expr)                                        \
   do {                                                                 \

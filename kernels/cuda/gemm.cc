@@ -15,7 +15,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe::cuda {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 

@@ -9,7 +9,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/fp16_rows.h"
 
 namespace troupe::ref {

@@ -6,7 +6,7 @@
 #include <numbers>
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe {
 

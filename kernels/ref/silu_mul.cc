@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 
 namespace troupe::ref {
 

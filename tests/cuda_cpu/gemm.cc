@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/cuda/gemm.h"
 #include "tests/cuda_cpu/cuda_cpu.h"
 

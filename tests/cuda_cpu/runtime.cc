@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "tests/cuda_cpu/cuda_cpu.h"
 
 uint3 threadIdx;

@@ -8,6 +8,7 @@
 
 Usage: translate.py IN.cu OUT.cc
 """
+import os
 import re
 import sys
 
@@ -40,6 +41,8 @@ def main():
     src, dst = sys.argv[1], sys.argv[2]
     with open(src) as f:
         result = translate(f.read(), src)
+    # Ninja makes an output's folder before running its command; Unix Makefiles does not.
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     with open(dst, "w") as f:
         f.write(result)
 

@@ -9,9 +9,9 @@
 #include <memory>
 
 #include "absl/synchronization/notification.h"
+#include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "engine/collecting_sink.h"
 
 namespace troupe {
 namespace {

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "engine/collecting_sink.h"
 
 namespace troupe {
 namespace {

@@ -13,7 +13,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/common/thread_pool.h"
+#include "common/thread_pool.h"
 #include "kernels/cpu/paged_attention.h"
 #include "kernels/ggml_types.h"
 

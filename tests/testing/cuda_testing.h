@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/common/check.h"
+#include "common/check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/ggml_types.h"
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "engine/collecting_sink.h"
 #include "engine/engine.h"
+#include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 
 namespace troupe::testing {

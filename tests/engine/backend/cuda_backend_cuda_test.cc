@@ -17,14 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "engine/backend/backend.h"
-#include "engine/collecting_sink.h"
 #include "engine/engine.h"
-#include "engine/common/status_macros.h"
+#include "engine/formats/gguf.h"
 #include "engine/model/dummy_model.h"
-#include "engine/model/gguf.h"
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
+#include "engine/request/collecting_sink.h"
 #include "kernels/ggml_types.h"
 #include "kernels/matmul.h"
 #include "kernels/paged_index.h"

@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "engine/engine.h"
-#include "engine/model/gguf.h"
+#include "engine/formats/gguf.h"
 #include "gtest/gtest.h"
 #include "kernels/ggml_types.h"
 #include "tests/engine/model/model_test_util.h"

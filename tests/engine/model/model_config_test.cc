@@ -5,10 +5,10 @@
 #include <cmath>
 #include <numbers>
 
-#include "engine/model/gguf.h"
+#include "engine/formats/gguf.h"
 #include "gtest/gtest.h"
-#include "tests/engine/model/gguf_writer.h"
 #include "tests/engine/model/model_test_util.h"
+#include "tests/testing/gguf_writer.h"
 
 namespace troupe {
 namespace {

@@ -2,11 +2,11 @@
 // package) and on synthetic files for shape/type/missing-tensor errors.
 #include "engine/model/weights.h"
 
-#include "engine/model/gguf.h"
+#include "engine/formats/gguf.h"
 #include "engine/model/model_config.h"
 #include "gtest/gtest.h"
-#include "tests/engine/model/gguf_writer.h"
 #include "tests/engine/model/model_test_util.h"
+#include "tests/testing/gguf_writer.h"
 
 namespace troupe {
 namespace {

@@ -1,7 +1,7 @@
 #include "engine/session/turn_planner.h"
 
-#include "engine/model/gguf.h"
-#include "engine/session/summarizer.h"
+#include "engine/clients/summarizer.h"
+#include "engine/formats/gguf.h"
 #include "gtest/gtest.h"
 
 namespace troupe {

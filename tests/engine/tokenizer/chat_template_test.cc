@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/model/gguf.h"
+#include "engine/formats/gguf.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/model/gguf.h"
+#include "engine/formats/gguf.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
