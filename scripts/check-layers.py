@@ -124,9 +124,15 @@ def node_id(folder):
 
 
 def mermaid(edges, folders):
+    """A flowchart with one box per layer (highest first) holding its folders, then the edges."""
     lines = ["flowchart TD"]
-    for folder in sorted(folders | {"proto"}, key=lambda f: (layer_of(f), f)):
-        lines.append(f'  {node_id(folder)}["{folder}/"]')
+    everything = folders | {"proto"}
+    for layer in reversed(LAYERS):
+        members = sorted(f for f in everything if f.split("/")[0] == layer)
+        lines.append(f'  subgraph layer_{layer}["{layer} layer"]')
+        for folder in members:
+            lines.append(f'    {node_id(folder)}["{folder}/"]')
+        lines.append("  end")
     for (a, b) in sorted(edges):
         lines.append(f"  {node_id(a)} --> {node_id(b)}")
     return lines
