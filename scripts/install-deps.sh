@@ -15,6 +15,7 @@ packages=(
   libgtest-dev                                # GoogleTest (ships GTestConfig.cmake + libraries)
   nlohmann-json3-dev                          # JSON parsing: golden files, Character Cards
   zlib1g-dev                                  # troupe-bench's PNG charts (deflate)
+  libre2-dev                                  # RE2: lorebook regex keys (linear time, bounded memory)
   libsqlite3-dev                              # the durable store of characters, sessions, memories
   python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
 )

@@ -6,168 +6,170 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+#include "re2/re2.h"
 
 namespace troupe {
 namespace {
 
-using Class = LoreRegex::Class;
-using Inst = LoreRegex::Inst;
-
-enum AssertKind { kBol, kEol, kWordBoundary, kNotWordBoundary };
-
-constexpr int kMaxRepeat = 1000;  // largest n or m in {n,m}
 constexpr char32_t kReplacement = 0xFFFD;
+
+// JavaScript's \s (WhiteSpace and LineTerminator) as RE2 class items, and its complement for
+// \S inside a bracket class, where RE2 cannot negate part of a class.
+constexpr char kSpaceItems[] =
+    "\\x{9}-\\x{D}\\x{20}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
+    "\\x{205F}\\x{3000}\\x{FEFF}";
+constexpr char kNonSpaceItems[] =
+    "\\x{0}-\\x{8}\\x{E}-\\x{1F}\\x{21}-\\x{9F}\\x{A1}-\\x{167F}\\x{1681}-\\x{1FFF}"
+    "\\x{200B}-\\x{2027}\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}"
+    "\\x{3001}-\\x{FEFE}\\x{FF00}-\\x{10FFFF}";
+// JavaScript's '.' without the s flag: anything but a line terminator.
+constexpr char kDot[] = "[^\\n\\r\\x{2028}\\x{2029}]";
+constexpr char kAnything[] = "(?s:.)";
+constexpr char kNothing[] = "[^\\x{0}-\\x{10FFFF}]";
 
 // ---- characters ----
 
-// Decodes the UTF-8 code point at s[*pos] and advances *pos. A byte that does not start a valid
-// sequence reads as U+FFFD and advances one byte.
-char32_t DecodeUtf8(std::string_view s, size_t* pos) {
+// Decodes the UTF-8 sequence at s[*pos] and advances *pos past it. A byte that does not start
+// a valid sequence (cut short, overlong, a surrogate, past U+10FFFF) reads as U+FFFD, advances
+// one byte and sets *valid to false.
+char32_t DecodeUtf8(std::string_view s, size_t* pos, bool* valid) {
   const auto b0 = static_cast<unsigned char>(s[*pos]);
-  int len = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
-  if (len == 0 || *pos + len > s.size()) {
+  *valid = true;
+  if (b0 < 0x80) {
     ++*pos;
-    return len == 1 ? b0 : kReplacement;
+    return b0;
   }
-  char32_t c = len == 1 ? b0 : b0 & (0x7F >> len);
-  for (int k = 1; k < len; ++k) {
+  const int len = b0 >= 0xC2 && b0 <= 0xDF ? 2 : b0 >= 0xE0 && b0 <= 0xEF ? 3
+                  : b0 >= 0xF0 && b0 <= 0xF4 ? 4 : 0;
+  bool ok = len > 0 && *pos + len <= s.size();
+  char32_t c = len > 0 ? b0 & (0x7F >> len) : 0;
+  for (int k = 1; ok && k < len; ++k) {
     const auto b = static_cast<unsigned char>(s[*pos + k]);
-    if ((b & 0xC0) != 0x80) {
-      ++*pos;
-      return kReplacement;
-    }
+    ok = (b & 0xC0) == 0x80;
     c = (c << 6) | (b & 0x3F);
+  }
+  constexpr char32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};  // by length: no overlongs
+  if (!ok || c < kSmallest[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+    ++*pos;
+    *valid = false;
+    return kReplacement;
   }
   *pos += len;
   return c;
 }
 
-std::u32string DecodeAll(std::string_view s) {
-  std::u32string out;
-  out.reserve(s.size());
-  for (size_t pos = 0; pos < s.size();) out.push_back(DecodeUtf8(s, &pos));
-  return out;
-}
-
-bool IsLineTerminator(char32_t c) { return c == '\n' || c == '\r' || c == 0x2028 || c == 0x2029; }
-bool IsDigit(char32_t c) { return c >= '0' && c <= '9'; }
-bool IsHex(char32_t c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool IsAsciiAlpha(char32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool IsWord(char32_t c) { return IsAsciiAlpha(c) || IsDigit(c) || c == '_'; }
-bool IsSpace(char32_t c) {
-  return c == ' ' || (c >= '\t' && c <= '\r') || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000 || c == 0xFEFF;
-}
-int HexValue(char32_t c) { return IsDigit(c) ? c - '0' : (c | 0x20) - 'a' + 10; }
-
-bool BuiltinMatches(char builtin, char32_t c) {
-  switch (builtin) {
-    case 'd':
-      return IsDigit(c);
-    case 'D':
-      return !IsDigit(c);
-    case 'w':
-      return IsWord(c);
-    case 'W':
-      return !IsWord(c);
-    case 's':
-      return IsSpace(c);
-    default:
-      return !IsSpace(c);  // 'S'
+void AppendUtf8(char32_t c, std::string* out) {
+  if (c < 0x80) {
+    out->push_back(static_cast<char>(c));
+    return;
+  }
+  const int len = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  constexpr unsigned char kLead[] = {0, 0, 0xC0, 0xE0, 0xF0};
+  for (int k = len - 1; k >= 0; --k) {
+    const unsigned bits = (c >> (6 * k)) & 0x3F;
+    out->push_back(static_cast<char>(k == len - 1 ? kLead[len] | (c >> (6 * k)) : 0x80 | bits));
   }
 }
 
-Class Literal(char32_t c) { return Class{{{c, c, 0}}, false}; }
-Class Builtin(char b) { return Class{{{0, 0, b}}, false}; }
+// `text` as RE2 should read it: itself when it is valid UTF-8, else a copy in *storage with
+// each invalid byte replaced by U+FFFD.
+std::string_view ValidUtf8(std::string_view text, std::string* storage) {
+  size_t pos = 0;
+  bool valid = true;
+  while (pos < text.size() && valid) DecodeUtf8(text, &pos, &valid);
+  if (valid) return text;
+  storage->reserve(text.size() + 16);
+  for (pos = 0; pos < text.size();) AppendUtf8(DecodeUtf8(text, &pos, &valid), storage);
+  return *storage;
+}
 
-// ---- parser: pattern -> syntax tree ----
+bool IsDigit(char32_t c) { return c >= '0' && c <= '9'; }
+bool IsHex(char32_t c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool IsAsciiAlpha(char32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+int HexValue(char32_t c) { return IsDigit(c) ? c - '0' : (c | 0x20) - 'a' + 10; }
 
-struct Node {
-  enum Kind { kEmpty, kClassNode, kAssertNode, kConcat, kAlt, kRepeat } kind;
-  int value = 0;         // kClassNode: class index; kAssertNode: AssertKind
-  int min = 0, max = 0;  // kRepeat; max -1 = unbounded
-  std::vector<int> children;
-};
+// Code point `c` as an RE2 literal: a letter or digit as itself, anything else as \x{...}, so
+// that nothing taken literally from a card is read as RE2 syntax.
+void AppendLiteral(char32_t c, std::string* out) {
+  if (IsAsciiAlpha(c) || IsDigit(c)) {
+    out->push_back(static_cast<char>(c));
+  } else {
+    absl::StrAppend(out, "\\x{", absl::Hex(static_cast<uint32_t>(c)), "}");
+  }
+}
 
 absl::Status Bad(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("regex: ", what));
 }
 
-class Parser {
- public:
-  Parser(std::u32string_view pattern, bool dot_all, std::vector<Class>* classes)
-      : p_(pattern), dot_all_(dot_all), classes_(classes) {}
+// ---- ECMAScript -> RE2 ----
 
-  // Returns the root node; nodes() holds the tree.
-  absl::StatusOr<int> Parse() {
-    absl::StatusOr<int> root = ParseAlternation(0);
-    if (root.ok() && i_ < p_.size()) return Bad("unmatched ')'");
-    return root;
+// An escape or a bracket-class member: a code point, or a class escape (d D w W s S).
+struct ClassAtom {
+  char32_t c = 0;
+  char builtin = 0;
+};
+
+// Rewrites an ECMAScript pattern into RE2 syntax with the same yes/no answer on every text,
+// one code point at a time: literals are quoted, '.', \s and the odd classes are spelled out,
+// every group becomes (?:...), quantifiers are checked and copied. Refuses what RE2 cannot run
+// and what JavaScript rejects. Recursion is one level per group, at most kMaxNesting deep.
+class Translator {
+ public:
+  Translator(std::u32string_view pattern, const LoreRegexOptions& options)
+      : p_(pattern), options_(options) {}
+
+  absl::StatusOr<std::string> Translate() && {
+    if (options_.multiline) out_ = "(?m)";
+    TROUPE_RETURN_IF_ERROR(Alternation(0));
+    if (!AtEnd()) return Bad("unmatched ')'");
+    return std::move(out_);
   }
-  const std::vector<Node>& nodes() const { return nodes_; }
 
  private:
   bool AtEnd() const { return i_ >= p_.size(); }
   char32_t Peek(size_t ahead = 0) const { return i_ + ahead < p_.size() ? p_[i_ + ahead] : 0; }
-  int Add(Node node) {
-    nodes_.push_back(std::move(node));
-    return static_cast<int>(nodes_.size()) - 1;
-  }
-  int AddClass(Class cls) {
-    classes_->push_back(std::move(cls));
-    return Add(Node{Node::kClassNode, static_cast<int>(classes_->size()) - 1, 0, 0, {}});
-  }
 
-  absl::StatusOr<int> ParseAlternation(int depth) {
+  absl::Status Alternation(int depth) {
     if (depth > LoreRegex::kMaxNesting) return Bad("groups nested too deeply");
-    Node alt{Node::kAlt, 0, 0, 0, {}};
     while (true) {
-      absl::StatusOr<int> seq = ParseSequence(depth);
-      if (!seq.ok()) return seq.status();
-      alt.children.push_back(*seq);
-      if (AtEnd() || Peek() != '|') break;
+      while (!AtEnd() && Peek() != '|' && Peek() != ')') TROUPE_RETURN_IF_ERROR(Term(depth));
+      if (AtEnd() || Peek() != '|') return absl::OkStatus();
       ++i_;
+      out_ += '|';
     }
-    return alt.children.size() == 1 ? alt.children[0] : Add(std::move(alt));
-  }
-
-  absl::StatusOr<int> ParseSequence(int depth) {
-    Node seq{Node::kConcat, 0, 0, 0, {}};
-    while (!AtEnd() && Peek() != '|' && Peek() != ')') {
-      absl::StatusOr<int> term = ParseTerm(depth);
-      if (!term.ok()) return term.status();
-      seq.children.push_back(*term);
-    }
-    if (seq.children.empty()) return Add(Node{Node::kEmpty, 0, 0, 0, {}});
-    return seq.children.size() == 1 ? seq.children[0] : Add(std::move(seq));
   }
 
   // An assertion, or an atom with an optional quantifier.
-  absl::StatusOr<int> ParseTerm(int depth) {
+  absl::Status Term(int depth) {
     const char32_t c = Peek();
-    int assertion = -1;
-    if (c == '^') assertion = kBol;
-    if (c == '$') assertion = kEol;
-    if (c == '\\' && Peek(1) == 'b') assertion = kWordBoundary;
-    if (c == '\\' && Peek(1) == 'B') assertion = kNotWordBoundary;
-    if (assertion >= 0) {
-      i_ += c == '\\' ? 2 : 1;
-      int min, max;
-      if (TryQuantifier(&min, &max)) return Bad("nothing to repeat");
-      return Add(Node{Node::kAssertNode, assertion, 0, 0, {}});
-    }
-    absl::StatusOr<int> atom = ParseAtom(depth);
-    if (!atom.ok()) return atom.status();
+    const bool word_assertion = c == '\\' && (Peek(1) == 'b' || Peek(1) == 'B');
     int min, max;
-    if (!TryQuantifier(&min, &max)) return atom;
-    if (min > kMaxRepeat || max > kMaxRepeat) return Bad("repeat count above 1000");
+    if (c == '^' || c == '$' || word_assertion) {
+      out_ += word_assertion ? (Peek(1) == 'b' ? "\\b" : "\\B") : (c == '^' ? "^" : "$");
+      i_ += word_assertion ? 2 : 1;
+      if (TryQuantifier(&min, &max)) return Bad("nothing to repeat");
+      return absl::OkStatus();
+    }
+    TROUPE_RETURN_IF_ERROR(Atom(depth));
+    if (!TryQuantifier(&min, &max)) return absl::OkStatus();
+    if (min > LoreRegex::kMaxRepeat || max > LoreRegex::kMaxRepeat) {
+      return Bad("repeat count above 1000");
+    }
     if (max >= 0 && min > max) return Bad("numbers out of order in {} quantifier");
-    if (!AtEnd() && Peek() == '?') ++i_;  // lazy: same set of matches
-    return Add(Node{Node::kRepeat, 0, min, max, {*atom}});
+    absl::StrAppend(&out_, "{", min, max == min ? "" : ",", max > min ? absl::StrCat(max) : "",
+                    "}");
+    if (!AtEnd() && Peek() == '?') {  // lazy: the same texts match
+      ++i_;
+      out_ += '?';
+    }
+    return absl::OkStatus();
   }
 
-  // Consumes * + ? {n} {n,} {n,m} if present. A '{' that does not form one is left alone.
+  // Consumes * + ? {n} {n,} {n,m} if present (max -1: unbounded). A '{' that does not form
+  // one is left alone, to be read as a literal.
   bool TryQuantifier(int* min, int* max) {
     if (AtEnd()) return false;
     const char32_t c = Peek();
@@ -182,8 +184,9 @@ class Parser {
     auto number = [&](int* out) {
       const size_t begin = j;
       long long v = 0;
-      while (j < p_.size() && IsDigit(p_[j]))
+      while (j < p_.size() && IsDigit(p_[j])) {
         v = std::min<long long>(v * 10 + (p_[j++] - '0'), 1 << 30);
+      }
       *out = static_cast<int>(v);
       return j > begin;
     };
@@ -198,58 +201,58 @@ class Parser {
     return true;
   }
 
-  absl::StatusOr<int> ParseAtom(int depth) {
+  absl::Status Atom(int depth) {
     const char32_t c = Peek();
     int min, max;
     if (c == '*' || c == '+' || c == '?') return Bad("nothing to repeat");
     if (c == '{' && TryQuantifier(&min, &max)) return Bad("nothing to repeat");
-    if (c == '.') {
-      ++i_;
-      Class dot{{}, true};
-      if (!dot_all_) {
-        for (char32_t t : {U'\n', U'\r', U'\x2028', U'\x2029'}) dot.items.push_back({t, t, 0});
-      }
-      return AddClass(std::move(dot));
-    }
-    if (c == '(') return ParseGroup(depth);
-    if (c == '[') {
-      absl::StatusOr<Class> cls = ParseBracket();
-      if (!cls.ok()) return cls.status();
-      return AddClass(*std::move(cls));
-    }
-    if (c == '\\') {
-      ++i_;
-      absl::StatusOr<Class> cls = ParseEscape(/*in_class=*/false);
-      if (!cls.ok()) return cls.status();
-      return AddClass(*std::move(cls));
-    }
+    if (c == '(') return Group(depth);
+    if (c == '[') return Bracket();
     ++i_;
-    return AddClass(Literal(c));
+    if (c == '.') {
+      out_ += options_.dot_all ? kAnything : kDot;
+    } else if (c == '\\') {
+      TROUPE_ASSIGN_OR_RETURN(const ClassAtom atom, Escape(/*in_class=*/false));
+      if (atom.builtin == 's' || atom.builtin == 'S') {
+        absl::StrAppend(&out_, atom.builtin == 's' ? "[" : "[^", kSpaceItems, "]");
+      } else if (atom.builtin) {
+        absl::StrAppend(&out_, "\\", std::string(1, atom.builtin));
+      } else {
+        AppendLiteral(atom.c, &out_);
+      }
+    } else {
+      AppendLiteral(c, &out_);  // including a lone ']', '{' or '}' (Annex B)
+    }
+    return absl::OkStatus();
   }
 
-  absl::StatusOr<int> ParseGroup(int depth) {
+  absl::Status Group(int depth) {
     ++i_;  // '('
     if (Peek() == '?') {
+      const bool lookbehind = Peek(1) == '<' && (Peek(2) == '=' || Peek(2) == '!');
       if (Peek(1) == ':') {
         i_ += 2;
-      } else if (Peek(1) == '<' && Peek(2) != '=' && Peek(2) != '!') {
+      } else if (Peek(1) == '<' && !lookbehind) {
         i_ += 2;
         while (!AtEnd() && Peek() != '>') ++i_;
         if (AtEnd()) return Bad("unterminated group name");
         ++i_;
-      } else {
+      } else if (Peek(1) == '=' || Peek(1) == '!' || lookbehind) {
         return Bad("lookaround groups are not supported");
+      } else {
+        return Bad("only (?:...) and (?<name>...) groups are supported");
       }
     }
-    absl::StatusOr<int> inner = ParseAlternation(depth + 1);
-    if (!inner.ok()) return inner;
+    out_ += "(?:";
+    TROUPE_RETURN_IF_ERROR(Alternation(depth + 1));
     if (AtEnd() || Peek() != ')') return Bad("missing ')'");
     ++i_;
-    return inner;
+    out_ += ')';
+    return absl::OkStatus();
   }
 
   // After a backslash. Outside a class \b and \B never get here (they are assertions).
-  absl::StatusOr<Class> ParseEscape(bool in_class) {
+  absl::StatusOr<ClassAtom> Escape(bool in_class) {
     if (AtEnd()) return Bad("pattern ends with a backslash");
     const char32_t c = p_[i_++];
     switch (c) {
@@ -259,45 +262,45 @@ class Parser {
       case 'W':
       case 's':
       case 'S':
-        return Builtin(static_cast<char>(c));
+        return ClassAtom{0, static_cast<char>(c)};
       case 't':
-        return Literal('\t');
+        return ClassAtom{'\t'};
       case 'n':
-        return Literal('\n');
+        return ClassAtom{'\n'};
       case 'v':
-        return Literal('\v');
+        return ClassAtom{'\v'};
       case 'f':
-        return Literal('\f');
+        return ClassAtom{'\f'};
       case 'r':
-        return Literal('\r');
+        return ClassAtom{'\r'};
       case 'b':
-        return Literal(in_class ? U'\b' : U'b');
+        return ClassAtom{in_class ? U'\b' : U'b'};
       case '0':
         if (IsDigit(Peek())) return Bad("octal escapes are not supported");
-        return Literal(0);
+        return ClassAtom{0};
       case 'c':
         if (!IsAsciiAlpha(Peek())) return Bad("\\c must be followed by a letter");
-        return Literal(p_[i_++] % 32);
+        return ClassAtom{p_[i_++] % 32};
       case 'x':
         if (IsHex(Peek()) && IsHex(Peek(1))) {
           const char32_t v = HexValue(p_[i_]) * 16 + HexValue(p_[i_ + 1]);
           i_ += 2;
-          return Literal(v);
+          return ClassAtom{v};
         }
-        return Literal('x');
+        return ClassAtom{'x'};
       case 'u':
-        return Literal(ParseUnicodeEscape());
+        return ClassAtom{UnicodeEscape()};
       case 'k':
         if (Peek() == '<') return Bad("backreferences are not supported");
-        return Literal('k');
+        return ClassAtom{'k'};
       default:
         if (c >= '1' && c <= '9') return Bad("backreferences are not supported");
-        return Literal(c);  // \. \* \\ \/ ..., and Annex B identity escapes such as \q
+        return ClassAtom{c};  // \. \* \\ \/ ..., and Annex B identity escapes such as \q
     }
   }
 
   // After "\u": four hex digits (a surrogate pair becomes one code point), else a literal 'u'.
-  char32_t ParseUnicodeEscape() {
+  char32_t UnicodeEscape() {
     auto hex4 = [&](size_t at) -> int {
       if (at + 4 > p_.size()) return -1;
       int v = 0;
@@ -320,142 +323,78 @@ class Parser {
     return static_cast<char32_t>(hi);
   }
 
-  absl::StatusOr<Class> ParseBracket() {
+  absl::Status Bracket() {
     ++i_;  // '['
-    Class cls;
-    if (Peek() == '^') {
-      cls.negated = true;
+    const bool negated = Peek() == '^' && !AtEnd();
+    if (negated) ++i_;
+    if (!AtEnd() && Peek() == ']') {  // [] matches nothing, [^] anything
       ++i_;
+      out_ += negated ? kAnything : kNothing;
+      return absl::OkStatus();
     }
+    std::string items;
     while (true) {
       if (AtEnd()) return Bad("missing ']'");
       if (Peek() == ']') {
         ++i_;
-        return cls;
+        break;
       }
-      absl::StatusOr<Class::Item> lo = ParseClassAtom();
-      if (!lo.ok()) return lo.status();
+      TROUPE_ASSIGN_OR_RETURN(const ClassAtom lo, ClassMember());
       if (Peek() == '-' && i_ + 1 < p_.size() && p_[i_ + 1] != ']') {
         ++i_;
-        absl::StatusOr<Class::Item> hi = ParseClassAtom();
-        if (!hi.ok()) return hi.status();
-        if (lo->builtin || hi->builtin) {  // Annex B: [\d-z] is \d, '-', 'z'
-          cls.items.insert(cls.items.end(), {*lo, {'-', '-', 0}, *hi});
+        TROUPE_ASSIGN_OR_RETURN(const ClassAtom hi, ClassMember());
+        if (lo.builtin || hi.builtin) {  // Annex B: [\d-z] is \d, '-', 'z'
+          for (const ClassAtom& atom : {lo, ClassAtom{'-'}, hi}) AppendClassItem(atom, &items);
           continue;
         }
-        if (lo->lo > hi->lo) return Bad("range out of order in character class");
-        cls.items.push_back({lo->lo, hi->lo, 0});
+        if (lo.c > hi.c) return Bad("range out of order in character class");
+        AppendClassItem(lo, &items);
+        items += '-';
+        AppendClassItem(hi, &items);
         continue;
       }
-      cls.items.push_back(*lo);
+      AppendClassItem(lo, &items);
     }
+    absl::StrAppend(&out_, negated ? "[^" : "[", items, "]");
+    return absl::OkStatus();
   }
 
-  absl::StatusOr<Class::Item> ParseClassAtom() {
-    if (Peek() != '\\') return Class::Item{p_[i_], p_[i_++], 0};
+  absl::StatusOr<ClassAtom> ClassMember() {
+    if (Peek() != '\\') return ClassAtom{p_[i_++]};
     ++i_;
     if (Peek() == 'B') return Bad("\\B is not allowed in a character class");
-    if (Peek() == '-') return Class::Item{p_[i_], p_[i_++], 0};
-    absl::StatusOr<Class> escaped = ParseEscape(/*in_class=*/true);
-    if (!escaped.ok()) return escaped.status();
-    return escaped->items[0];
+    if (Peek() == '-') return ClassAtom{p_[i_++]};
+    return Escape(/*in_class=*/true);
+  }
+
+  static void AppendClassItem(const ClassAtom& atom, std::string* items) {
+    switch (atom.builtin) {
+      case 0:
+        absl::StrAppend(items, "\\x{", absl::Hex(static_cast<uint32_t>(atom.c)), "}");
+        return;
+      case 's':
+        absl::StrAppend(items, kSpaceItems);
+        return;
+      case 'S':
+        absl::StrAppend(items, kNonSpaceItems);
+        return;
+      default:  // d D w W: RE2's are ASCII, as JavaScript's
+        absl::StrAppend(items, "\\", std::string(1, atom.builtin));
+    }
   }
 
   std::u32string_view p_;
   size_t i_ = 0;
-  bool dot_all_;
-  std::vector<Class>* classes_;
-  std::vector<Node> nodes_;
-};
-
-// ---- compiler: syntax tree -> program ----
-
-class Compiler {
- public:
-  Compiler(const std::vector<Node>& nodes, std::vector<Inst>* program)
-      : nodes_(nodes), program_(program) {}
-
-  absl::Status Emit(int index) {
-    if (static_cast<int>(program_->size()) > LoreRegex::kMaxProgramSize) {
-      return Bad("pattern too large after expanding repeats");
-    }
-    const Node& node = nodes_[index];
-    switch (node.kind) {
-      case Node::kEmpty:
-        return absl::OkStatus();
-      case Node::kClassNode:
-        Push({Inst::kClass, node.value});
-        return absl::OkStatus();
-      case Node::kAssertNode:
-        Push({Inst::kAssert, node.value});
-        return absl::OkStatus();
-      case Node::kConcat:
-        for (int child : node.children) {
-          if (absl::Status s = Emit(child); !s.ok()) return s;
-        }
-        return absl::OkStatus();
-      case Node::kAlt:
-        return EmitAlternation(node);
-      case Node::kRepeat:
-        return EmitRepeat(node);
-    }
-    return absl::InternalError("regex: unknown node");
-  }
-
- private:
-  int Push(Inst inst) {
-    program_->push_back(inst);
-    return static_cast<int>(program_->size()) - 1;
-  }
-  int Here() const { return static_cast<int>(program_->size()); }
-
-  //   split L1, next; L1: a; jump end; next: split L2, next2; L2: b; jump end; ... end:
-  absl::Status EmitAlternation(const Node& node) {
-    std::vector<int> jumps;
-    for (size_t k = 0; k < node.children.size(); ++k) {
-      const bool last = k + 1 == node.children.size();
-      const int split = last ? -1 : Push({Inst::kSplit});
-      if (split >= 0) (*program_)[split].x = Here();
-      if (absl::Status s = Emit(node.children[k]); !s.ok()) return s;
-      if (!last) {
-        jumps.push_back(Push({Inst::kJump}));
-        (*program_)[split].y = Here();
-      }
-    }
-    for (int j : jumps) (*program_)[j].x = Here();
-    return absl::OkStatus();
-  }
-
-  // min copies of the child, then either a loop (unbounded) or max - min optional copies.
-  absl::Status EmitRepeat(const Node& node) {
-    const int child = node.children[0];
-    for (int k = 0; k < node.min; ++k) {
-      if (absl::Status s = Emit(child); !s.ok()) return s;
-    }
-    if (node.max < 0) {
-      const int split = Push({Inst::kSplit});
-      (*program_)[split].x = Here();
-      if (absl::Status s = Emit(child); !s.ok()) return s;
-      Push({Inst::kJump, split});
-      (*program_)[split].y = Here();
-      return absl::OkStatus();
-    }
-    std::vector<int> splits;
-    for (int k = node.min; k < node.max; ++k) {
-      const int split = Push({Inst::kSplit});
-      (*program_)[split].x = Here();
-      splits.push_back(split);
-      if (absl::Status s = Emit(child); !s.ok()) return s;
-    }
-    for (int split : splits) (*program_)[split].y = Here();
-    return absl::OkStatus();
-  }
-
-  const std::vector<Node>& nodes_;
-  std::vector<Inst>* program_;
+  const LoreRegexOptions options_;
+  std::string out_;
 };
 
 }  // namespace
+
+LoreRegex::LoreRegex(std::unique_ptr<re2::RE2> re2) : re2_(std::move(re2)) {}
+LoreRegex::LoreRegex(LoreRegex&&) noexcept = default;
+LoreRegex& LoreRegex::operator=(LoreRegex&&) noexcept = default;
+LoreRegex::~LoreRegex() = default;
 
 absl::StatusOr<LoreRegex> LoreRegex::Compile(std::string_view pattern,
                                              const LoreRegexOptions& options) {
@@ -463,19 +402,32 @@ absl::StatusOr<LoreRegex> LoreRegex::Compile(std::string_view pattern,
     return Bad(absl::StrCat("pattern of ", pattern.size(), " bytes exceeds the limit of ",
                             kMaxPatternBytes));
   }
-  LoreRegex regex;
-  regex.options_ = options;
-  const std::u32string code_points = DecodeAll(pattern);
-  Parser parser(code_points, options.dot_all, &regex.classes_);
-  absl::StatusOr<int> root = parser.Parse();
-  if (!root.ok()) return root.status();
-  Compiler compiler(parser.nodes(), &regex.program_);
-  if (absl::Status s = compiler.Emit(*root); !s.ok()) return s;
-  if (static_cast<int>(regex.program_.size()) > kMaxProgramSize) {
+  std::u32string code_points;
+  bool valid;
+  for (size_t pos = 0; pos < pattern.size();) {
+    code_points.push_back(DecodeUtf8(pattern, &pos, &valid));
+  }
+  TROUPE_ASSIGN_OR_RETURN(std::string translated, Translator(code_points, options).Translate());
+
+  RE2::Options re2_options;  // UTF-8, Perl-like syntax, leftmost-first
+  re2_options.set_case_sensitive(!options.case_insensitive);
+  re2_options.set_max_mem(kMaxMemBytes);
+  re2_options.set_never_capture(true);  // a yes/no search needs no submatches
+  re2_options.set_log_errors(false);    // the Status carries the reason
+  auto re2 = std::make_unique<re2::RE2>(translated, re2_options);
+  if (!re2->ok()) {
+    switch (re2->error_code()) {
+      case re2::RE2::ErrorRepeatSize:       // nested repeats multiply past 1000
+      case re2::RE2::ErrorPatternTooLarge:  // the program outgrew max_mem
+        return Bad("pattern too large after expanding repeats");
+      default:  // the translation refuses everything else first; RE2 has the last word
+        return Bad(absl::StrCat("RE2 refused the pattern: ", re2->error()));
+    }
+  }
+  if (re2->ProgramSize() > kMaxProgramSize) {
     return Bad("pattern too large after expanding repeats");
   }
-  regex.program_.push_back({Inst::kMatch});
-  return regex;
+  return LoreRegex(std::move(re2));
 }
 
 absl::StatusOr<LoreRegex> LoreRegex::CompileKey(std::string_view key, bool case_sensitive) {
@@ -493,86 +445,10 @@ absl::StatusOr<LoreRegex> LoreRegex::CompileKey(std::string_view key, bool case_
   return Compile(key, options);
 }
 
-bool LoreRegex::Matches(const Class& cls, char32_t c) const {
-  auto contains = [&](char32_t ch) {
-    for (const Class::Item& item : cls.items) {
-      if (item.builtin ? BuiltinMatches(item.builtin, ch) : (ch >= item.lo && ch <= item.hi)) {
-        return true;
-      }
-    }
-    return false;
-  };
-  bool hit = contains(c);
-  if (!hit && options_.case_insensitive && IsAsciiAlpha(c)) hit = contains(c ^ 0x20);
-  return hit != cls.negated;
-}
-
-// Pike's NFA simulation. `threads` holds the class instructions waiting at the current
-// position; AddThread follows jumps, splits and assertions with an explicit stack and marks
-// each instruction once per position (by generation), so empty loops terminate.
 bool LoreRegex::Search(std::string_view text) const {
-  const std::u32string cps = DecodeAll(text);
-  const size_t n = cps.size();
-  std::vector<uint32_t> mark(program_.size(), 0);
-  std::vector<int> current, next, stack;
-  uint32_t generation = 1;
-
-  auto holds = [&](int kind, size_t pos) {
-    const char32_t prev = pos > 0 ? cps[pos - 1] : 0;
-    const char32_t cur = pos < n ? cps[pos] : 0;
-    switch (kind) {
-      case kBol:
-        return pos == 0 || (options_.multiline && IsLineTerminator(prev));
-      case kEol:
-        return pos == n || (options_.multiline && IsLineTerminator(cur));
-      default: {
-        const bool boundary = (pos > 0 && IsWord(prev)) != (pos < n && IsWord(cur));
-        return kind == kWordBoundary ? boundary : !boundary;
-      }
-    }
-  };
-  // Returns true when the match instruction is reached.
-  auto add_thread = [&](std::vector<int>& threads, int start, size_t pos) {
-    stack.assign(1, start);
-    while (!stack.empty()) {
-      const int pc = stack.back();
-      stack.pop_back();
-      if (mark[pc] == generation) continue;
-      mark[pc] = generation;
-      const Inst& inst = program_[pc];
-      switch (inst.op) {
-        case Inst::kMatch:
-          return true;
-        case Inst::kJump:
-          stack.push_back(inst.x);
-          break;
-        case Inst::kSplit:
-          stack.push_back(inst.y);
-          stack.push_back(inst.x);
-          break;
-        case Inst::kAssert:
-          if (holds(inst.x, pos)) stack.push_back(pc + 1);
-          break;
-        case Inst::kClass:
-          threads.push_back(pc);
-          break;
-      }
-    }
-    return false;
-  };
-
-  for (size_t pos = 0;; ++pos) {
-    if (add_thread(current, 0, pos)) return true;  // a match may start here
-    if (pos == n) return false;
-    ++generation;
-    next.clear();
-    for (int pc : current) {
-      if (Matches(classes_[program_[pc].x], cps[pos]) && add_thread(next, pc + 1, pos + 1)) {
-        return true;
-      }
-    }
-    std::swap(current, next);
-  }
+  std::string storage;
+  const std::string_view valid = ValidUtf8(text, &storage);
+  return re2::RE2::PartialMatch(re2::StringPiece(valid.data(), valid.size()), *re2_);
 }
 
 }  // namespace troupe

@@ -1,37 +1,55 @@
-// A small regular-expression matcher for lorebook keys (Character Card V3 `use_regex`), used by
-// ActivateLore on whichever thread builds the prompt. It exists because std::regex recurses once
-// per input character (a key like "(a|b)*c" overflows an 8 MiB stack on ~16 KB of chat) and can
-// take quadratic time; this one runs a Thompson NFA in O(text * pattern) time and fixed stack.
+// Regular expressions for lorebook keys (Character Card V3 `use_regex`), used by ActivateLore on
+// whichever thread builds the prompt. Cards are written for SillyTavern, whose keys are
+// JavaScript (ECMAScript) patterns; matching runs on RE2, which takes time linear in the text
+// and memory bounded by RE2::Options::max_mem, so no key, however hostile, can blow the stack
+// or run away (std::regex recurses once per input character: "(a|b)*c" overflows an 8 MiB
+// stack on ~16 KB of chat). What this file adds is the dialect: a single pass that rewrites
+// the ECMAScript syntax into RE2's and refuses what RE2 cannot run.
 #pragma once
 
 #include <cstdint>
-#include <string>
+#include <memory>
 #include <string_view>
-#include <vector>
 
 #include "absl/status/statusor.h"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace troupe {
 
 struct LoreRegexOptions {
-  bool case_insensitive = false;  // ASCII letters only (as std::regex::icase in the C locale)
-  bool multiline = false;         // ^ and $ also match at line breaks (flag m)
+  bool case_insensitive = false;  // Unicode simple case folding, as RE2 (and JavaScript) fold
+  bool multiline = false;         // ^ and $ also match next to a '\n' (flag m)
   bool dot_all = false;           // . also matches line breaks (flag s)
 };
 
 // A compiled ECMAScript pattern that answers one question: does it match somewhere in a text?
-// Supported: literals, ., [...] and [^...] with ranges, \d \D \w \W \s \S \b \B, ^ $, groups
-// (...), (?:...), (?<name>...), alternation |, quantifiers * + ? {n} {n,} {n,m} (lazy forms
-// accepted; they match the same texts), escapes \t \n \r \v \f \0 \xHH \uHHHH \cX, and the
-// Annex B leniencies (a lone { or ] is a literal, \q means q). Not supported, so Compile fails:
-// backreferences (\1), lookaround ((?=, (?!, (?<=, (?<!). Text and pattern are UTF-8 and match
-// code point by code point; a byte that is not valid UTF-8 reads as U+FFFD.
-// Immutable after Compile; safe for concurrent Search calls.
+// Supported: literals, ., [...] and [^...] with ranges ([] matches nothing, [^] anything),
+// \d \D \w \W \s \S \b \B (ASCII words and digits; \s is JavaScript's Unicode white space),
+// ^ $, groups (...), (?:...), (?<name>...), alternation |, quantifiers * + ? {n} {n,} {n,m}
+// (lazy forms accepted; they match the same texts), escapes \t \n \r \v \f \0 \xHH \uHHHH (a
+// surrogate pair is one code point) \cX, and the Annex B leniencies (a lone { or ] is a
+// literal, \q means q, [\d-z] is \d, '-', 'z'). '.' skips \n, \r, U+2028 and U+2029 unless
+// dot_all. Not supported, so Compile fails: backreferences (\1, \k<name>), lookaround ((?=,
+// (?!, (?<=, (?<!) and inline flags ((?i)). RE2's own extensions (\pL, \Q...\E, \z,
+// [[:alpha:]]) are not read as such: \p means p, as in JavaScript without the u flag.
+// Text and pattern are UTF-8 and match code point by code point; a byte that is not part of
+// valid UTF-8 reads as U+FFFD. Differences from JavaScript that remain: with multiline, ^ and
+// $ see line breaks at '\n' only (not at a lone '\r', U+2028 or U+2029).
+// Immutable after Compile; safe for concurrent Search calls. Move-only.
 class LoreRegex {
  public:
   static constexpr int kMaxPatternBytes = 4096;
-  static constexpr int kMaxProgramSize = 4000;  // instructions after expanding {n,m}
-  static constexpr int kMaxNesting = 32;        // nested groups
+  static constexpr int kMaxNesting = 32;  // nested groups
+  static constexpr int kMaxRepeat = 1000;  // largest n or m in {n,m} (RE2's own limit too)
+  // RE2 instructions, which work on bytes: '.' alone takes about twenty, so .{1000} fits.
+  // Bounds the work per byte of text when RE2 falls back from its DFA to the NFA.
+  static constexpr int kMaxProgramSize = 25000;
+  // RE2::Options::max_mem: about two thirds for the compiled program, the rest for the DFA's
+  // state cache (a search that fills it falls back to the NFA, still linear).
+  static constexpr int64_t kMaxMemBytes = int64_t{2} << 20;
 
   // kInvalidArgument with the reason for a malformed or unsupported pattern, or one past the
   // limits above.
@@ -44,32 +62,17 @@ class LoreRegex {
   [[nodiscard]] static absl::StatusOr<LoreRegex> CompileKey(std::string_view key,
                                                             bool case_sensitive);
 
-  // True if the pattern matches a substring of `text`. O(code points * program size) time.
+  LoreRegex(LoreRegex&&) noexcept;
+  LoreRegex& operator=(LoreRegex&&) noexcept;
+  ~LoreRegex();
+
+  // True if the pattern matches a substring of `text`. Linear in the text's length.
   bool Search(std::string_view text) const;
 
-  // Instruction of the compiled program; public only so the .cc's helpers can name it.
-  struct Inst {
-    enum Op : uint8_t { kClass, kSplit, kJump, kAssert, kMatch } op;
-    int x = 0;  // kClass: class index; kSplit/kJump: target; kAssert: assertion kind
-    int y = 0;  // kSplit: second target
-  };
-  // A bracket class, '.', an escape class or a single literal.
-  struct Class {
-    struct Item {
-      char32_t lo, hi;  // a code point range, when builtin == 0
-      char builtin;     // 'd','D','w','W','s','S' for an escape class, else 0
-    };
-    std::vector<Item> items;
-    bool negated = false;
-  };
-
  private:
-  LoreRegex() = default;
-  bool Matches(const Class& cls, char32_t c) const;
+  explicit LoreRegex(std::unique_ptr<re2::RE2> re2);
 
-  std::vector<Inst> program_;
-  std::vector<Class> classes_;
-  LoreRegexOptions options_;
+  std::unique_ptr<re2::RE2> re2_;  // never null
 };
 
 }  // namespace troupe

@@ -91,6 +91,41 @@ TEST(LoreRegexTest, CaseInsensitiveFoldsAsciiLetters) {
   EXPECT_FALSE(Finds("[^a]", "A", {.case_insensitive = true}));
 }
 
+// Keys are JavaScript patterns run on RE2: the syntax RE2 reads differently is rewritten first.
+TEST(LoreRegexTest, KeepsJavaScriptMeaningsWhereRe2Differs) {
+  EXPECT_TRUE(Finds("a\\sb", "a\u00A0b"));  // JavaScript's \s has Unicode spaces, RE2's not
+  EXPECT_TRUE(Finds("a\\sb", "a\vb"));
+  EXPECT_FALSE(Finds("a\\Sb", "a\u3000b"));
+  EXPECT_FALSE(Finds("a[\\S]b", "a\u2028b"));
+  EXPECT_TRUE(Finds("a[\\S]b", "axb"));
+  EXPECT_FALSE(Finds("a.b", "a\rb"));  // RE2's '.' would take '\r' and U+2028
+  EXPECT_FALSE(Finds("a.b", "a\u2028b"));
+  EXPECT_TRUE(Finds("a.b", "a\u2028b", {.dot_all = true}));
+  // RE2's own extensions mean what JavaScript makes of them: identity escapes and literals.
+  EXPECT_TRUE(Finds("\\pL", "pL"));
+  EXPECT_FALSE(Finds("\\pL", "x"));
+  EXPECT_TRUE(Finds("end\\z", "endz"));
+  EXPECT_TRUE(Finds("[[:alpha:]]", "a]"));  // '[' ':' 'a' 'l' 'p' 'h' then a literal ']'
+  EXPECT_FALSE(Finds("[[:alpha:]]", "b"));
+  EXPECT_TRUE(Finds("\\Q.\\E", "QxE"));
+}
+
+// RE2 folds case as JavaScript does, beyond ASCII (the old engine folded ASCII letters only).
+TEST(LoreRegexTest, CaseInsensitiveFoldsUnicodeAsJavaScriptDoes) {
+  EXPECT_TRUE(Finds("ÉCLAIR", "éclair", {.case_insensitive = true}));
+  EXPECT_FALSE(Finds("ÉCLAIR", "éclair"));
+  EXPECT_TRUE(Finds("[à-ÿ]", "É", {.case_insensitive = true}));
+}
+
+// RE2's (?m) breaks lines at '\n' only: a lone '\r' (old Mac line ends) is not a line break
+// for ^ and $, as it is in JavaScript. "\r\n" ends a line like '\n' does, except that $ sees
+// the end of the line after the '\r'.
+TEST(LoreRegexTest, MultilineBreaksLinesAtNewline) {
+  EXPECT_TRUE(Finds("^b$", "a\nb\nc", {.multiline = true}));
+  EXPECT_TRUE(Finds("^b", "a\r\nb", {.multiline = true}));
+  EXPECT_FALSE(Finds("^b", "a\rb", {.multiline = true}));
+}
+
 TEST(LoreRegexTest, MatchesCodePointsNotBytes) {
   EXPECT_TRUE(Finds("^caf.$", "café"));
   EXPECT_TRUE(Finds("^[à-ÿ]+$", "éè"));
@@ -115,6 +150,7 @@ TEST(LoreRegexTest, RefusesUnsupportedAndMalformedPatterns) {
   EXPECT_EQ(CompileError("^*"), "regex: nothing to repeat");
   EXPECT_EQ(CompileError("a{3,2}"), "regex: numbers out of order in {} quantifier");
   EXPECT_EQ(CompileError("a\\"), "regex: pattern ends with a backslash");
+  EXPECT_EQ(CompileError("(?i)a"), "regex: only (?:...) and (?<name>...) groups are supported");
 }
 
 TEST(LoreRegexTest, EnforcesSizeLimits) {
@@ -125,6 +161,11 @@ TEST(LoreRegexTest, EnforcesSizeLimits) {
   std::string deep = std::string(40, '(') + "a" + std::string(40, ')');
   EXPECT_EQ(CompileError(deep), "regex: groups nested too deeply");
   EXPECT_TRUE(Finds(std::string(30, '(') + "a" + std::string(30, ')'), "a"));
+  // Each repeat is within bounds, but the program RE2 would build is not.
+  std::string wide;
+  for (int k = 0; k < 4; ++k) wide += ".{1000}";
+  EXPECT_EQ(CompileError(wide), "regex: pattern too large after expanding repeats");
+  EXPECT_TRUE(Finds(".{1000}", std::string(1000, 'x')));
 }
 
 TEST(LoreRegexTest, LongInputRunsInFixedStack) {
