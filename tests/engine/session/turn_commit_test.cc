@@ -270,7 +270,7 @@ TEST(TurnCommitTest, DurableTurnIsStoredThenRemembered) {
   plan.context = "[Mara remembers the reef]";
   plan.character_version = 7;
   plan.new_summary = "Short.";
-  plan.new_summarized_turns = 0;
+  plan.new_summarized_turns = 1;
   const EmotionVector calm = {5, 6, 1, 1, 1, 1, 1, 4};
   PendingTurn turn = PendingTurnFor(*session, "Where to?", plan);
   turn.remember = TurnMemoryFor(*session, character, "Where to?", calm);
