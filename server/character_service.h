@@ -4,8 +4,6 @@
 // database). See docs/api.md and docs/characters.md.
 #pragma once
 
-#include <memory>
-
 #include "engine/character/character_registry.h"
 #include "engine/memory/memory_service.h"
 #include "grpcpp/server_context.h"
