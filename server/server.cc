@@ -19,7 +19,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "server/chat_service.h"
+#include "server/roleplay_service.h"
 
 namespace troupe {
 namespace {
@@ -96,9 +96,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .summarizer = server->summarizer_.get(),
                         .commit_queue = server->commit_queue_.get(),
                         .prompt_options = options.prompt};
-  server->service_ = std::make_unique<ChatService>(*server->engine_, *server->sessions_,
-                                                   *server->prepare_queue_, server->metrics_.get(),
-                                                   std::move(roleplay));
+  server->service_ = std::make_unique<RolePlayService>(*server->engine_, *server->sessions_,
+                                                       *server->prepare_queue_, server->metrics_.get(),
+                                                       std::move(roleplay));
 
   // Both are process-wide switches read by the next ServerBuilder.
   grpc::EnableDefaultHealthCheckService(true);

@@ -19,7 +19,6 @@ class Server;
 
 namespace troupe {
 
-class ChatService;
 class CharacterRegistry;
 class MemoryService;
 class ModelRater;
@@ -27,6 +26,7 @@ class SqliteStore;
 class BertEmbedder;
 class ModelEmbedder;
 class ModelSummarizer;
+class RolePlayService;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
@@ -86,7 +86,7 @@ class Server {
   std::unique_ptr<WorkQueue> commit_queue_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<WorkQueue> prepare_queue_;
-  std::unique_ptr<ChatService> service_;
+  std::unique_ptr<RolePlayService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
 

@@ -143,4 +143,25 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   }
 }
 
+TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
+                        const std::string& message) {
+  TurnPlan plan;
+  const std::string continuation = session.context_tokens.empty()
+                                       ? std::string()
+                                       : BuildChatContinuation(family, session.character, message);
+  if (!continuation.empty()) {
+    // Token for token the previous turn's prompt and reply, then the new turn: the prefix cache
+    // serves everything before the continuation.
+    plan.prompt = session.context_tokens;
+    const std::vector<TokenId> tail = tokenizer.Encode(continuation, false, /*parse_special=*/true);
+    plan.prompt.insert(plan.prompt.end(), tail.begin(), tail.end());
+    return plan;
+  }
+  ChatPrompt prompt = BuildChatPrompt(family, session.character, session.history, message);
+  plan.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
+  plan.stop = std::move(prompt.stop);
+  plan.rendered_in_full = true;
+  return plan;
+}
+
 }  // namespace troupe

@@ -10,6 +10,9 @@
 // dialogues are dropped first, then the oldest turns are folded into the session's running
 // summary (shown in their place), half of the remaining turns at a time; without a summarizer
 // they are dropped.
+//
+// Inline sessions (a name and a system prompt, no stored character) get PlanInlineTurn: the
+// same append-only prompt without memory, lore or shortening.
 #pragma once
 
 #include <functional>
@@ -68,5 +71,13 @@ struct TurnPlan {
                                                 const StoredCharacter& character,
                                                 const std::string& message,
                                                 const TurnMemoryOptions& memory_options);
+
+// A turn of an inline session. When the session holds the previous turn's tokens and `family`
+// has a continuation (not kRaw), the prompt is those tokens plus BuildChatContinuation encoded
+// without BOS; otherwise BuildChatPrompt renders the whole history (BOS as the tokenizer
+// wants) and its stop strings go into `stop`. Only prompt, stop and rendered_in_full are set.
+// Special-token texts in the rendering are parsed as special tokens.
+TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
+                        const std::string& message);
 
 }  // namespace troupe

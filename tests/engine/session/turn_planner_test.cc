@@ -2,6 +2,7 @@
 
 #include "engine/clients/summarizer.h"
 #include "engine/formats/gguf.h"
+#include "engine/session/prompt_builder.h"
 #include "gtest/gtest.h"
 
 namespace troupe {
@@ -141,6 +142,45 @@ TEST_F(TurnPlannerTest, AppendsToThePreviousTurnsTokens) {
   auto fresh = PlanTurn(Deps(0), session, Character(), "And then?", {});
   ASSERT_TRUE(fresh.ok());
   EXPECT_TRUE(fresh->rendered_in_full);
+}
+
+// An inline session: the whole history rendered (with BOS) until the session holds the previous
+// turn's tokens, then those tokens and the continuation.
+TEST_F(TurnPlannerTest, InlineTurnRendersInFullThenAppendsToThePreviousTokens) {
+  Session session;
+  session.character = {"Mira", "You are Mira, a bard."};
+  session.history = {{"user", "Hello"}, {"assistant", "Well met."}};
+  const TurnPlan full = PlanInlineTurn(*tokenizer_, ChatFamily::kChatMl, session, "Sing.");
+  EXPECT_TRUE(full.rendered_in_full);
+  const ChatPrompt rendered = BuildChatPrompt(ChatFamily::kChatMl, session.character, session.history, "Sing.");
+  EXPECT_EQ(full.prompt, tokenizer_->Encode(rendered.text, tokenizer_->add_bos(), /*parse_special=*/true));
+  EXPECT_EQ(full.stop, rendered.stop);
+  EXPECT_NE(Text(full).find("You are Mira, a bard."), std::string::npos);
+  EXPECT_NE(Text(full).find("Well met."), std::string::npos);
+
+  session.context_tokens = {1, 2, 3};
+  const TurnPlan next = PlanInlineTurn(*tokenizer_, ChatFamily::kChatMl, session, "Sing.");
+  EXPECT_FALSE(next.rendered_in_full);
+  EXPECT_TRUE(next.stop.empty());
+  std::vector<TokenId> want = {1, 2, 3};
+  const std::vector<TokenId> tail = tokenizer_->Encode(
+      BuildChatContinuation(ChatFamily::kChatMl, session.character, "Sing."), false, /*parse_special=*/true);
+  want.insert(want.end(), tail.begin(), tail.end());
+  EXPECT_EQ(next.prompt, want);
+}
+
+// A raw transcript has no continuation: it is rendered in full, with its stop strings, even
+// when the session holds tokens.
+TEST_F(TurnPlannerTest, InlineRawTurnIsAlwaysRenderedInFull) {
+  Session session;
+  session.character = {"Mira", ""};
+  session.context_tokens = {1, 2, 3};
+  const TurnPlan plan = PlanInlineTurn(*tokenizer_, ChatFamily::kRaw, session, "Sing.");
+  EXPECT_TRUE(plan.rendered_in_full);
+  EXPECT_FALSE(plan.stop.empty());
+  EXPECT_NE(Text(plan).find("User: Sing."), std::string::npos);
+  const ChatPrompt rendered = BuildChatPrompt(ChatFamily::kRaw, session.character, session.history, "Sing.");
+  EXPECT_EQ(plan.prompt, tokenizer_->Encode(rendered.text, tokenizer_->add_bos(), /*parse_special=*/true));
 }
 
 TEST(ModelSummarizerTest, SummarizesThroughTheEngine) {

@@ -1,0 +1,230 @@
+#include "server/session_service.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/character/character_card.h"
+#include "engine/session/turn_planner.h"
+#include "server/proto_convert.h"
+#include "server/rpc_util.h"
+
+namespace troupe {
+namespace {
+
+constexpr size_t kMaxChatMessageBytes = 64 << 10;  // one user message
+
+}  // namespace
+
+// Everything a Chat job needs, copied out of the request in the reaction.
+struct SessionService::ChatJob {
+  Request request;  // sampling, priority, cache_salt and arrival_time set; prompt filled later
+  SessionId session_id;
+  std::string message;
+  TurnMemoryOptions memory;
+  std::optional<EmotionVector> turn_emotion;
+};
+
+SessionService::SessionService(Engine& engine, SessionStore& sessions, WorkQueue& prepare_queue,
+                               Metrics* metrics, RolePlayDeps roleplay)
+    : engine_(engine),
+      sessions_(sessions),
+      prepare_queue_(prepare_queue),
+      metrics_(metrics),
+      roleplay_(std::move(roleplay)) {}
+
+grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackServerContext* context,
+                                                                const v1::ChatRequest* request) {
+  std::shared_ptr<ChatStreamReactor> reactor = ChatStreamReactor::Create(engine_, metrics_);
+  absl::Status valid = request->session_id().empty()
+                           ? absl::InvalidArgumentError("session_id is empty")
+                           : ValidateText(request->message(), "message");
+  if (valid.ok() && request->message().size() > kMaxChatMessageBytes) {
+    valid = absl::InvalidArgumentError(absl::StrCat("message: ", request->message().size(),
+                                                    " bytes; the limit is ", kMaxChatMessageBytes));
+  }
+  absl::StatusOr<SamplingParams> sampling = SamplingFromProto(request->sampling());
+  if (valid.ok()) valid = sampling.status();
+  absl::StatusOr<TurnMemoryOptions> memory = MemoryOptionsFromProto(request->memory());
+  if (valid.ok()) valid = memory.status();
+  std::optional<EmotionVector> turn_emotion;
+  if (valid.ok() && request->memory().has_turn_emotion()) {
+    absl::StatusOr<EmotionVector> v = EmotionFromProto(request->memory().turn_emotion(), "memory.turn_emotion");
+    if (v.ok()) {
+      turn_emotion = *v;
+    } else {
+      valid = v.status();
+    }
+  }
+  if (!valid.ok()) {
+    reactor->FinishWithError(valid);
+    return reactor.get();
+  }
+  auto job = std::make_shared<ChatJob>();
+  job->request.sampling = *std::move(sampling);
+  job->request.priority = request->priority();
+  job->request.cache_salt = CacheSaltFor(*context, request->cache_salt());
+  job->request.arrival_time = absl::Now();
+  job->session_id = request->session_id();
+  job->message = request->message();
+  job->memory = *std::move(memory);
+  job->turn_emotion = turn_emotion;
+  const absl::Status scheduled = prepare_queue_.Schedule([this, reactor, job] { PrepareTurn(reactor, *job); });
+  if (!scheduled.ok()) reactor->FinishWithError(scheduled);
+  return reactor.get();
+}
+
+void SessionService::PrepareTurn(const std::shared_ptr<ChatStreamReactor>& reactor, ChatJob& job) {
+  if (reactor->IsCancelled()) {
+    reactor->Submit(std::move(job.request));  // ends the RPC as CANCELLED
+    return;
+  }
+  absl::StatusOr<Session> session = sessions_.Get(job.session_id);
+  if (!session.ok()) {
+    reactor->FinishWithError(session.status());
+    return;
+  }
+  if (session->character_id.empty()) {
+    PrepareInlineTurn(reactor, job, *session);
+  } else {
+    PrepareCharacterTurn(reactor, job, *session);
+  }
+}
+
+void SessionService::PrepareInlineTurn(const std::shared_ptr<ChatStreamReactor>& reactor, ChatJob& job,
+                                       const Session& session) {
+  const TurnPlan plan =
+      PlanInlineTurn(engine_.tokenizer(), engine_.model_info().chat_family, session, job.message);
+  Request& req = job.request;
+  req.prompt = plan.prompt;
+  for (const std::string& stop : plan.stop) req.sampling.stop.push_back(stop);
+  // Inline sessions live in memory only: their commit is cheap enough for the engine thread.
+  CommitWhenDone(*reactor, PendingTurnFor(session, job.message, plan), /*queue=*/nullptr);
+  reactor->Submit(std::move(req));
+}
+
+void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReactor>& reactor, ChatJob& job,
+                                          const Session& session) {
+  if (roleplay_.characters == nullptr) {
+    reactor->FinishWithError(NoDataDirectory());
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<const StoredCharacter>> character =
+      roleplay_.characters->Get(session.character_id);
+  if (!character.ok()) {
+    reactor->FinishWithError(character.status());
+    return;
+  }
+  Request& req = job.request;
+  TurnPlannerDeps deps;
+  deps.tokenizer = &engine_.tokenizer();
+  deps.family = engine_.model_info().chat_family;
+  deps.max_prompt_tokens = std::max(1, engine_.model_info().max_model_len - req.sampling.max_tokens);
+  deps.memory = roleplay_.memory;
+  deps.rater = roleplay_.rater;
+  deps.prompt_options = roleplay_.prompt_options;
+  if (roleplay_.summarizer != nullptr) {
+    deps.summarize = [summarizer = roleplay_.summarizer, character_name = MacroCharName((*character)->profile),
+                      user_name = session.setup.user_name, priority = req.priority](
+                         const std::string& summary, const std::vector<ChatMessage>& turns) {
+      return summarizer->Summarize(summary, turns, character_name, user_name, priority);
+    };
+  }
+  absl::StatusOr<TurnPlan> plan = PlanTurn(deps, session, **character, job.message, job.memory);
+  if (!plan.ok()) {
+    reactor->FinishWithError(plan.status());
+    return;
+  }
+  req.prompt = plan->prompt;
+  for (const std::string& stop : plan->stop) req.sampling.stop.push_back(stop);
+
+  PendingTurn pending = PendingTurnFor(session, job.message, *plan);
+  pending.remember = TurnMemoryFor(session, **character, job.message, job.turn_emotion);
+  CommitWhenDone(*reactor, std::move(pending), roleplay_.commit_queue);
+  reactor->set_on_final([memories = std::move(plan->memories), lore = std::move(plan->lore),
+                         character = *character](v1::ChatResponse& final_message) {
+    TurnRefsToProto(memories, lore, character->profile, &final_message);
+  });
+  reactor->Submit(std::move(req));
+}
+
+void SessionService::CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn, WorkQueue* queue) {
+  reactor.set_on_success(
+      [&sessions = sessions_, memory = roleplay_.memory, turn = std::move(turn)](
+          std::string reply, std::vector<TokenId> reply_tokens, FinishReason reason) mutable {
+        return CommitTurn(sessions, memory, std::move(turn), std::move(reply), std::move(reply_tokens), reason);
+      },
+      queue);
+}
+
+grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerContext* context,
+                                                        const v1::CreateSessionRequest* request,
+                                                        v1::Session* response) {
+  if (request->character_id().empty()) {
+    if (request->has_setup()) {
+      return FinishUnary(context, absl::InvalidArgumentError(
+                                      "setup needs a stored character: set character_id"));
+    }
+    absl::StatusOr<Session> session = sessions_.Create(CharacterFromProto(request->character()));
+    if (session.ok()) SessionToProto(*session, response);
+    return FinishUnary(context, session.status());
+  }
+  if (request->has_character()) {
+    return FinishUnary(context, absl::InvalidArgumentError("set character or character_id, not both"));
+  }
+  absl::StatusOr<SessionSetup> setup = SessionSetupFromProto(request->setup(), request->has_setup());
+  if (!setup.ok()) return FinishUnary(context, setup.status());
+  return RunUnary(context, prepare_queue_, [this, request, response, setup = *std::move(setup)] {
+    if (roleplay_.characters == nullptr) return NoDataDirectory();
+    absl::StatusOr<std::shared_ptr<const StoredCharacter>> character =
+        roleplay_.characters->Get(request->character_id());
+    if (!character.ok()) return character.status();
+    const CharacterProfile& profile = (*character)->profile;
+    if (setup.greeting_index > static_cast<int>(profile.alternate_greetings.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "setup.greeting_index: ", setup.greeting_index, ", but the character has ",
+          profile.alternate_greetings.size(), " alternate greetings"));
+    }
+    absl::StatusOr<Session> session = sessions_.CreateDurable(
+        (*character)->id, MacroCharName(profile), setup, GreetingFor(profile, setup));
+    if (!session.ok()) return session.status();
+    SessionToProto(*session, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext* context,
+                                                     const v1::GetSessionRequest* request,
+                                                     v1::Session* response) {
+  return RunUnary(context, prepare_queue_, [this, request, response] {
+    absl::StatusOr<Session> session = sessions_.Get(request->session_id());
+    if (session.ok()) SessionToProto(*session, response);
+    return session.status();
+  });
+}
+
+grpc::ServerUnaryReactor* SessionService::ListSessions(grpc::CallbackServerContext* context,
+                                                       const v1::ListSessionsRequest* request,
+                                                       v1::ListSessionsResponse* response) {
+  if (absl::Status valid = ValidatePageSize(request->page_size()); !valid.ok()) return FinishUnary(context, valid);
+  return RunUnary(context, prepare_queue_, [this, request, response] {
+    const int limit = PageLimit(request->page_size());
+    absl::StatusOr<std::vector<Session>> sessions =
+        sessions_.ListDurable(request->character_id(), request->page_token(), limit);
+    if (!sessions.ok()) return sessions.status();
+    for (const Session& s : *sessions) SessionToProto(s, response->add_sessions());
+    if (static_cast<int>(sessions->size()) == limit) response->set_next_page_token(sessions->back().id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SessionService::DeleteSession(grpc::CallbackServerContext* context,
+                                                        const v1::DeleteSessionRequest* request,
+                                                        v1::DeleteSessionResponse* /*response*/) {
+  return RunUnary(context, prepare_queue_, [this, request] { return sessions_.Delete(request->session_id()); });
+}
+
+}  // namespace troupe
