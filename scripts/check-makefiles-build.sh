@@ -14,8 +14,9 @@ build_dir=${1:-build-make}
 jobs=${2:-2}
 export PATH="/usr/local/cuda/bin:$PATH"
 
+mkdir -p "$build_dir"
 cmake -S . -B "$build_dir" -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release -DTROUPE_CUDA=AUTO \
-  > "$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log"; exit 1; }
+  > "$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log"; exit 1; }
 # `make help` lists every target as "... NAME".
 available=$(cmake --build "$build_dir" --target help | sed -n 's/^\.\.\. \([^ ]*\).*/\1/p')
 targets=()
