@@ -156,6 +156,10 @@ TEST(LoreRegexTest, RefusesUnsupportedAndMalformedPatterns) {
 TEST(LoreRegexTest, EnforcesSizeLimits) {
   EXPECT_EQ(CompileError("a{1001}"), "regex: repeat count above 1000");
   EXPECT_EQ(CompileError("(a{1000}){1000}"), "regex: pattern too large after expanding repeats");
+  // RE2 caps nested repeats at 1000 in product (the matcher before RE2 took this one).
+  EXPECT_EQ(CompileError("((a{10}){10}){11}"),
+            "regex: pattern too large after expanding repeats");
+  EXPECT_TRUE(Finds("^((a{10}){10}){10}$", std::string(1000, 'a')));
   EXPECT_EQ(CompileError(std::string(LoreRegex::kMaxPatternBytes + 1, 'a')),
             "regex: pattern of 4097 bytes exceeds the limit of 4096");
   std::string deep = std::string(40, '(') + "a" + std::string(40, ')');

@@ -157,7 +157,7 @@ TEST(LorebookTest, InvalidRegexNeverFiresAndNeverCrashes) {
 }
 
 TEST(LorebookTest, PathologicalRegexOnLongChatStaysLinear) {
-  // std::regex overflows the stack on this (one recursion per character); ours must not.
+  // std::regex overflows the stack on this (one recursion per character); RE2 must not.
   Lorebook book;
   LoreEntry e = Entry({"(a|b)*c"}, "found");
   e.use_regex = true;
