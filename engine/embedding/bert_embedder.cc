@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<BertEmbedder>> BertEmbedder::Load(const std::stri
   // Each matrix is repacked into panels and its float copy released (only one copy is kept).
   const auto linear = [](std::vector<float>& w, const std::vector<float>& b, int64_t rows,
                          int64_t cols) {
-    Linear l{.w = PanelMatrix::Pack(w.data(), rows, cols), .b = b.data()};
+    Linear l{.w = cpu::PanelMatrix::Pack(w.data(), rows, cols), .b = b.data()};
     std::vector<float>().swap(w);
     return l;
   };

@@ -15,9 +15,9 @@
 #include "absl/status/statusor.h"
 #include "engine/embedding/bert_config.h"
 #include "engine/embedding/bert_weights.h"
-#include "engine/embedding/panel_matmul.h"
 #include "engine/embedding/text_embedder.h"
 #include "engine/embedding/wordpiece_tokenizer.h"
+#include "kernels/cpu/panel_matmul.h"
 
 namespace troupe {
 
@@ -62,7 +62,7 @@ class BertEmbedder final : public TextEmbedder {
  private:
   // A linear layer y = x W^T + b.
   struct Linear {
-    PanelMatrix w;             // packed copy; the BertWeights matrix is released
+    cpu::PanelMatrix w;             // packed copy; the BertWeights matrix is released
     const float* b = nullptr;  // [w.rows()] in weights_
   };
   struct LayerLinears {

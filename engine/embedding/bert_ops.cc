@@ -1,47 +1,21 @@
 // BERT CPU operations. The loops are shaped for GCC's auto-vectorizer under plain -O3
 // (-march=native in the default build): no reductions across a vector loop except through
-// explicit partial-sum arrays, and exp/erf as branch-free polynomials instead of libm calls
-// (clamps as ternaries and std::nearbyint: std::fmin/fmax/floor keep GCC 12 from vectorizing).
+// explicit partial-sum arrays (cpu::LaneSum), and exp/erf as branch-free polynomials instead of
+// libm calls (cpu::FastExp; clamps as ternaries: std::fmin/fmax keep GCC 12 from vectorizing).
 #include "engine/embedding/bert_ops.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
-#include <cstring>
 #include <vector>
+
+#include "kernels/cpu/simd.h"
 
 namespace troupe::bert {
 
-namespace {
-constexpr float kLog2e = 1.44269504088896341f;
-// ln 2 split so that n * kLn2Hi is exact for |n| <= 2^9 (kLn2Hi has 11 significant bits).
-constexpr float kLn2Hi = 0.693359375f;
-constexpr float kLn2Lo = -2.12194440e-4f;
-constexpr float kExpMin = -87.0f;
-constexpr float kExpMax = 88.0f;
-constexpr int kLanes = 16;
-}  // namespace
-
-float Exp(float x) {
-  x = x < kExpMin ? kExpMin : x;
-  x = x > kExpMax ? kExpMax : x;
-  // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2. (nearbyint, not floor: GCC
-  // vectorizes floor only under -fno-trapping-math.)
-  const float n = std::nearbyint(x * kLog2e);
-  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-  // Taylor series of exp(r) to r^7 (the r^8 term is < 6e-9 for |r| <= 0.35).
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  // 2^n from the exponent bits; n is in [-126, 127] after the clamp.
-  const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  return p * scale;
-}
+using cpu::FastExp;
+using cpu::Load16;
+using cpu::Store16;
+using cpu::Vec16;
 
 float Gelu(float x) {
   // erfc(|z|) = t * poly(t) * exp(-z^2), t = 1 / (1 + p |z|)  (A&S 7.1.26), z = x / sqrt(2).
@@ -52,30 +26,18 @@ float Gelu(float x) {
   poly = poly * t + 1.421413741f;
   poly = poly * t - 0.284496736f;
   poly = poly * t + 0.254829592f;
-  const float erfc = poly * t * Exp(-z * z);
+  const float erfc = poly * t * FastExp(-z * z);
   // 1 + erf(x / sqrt 2) = 2 - erfc(|z|) for x >= 0, erfc(|z|) for x < 0.
   const float one_plus_erf = x >= 0.0f ? 2.0f - erfc : erfc;
   return 0.5f * x * one_plus_erf;
 }
 
 void ExpInPlace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = Exp(x[i]);
+  for (int64_t i = 0; i < n; ++i) x[i] = FastExp(x[i]);
 }
 
 void GeluInPlace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = Gelu(x[i]);
-}
-
-float Sum(const float* x, int64_t n) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l];
-  }
-  float sum = 0.0f;
-  for (; i < n; ++i) sum += x[i];
-  for (int l = 0; l < kLanes; ++l) sum += acc[l];
-  return sum;
 }
 
 void LayerNorm(const LayerNormArgs& args) {
@@ -84,9 +46,9 @@ void LayerNorm(const LayerNormArgs& args) {
   for (int64_t r = 0; r < args.rows; ++r) {
     float* x = args.x + r * dim;
     // 1) mean; 2) biased variance of the centered row; 3) scale and shift.
-    const float mean = Sum(x, dim) / static_cast<float>(dim);
+    const float mean = cpu::LaneSum<float>(x, dim) / static_cast<float>(dim);
     for (int64_t i = 0; i < dim; ++i) centered[i] = (x[i] - mean) * (x[i] - mean);
-    const float var = Sum(centered.data(), dim) / static_cast<float>(dim);
+    const float var = cpu::LaneSum<float>(centered.data(), dim) / static_cast<float>(dim);
     const float inv_std = 1.0f / std::sqrt(var + args.eps);
     for (int64_t i = 0; i < dim; ++i) {
       x[i] = (x[i] - mean) * inv_std * args.gamma[i] + args.beta[i];
@@ -98,18 +60,7 @@ void LayerNorm(const LayerNormArgs& args) {
 namespace {
 
 constexpr int kQueryBlock = 4;  // queries that share each loaded key or value vector
-constexpr int kLanes16 = 16;    // keys (scores) or dims (values) per accumulator vector
-
-// 16 floats as one GCC/Clang vector: an explicit register tile, lowered to one AVX-512
-// register, two AVX ones or four SSE ones. (Written with plain arrays, GCC 12 spills the tile.)
-typedef float Vec16 __attribute__((vector_size(64)));
-
-inline Vec16 Load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
+constexpr int kLanes16 = cpu::kVec16Lanes;  // keys (scores) or dims (values) per accumulator
 
 // scores[qi * n_pad + j] = q[qi] . kt[:, j] for qi < NQ, j < n_pad.
 template <int NQ>
@@ -157,7 +108,7 @@ void QueryBlock(const float* const* q, const float* kt, const float* v, int64_t 
     const float max_score = *std::max_element(row, row + n);
     for (int64_t j = 0; j < n; ++j) row[j] -= max_score;
     ExpInPlace(row, n);
-    const float inv_sum = 1.0f / Sum(row, n);
+    const float inv_sum = 1.0f / cpu::LaneSum<float>(row, n);
     for (int64_t j = 0; j < n; ++j) row[j] *= inv_sum;
   }
   BlockWeightedValues<NQ>(scores, n, n_pad, v, stride, head_dim, out);

@@ -1,26 +1,20 @@
 // The element-wise and per-row operations of a BERT encoder on CPU (float32): exp and erf-GELU
-// written so that GCC vectorizes them without -ffast-math, LayerNorm, and unmasked multi-head
-// self-attention over one sequence. Pure functions: safe from any thread.
+// written so that GCC vectorizes them without -ffast-math (on kernels/cpu/simd.h), LayerNorm,
+// and unmasked multi-head self-attention over one sequence. Pure functions: safe from any thread.
 #pragma once
 
 #include <cstdint>
 
 namespace troupe::bert {
 
-// exp(x), relative error <= ~2e-7 (float rounding plus a degree-7 Taylor tail); inputs outside
-// [-87, 88] are clamped to it (so no infinities or denormals result).
-float Exp(float x);
 // The exact-erf GELU, 0.5 * x * (1 + erf(x / sqrt(2))), with erf from Abramowitz & Stegun 7.1.26
 // (absolute error <= 1.5e-7), so |Gelu(x) - gelu(x)| <= 1e-7 * |x| + float rounding.
 float Gelu(float x);
 
-// x[i] = Exp(x[i]) for i < n, and likewise for Gelu; vectorized.
+// x[i] = cpu::FastExp(x[i]) (kernels/cpu/simd.h: relative error <= ~2e-7, inputs clamped to
+// [-87, 88]) for i < n, and likewise for Gelu; vectorized.
 void ExpInPlace(float* x, int64_t n);
 void GeluInPlace(float* x, int64_t n);
-
-// Sum of x[0..n) in 16 interleaved partial sums (vectorizes; a different rounding order than a
-// sequential sum).
-float Sum(const float* x, int64_t n);
 
 // Row-wise LayerNorm in place, as torch.nn.LayerNorm (biased variance):
 // x[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta.

@@ -5,13 +5,10 @@
 // allocated for them, which bounds memory by the file size. Tensor data is never copied.
 #include "engine/formats/gguf.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -136,7 +133,7 @@ class GgufFile::Parser {
   }
 
  private:
-  uint64_t left() const { return f_.size_ - pos_; }
+  uint64_t left() const { return f_.mapping_.size() - pos_; }
 
   absl::Status Corrupt(absl::string_view what) const {
     return absl::DataLossError(
@@ -145,12 +142,12 @@ class GgufFile::Parser {
   absl::Status Truncated(absl::string_view what, uint64_t need) const {
     return absl::DataLossError(absl::StrCat(f_.path_, ": truncated GGUF: ", what, " needs ", need,
                                             " bytes at byte ", pos_, " but only ", left(),
-                                            " remain (file is ", f_.size_, " bytes)"));
+                                            " remain (file is ", f_.mapping_.size(), " bytes)"));
   }
 
   absl::Status ReadBytes(void* dst, uint64_t n, absl::string_view what) {
     if (n > left()) return Truncated(what, n);
-    std::memcpy(dst, f_.base_ + pos_, n);
+    std::memcpy(dst, f_.mapping_.data() + pos_, n);
     pos_ += n;
     return absl::OkStatus();
   }
@@ -166,7 +163,7 @@ class GgufFile::Parser {
     if (len > left()) {
       return Truncated(absl::StrCat(what, " of length ", len), len);
     }
-    out->assign(reinterpret_cast<const char*>(f_.base_ + pos_), len);
+    out->assign(reinterpret_cast<const char*>(f_.mapping_.data() + pos_), len);
     pos_ += len;
     return absl::OkStatus();
   }
@@ -385,16 +382,16 @@ class GgufFile::Parser {
   // tensor's [offset, offset + num_bytes) must lie inside it.
   absl::Status PlaceTensorData() {
     const uint64_t a = f_.alignment_;
-    const uint64_t data_offset = (pos_ + a - 1) / a * a;  // pos_ <= size_ < 2^63: no overflow
-    if (data_offset > f_.size_) {
+    const uint64_t data_offset = (pos_ + a - 1) / a * a;  // pos_ <= file size < 2^63: no overflow
+    if (data_offset > f_.mapping_.size()) {
       if (!f_.tensors_.empty()) {
         return Truncated("padding before the tensor data section", data_offset - pos_);
       }
-      f_.data_offset_ = f_.size_;  // vocab-only file: no data section at all
+      f_.data_offset_ = f_.mapping_.size();  // vocab-only file: no data section at all
       return absl::OkStatus();
     }
     f_.data_offset_ = data_offset;
-    const uint64_t data_bytes = f_.size_ - data_offset;
+    const uint64_t data_bytes = f_.mapping_.size() - data_offset;
     for (size_t i = 0; i < f_.tensors_.size(); ++i) {
       GgufTensorInfo& t = f_.tensors_[i];
       if (offsets_[i] > data_bytes || t.num_bytes > data_bytes - offsets_[i]) {
@@ -403,7 +400,7 @@ class GgufFile::Parser {
                          t.num_bytes, " bytes at data offset ", offsets_[i],
                          ") runs past the end of the ", data_bytes, "-byte data section"));
       }
-      t.data = f_.base_ + data_offset + offsets_[i];
+      t.data = f_.mapping_.data() + data_offset + offsets_[i];
     }
     return absl::OkStatus();
   }
@@ -416,46 +413,25 @@ class GgufFile::Parser {
   std::vector<uint64_t> offsets_;  // [num_tensors] data offsets relative to the data section
 };
 
-// ---- open / close ----
+// ---- open ----
 
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::ErrnoToStatus(err, absl::StrCat(path, ": cannot stat"));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  if (st.st_size == 0) {
-    ::close(fd);
+  TROUPE_ASSIGN_OR_RETURN(MappedFile mapping, MappedFile::Open(path));
+  if (mapping.size() == 0) {
     return absl::DataLossError(absl::StrCat(path, ": truncated GGUF: file is empty"));
   }
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->path_ = path;
-  file->size_ = static_cast<uint64_t>(st.st_size);
-  void* map = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file open
-  if (map == MAP_FAILED) {
-    return absl::ErrnoToStatus(map_errno, absl::StrCat(path, ": cannot mmap"));
-  }
-  file->base_ = static_cast<const uint8_t*>(map);
+  file->mapping_ = std::move(mapping);
   TROUPE_RETURN_IF_ERROR(Parser(*file).Parse());
   return file;
 }
 
-GgufFile::~GgufFile() {
-  if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
-
 void GgufFile::ReleasePages(const uint8_t* data, uint64_t bytes) const {
+  const uint8_t* base = mapping_.data();
+  const uint64_t size = mapping_.size();
   TROUPE_CHECK_MSG(
-      data >= base_ && bytes <= size_ && data - base_ <= static_cast<int64_t>(size_ - bytes),
+      data >= base && bytes <= size && data - base <= static_cast<int64_t>(size - bytes),
       "ReleasePages range outside the mapping of %s", path_.c_str());
   static const uint64_t kPage = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   // Only pages wholly inside the range: neighbours' bytes on a shared page stay resident.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/mapped_file.h"
 
 namespace troupe {
 
@@ -67,13 +68,12 @@ class GgufFile {
   // Allocation is bounded by the file size: no count or length is trusted before it is checked
   // against the bytes that remain.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<GgufFile>> Open(const std::string& path);
-  ~GgufFile();
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
-  uint64_t file_bytes() const { return size_; }
+  uint64_t file_bytes() const { return mapping_.size(); }
   uint64_t alignment() const { return alignment_; }      // general.alignment, default 32
   uint64_t data_offset() const { return data_offset_; }  // file offset of the tensor data section
 
@@ -106,8 +106,7 @@ class GgufFile {
   class Parser;
 
   std::string path_;
-  const uint8_t* base_ = nullptr;  // [size_] bytes, PROT_READ, MAP_PRIVATE
-  uint64_t size_ = 0;
+  MappedFile mapping_;  // the whole file, read-only
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

@@ -1,20 +1,15 @@
-// Safetensors: mmap, header validation and float conversion.
+// Safetensors: header validation and float conversion over the file's mapping.
 #include "engine/formats/safetensors.h"
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "kernels/ggml_types.h"
 #include "nlohmann/json.hpp"
 
@@ -57,47 +52,29 @@ size_t SafetensorsDtypeBytes(std::string_view dtype) {
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
+  TROUPE_ASSIGN_OR_RETURN(MappedFile mapping, MappedFile::Open(path));
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::ErrnoToStatus(err, absl::StrCat(path, ": cannot stat"));
-  }
-  file->size_ = static_cast<size_t>(st.st_size);
-  if (file->size_ > 0) {
-    void* map = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    if (map == MAP_FAILED) return absl::ErrnoToStatus(err, absl::StrCat(path, ": cannot mmap"));
-    file->base_ = static_cast<const uint8_t*>(map);
-  } else {
-    ::close(fd);
-  }
+  file->mapping_ = std::move(mapping);
   absl::Status status = file->ParseHeader();
   if (!status.ok()) return status;
   return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
-
 absl::Status SafetensorsFile::ParseHeader() {
+  const uint8_t* base = mapping_.data();
+  const size_t size = mapping_.size();
   // ---- 1) header length and JSON ----
-  if (size_ < 8) return Invalid(path_, absl::StrCat("file is ", size_, " bytes, under 8"));
+  if (size < 8) return Invalid(path_, absl::StrCat("file is ", size, " bytes, under 8"));
   uint64_t header_bytes = 0;
-  std::memcpy(&header_bytes, base_, 8);
-  if (header_bytes > kMaxHeaderBytes || header_bytes > size_ - 8) {
-    return Invalid(path_, absl::StrCat("header length ", header_bytes, " exceeds the file (", size_,
+  std::memcpy(&header_bytes, base, 8);
+  if (header_bytes > kMaxHeaderBytes || header_bytes > size - 8) {
+    return Invalid(path_, absl::StrCat("header length ", header_bytes, " exceeds the file (", size,
                                        " bytes)"));
   }
   data_begin_ = 8 + static_cast<size_t>(header_bytes);
-  const size_t data_bytes = size_ - data_begin_;
-  const auto* text = reinterpret_cast<const char*>(base_ + 8);
+  const size_t data_bytes = size - data_begin_;
+  const auto* text = reinterpret_cast<const char*>(base + 8);
   const nlohmann::json header = nlohmann::json::parse(text, text + header_bytes, nullptr,
                                                       /*allow_exceptions=*/false);
   if (header.is_discarded()) return Invalid(path_, "header is not valid JSON");
@@ -183,7 +160,7 @@ const SafetensorsTensorInfo* SafetensorsFile::Find(std::string_view name) const 
 
 std::span<const uint8_t> SafetensorsFile::Bytes(const SafetensorsTensorInfo& info) const {
   if (info.size_bytes == 0) return {};
-  return {base_ + data_begin_ + info.offset_bytes, info.size_bytes};
+  return {mapping_.data() + data_begin_ + info.offset_bytes, info.size_bytes};
 }
 
 absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/mapped_file.h"
 
 namespace troupe {
 
@@ -34,13 +35,13 @@ class SafetensorsFile {
  public:
   // Maps `path` and validates the header. Errors:
   //   kNotFound / kPermissionDenied / kInternal  open/stat/mmap failures (errno text included);
+  //   kInvalidArgument  `path` is not a regular file (common/mapped_file.h);
   //   kInvalidArgument  a file too short for its header, a header that is not a JSON object, an
   //                     entry with an unknown dtype, a bad shape or an out-of-range, overlapping
   //                     or wrongly sized byte range. Every message names the file (and tensor).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(
       const std::string& path);
 
-  ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
@@ -70,8 +71,7 @@ class SafetensorsFile {
   absl::Status ParseHeader();
 
   std::string path_;
-  const uint8_t* base_ = nullptr;  // [size_] the mapping, or null for an empty file
-  size_t size_ = 0;
+  MappedFile mapping_;     // the whole file; maps nothing for an empty file
   size_t data_begin_ = 0;  // offset of the data section in the file
   std::map<std::string, SafetensorsTensorInfo, std::less<>> tensors_;
   std::map<std::string, std::string> metadata_;

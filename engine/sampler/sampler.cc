@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/check.h"
+#include "kernels/cpu/simd.h"
 
 namespace troupe {
 namespace {
@@ -15,42 +16,12 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 using Candidate = std::pair<float, TokenId>;
 
-// ---- helpers: exp, lane-wise reductions, partition ----
-
-// e^x for x <= 0, within 2.2e-7 relative; 0 for x <= -87 and for NaN (positive x is outside
-// the contract and also gives 0). Plain IEEE arithmetic and integer masks rather than branches or
-// float-compare selects (which -ftrapping-math keeps from being if-converted), so the loop that
-// calls it vectorizes on AVX2 and AVX-512 without -ffast-math, and its bits do not depend on the
-// C library's expf.
-inline float ExpNonPositive(float x) {
-  constexpr float kLog2e = 1.44269504f;
-  constexpr float kLn2Hi = 0.693359375f;  // ln 2 split so n * kLn2Hi is exact
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;   // 1.5 * 2^23: x + kRound keeps round(x) in low bits
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  // +0, or sign set and magnitude below 87 (0xC2AE0000 is -87.0f); excludes NaN and -inf.
-  const bool live = (bits == 0u) | (bits - 0x80000000u < 0x42AE0000u);
-  const uint32_t live_mask = 0u - static_cast<uint32_t>(live);
-  const float xc = std::bit_cast<float>(bits & live_mask);  // dead lanes compute e^0
-  const float shifted = xc * kLog2e + kRound;
-  const float n = shifted - kRound;                // round(xc / ln 2), in [-126, 0]
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;  // |r| <= ln2 / 2
-  // Taylor series of e^r to r^6: truncation error < 1.3e-7 relative.
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t n_int = std::bit_cast<int32_t>(shifted) - std::bit_cast<int32_t>(kRound);
-  const float scale = std::bit_cast<float>((n_int + 127) << 23);  // 2^n, a normal float
-  return std::bit_cast<float>(std::bit_cast<uint32_t>(p * scale) & live_mask);
-}
+// ---- helpers: exp weights, lane-wise reductions, partition ----
+// e^x and the lane-split sum are kernels/cpu/simd.h's (FastExpNonPositive, LaneSum).
 
 // Reductions keep kLanes independent accumulators combined in a fixed order: they vectorize
 // without reassociation and give the same result on every run.
-constexpr size_t kLanes = 16;
+constexpr size_t kLanes = cpu::kVec16Lanes;
 
 // Largest non-NaN value; -inf if there is none.
 float MaxIgnoringNan(std::span<const float> x) {
@@ -69,16 +40,8 @@ float MaxIgnoringNan(std::span<const float> x) {
 // out[i] = e^((x[i] - max) * scale), 0 for NaN and -inf; returns sum(out) in double.
 // REQUIRES: max >= every non-NaN x[i]; scale > 0 and finite; out.size() == x.size().
 double ExpWeights(std::span<const float> x, float max, float scale, std::span<float> out) {
-  for (size_t i = 0; i < x.size(); ++i) out[i] = ExpNonPositive((x[i] - max) * scale);
-  double acc[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= out.size(); i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) acc[j] += out[i + j];
-  }
-  double sum = 0.0;
-  for (; i < out.size(); ++i) sum += out[i];
-  for (double a : acc) sum += a;
-  return sum;
+  for (size_t i = 0; i < x.size(); ++i) out[i] = cpu::FastExpNonPositive((x[i] - max) * scale);
+  return cpu::LaneSum<double>(out.data(), static_cast<int64_t>(out.size()));
 }
 
 // Strict total order: larger value first, ties by lower id. Every selection below therefore has
@@ -428,7 +391,7 @@ void Sampler::SelectCandidates(std::span<const float> logits, float max_logit, f
     SelectTopKLogits(logits, max_logit, k);
     double total = 0.0;
     for (Candidate& c : candidates_) {
-      c.first = ExpNonPositive((c.first - max_logit) * inv_t);
+      c.first = cpu::FastExpNonPositive((c.first - max_logit) * inv_t);
       total += c.first;
     }
     const float threshold = DropThreshold(total, k);

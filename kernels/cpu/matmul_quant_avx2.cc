@@ -14,20 +14,17 @@
 #endif
 
 #include <algorithm>
-#include <array>
 #include <cstring>
-#include <utility>
 
+#include "kernels/cpu/matmul_tile_driver.h"
 #include "kernels/cpu/packed_layout.h"
 
 namespace troupe::cpu::internal {
 
 namespace {
 
-constexpr int kMaxTokens = 4;  // half an activation group: a tile never straddles two groups
-constexpr int64_t kChunkTokens = 128;
-static_assert(kActGroup % kMaxTokens == 0 && kChunkTokens % kActGroup == 0);
-
+// One micro-kernel call on half a tile; matmul_tile_driver.h sets nb, act, t0, y, ldy and
+// first_in_chunk.
 struct HalfCall {
   const uint8_t* qs;  // tile qs + 32 * half
   const Fp16* d;      // tile d + 8 * half
@@ -37,7 +34,8 @@ struct HalfCall {
   int64_t t0;
   float* y;  // y + t0 * ldy + first row of the half tile
   int64_t ldy;
-  int valid;  // rows of the half tile to store (0..8)
+  int valid;            // rows of the half tile to store (1..8)
+  bool first_in_chunk;  // unused: no software prefetch here
 };
 
 inline __m256i Broadcast4(const int8_t* p) {
@@ -122,55 +120,25 @@ void HalfTokens(const HalfCall& c) {
   }
 }
 
-template <GgmlType kType, int... Ts>
-constexpr auto MakeTable(std::integer_sequence<int, Ts...>) {
-  return std::array<void (*)(const HalfCall&), sizeof...(Ts)>{&HalfTokens<kType, Ts + 1>...};
-}
-
-template <GgmlType kType>
-void RunTiles(const QuantTileArgs& args) {
-  static constexpr auto by_count = MakeTable<kType>(std::make_integer_sequence<int, kMaxTokens>());
-  const PackedMatrix& w = *args.w;
-  HalfCall c;
-  c.nb = args.act->num_blocks;
-  c.act = args.act;
-  c.ldy = w.rows();
-  for (int64_t c0 = args.t_begin; c0 < args.t_end; c0 += kChunkTokens) {
-    const int64_t c1 = std::min(args.t_end, c0 + kChunkTokens);
-    for (int64_t tile = args.tile_begin; tile < args.tile_end; ++tile) {
-      const layout::TileView tv = layout::Tile(w.data(), kType, c.nb, tile);
-      for (int half = 0; half < 2; ++half) {
-        const int64_t row0 = tile * layout::kTileRows + 8 * half;
-        c.valid = static_cast<int>(std::clamp<int64_t>(w.rows() - row0, 0, 8));
-        if (c.valid == 0) break;
-        c.qs = tv.qs + 32 * half;
-        c.d = tv.d + 8 * half;
-        c.m = tv.m != nullptr ? tv.m + 8 * half : nullptr;
-        for (int64_t t = c0; t < c1; t += kMaxTokens) {
-          const int count = static_cast<int>(std::min<int64_t>(kMaxTokens, c1 - t));
-          c.t0 = t;
-          c.y = args.y + t * c.ldy + row0;
-          by_count[count - 1](c);
-        }
-      }
-    }
+// The kernel as matmul_tile_driver.h drives it: half tiles of 8 rows (one per float lane).
+struct Avx2Kernel {
+  using Call = HalfCall;
+  static constexpr int kMaxTokens = 4;  // half an activation group: never straddles two groups
+  static constexpr int64_t kChunkTokens = 128;
+  static constexpr int kSubTileRows = 8;
+  static void SelectRows(const layout::TileView& tile, int half, int valid, Call* c) {
+    c->qs = tile.qs + 32 * half;
+    c->d = tile.d + 8 * half;
+    c->m = tile.m != nullptr ? tile.m + 8 * half : nullptr;
+    c->valid = valid;
   }
-}
+  template <GgmlType kType, int T>
+  static constexpr void (*kTokens)(const Call&) = &HalfTokens<kType, T>;
+};
 
 }  // namespace
 
-void QuantTilesAvx2(const QuantTileArgs& args) {
-  switch (args.w->type()) {
-    case GgmlType::kQ4_0:
-      return RunTiles<GgmlType::kQ4_0>(args);
-    case GgmlType::kQ4_1:
-      return RunTiles<GgmlType::kQ4_1>(args);
-    case GgmlType::kQ8_0:
-      return RunTiles<GgmlType::kQ8_0>(args);
-    default:
-      break;
-  }
-}
+void QuantTilesAvx2(const QuantTileArgs& args) { RunQuantTilesForType<Avx2Kernel>(args); }
 
 }  // namespace troupe::cpu::internal
 

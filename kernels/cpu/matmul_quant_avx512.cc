@@ -6,10 +6,10 @@
 // 8 dpbusd (u8 weight x s8 activation, 4 products per lane) with the activation's 4 bytes
 // broadcast, plus a float epilogue: acc += float(isum) * (dw * dx) [+ mw * sx for Q4_1]. The
 // int32 accumulator starts at the activation's bias (-offset * sum(q)) so the stored unsigned
-// weights (Q4_0: q, meaning q - 8; Q8_0: q + 128) need no correction afterwards. Tokens are
-// walked in chunks of kChunkTokens so the activations of a chunk stay in L1/L2 while all the
-// caller's tiles stream past; a tile's weights (<= 16 KiB for 1536 columns) stay in L1 across
-// the token tiles of a chunk.
+// weights (Q4_0: q, meaning q - 8; Q8_0: q + 128) need no correction afterwards. The loops
+// around it are matmul_tile_driver.h's: tokens in chunks of kChunkTokens so the activations of a
+// chunk stay in L1/L2 while all the caller's tiles stream past; a tile's weights (<= 16 KiB for
+// 1536 columns) stay in L1 across the token tiles of a chunk.
 #include "kernels/cpu/matmul_isa.h"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
@@ -20,36 +20,29 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include <algorithm>
-#include <array>
 #include <cstring>
-#include <utility>
 
+#include "kernels/cpu/matmul_tile_driver.h"
 #include "kernels/cpu/packed_layout.h"
 
 namespace troupe::cpu::internal {
 
 namespace {
 
-// Tokens per register tile (8 accumulators + 8 weights + 4): one activation group, whose blocks
-// are contiguous (q8_activations.h).
-constexpr int kMaxTokens = kActGroup;
-constexpr int64_t kChunkTokens = 64;  // a multiple of kActGroup; x of 576 columns fits L1
-static_assert(kMaxTokens == 8 && kChunkTokens % kActGroup == 0);
-
 // Software prefetch distance for weights streamed from DRAM (first token tile of a tile): the
 // hardware prefetchers alone leave a single core at ~9 GB/s; this adds 10-25% (bench_matmul).
 constexpr int kPrefetchBytes = 2048;
 
+// One micro-kernel call; matmul_tile_driver.h sets every field but tile and mask.
 struct TileCall {
   layout::TileView tile;
   int64_t nb;
   const Q8Activations* act;
-  int64_t t0;      // first token
-  float* y;        // y + t0 * ldy + first row of the tile
-  int64_t ldy;     // rows of the output
-  __mmask16 mask;  // valid rows of the tile
-  bool prefetch;   // prefetch the weight stream ahead (weights not yet in cache)
+  int64_t t0;           // first token
+  float* y;             // y + t0 * ldy + first row of the tile
+  int64_t ldy;          // rows of the output
+  __mmask16 mask;       // valid rows of the tile
+  bool first_in_chunk;  // first token tile of its chunk: prefetch the weight stream ahead
 };
 
 // The 4 activation bytes p[0, 4) in every 32-bit lane.
@@ -74,7 +67,7 @@ void TileTokens(const TileCall& c) {
     // 1) The tile's weights for block b as u8, chunk j matching activation bytes [4j, 4j+4).
     __m512i w[8];
     const uint8_t* qs = c.tile.qs + b * kQs;
-    if (c.prefetch) {
+    if (c.first_in_chunk) {  // weights not yet in cache
       // This block's share of the tile, kPrefetchBytes ahead in the linear weight stream.
       const uint8_t* pf = c.tile.qs + kPrefetchBytes + b * kBlockBytes;
       for (int l = 0; l < kBlockBytes; l += 64)
@@ -119,51 +112,27 @@ void TileTokens(const TileCall& c) {
   for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
 }
 
-template <GgmlType kType, int... Ts>
-constexpr auto MakeTable(std::integer_sequence<int, Ts...>) {
-  return std::array<void (*)(const TileCall&), sizeof...(Ts)>{&TileTokens<kType, Ts + 1>...};
-}
-
-template <GgmlType kType>
-void RunTiles(const QuantTileArgs& args) {
-  // by_count[n - 1] handles n tokens.
-  static constexpr auto by_count = MakeTable<kType>(std::make_integer_sequence<int, kMaxTokens>());
-  const PackedMatrix& w = *args.w;
-  TileCall c;
-  c.nb = args.act->num_blocks;
-  c.act = args.act;
-  c.ldy = w.rows();
-  for (int64_t c0 = args.t_begin; c0 < args.t_end; c0 += kChunkTokens) {
-    const int64_t c1 = std::min(args.t_end, c0 + kChunkTokens);
-    for (int64_t tile = args.tile_begin; tile < args.tile_end; ++tile) {
-      c.tile = layout::Tile(w.data(), kType, c.nb, tile);
-      const int64_t row0 = tile * layout::kTileRows;
-      const int64_t valid = std::min<int64_t>(layout::kTileRows, w.rows() - row0);
-      c.mask = static_cast<__mmask16>((1u << valid) - 1);
-      for (int64_t t = c0; t < c1; t += kMaxTokens) {
-        const int count = static_cast<int>(std::min<int64_t>(kMaxTokens, c1 - t));
-        c.t0 = t;
-        c.prefetch = t == c0;
-        c.y = args.y + t * c.ldy + row0;
-        by_count[count - 1](c);
-      }
-    }
+// The kernel as matmul_tile_driver.h drives it: whole 16-row tiles, partial ones masked.
+struct Avx512VnniKernel {
+  using Call = TileCall;
+  // Tokens per register tile (8 accumulators + 8 weights + 4): one activation group, whose
+  // blocks are contiguous (q8_activations.h).
+  static constexpr int kMaxTokens = kActGroup;
+  static constexpr int64_t kChunkTokens = 64;  // a multiple of kActGroup; x of 576 columns fits L1
+  static constexpr int kSubTileRows = layout::kTileRows;
+  static_assert(kMaxTokens == 8);  // the micro-kernel's unroll pragmas
+  static void SelectRows(const layout::TileView& tile, int /*sub*/, int valid, Call* c) {
+    c->tile = tile;
+    c->mask = static_cast<__mmask16>((1u << valid) - 1);
   }
-}
+  template <GgmlType kType, int T>
+  static constexpr void (*kTokens)(const Call&) = &TileTokens<kType, T>;
+};
 
 }  // namespace
 
 void QuantTilesAvx512Vnni(const QuantTileArgs& args) {
-  switch (args.w->type()) {
-    case GgmlType::kQ4_0:
-      return RunTiles<GgmlType::kQ4_0>(args);
-    case GgmlType::kQ4_1:
-      return RunTiles<GgmlType::kQ4_1>(args);
-    case GgmlType::kQ8_0:
-      return RunTiles<GgmlType::kQ8_0>(args);
-    default:
-      break;
-  }
+  RunQuantTilesForType<Avx512VnniKernel>(args);
 }
 
 }  // namespace troupe::cpu::internal

@@ -1,4 +1,5 @@
-// Float32 matrix multiply for the embedding encoder, y = x W^T + b, on the calling thread.
+// Float32 matrix multiply for the embedding encoder (engine/embedding), y = x W^T + b, on the
+// calling thread.
 //
 // W is repacked once at load time into panels of kPanelRows output rows stored k-major
 // ([rows / 32][cols][32]); a register tile of up to 6 tokens x 32 outputs then reads each panel
@@ -11,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace troupe {
+namespace troupe::cpu {
 
 // A weight matrix in panel layout. Immutable after Pack(); Multiply is const and safe to call
 // from any number of threads at once.
@@ -38,4 +39,4 @@ class PanelMatrix {
   std::vector<float> panels_;  // [ceil(rows / 32), cols, 32]; rows past `rows_` are zero
 };
 
-}  // namespace troupe
+}  // namespace troupe::cpu

@@ -1,4 +1,4 @@
-#include "engine/embedding/panel_matmul.h"
+#include "kernels/cpu/panel_matmul.h"
 
 #include <cmath>
 #include <random>
@@ -6,7 +6,7 @@
 
 #include "gtest/gtest.h"
 
-namespace troupe {
+namespace troupe::cpu {
 namespace {
 
 // Plain loops in double: the oracle.
@@ -68,4 +68,4 @@ TEST(PanelMatmulTest, WritesOnlyTheOutputRows) {
 }
 
 }  // namespace
-}  // namespace troupe
+}  // namespace troupe::cpu

@@ -1,27 +1,16 @@
 // PanelMatrix: packing and the register-tiled multiply.
-#include "engine/embedding/panel_matmul.h"
+#include "kernels/cpu/panel_matmul.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "common/check.h"
+#include "kernels/cpu/simd.h"
 
-namespace troupe {
+namespace troupe::cpu {
 namespace {
 
 constexpr int kPanel = PanelMatrix::kPanelRows;
 constexpr int kMaxTileTokens = 6;  // 6 tokens x 2 vectors = 12 accumulators (+2 weight vectors)
-
-// 16 floats as one GCC/Clang vector: one AVX-512 register, two AVX or four SSE ones. Written
-// with vector types rather than intrinsics so the file builds for any x86-64 (or other) target.
-typedef float Vec16 __attribute__((vector_size(64)));
-
-inline Vec16 Load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
 
 // out[t][0..32) = bias_panel + sum_k x[t * cols + k] * panel[k][0..32) for t < T.
 // out is [T, 32] contiguous; the caller copies the valid rows into y.
@@ -105,4 +94,4 @@ void PanelMatrix::Multiply(const float* x, int64_t n, const float* bias, float* 
   }
 }
 
-}  // namespace troupe
+}  // namespace troupe::cpu
