@@ -163,6 +163,9 @@ absl::Status Engine::Impl::Load() {
                                         .type = options_.kv_cache_type}};
   TROUPE_ASSIGN_OR_RETURN(backend_,
                           CreateBackend(backend_options, config_, weights_, file_.get()));
+  // Built here, on the caller's thread, but first used by Loop: their engine-thread checks
+  // (common/thread_owner.h) bind on first use, so they bind to the engine thread. Load must
+  // call none of their mutators.
   pool_ = std::make_unique<BlockPool>(static_cast<int>(num_blocks));
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running = options_.max_running,

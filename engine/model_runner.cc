@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "common/check.h"
+#include "common/thread_owner.h"
 
 namespace troupe {
 
 std::span<float> ModelRunner::Run(const StepPlan& plan, std::span<const RowSampling> sampling,
                                   bool want_hidden) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   tokens_.clear();
   positions_.clear();
   token_seq_.clear();

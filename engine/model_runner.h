@@ -1,12 +1,14 @@
 // Turns a step plan into the backend's flat batch (tokens, positions, KV slots, block tables),
 // runs the forward pass and hands back one logits row per sequence that samples.
-// Not thread-safe; engine thread only.
+// Not thread-safe; engine thread only. The public mutators check that in debug builds
+// (TROUPE_DCHECK_ON_ENGINE_THREAD, common/thread_owner.h).
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "common/thread_owner.h"
 #include "engine/backend/backend.h"
 #include "engine/scheduler/scheduler.h"
 
@@ -39,6 +41,7 @@ class ModelRunner {
   std::vector<int64_t> slots_;
   std::vector<float> logits_, hidden_;
   std::vector<int32_t> sampled_ids_;
+  ThreadOwner engine_thread_;
 };
 
 }  // namespace troupe

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "common/thread_owner.h"
 
 namespace troupe {
 
@@ -52,6 +53,7 @@ void BlockPool::Uncache(BlockId b) {
 }
 
 std::vector<BlockId> BlockPool::Allocate(int n) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK_MSG(CanAllocate(n), "allocating %d blocks with %d free", n, num_free());
   std::vector<BlockId> out;
   out.reserve(n);
@@ -73,11 +75,13 @@ std::vector<BlockId> BlockPool::Allocate(int n) {
 }
 
 void BlockPool::AddRef(BlockId block) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(block >= 0 && block < num_blocks() && (ref_counts_[block] > 0 || cached_[block]));
   if (ref_counts_[block]++ == 0) Unlink(block);
 }
 
 void BlockPool::Release(BlockId block) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0);
   if (--ref_counts_[block] > 0) return;
   if (cached_[block]) {
@@ -88,10 +92,12 @@ void BlockPool::Release(BlockId block) {
 }
 
 void BlockPool::ReleaseAll(const std::vector<BlockId>& blocks) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) Release(*it);
 }
 
 void BlockPool::RegisterPartial(BlockId block, BlockKey key) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0 && !cached_[block]);
   partial_by_parent_.emplace(key.parent, block);
   keys_[block] = std::move(key);
@@ -101,6 +107,7 @@ void BlockPool::RegisterPartial(BlockId block, BlockKey key) {
 
 std::pair<BlockId, int> BlockPool::TakePartial(BlockHash parent, uint64_t salt,
                                                std::span<const TokenId> tokens, int max_tokens) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   BlockId best = -1;
   int best_len = 0;
   auto [first, last] = partial_by_parent_.equal_range(parent);
@@ -131,6 +138,7 @@ BlockId BlockPool::Lookup(const BlockKey& key) const {
 }
 
 bool BlockPool::Register(BlockId block, BlockKey key) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0 && !cached_[block]);
   if (!by_hash_.emplace(key.hash, block).second) return false;
   keys_[block] = std::move(key);

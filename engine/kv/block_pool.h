@@ -2,7 +2,8 @@
 // the prefix cache: full blocks registered under their chained hash (block_hash.h), which
 // stay cached after their last reference drops, until the pool needs the block back.
 // The KV bytes themselves live in the backend; blocks here are plain integers.
-// Not thread-safe; engine thread only.
+// Not thread-safe; engine thread only. The public mutators check that in debug builds
+// (TROUPE_DCHECK_ON_ENGINE_THREAD, common/thread_owner.h).
 //
 // A free block is either uncached (handed out first) or cached and evictable: those wait in
 // least-recently-released order and are evicted, oldest first, only when no uncached block is
@@ -20,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/thread_owner.h"
 #include "engine/kv/block_hash.h"
 
 namespace troupe {
@@ -98,6 +100,7 @@ class BlockPool {
   BlockId head_ = -1, tail_ = -1;         // head = least recently released
   std::vector<bool> partial_;             // [num_blocks]: cached as a partial block
   int num_evictable_ = 0;
+  ThreadOwner engine_thread_;
 };
 
 // Blocks needed to hold `num_tokens` tokens.

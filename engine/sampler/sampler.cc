@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/check.h"
+#include "common/thread_owner.h"
 #include "kernels/cpu/simd.h"
 
 namespace troupe {
@@ -127,6 +128,7 @@ Sampler::Sampler(const SamplingParams& params, std::span<const TokenId> prompt)
 }
 
 SampleResult Sampler::Sample(std::span<float> logits) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(!logits.empty());
   SampleResult result;
   double raw_lse = 0.0;
@@ -138,6 +140,7 @@ SampleResult Sampler::Sample(std::span<float> logits) {
 }
 
 SampleResult Sampler::SampleReadOnly(std::span<const float> logits) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(!logits.empty());
   SampleResult result;
   double raw_lse = 0.0;
@@ -164,7 +167,10 @@ SampleResult Sampler::Record(std::span<const float> raw, TokenId id, SampleResul
   return result;
 }
 
-void Sampler::Accept(TokenId id) { history_.push_back(id); }
+void Sampler::Accept(TokenId id) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
+  history_.push_back(id);
+}
 
 // ---- logprobs ----
 

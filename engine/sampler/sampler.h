@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_owner.h"
 #include "common/types.h"
 #include "engine/sampler/sampling_params.h"
 
@@ -40,7 +41,9 @@ struct SampleResult {
 // the vocabulary. Scratch only grows: once at its working size (up to
 // ~1 MB at vocab 49152) a call allocates nothing but SampleResult::top when logprobs > 0.
 //
-// Not thread-safe; engine thread only (one Sampler belongs to one request).
+// Not thread-safe; engine thread only (one Sampler belongs to one request): Sample,
+// SampleReadOnly and Accept check it in debug builds (common/thread_owner.h); a moved-to
+// Sampler binds anew to the first thread that samples with it.
 class Sampler {
  public:
   // `prompt` feeds the repetition penalty window (only its last params.penalty_last_n tokens
@@ -129,6 +132,8 @@ class Sampler {
   std::vector<double> bucket_weight_;               // [kNumBuckets + kDropSlots]
   std::vector<std::pair<float, TokenId>> tail_;     // CollectBuckets scratch
   std::vector<std::pair<float, TokenId>> candidates_;  // (logit, then weight; id)
+
+  ThreadOwner engine_thread_;
 };
 
 }  // namespace troupe

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "common/check.h"
+#include "common/thread_owner.h"
 
 namespace troupe {
 
@@ -21,11 +22,13 @@ void Scheduler::InsertWaiting(Sequence* seq) {
 }
 
 void Scheduler::Add(Sequence* seq) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(seq->num_computed == 0 && seq->blocks.empty());
   InsertWaiting(seq);
 }
 
 void Scheduler::Remove(Sequence* seq) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   auto r = std::find(running_.begin(), running_.end(), seq);
   if (r != running_.end()) running_.erase(r);
   auto w = std::find(waiting_.begin(), waiting_.end(), seq);
@@ -169,6 +172,7 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, PrefillBudget& prefill
 }
 
 StepPlan Scheduler::Schedule() {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   StepPlan plan;
   int budget = options_.max_batched_tokens;
   PrefillBudget prefill{.tokens = budget, .cost = std::numeric_limits<double>::infinity()};
@@ -191,6 +195,7 @@ StepPlan Scheduler::Schedule() {
 }
 
 void Scheduler::Update(const StepPlan& plan) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
   for (const ScheduledSeq& s : plan.seqs) {
     s.seq->num_computed += s.num_tokens;
     TROUPE_DCHECK(s.seq->num_computed <= s.seq->num_tokens());

@@ -10,12 +10,14 @@
 // become full are registered in the pool's cache, so later sequences (the next turn of a
 // session, another session of the same character, this one after a preemption) reuse them.
 //
-// Not thread-safe; engine thread only.
+// Not thread-safe; engine thread only. The public mutators check that in debug builds
+// (TROUPE_DCHECK_ON_ENGINE_THREAD, common/thread_owner.h).
 #pragma once
 
 #include <deque>
 #include <vector>
 
+#include "common/thread_owner.h"
 #include "engine/kv/block_pool.h"
 #include "engine/scheduler/sequence.h"
 
@@ -130,6 +132,7 @@ class Scheduler {
   std::vector<Sequence*> running_;  // admission order
   std::deque<Sequence*> waiting_;   // priority desc, then arrival
   PrefixCacheStats prefix_stats_;
+  ThreadOwner engine_thread_;
 };
 
 }  // namespace troupe

@@ -12,25 +12,22 @@
 #include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/greedy.h"
+#include "tests/testing/model_paths.h"
+#include "tests/testing/testdata.h"
 
 namespace troupe {
 namespace {
 
 using ::troupe::CollectingSink;
 
-const std::string kStories = std::string(TROUPE_SHARED_DIR) + "/models/stories260K.gguf";
-const std::string kStoriesGolden = std::string(TROUPE_SHARED_DIR) + "/golden/stories260K-greedy.json";
-const std::string kSmol = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kStories = testing::StoriesPath();
+const std::string kStoriesGolden = testing::StoriesGoldenPath();
+const std::string kSmol = testing::SmolLmPath();
 const std::string kStoriesF32KvGolden =
     std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/stories260K-f32kv-greedy.json";
 const std::string kSmolGolden = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-greedy.json";
 const std::string kSmolReference = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/smollm2-f64-reference.json";
-
-nlohmann::json ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  return nlohmann::json::parse(in);
-}
 
 std::unique_ptr<Engine> MakeEngine(const std::string& model, int max_waiting = 64, int max_running = 32,
                                    KvCacheType kv_type = KvCacheType::kF16, bool prefix_caching = true) {
@@ -47,25 +44,8 @@ std::unique_ptr<Engine> MakeEngine(const std::string& model, int max_waiting = 6
   return engine.ok() ? std::move(*engine) : nullptr;
 }
 
-struct Pending {
-  std::shared_ptr<CollectingSink> sink;
-  RequestId id;
-};
-
-Pending SubmitGreedy(Engine& engine, std::vector<TokenId> prompt, int max_tokens, int logprobs = -1) {
-  Request r;
-  r.id = engine.NewRequestId();
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0.0f;
-  r.sampling.max_tokens = max_tokens;
-  r.sampling.ignore_eos = true;
-  r.sampling.logprobs = logprobs;
-  auto sink = std::make_shared<CollectingSink>();
-  r.sink = sink;
-  RequestId id = r.id;
-  EXPECT_TRUE(engine.Submit(std::move(r)).ok());
-  return {sink, id};
-}
+using Pending = testing::GreedyRun;
+using testing::SubmitGreedy;
 
 // Every golden case, alone: token ids equal llama.cpp's exactly, and the top-5 logprobs agree
 // within `first_tolerance` at the first step (the prompt's prefill) and `tolerance` at the
@@ -74,7 +54,7 @@ void ExpectMatchesGolden(const std::string& model, const std::string& golden_pat
                          double first_tolerance, double tolerance) {
   auto engine = MakeEngine(model, 64, 32, kv_type);
   ASSERT_NE(engine, nullptr);
-  nlohmann::json golden = ReadJson(golden_path);
+  nlohmann::json golden = testing::ReadJsonFile(golden_path);
   double max_error[2] = {0.0, 0.0};  // first step, later steps
   for (const auto& c : golden["cases"]) {
     std::vector<TokenId> prompt = c["prompt_tokens"].get<std::vector<TokenId>>();
@@ -145,7 +125,7 @@ TEST(EngineTest, SmolLM2MatchesFloat64Reference) {
   constexpr double kClearMargin = 1.5;
   auto engine = MakeEngine(kSmol, 64, 32, KvCacheType::kF32);
   ASSERT_NE(engine, nullptr);
-  nlohmann::json golden = ReadJson(kSmolReference);
+  nlohmann::json golden = testing::ReadJsonFile(kSmolReference);
   double max_error = 0.0;
   for (const auto& c : golden["cases"]) {
     std::vector<TokenId> context = c["prompt_tokens"].get<std::vector<TokenId>>();
@@ -182,7 +162,7 @@ TEST(EngineTest, SmolLM2MatchesFloat64Reference) {
 TEST(EngineTest, SmolLM2AgreesWithLlamaCpp) {
   auto engine = MakeEngine(kSmol);
   ASSERT_NE(engine, nullptr);
-  nlohmann::json golden = ReadJson(kSmolGolden);
+  nlohmann::json golden = testing::ReadJsonFile(kSmolGolden);
   int compared = 0;
   for (const auto& c : golden["cases"]) {
     std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();

@@ -15,13 +15,15 @@
 #include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/greedy.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
 
 using ::troupe::CollectingSink;
 
-const std::string kTinyDir = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny";
+const std::string kTinyDir = testing::TinyModelDir();
 
 // How close troupe must come to llama.cpp, per weight type (nats for logprobs, logits for gaps).
 //
@@ -82,21 +84,10 @@ const nlohmann::json* GoldenModel(const std::string& name) {
   return nullptr;
 }
 
+// A greedy request with the top-5 logprobs the goldens hold.
 std::shared_ptr<CollectingSink> SubmitGreedy(Engine& engine, std::vector<TokenId> prompt,
                                              int max_tokens) {
-  Request r;
-  r.id = engine.NewRequestId();
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0.0f;
-  r.sampling.max_tokens = max_tokens;
-  r.sampling.ignore_eos = true;
-  r.sampling.logprobs = 5;
-  auto sink = std::make_shared<CollectingSink>();
-  r.sink = sink;
-  absl::Status status = engine.Submit(std::move(r));
-  EXPECT_TRUE(status.ok()) << status;
-  if (!status.ok()) sink->Finish(status, Completion{});  // so Wait() returns
-  return sink;
+  return testing::SubmitGreedy(engine, std::move(prompt), max_tokens, /*logprobs=*/5).sink;
 }
 
 // Checks `got` against llama.cpp's chain. Returns the number of leading steps that are

@@ -7,17 +7,15 @@
 
 #include "engine/engine.h"
 #include "gtest/gtest.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe::testing {
-
-inline const std::string kSmolLmPath =
-    std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 class SmolEngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     EngineOptions options;
-    options.model_path = kSmolLmPath;
+    options.model_path = SmolLmPath();
     options.num_threads = 2;
     options.kv_cache_bytes = 32ll << 20;
     auto engine = Engine::Create(options);

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/engine/embedding/embedding_test_util.h"
-#include "tests/engine/model/model_test_util.h"
+#include "tests/testing/assertions.h"
+#include "tests/testing/minilm.h"
 
 namespace troupe {
 namespace {

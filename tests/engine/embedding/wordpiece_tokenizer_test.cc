@@ -5,8 +5,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/engine/embedding/embedding_test_util.h"
-#include "tests/engine/model/model_test_util.h"
+#include "tests/testing/assertions.h"
+#include "tests/testing/minilm.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {

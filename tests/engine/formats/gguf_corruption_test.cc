@@ -13,7 +13,9 @@
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
 #include "gtest/gtest.h"
-#include "tests/engine/model/model_test_util.h"
+#include "tests/testing/assertions.h"
+#include "tests/testing/model_paths.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {

@@ -8,8 +8,10 @@
 
 #include "gtest/gtest.h"
 #include "kernels/ggml_types.h"
-#include "tests/engine/model/model_test_util.h"
+#include "tests/testing/assertions.h"
 #include "tests/testing/gguf_writer.h"
+#include "tests/testing/model_paths.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {

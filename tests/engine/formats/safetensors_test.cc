@@ -6,7 +6,8 @@
 
 #include "gtest/gtest.h"
 #include "kernels/ggml_types.h"
-#include "tests/engine/model/model_test_util.h"
+#include "tests/testing/assertions.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {

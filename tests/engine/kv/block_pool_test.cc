@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "gtest/gtest.h"
+#include "tests/testing/thread_testing.h"
 
 namespace troupe {
 namespace {
@@ -143,6 +144,26 @@ TEST(BlockPoolTest, BlocksForTokensRoundsUp) {
   EXPECT_EQ(BlocksForTokens(1, 16), 1);
   EXPECT_EQ(BlocksForTokens(16, 16), 1);
   EXPECT_EQ(BlocksForTokens(17, 16), 2);
+}
+
+// Engine thread only: the pool binds to the thread that first changes it (debug builds).
+TEST(BlockPoolDeathTest, MutatorOnAnotherThreadAborts) {
+  TROUPE_ENGINE_THREAD_DEATH_TEST_PREAMBLE();
+  BlockPool pool(2);
+  const BlockId b = pool.Allocate(1)[0];
+  EXPECT_DEATH(testing::RunOnOtherThread([&] { pool.Release(b); }), testing::kNotOnOwnerThread);
+  EXPECT_DEATH(testing::RunOnOtherThread([&] { pool.Allocate(1); }), testing::kNotOnOwnerThread);
+}
+
+TEST(BlockPoolTest, ThreadThatFirstChangesItOwnsIt) {
+  BlockPool pool(2);  // built on this thread
+  testing::RunOnOtherThread([&] {
+    const BlockId b = pool.Allocate(1)[0];
+    pool.AddRef(b);
+    pool.Release(b);
+    pool.Release(b);
+  });
+  EXPECT_EQ(pool.num_free(), 2);  // const queries are fine from any thread
 }
 
 }  // namespace

@@ -7,11 +7,13 @@
 #include "engine/embedding/bert_embedder.h"
 #include "engine/store/sqlite_store.h"
 #include "gtest/gtest.h"
+#include "tests/testing/minilm.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {
 
-const std::string kEmbedderDir = std::string(TROUPE_SOURCE_DIR) + "/models/all-MiniLM-L6-v2";
+const std::string kEmbedderDir = testing::MiniLmDir();
 
 // The writer thread, a real database file and the real embedding model.
 class MemoryServiceTest : public ::testing::Test {
@@ -27,12 +29,7 @@ class MemoryServiceTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("troupe_memory_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto store = SqliteStore::Open((dir_ / "troupe.db").string());
+    auto store = SqliteStore::Open(dir_.File("troupe.db"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     ASSERT_TRUE(store_->PutCharacter({.id = "mara", .card_json = "{}", .create_time_ms = 1, .update_time_ms = 1}).ok());
@@ -47,8 +44,7 @@ class MemoryServiceTest : public ::testing::Test {
     }
   }
   void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
+    store_.reset();  // closes the database before dir_ goes
   }
 
   std::unique_ptr<MemoryService> NewService() {
@@ -83,7 +79,7 @@ class MemoryServiceTest : public ::testing::Test {
   static constexpr EmotionVector kJoyful = {9, 5, 1, 3, 1, 1, 1, 5};
   static constexpr EmotionVector kSad = {1, 2, 3, 1, 9, 1, 2, 1};
   static BertEmbedder* embedder_;
-  std::filesystem::path dir_;
+  testing::ScopedTempDir dir_{"memory_test"};  // removed after store_ closes
   std::unique_ptr<SqliteStore> store_;
 };
 BertEmbedder* MemoryServiceTest::embedder_ = nullptr;

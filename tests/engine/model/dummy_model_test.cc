@@ -14,8 +14,9 @@
 #include "engine/formats/gguf.h"
 #include "gtest/gtest.h"
 #include "kernels/ggml_types.h"
-#include "tests/engine/model/model_test_util.h"
+#include "tests/testing/assertions.h"
 #include "tests/testing/greedy.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/thread_testing.h"
 
 namespace troupe {
 namespace {
@@ -571,6 +572,15 @@ TEST(SamplingParamsTest, RejectsOutOfRangeFieldsByName) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.want;
     EXPECT_NE(s.message().find(c.want), std::string::npos) << "got: " << s.message();
   }
+}
+
+// Engine thread only: a request's sampler binds to the thread that first samples with it.
+TEST(SamplerDeathTest, SampleOnAnotherThreadAborts) {
+  TROUPE_ENGINE_THREAD_DEATH_TEST_PREAMBLE();
+  Sampler sampler(Greedy(), {});
+  std::vector<float> logits = {0.0f, 1.0f};
+  ASSERT_EQ(sampler.Sample(logits).id, 1);
+  EXPECT_DEATH(testing::RunOnOtherThread([&] { sampler.Accept(0); }), testing::kNotOnOwnerThread);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/thread_testing.h"
 
 namespace troupe {
 namespace {
@@ -420,6 +421,17 @@ TEST(SchedulerPrefixCacheTest, EvictsIdleCachedBlocksBeforePreempting) {
   EXPECT_TRUE(plan.preempted.empty());
   EXPECT_EQ(pool.num_free(), 0);
   EXPECT_EQ(pool.num_cached(), 5);  // big's 5 full blocks; old_turn's were evicted
+}
+
+// Engine thread only: Add, Remove, Schedule and Update check their thread in debug builds.
+TEST(SchedulerDeathTest, ScheduleOnAnotherThreadAborts) {
+  TROUPE_ENGINE_THREAD_DEATH_TEST_PREAMBLE();
+  BlockPool pool(8);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 16, .block_size = 16}, pool);
+  auto a = MakeSeq(1, 4);
+  scheduler.Add(a.get());
+  EXPECT_DEATH(testing::RunOnOtherThread([&] { scheduler.Schedule(); }),
+               testing::kNotOnOwnerThread);
 }
 
 }  // namespace

@@ -8,30 +8,21 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("troupe_store_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "troupe.db").string();
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<SqliteStore> OpenStore() {
     auto store = SqliteStore::Open(path_);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  std::filesystem::path dir_;
-  std::string path_;
+  testing::ScopedTempDir dir_{"store_test"};  // removed after the test
+  std::string path_ = dir_.File("troupe.db");
 };
 
 CharacterRecord Character(const std::string& id) {
@@ -257,7 +248,7 @@ TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
   std::ofstream(path_) << "this is a text file, not SQLite, and it is long enough to have a header\n";
   auto store = SqliteStore::Open(path_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
-  auto missing_dir = SqliteStore::Open((dir_ / "no" / "such" / "dir.db").string());
+  auto missing_dir = SqliteStore::Open(dir_.File("no/such/dir.db"));
   EXPECT_EQ(missing_dir.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 

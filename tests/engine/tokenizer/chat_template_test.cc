@@ -11,6 +11,7 @@
 #include "engine/formats/gguf.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
@@ -174,8 +175,7 @@ TEST(RenderChatTest, RawConcatenatesContents) {
 
 // The default model: its template from the GGUF, rendered and tokenized end to end.
 TEST(RenderChatTest, SmolLm2TemplateFromGguf) {
-  auto file =
-      GgufFile::Open(std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+  auto file = GgufFile::Open(testing::SmolLmPath());
   ASSERT_TRUE(file.ok()) << file.status();
   auto jinja = (*file)->GetString("tokenizer.chat_template");
   ASSERT_TRUE(jinja.ok()) << jinja.status();

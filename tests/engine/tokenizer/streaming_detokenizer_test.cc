@@ -7,6 +7,7 @@
 #include "engine/formats/gguf.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
@@ -74,8 +75,7 @@ TEST(StreamingDetokenizerTest, ControlTokensProduceNoText) {
 }
 
 TEST(StreamingDetokenizerTest, SmolLm2DeltasAreValidAndAddUpToTheText) {
-  auto file =
-      GgufFile::Open(std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+  auto file = GgufFile::Open(testing::SmolLmPath());
   ASSERT_TRUE(file.ok()) << file.status();
   auto tok = Tokenizer::FromGguf(**file);
   ASSERT_TRUE(tok.ok()) << tok.status();

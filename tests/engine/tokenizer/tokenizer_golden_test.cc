@@ -14,6 +14,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
@@ -29,7 +30,7 @@ json ReadJson(const std::string& path) {
 }
 
 std::string ModelPath(const std::string& name) {
-  if (name == "stories260K.gguf") return std::string(TROUPE_SHARED_DIR) + "/models/" + name;
+  if (name == "stories260K.gguf") return testing::StoriesPath();
   return std::string(TROUPE_SOURCE_DIR) + "/models/" + name;
 }
 
@@ -110,7 +111,7 @@ TEST_P(TokenizerGoldenTest, EncodeAndDecodeMatchLlamaCpp) {
   ASSERT_GE(model()["cases"].size(), 30u);
   for (const json& c : model()["cases"]) {
     const std::string text = c["text_in"];
-    SCOPED_TRACE(testing::Message() << "text_in=" << testing::PrintToString(text));
+    SCOPED_TRACE(::testing::Message() << "text_in=" << ::testing::PrintToString(text));
     const std::vector<TokenId> ids_special = tok->Encode(text, /*add_bos=*/true,
                                                          /*parse_special=*/true);
     EXPECT_EQ(ids_special, c["ids_special"].get<std::vector<TokenId>>());
@@ -140,15 +141,15 @@ TEST(TokenizerGoldenFileTest, ListsTheExpectedModels) {
 
 INSTANTIATE_TEST_SUITE_P(Models, TokenizerGoldenTest,
                          ::testing::Range(0, static_cast<int>(std::size(kGoldenModels))),
-                         [](const testing::TestParamInfo<int>& info) {
+                         [](const ::testing::TestParamInfo<int>& info) {
                            return std::string(kGoldenModels[info.param]);
                          });
 
 // The shared greedy golden: prompt_tokens (BOS first) and the text of the greedy continuation.
 TEST(TokenizerGreedyGoldenTest, Stories260KPromptsAndContinuations) {
-  auto tok = LoadTokenizer(std::string(TROUPE_SHARED_DIR) + "/models/stories260K.gguf");
+  auto tok = LoadTokenizer(testing::StoriesPath());
   ASSERT_NE(tok, nullptr);
-  const json golden = ReadJson(std::string(TROUPE_SHARED_DIR) + "/golden/stories260K-greedy.json");
+  const json golden = ReadJson(testing::StoriesGoldenPath());
   ASSERT_FALSE(golden["cases"].empty());
   for (const json& c : golden["cases"]) {
     SCOPED_TRACE(c["prompt"].get<std::string>());

@@ -1,4 +1,5 @@
-// Shared helpers for the embedding tests: where the MiniLM model and its golden file live.
+// The MiniLM sentence embedder for tests (embedding, memory, integration): where the model and
+// its golden file live, and a check that it is installed. Test-thread only.
 #pragma once
 
 #include <filesystem>

@@ -1,0 +1,26 @@
+// Where the tests' models and golden files live. The small models are always there: stories260K
+// and its llama.cpp golden in ../shared (fetched once per machine), SmolLM2 under models/
+// (scripts/fetch-model.sh); the tiny random-weight models are in tests/testdata/tiny. MiniLM,
+// the embedder, is in minilm.h.
+#pragma once
+
+#include <string>
+
+namespace troupe::testing {
+
+// stories260K (Karpathy's tinyllamas), the quickest real model.
+inline std::string StoriesPath() {
+  return std::string(TROUPE_SHARED_DIR) + "/models/stories260K.gguf";
+}
+// llama.cpp's greedy ids and top-5 logprobs on stories260K (f16 KV, BOS prepended).
+inline std::string StoriesGoldenPath() {
+  return std::string(TROUPE_SHARED_DIR) + "/golden/stories260K-greedy.json";
+}
+// The tiny random-weight models, tiny-<type>.gguf, and their golden.json (docs/testing.md).
+inline std::string TinyModelDir() { return std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny"; }
+// SmolLM2-135M-Instruct, Q4_1: the default model.
+inline std::string SmolLmPath() {
+  return std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+}  // namespace troupe::testing
