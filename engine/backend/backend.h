@@ -1,6 +1,8 @@
 // The compute backend: runs the model's forward pass over one step's batch, reading and writing
 // K/V through the paged block tables. The CPU backend is the reference; a CUDA backend is a new
-// implementation of this interface (one file), chosen by name in CreateBackend.
+// implementation of this interface (one file), chosen by name in CreateBackend. Every backend
+// runs the same layer sequence, the model's LayerPlan (engine/model/layer_plan.h), with its own
+// kernels.
 //
 // Not thread-safe; engine thread only (a backend may use its own worker threads inside Forward).
 #pragma once
@@ -58,7 +60,9 @@ struct KvCacheSpec {
   KvCacheType type = KvCacheType::kF16;
 };
 
-// Bytes one KV block takes for this model (K and V, all layers); num_blocks is ignored.
+// Bytes one KV block takes for this model (K and V, all layers); num_blocks is ignored. Every
+// backend keeps, per layer, K and V as [num_blocks * block_size, kv_dim] of KvElementBytes(type),
+// so this holds for each (backend.cc).
 int64_t KvBlockBytes(const ModelConfig& config, const KvCacheSpec& spec);
 
 class Backend {

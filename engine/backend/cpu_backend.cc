@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
+#include <utility>
 
 #include "common/check.h"
+#include "common/status_macros.h"
 #include "engine/formats/gguf.h"
 #include "kernels/cpu/packed_layout.h"
 #include "kernels/cpu/paged_attention.h"
@@ -15,12 +17,6 @@
 #include "kernels/silu_mul.h"
 
 namespace troupe {
-
-int64_t KvBlockBytes(const ModelConfig& config, const KvCacheSpec& spec) {
-  const int64_t kv_dim = static_cast<int64_t>(config.num_kv_heads) * config.head_dim;
-  return 2 * static_cast<int64_t>(config.num_layers) * spec.block_size * kv_dim *
-         static_cast<int64_t>(KvElementBytes(spec.type));
-}
 
 namespace {
 // Matrices can be stacked when they share a repacked type and a row length.
@@ -34,14 +30,17 @@ bool CanStack(std::initializer_list<MatrixView> parts) {
 }
 }  // namespace
 
-CpuBackend::CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv)
-    : config_(config), kv_(kv), pool_(num_threads) {}
+CpuBackend::CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv,
+                       LayerPlan plan)
+    : config_(config), kv_(kv), plan_(std::move(plan)), pool_(num_threads) {}
 
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOptions& options,
                                                                 const ModelConfig& config,
                                                                 const ModelWeights& weights,
                                                                 const GgufFile* file) {
-  std::unique_ptr<CpuBackend> b(new CpuBackend(config, options.num_threads, options.kv));
+  TROUPE_ASSIGN_OR_RETURN(LayerPlan plan, BuildLayerPlan(config));
+  std::unique_ptr<CpuBackend> b(
+      new CpuBackend(config, options.num_threads, options.kv, std::move(plan)));
   // Packs one matrix; a repacked tensor's file pages are handed back to the kernel so the
   // weights are never resident twice.
   auto pack = [&](const MatrixView& view) {
@@ -152,117 +151,162 @@ void CpuBackend::AddRmsNormRows(const float* delta, const std::vector<float>& we
   });
 }
 
-void CpuBackend::Embed(const ForwardBatch& batch) {
-  const auto traits = TraitsOf(static_cast<uint32_t>(token_embd_.type));
-  const size_t row_bytes = RowBytes(*traits, token_embd_.cols);
-  const auto* base = static_cast<const uint8_t*>(token_embd_.data);
-  for (size_t t = 0; t < batch.tokens.size(); ++t) {
-    const int32_t id = batch.tokens[t];
-    TROUPE_DCHECK(id >= 0 && id < token_embd_.rows);
-    DequantizeRow(token_embd_.type, base + row_bytes * static_cast<size_t>(id),
-                  x_.data() + t * config_.dim, config_.dim);
-  }
-}
+// ---- the plan's ops ----
 
-// ---- attention: norm, QKV, RoPE, KV write, paged attention, output projection ----
-void CpuBackend::AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t n) {
-  const int hd = config_.head_dim;
-  const int kv_dim = config_.num_kv_heads * hd;
-  const int q_dim = config_.num_heads * hd;
-  if (layer.wqkv.rows() > 0) {
-    // One matmul for Q, K and V, then each token's row is split into the three arrays.
-    const int64_t width = q_dim + 2 * kv_dim;
-    cpu::Matmul(layer.wqkv, xb_.data(), n, fused_.data(), pool_);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* row = fused_.data() + t * width;
-      std::copy_n(row, q_dim, q_.data() + t * q_dim);
-      std::copy_n(row + q_dim, kv_dim, k_.data() + t * kv_dim);
-      std::copy_n(row + q_dim + kv_dim, kv_dim, v_.data() + t * kv_dim);
-    }
-  } else {
-    cpu::Matmul(layer.wq, xb_.data(), n, q_.data(), pool_);
-    cpu::Matmul(layer.wk, xb_.data(), n, k_.data(), pool_);
-    cpu::Matmul(layer.wv, xb_.data(), n, v_.data(), pool_);
-  }
-  RopeArgs rope{.x = q_.data(), .positions = batch.positions.data(),
-                .inv_freq = rope_inv_freq_.data(), .n_tokens = n, .n_heads = config_.num_heads,
-                .head_dim = hd, .rot_dim = config_.rope.rot_dim, .neox = config_.rope.neox};
-  ref::Rope(rope);
-  rope.x = k_.data();
-  rope.n_heads = config_.num_kv_heads;
-  ref::Rope(rope);
-  ref::KvWrite({.k = k_.data(), .v = v_.data(), .k_cache = layer.k_cache.get(),
-                .v_cache = layer.v_cache.get(), .cache_type = kv_.type,
-                .slots = batch.slots.data(), .n_tokens = n, .kv_dim = kv_dim});
-  const PagedAttentionArgs attn{.q = q_.data(),
-                                .k_cache = layer.k_cache.get(),
-                                .v_cache = layer.v_cache.get(),
-                                .cache_type = kv_.type,
-                                .out = att_.data(),
-                                .token_seq = batch.token_seq.data(),
-                                .token_pos = batch.positions.data(),
-                                .block_tables = batch.block_tables.data(),
-                                .n_tokens = n,
-                                .max_blocks_per_seq = batch.max_blocks_per_seq,
-                                .n_heads = config_.num_heads,
-                                .n_kv_heads = config_.num_kv_heads,
-                                .head_dim = hd,
-                                .block_size = kv_.block_size,
-                                .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
-  cpu::PagedAttention(attn, pool_);
-  cpu::Matmul(layer.wo, att_.data(), n, xb_.data(), pool_);
-  AddRmsNormRows(xb_.data(), layer.ffn_norm, xb_.data(), n);
-}
+class CpuBackend::StepOps final : public LayerOps {
+ public:
+  StepOps(CpuBackend& b, const ForwardBatch& batch, float* logits)
+      : b_(b), batch_(batch), n_(static_cast<int64_t>(batch.tokens.size())), logits_(logits) {}
 
-// ---- feed-forward: norm, gate/up, SiLU x up, down projection ----
-void CpuBackend::FeedForwardBlock(Layer& layer, int64_t n, const std::vector<float>* next_norm) {
-  const int ffn = config_.ffn_dim;
-  if (layer.w_gate_up.rows() > 0) {
-    // Each token's fused row is [gate | up]; SwiGLU writes the token's row of gate_.
-    cpu::Matmul(layer.w_gate_up, xb_.data(), n, fused_.data(), pool_);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* row = fused_.data() + t * 2 * ffn;
-      ref::SiluMul({.gate = row, .up = row + ffn, .out = gate_.data() + t * ffn, .n = ffn});
+  void Embed(const PlanStep&) override {
+    const MatrixView& table = b_.token_embd_;
+    const auto traits = TraitsOf(static_cast<uint32_t>(table.type));
+    const size_t row_bytes = RowBytes(*traits, table.cols);
+    const auto* base = static_cast<const uint8_t*>(table.data);
+    const int dim = b_.config_.dim;
+    for (int64_t t = 0; t < n_; ++t) {
+      const int32_t id = batch_.tokens[t];
+      TROUPE_DCHECK(id >= 0 && id < table.rows);
+      DequantizeRow(table.type, base + row_bytes * static_cast<size_t>(id), b_.x_.data() + t * dim,
+                    dim);
     }
-  } else {
-    cpu::Matmul(layer.w_gate, xb_.data(), n, gate_.data(), pool_);
-    cpu::Matmul(layer.w_up, xb_.data(), n, up_.data(), pool_);
-    ref::SiluMul({.gate = gate_.data(), .up = up_.data(), .out = gate_.data(), .n = n * ffn});
   }
-  cpu::Matmul(layer.w_down, gate_.data(), n, xb_.data(), pool_);
-  if (next_norm != nullptr) {
-    AddRmsNormRows(xb_.data(), *next_norm, xb_.data(), n);
-  } else {
-    const int64_t total = n * config_.dim;
-    for (int64_t i = 0; i < total; ++i) x_[i] += xb_[i];
+
+  void AttentionNorm(const PlanStep& step) override {
+    b_.AddRmsNormRows(step.add_delta ? b_.xb_.data() : nullptr, b_.layers_[step.layer].attn_norm,
+                      b_.xb_.data(), n_);
   }
-}
+
+  void QkvProjection(const PlanStep& step) override {
+    Layer& layer = b_.layers_[step.layer];
+    const int q_dim = b_.config_.num_heads * b_.config_.head_dim;
+    const int kv_dim = b_.config_.num_kv_heads * b_.config_.head_dim;
+    if (layer.wqkv.rows() > 0) {
+      // One matmul for Q, K and V, then each token's row is split into the three arrays.
+      const int64_t width = q_dim + 2 * kv_dim;
+      cpu::Matmul(layer.wqkv, b_.xb_.data(), n_, b_.fused_.data(), b_.pool_);
+      for (int64_t t = 0; t < n_; ++t) {
+        const float* row = b_.fused_.data() + t * width;
+        std::copy_n(row, q_dim, b_.q_.data() + t * q_dim);
+        std::copy_n(row + q_dim, kv_dim, b_.k_.data() + t * kv_dim);
+        std::copy_n(row + q_dim + kv_dim, kv_dim, b_.v_.data() + t * kv_dim);
+      }
+    } else {
+      cpu::Matmul(layer.wq, b_.xb_.data(), n_, b_.q_.data(), b_.pool_);
+      cpu::Matmul(layer.wk, b_.xb_.data(), n_, b_.k_.data(), b_.pool_);
+      cpu::Matmul(layer.wv, b_.xb_.data(), n_, b_.v_.data(), b_.pool_);
+    }
+  }
+
+  void RopeKvWrite(const PlanStep& step) override {
+    const ModelConfig& c = b_.config_;
+    Layer& layer = b_.layers_[step.layer];
+    RopeArgs rope{.x = b_.q_.data(), .positions = batch_.positions.data(),
+                  .inv_freq = b_.rope_inv_freq_.data(), .n_tokens = n_, .n_heads = c.num_heads,
+                  .head_dim = c.head_dim, .rot_dim = c.rope.rot_dim, .neox = c.rope.neox};
+    ref::Rope(rope);
+    rope.x = b_.k_.data();
+    rope.n_heads = c.num_kv_heads;
+    ref::Rope(rope);
+    ref::KvWrite({.k = b_.k_.data(), .v = b_.v_.data(), .k_cache = layer.k_cache.get(),
+                  .v_cache = layer.v_cache.get(), .cache_type = b_.kv_.type,
+                  .slots = batch_.slots.data(), .n_tokens = n_,
+                  .kv_dim = c.num_kv_heads * c.head_dim});
+  }
+
+  void Attention(const PlanStep& step) override {
+    const ModelConfig& c = b_.config_;
+    Layer& layer = b_.layers_[step.layer];
+    const PagedAttentionArgs attn{.q = b_.q_.data(),
+                                  .k_cache = layer.k_cache.get(),
+                                  .v_cache = layer.v_cache.get(),
+                                  .cache_type = b_.kv_.type,
+                                  .out = b_.att_.data(),
+                                  .token_seq = batch_.token_seq.data(),
+                                  .token_pos = batch_.positions.data(),
+                                  .block_tables = batch_.block_tables.data(),
+                                  .n_tokens = n_,
+                                  .max_blocks_per_seq = batch_.max_blocks_per_seq,
+                                  .n_heads = c.num_heads,
+                                  .n_kv_heads = c.num_kv_heads,
+                                  .head_dim = c.head_dim,
+                                  .block_size = b_.kv_.block_size,
+                                  .scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+    cpu::PagedAttention(attn, b_.pool_);
+  }
+
+  void OutputProjection(const PlanStep& step) override {
+    cpu::Matmul(b_.layers_[step.layer].wo, b_.att_.data(), n_, b_.xb_.data(), b_.pool_);
+  }
+
+  void FeedForwardNorm(const PlanStep& step) override {
+    b_.AddRmsNormRows(step.add_delta ? b_.xb_.data() : nullptr, b_.layers_[step.layer].ffn_norm,
+                      b_.xb_.data(), n_);
+  }
+
+  void GateUpProjection(const PlanStep& step) override {
+    Layer& layer = b_.layers_[step.layer];
+    if (layer.w_gate_up.rows() > 0) {
+      cpu::Matmul(layer.w_gate_up, b_.xb_.data(), n_, b_.fused_.data(), b_.pool_);
+    } else {
+      cpu::Matmul(layer.w_gate, b_.xb_.data(), n_, b_.gate_.data(), b_.pool_);
+      cpu::Matmul(layer.w_up, b_.xb_.data(), n_, b_.up_.data(), b_.pool_);
+    }
+  }
+
+  void SiluMul(const PlanStep& step) override {
+    const int ffn = b_.config_.ffn_dim;
+    if (b_.layers_[step.layer].w_gate_up.rows() > 0) {
+      // Each token's fused row is [gate | up]; SwiGLU writes the token's row of gate_.
+      for (int64_t t = 0; t < n_; ++t) {
+        const float* row = b_.fused_.data() + t * 2 * ffn;
+        ref::SiluMul({.gate = row, .up = row + ffn, .out = b_.gate_.data() + t * ffn, .n = ffn});
+      }
+    } else {
+      ref::SiluMul(
+          {.gate = b_.gate_.data(), .up = b_.up_.data(), .out = b_.gate_.data(), .n = n_ * ffn});
+    }
+  }
+
+  void DownProjection(const PlanStep& step) override {
+    cpu::Matmul(b_.layers_[step.layer].w_down, b_.gate_.data(), n_, b_.xb_.data(), b_.pool_);
+  }
+
+  // Each logit row's residual plus delta is gathered into q_ (n * max(dim, q_dim) >= m * dim
+  // floats) and normalised into xb_; the residual rows themselves are not needed any more.
+  void OutputNorm(const PlanStep& step) override {
+    const int dim = b_.config_.dim;
+    const int64_t m = static_cast<int64_t>(batch_.logit_rows.size());
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t row = batch_.logit_rows[i];
+      TROUPE_DCHECK(row >= 0 && row < n_);
+      const float* x = b_.x_.data() + static_cast<int64_t>(row) * dim;
+      const float* delta = b_.xb_.data() + static_cast<int64_t>(row) * dim;
+      float* gathered = b_.q_.data() + i * dim;
+      for (int j = 0; j < dim; ++j) gathered[j] = step.add_delta ? x[j] + delta[j] : x[j];
+    }
+    b_.RmsNormRows(b_.q_.data(), b_.output_norm_, b_.xb_.data(), m);
+    if (batch_.hidden_out != nullptr) std::copy_n(b_.xb_.data(), m * dim, batch_.hidden_out);
+  }
+
+  void LmHead(const PlanStep&) override {
+    const int64_t m = static_cast<int64_t>(batch_.logit_rows.size());
+    cpu::Matmul(b_.output_, b_.xb_.data(), m, logits_, b_.pool_);
+  }
+
+ private:
+  CpuBackend& b_;
+  const ForwardBatch& batch_;
+  const int64_t n_;
+  float* const logits_;
+};
 
 void CpuBackend::Forward(const ForwardBatch& batch, float* logits) {
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
   if (n == 0) return;
   EnsureScratch(n);
-  Embed(batch);
-  // The residual stream x_ gets each block's output added and normalised in one pass
-  // (ref::AddRmsNorm); xb_ carries the normalised rows into the next block.
-  AddRmsNormRows(nullptr, layers_[0].attn_norm, xb_.data(), n);
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    AttentionBlock(layers_[l], batch, n);
-    FeedForwardBlock(layers_[l], n, l + 1 < layers_.size() ? &layers_[l + 1].attn_norm : nullptr);
-  }
-  // Only the rows that sample need the final norm and the (large) output projection.
-  const int64_t m = static_cast<int64_t>(batch.logit_rows.size());
-  if (m == 0) return;
-  const int dim = config_.dim;
-  for (int64_t i = 0; i < m; ++i) {
-    const int32_t row = batch.logit_rows[i];
-    TROUPE_DCHECK(row >= 0 && row < n);
-    std::copy_n(x_.data() + static_cast<int64_t>(row) * dim, dim, q_.data() + i * dim);
-  }
-  // q_ holds n * q_dim >= m * dim floats; xb_ receives the normalised rows.
-  RmsNormRows(q_.data(), output_norm_, xb_.data(), m);
-  if (batch.hidden_out != nullptr) std::copy_n(xb_.data(), m * dim, batch.hidden_out);
-  cpu::Matmul(output_, xb_.data(), m, logits, pool_);
+  StepOps ops(*this, batch, logits);
+  RunLayerPlan(plan_, !batch.logit_rows.empty(), ops);
 }
 
 }  // namespace troupe

@@ -1,5 +1,6 @@
-// The CPU backend: the Llama forward pass on the reference kernels and the packed quantized
-// matmuls, parallel over a thread pool, with the paged KV cache in host memory (f16 or f32).
+// The CPU backend: the model's layer plan (engine/model/layer_plan.h) on the reference kernels
+// and the packed quantized matmuls, parallel over a thread pool, with the paged KV cache in host
+// memory (f16 or f32).
 // Not thread-safe; engine thread only (its pool's workers run only inside Forward).
 #pragma once
 
@@ -9,6 +10,7 @@
 
 #include "common/thread_pool.h"
 #include "engine/backend/backend.h"
+#include "engine/model/layer_plan.h"
 #include "kernels/cpu/packed_matrix.h"
 
 namespace troupe {
@@ -37,14 +39,15 @@ class CpuBackend final : public Backend {
     std::unique_ptr<std::byte[]> k_cache, v_cache;  // [num_blocks, block_size, kv_dim] each
   };
 
-  CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv);
+  // The plan's ops over one Forward call's batch (cpu_backend.cc). The plan's activations live
+  // in the scratch below: residual = x_, normed and delta = xb_ (each norm adds and normalises
+  // in place), q/k/v = q_/k_/v_ (or fused_ first, when Q, K and V are stacked), attn = att_,
+  // gate/up = gate_/up_ (or fused_ rows [gate | up] when stacked), act = gate_, and the logit
+  // rows gathered into q_ with hidden in xb_.
+  class StepOps;
+
+  CpuBackend(const ModelConfig& config, int num_threads, KvCacheSpec kv, LayerPlan plan);
   void EnsureScratch(int64_t n_tokens);
-  void Embed(const ForwardBatch& batch);
-  // Reads the normalised rows in xb_; ends with the residual add and ffn_norm into xb_.
-  void AttentionBlock(Layer& layer, const ForwardBatch& batch, int64_t n);
-  // Ends with the residual add and `next_norm` (the next layer's attention norm) into xb_, or
-  // with the add alone after the last layer.
-  void FeedForwardBlock(Layer& layer, int64_t n, const std::vector<float>* next_norm);
   void RmsNormRows(const float* x, const std::vector<float>& weight, float* out, int64_t n);
   // x_ += delta (unless nullptr), out = RMSNorm(x_) * weight, over n rows.
   void AddRmsNormRows(const float* delta, const std::vector<float>& weight, float* out, int64_t n);
@@ -52,6 +55,7 @@ class CpuBackend final : public Backend {
   // ---- constant after construction ----
   const ModelConfig config_;
   const KvCacheSpec kv_;
+  const LayerPlan plan_;
   ThreadPool pool_;
   MatrixView token_embd_;                 // used in place from the mapping
   cpu::PackedMatrix output_;

@@ -1,5 +1,5 @@
-// CUDA backend (cuda_backend.h): weight upload, per-step metadata, and the layer loop over the
-// kernels in kernels/cuda/.
+// CUDA backend (cuda_backend.h): weight upload, per-step metadata, and the layer plan's ops
+// (engine/model/layer_plan.h) on the kernels in kernels/cuda/.
 #include "engine/backend/cuda_backend.h"
 
 #include <cuda_runtime.h>
@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/backend/attention_plan.h"
+#include "engine/model/layer_plan.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_attention.h"
@@ -142,6 +143,7 @@ struct StepArgs {
 struct CudaBackend::State {
   ModelConfig config;
   KvCacheSpec kv;
+  LayerPlan layer_plan;
   cudaStream_t stream = nullptr;
   std::optional<cuda::Gemm> gemm;
   int num_sms = 0;
@@ -455,70 +457,131 @@ StepArgs CudaBackend::State::Pointers(const DeviceMemory& meta, const MetaLayout
   return a;
 }
 
-// Enqueues the whole step on the stream (also what a graph captures).
-void CudaBackend::State::EnqueueStep(const StepArgs& a) {
-  const ModelConfig& c = config;
-  const int n = a.n;
-  const cuda::PagedKv kv_base{.k_cache = nullptr,
-                              .v_cache = nullptr,
-                              .kv_indptr = a.kv_indptr,
-                              .kv_indices = a.kv_indices,
-                              .block_size = kv.block_size,
-                              .n_kv_heads = c.num_kv_heads,
-                              .head_dim = c.head_dim};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  const int qkv_rows = q_dim() + 2 * kv_dim();
-  cuda::Embed({.table = token_embd, .tokens = a.tokens, .out = x.as<float>(), .n_tokens = n,
-               .dim = c.dim},
-              stream);
-  for (int layer = 0; layer < c.num_layers; ++layer) {
-    const DeviceLayer& w = layers[layer];
-    cuda::AddRmsNorm({.x = x.as<float>(), .delta = layer == 0 ? nullptr : delta.as<float>(),
-                      .weight = w.attn_norm, .out = xb.as<Bf16>(), .n_rows = n, .dim = c.dim,
-                      .eps = c.rms_eps},
-                     stream);
-    gemm->Run(w.wqkv, qkv_rows, c.dim, xb.as<Bf16>(), n, qkv.as<float>());
-    cuda::RopeKvWrite({.qkv = qkv.as<float>(), .q_out = q.as<Bf16>(), .k_cache = w.k_cache,
-                       .v_cache = w.v_cache, .positions = a.positions, .slots = a.slots,
-                       .inv_freq = inv_freq, .n_tokens = n, .n_heads = c.num_heads,
-                       .n_kv_heads = c.num_kv_heads, .head_dim = c.head_dim,
-                       .rot_dim = c.rope.rot_dim, .neox = c.rope.neox},
-                      stream);
-    cuda::PagedKv paged = kv_base;
-    paged.k_cache = w.k_cache;
-    paged.v_cache = w.v_cache;
-    cuda::DecodeAttention({.kv = paged, .q = q.as<Bf16>(), .out = att.as<Bf16>(),
-                           .item_row = a.item_row, .item_seq = a.item_seq,
-                           .item_len = a.item_len, .n_items = a.n_items, .n_heads = c.num_heads,
-                           .scale = scale, .num_splits = a.num_splits,
-                           .partial_out = partial_out.as<float>(),
-                           .partial_lse = partial_lse.as<float>()},
-                          stream);
-    cuda::PrefillAttention({.kv = paged, .q = q.as<Bf16>(), .out = att.as<Bf16>(),
-                            .tiles = a.tiles, .n_tiles = a.n_tiles, .n_heads = c.num_heads,
-                            .scale = scale},
-                           stream);
-    gemm->Run(w.wo, c.dim, q_dim(), att.as<Bf16>(), n, delta.as<float>());
-    cuda::AddRmsNorm({.x = x.as<float>(), .delta = delta.as<float>(), .weight = w.ffn_norm,
-                      .out = xb.as<Bf16>(), .n_rows = n, .dim = c.dim, .eps = c.rms_eps},
-                     stream);
-    gemm->Run(w.w_gate_up, 2 * c.ffn_dim, c.dim, xb.as<Bf16>(), n, gate_up.as<float>());
-    cuda::SiluMul({.gate_up = gate_up.as<float>(), .out = h.as<Bf16>(), .n_rows = n,
-                   .width = c.ffn_dim},
-                  stream);
-    gemm->Run(w.w_down, c.dim, c.ffn_dim, h.as<Bf16>(), n, delta.as<float>());
+namespace {
+
+// The layer plan's ops as kernel launches on the backend's stream. The plan's activations:
+// residual = x (f32), normed = xb (bf16), q/k/v = qkv (f32 rows [q | k | v]; RoPE writes the
+// rotated q to q, bf16), attn = att (bf16), delta = delta (f32), gate/up = gate_up (f32 rows
+// [gate | up]), act = h (bf16), hidden = hidden (bf16, and hidden_f32 when asked for), logits.
+class StepOps final : public LayerOps {
+ public:
+  StepOps(CudaBackend::State& s, const StepArgs& a) : s_(s), a_(a), c_(s.config) {}
+
+  void Embed(const PlanStep&) override {
+    cuda::Embed({.table = s_.token_embd, .tokens = a_.tokens, .out = s_.x.as<float>(),
+                 .n_tokens = a_.n, .dim = c_.dim},
+                s_.stream);
   }
-  if (a.m == 0) return;
-  // Only the sampled rows get the last residual add, the final norm and the LM head.
-  cuda::AddRmsNorm({.x = x.as<float>(), .delta = delta.as<float>(), .weight = output_norm,
-                    .out = hidden.as<Bf16>(),
-                    .out_f32 = a.hidden_f32 ? hidden_f32.as<float>() : nullptr,
-                    .rows = a.logit_rows, .n_rows = a.m, .dim = c.dim, .eps = c.rms_eps},
-                   stream);
-  gemm->Run(output, c.vocab_size, c.dim, hidden.as<Bf16>(), a.m, logits.as<float>());
-  if (a.sampling != nullptr) {
+
+  void AttentionNorm(const PlanStep& step) override {
+    Norm(step, s_.layers[step.layer].attn_norm);
+  }
+
+  void QkvProjection(const PlanStep& step) override {
+    s_.gemm->Run(s_.layers[step.layer].wqkv, s_.q_dim() + 2 * s_.kv_dim(), c_.dim,
+                 s_.xb.as<Bf16>(), a_.n, s_.qkv.as<float>());
+  }
+
+  void RopeKvWrite(const PlanStep& step) override {
+    const DeviceLayer& w = s_.layers[step.layer];
+    cuda::RopeKvWrite({.qkv = s_.qkv.as<float>(), .q_out = s_.q.as<Bf16>(),
+                       .k_cache = w.k_cache, .v_cache = w.v_cache, .positions = a_.positions,
+                       .slots = a_.slots, .inv_freq = s_.inv_freq, .n_tokens = a_.n,
+                       .n_heads = c_.num_heads, .n_kv_heads = c_.num_kv_heads,
+                       .head_dim = c_.head_dim, .rot_dim = c_.rope.rot_dim,
+                       .neox = c_.rope.neox},
+                      s_.stream);
+  }
+
+  // Decode attention for the single-token items, prefill attention for the tiles.
+  void Attention(const PlanStep& step) override {
+    const DeviceLayer& w = s_.layers[step.layer];
+    const cuda::PagedKv paged{.k_cache = w.k_cache,
+                              .v_cache = w.v_cache,
+                              .kv_indptr = a_.kv_indptr,
+                              .kv_indices = a_.kv_indices,
+                              .block_size = s_.kv.block_size,
+                              .n_kv_heads = c_.num_kv_heads,
+                              .head_dim = c_.head_dim};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
+    cuda::DecodeAttention({.kv = paged, .q = s_.q.as<Bf16>(), .out = s_.att.as<Bf16>(),
+                           .item_row = a_.item_row, .item_seq = a_.item_seq,
+                           .item_len = a_.item_len, .n_items = a_.n_items,
+                           .n_heads = c_.num_heads, .scale = scale,
+                           .num_splits = a_.num_splits,
+                           .partial_out = s_.partial_out.as<float>(),
+                           .partial_lse = s_.partial_lse.as<float>()},
+                          s_.stream);
+    cuda::PrefillAttention({.kv = paged, .q = s_.q.as<Bf16>(), .out = s_.att.as<Bf16>(),
+                            .tiles = a_.tiles, .n_tiles = a_.n_tiles, .n_heads = c_.num_heads,
+                            .scale = scale},
+                           s_.stream);
+  }
+
+  void OutputProjection(const PlanStep& step) override {
+    s_.gemm->Run(s_.layers[step.layer].wo, c_.dim, s_.q_dim(), s_.att.as<Bf16>(), a_.n,
+                 s_.delta.as<float>());
+  }
+
+  void FeedForwardNorm(const PlanStep& step) override {
+    Norm(step, s_.layers[step.layer].ffn_norm);
+  }
+
+  void GateUpProjection(const PlanStep& step) override {
+    s_.gemm->Run(s_.layers[step.layer].w_gate_up, 2 * c_.ffn_dim, c_.dim, s_.xb.as<Bf16>(), a_.n,
+                 s_.gate_up.as<float>());
+  }
+
+  void SiluMul(const PlanStep&) override {
+    cuda::SiluMul({.gate_up = s_.gate_up.as<float>(), .out = s_.h.as<Bf16>(), .n_rows = a_.n,
+                   .width = c_.ffn_dim},
+                  s_.stream);
+  }
+
+  void DownProjection(const PlanStep& step) override {
+    s_.gemm->Run(s_.layers[step.layer].w_down, c_.dim, c_.ffn_dim, s_.h.as<Bf16>(), a_.n,
+                 s_.delta.as<float>());
+  }
+
+  // Only the logit rows get the add and the norm.
+  void OutputNorm(const PlanStep& step) override {
+    cuda::AddRmsNorm({.x = s_.x.as<float>(),
+                      .delta = step.add_delta ? s_.delta.as<float>() : nullptr,
+                      .weight = s_.output_norm, .out = s_.hidden.as<Bf16>(),
+                      .out_f32 = a_.hidden_f32 ? s_.hidden_f32.as<float>() : nullptr,
+                      .rows = a_.logit_rows, .n_rows = a_.m, .dim = c_.dim, .eps = c_.rms_eps},
+                     s_.stream);
+  }
+
+  void LmHead(const PlanStep&) override {
+    s_.gemm->Run(s_.output, c_.vocab_size, c_.dim, s_.hidden.as<Bf16>(), a_.m,
+                 s_.logits.as<float>());
+  }
+
+ private:
+  void Norm(const PlanStep& step, const float* weight) {
+    cuda::AddRmsNorm({.x = s_.x.as<float>(),
+                      .delta = step.add_delta ? s_.delta.as<float>() : nullptr,
+                      .weight = weight, .out = s_.xb.as<Bf16>(), .n_rows = a_.n,
+                      .dim = c_.dim, .eps = c_.rms_eps},
+                     s_.stream);
+  }
+
+  CudaBackend::State& s_;
+  const StepArgs& a_;
+  const ModelConfig& c_;
+};
+
+}  // namespace
+
+// Enqueues the whole step on the stream (also what a graph captures): the layer plan, then
+// sampling when asked for.
+void CudaBackend::State::EnqueueStep(const StepArgs& a) {
+  StepOps ops(*this, a);
+  RunLayerPlan(layer_plan, /*has_logit_rows=*/a.m > 0, ops);
+  if (a.m > 0 && a.sampling != nullptr) {
     cuda::Sample({.logits = logits.as<float>(), .params = a.sampling,
-                  .ids = sampled_ids.as<int32_t>(), .n_rows = a.m, .vocab = c.vocab_size},
+                  .ids = sampled_ids.as<int32_t>(), .n_rows = a.m, .vocab = config.vocab_size},
                  stream);
   }
 }
@@ -562,6 +625,7 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
   State& s = *state;
   s.config = config;
   s.kv = options.kv;
+  TROUPE_ASSIGN_OR_RETURN(s.layer_plan, BuildLayerPlan(config));
   s.prefill_kernel = cuda::PrefillAttentionSupports(config.head_dim, group);
   s.max_pages_per_seq = std::min(CeilDiv(config.context_length, options.kv.block_size),
                                  options.kv.num_blocks);

@@ -3,10 +3,11 @@
 // custom kernels of kernels/cuda/ around cuBLAS GEMMs. It reads the same block tables as the CPU
 // backend, so the scheduler and prefix cache are shared unchanged.
 //
-// A step: upload the batch's metadata (one copy from pinned memory), embed, then per layer
-// AddRmsNorm -> QKV GEMM -> RoPE + KV write -> decode and/or prefill attention -> O GEMM ->
-// AddRmsNorm -> gate/up GEMM -> SiLU x up -> down GEMM; final norm of the sampled rows, LM
-// head, logits back to the host. docs/kernels.md has the kernel designs.
+// A step: upload the batch's metadata (one copy from pinned memory), then the model's layer
+// plan (engine/model/layer_plan.h) as kernels: embed, per layer AddRmsNorm -> QKV GEMM -> RoPE +
+// KV write -> decode and/or prefill attention -> O GEMM -> AddRmsNorm -> gate/up GEMM -> SiLU x
+// up -> down GEMM for Llama; final norm of the sampled rows, LM head, sampling or logits back to
+// the host. docs/kernels.md has the kernel designs.
 //
 // Not thread-safe; engine thread only (it owns the CUDA stream).
 #pragma once
