@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "model_test_util.h"
+#include "tests/testing/assertions.h"
 
 namespace troupe {
 namespace {
