@@ -8,11 +8,12 @@
 #include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe::load {
 namespace {
 
-const std::string kSmolLm = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kSmolLm = testing::SmolLmPath();
 
 class DriverTest : public ::testing::Test {
  protected:

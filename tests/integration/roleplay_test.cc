@@ -25,14 +25,17 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/testing/minilm.h"
+#include "tests/testing/model_paths.h"
+#include "tests/testing/temp_files.h"
 #include "tests/testing/testdata.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace troupe {
 namespace {
 
-const std::string kSmolLmPath = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-const std::string kEmbedderDir = std::string(TROUPE_SOURCE_DIR) + "/models/all-MiniLM-L6-v2";
+const std::string kSmolLmPath = testing::SmolLmPath();
+const std::string kEmbedderDir = testing::MiniLmDir();
 
 std::unique_ptr<Server> StartServer(const std::string& data_dir, const std::string& embedder_dir = kEmbedderDir) {
   EngineOptions engine_options;
@@ -100,13 +103,6 @@ v1::EmotionVector Calm() {
 
 class RolePlayTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("troupe_roleplay_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string CreateCharacterFromCard(v1::RolePlay::Stub& stub, const std::string& file) {
     v1::CreateCharacterRequest request;
@@ -129,7 +125,8 @@ class RolePlayTest : public ::testing::Test {
     return session.session_id();
   }
 
-  std::filesystem::path dir_;
+  const testing::ScopedTempDir data_dir_{"roleplay_test"};  // the server's --data-dir
+  const std::filesystem::path& dir_ = data_dir_.path();
 };
 
 TEST_F(RolePlayTest, CharactersFromCardsRoundTripAndReportErrors) {
@@ -284,6 +281,8 @@ TEST_F(RolePlayTest, DISABLED_ServeUntilKilled) {
   const char* data_dir = getenv("TROUPE_KILL9_DATA_DIR");
   const char* port_fd = getenv("TROUPE_KILL9_PORT_FD");
   if (data_dir == nullptr || port_fd == nullptr) GTEST_SKIP() << "a helper of AcknowledgedTurnSurvivesKill9";
+  // This process ends by SIGKILL, so its fixture's own (unused, empty) directory goes now.
+  std::filesystem::remove(dir_);
   std::unique_ptr<Server> server = StartServer(data_dir);
   const int port = server ? server->port() : -1;
   if (write(atoi(port_fd), &port, sizeof(port)) != sizeof(port)) _exit(3);

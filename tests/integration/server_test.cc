@@ -29,15 +29,15 @@
 #include "nlohmann/json.hpp"
 #include "server/server.h"
 #include "tests/testing/http_get.h"
+#include "tests/testing/model_paths.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace troupe {
 namespace {
 
-const std::string kStoriesPath = std::string(TROUPE_SHARED_DIR) + "/models/stories260K.gguf";
-const std::string kGoldenPath = std::string(TROUPE_SHARED_DIR) + "/golden/stories260K-greedy.json";
-const std::string kSmolLmPath =
-    std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kStoriesPath = testing::StoriesPath();
+const std::string kGoldenPath = testing::StoriesGoldenPath();
+const std::string kSmolLmPath = testing::SmolLmPath();
 
 // ---- helpers ----
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/cpu/matmul_isa.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe::cpu {
 namespace {
@@ -319,7 +320,7 @@ class MiniGguf {
 };
 
 TEST(PackedMatrixTest, MatchesRefOnSmolLm2Tensors) {
-  MiniGguf gguf(std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+  MiniGguf gguf(testing::SmolLmPath());
   if (!gguf.ok()) GTEST_SKIP() << "default model not present";
   const auto tensors = gguf.ReadTensors();
   ThreadPool pool(2);

@@ -4,11 +4,12 @@
 #include "engine/formats/gguf.h"
 #include "engine/session/prompt_builder.h"
 #include "gtest/gtest.h"
+#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
 
-const std::string kSmol = std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kSmol = testing::SmolLmPath();
 
 class TurnPlannerTest : public ::testing::Test {
  protected:
