@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "engine/character/card_json.h"
 #include "engine/character/card_png.h"
 #include "engine/character/character_card.h"
 
@@ -29,6 +30,11 @@ absl::Status CheckText(const std::string& text, const std::string& field, size_t
 absl::StatusOr<nlohmann::json> JsonObject(const std::string& text, const std::string& field) {
   if (text.empty()) return nlohmann::json::object();
   TROUPE_RETURN_IF_ERROR(CheckText(text, field));
+  // nlohmann parses, copies and destroys recursively: a deep enough nesting overflows the stack.
+  if (!card_json::WithinDepth(text, kMaxCardJsonDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": JSON nested deeper than ", kMaxCardJsonDepth, " levels"));
+  }
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(field, ": not a JSON object"));
   return j;
