@@ -113,7 +113,8 @@ absl::Status MemoryService::Load() {
         in.turn_index = t.turn_index;
         in.user_text = t.user_text;
         in.reply_text = t.reply_text;
-        TROUPE_RETURN_IF_ERROR(Remember(std::move(in)));
+        TROUPE_RETURN_IF_ERROR(Enqueue(Job{.turn = std::move(in), .experiences = std::nullopt},
+                                       /*enforce_cap=*/false));
       }
     }
     page.after_id = sessions.back().id;
@@ -152,25 +153,24 @@ absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequ
   return out;
 }
 
-absl::Status MemoryService::Remember(TurnMemoryInput turn) {
+absl::Status MemoryService::Enqueue(Job job, bool enforce_cap) {
   absl::MutexLock lock(&queue_mu_);
-  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+  if (enforce_cap && static_cast<int>(queue_.size()) >= options_.max_queue) {
     return absl::ResourceExhaustedError("memory write queue is full");
   }
-  queue_.push_back(Job{.turn = std::move(turn), .experiences = std::nullopt});
+  queue_.push_back(std::move(job));
   ++queued_;
   return absl::OkStatus();
 }
 
+absl::Status MemoryService::Remember(TurnMemoryInput turn) {
+  return Enqueue(Job{.turn = std::move(turn), .experiences = std::nullopt}, /*enforce_cap=*/true);
+}
+
 absl::Status MemoryService::QueueCharacterExperiences(const std::string& character_id,
                                                       std::vector<Experience> experiences) {
-  absl::MutexLock lock(&queue_mu_);
-  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
-    return absl::ResourceExhaustedError("memory write queue is full");
-  }
-  queue_.push_back(Job{.turn = std::nullopt, .experiences = std::make_pair(character_id, std::move(experiences))});
-  ++queued_;
-  return absl::OkStatus();
+  return Enqueue(Job{.turn = std::nullopt, .experiences = std::make_pair(character_id, std::move(experiences))},
+                 /*enforce_cap=*/true);
 }
 
 absl::Status MemoryService::SetCharacterExperiences(const std::string& character_id,

@@ -43,7 +43,9 @@ namespace troupe {
 
 struct MemoryServiceOptions {
   float mood_beta = 0.7f;  // session mood <- beta * mood + (1 - beta) * turn emotion
-  int max_queue = 1024;    // Remember fails with kResourceExhausted past this many pending turns
+  // Remember fails with kResourceExhausted past this many pending turns. Load's backfill is not
+  // held to it: those turns are already acknowledged and stored, and a start must not fail.
+  int max_queue = 1024;
 };
 
 // Where a session's memories live and what it may see.
@@ -133,6 +135,10 @@ class MemoryService {
     // Or a character's experiences to (re)index: its id and the experiences.
     std::optional<std::pair<std::string, std::vector<Experience>>> experiences;
   };
+
+  // Queues `job` for the writer; with `enforce_cap`, kResourceExhausted when max_queue jobs are
+  // pending.
+  [[nodiscard]] absl::Status Enqueue(Job job, bool enforce_cap) ABSL_LOCKS_EXCLUDED(queue_mu_);
   void WriterLoop();
   absl::Status WriteTurn(const TurnMemoryInput& turn);
   absl::Status AddToIndex(const MemoryRecord& record) ABSL_LOCKS_EXCLUDED(mu_);

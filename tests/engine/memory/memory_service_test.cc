@@ -198,6 +198,20 @@ TEST_F(MemoryServiceTest, ReloadsFromTheStoreAndBackfillsMissingTurns) {
   EXPECT_NE((*hits)[0].text.find("drowned"), std::string::npos);
 }
 
+// After a crash with more turns lacking memories than the write queue holds, the start still
+// succeeds and every turn gets its memory: the backfill is not held to the clients' cap.
+TEST_F(MemoryServiceTest, BackfillLargerThanTheQueueCapStillLoads) {
+  RememberTurns(*NewService(), *store_, "s1");  // 3 turns, none remembered
+  MemoryService service(store_.get(), embedder_, nullptr, MemoryServiceOptions{.max_queue = 2});
+  ASSERT_TRUE(service.Load().ok());
+  service.Flush();
+  EXPECT_EQ(service.num_memories(), 3);
+  // Clients still meet the cap.
+  MemoryService capped(store_.get(), embedder_, nullptr, MemoryServiceOptions{.max_queue = 0});
+  EXPECT_EQ(capped.Remember(Turn("s1", "", 3, "Hi", "Hello", kJoyful)).code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(MemoryServiceTest, CharacterExperiencesAreSharedAndReplaced) {
   auto service = NewService();
   ASSERT_TRUE(service->SetCharacterExperiences(
