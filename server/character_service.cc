@@ -30,6 +30,7 @@ CharacterService::CharacterService(WorkQueue& prepare_queue, CharacterRegistry* 
     : prepare_queue_(prepare_queue), characters_(characters), memory_(memory) {}
 
 grpc::ServerUnaryReactor* CharacterService::CreateCharacter(grpc::CallbackServerContext* context,
+                                                            const Caller& /*caller*/,
                                                             const v1::CreateCharacterRequest* request,
                                                             v1::StoredCharacter* response) {
   return RunUnary(context, prepare_queue_, [this, request, response] {
@@ -45,6 +46,7 @@ grpc::ServerUnaryReactor* CharacterService::CreateCharacter(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* CharacterService::GetCharacter(grpc::CallbackServerContext* context,
+                                                         const Caller& /*caller*/,
                                                          const v1::GetCharacterRequest* request,
                                                          v1::StoredCharacter* response) {
   return RunUnary(context, prepare_queue_, [this, request, response] {
@@ -56,6 +58,7 @@ grpc::ServerUnaryReactor* CharacterService::GetCharacter(grpc::CallbackServerCon
 }
 
 grpc::ServerUnaryReactor* CharacterService::ListCharacters(grpc::CallbackServerContext* context,
+                                                           const Caller& /*caller*/,
                                                            const v1::ListCharactersRequest* request,
                                                            v1::ListCharactersResponse* response) {
   if (absl::Status valid = ValidatePageSize(request->page_size()); !valid.ok()) return FinishUnary(context, valid);
@@ -72,6 +75,7 @@ grpc::ServerUnaryReactor* CharacterService::ListCharacters(grpc::CallbackServerC
 }
 
 grpc::ServerUnaryReactor* CharacterService::UpdateCharacter(grpc::CallbackServerContext* context,
+                                                            const Caller& /*caller*/,
                                                             const v1::UpdateCharacterRequest* request,
                                                             v1::StoredCharacter* response) {
   return RunUnary(context, prepare_queue_, [this, request, response] {
@@ -88,6 +92,7 @@ grpc::ServerUnaryReactor* CharacterService::UpdateCharacter(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* CharacterService::DeleteCharacter(grpc::CallbackServerContext* context,
+                                                            const Caller& /*caller*/,
                                                             const v1::DeleteCharacterRequest* request,
                                                             v1::DeleteCharacterResponse* /*response*/) {
   return RunUnary(context, prepare_queue_, [this, request] {
@@ -97,6 +102,7 @@ grpc::ServerUnaryReactor* CharacterService::DeleteCharacter(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* CharacterService::ExportCharacter(grpc::CallbackServerContext* context,
+                                                            const Caller& /*caller*/,
                                                             const v1::ExportCharacterRequest* request,
                                                             v1::ExportCharacterResponse* response) {
   return RunUnary(context, prepare_queue_, [this, request, response] {

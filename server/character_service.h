@@ -8,6 +8,7 @@
 #include "engine/memory/memory_service.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/auth/caller.h"
 #include "server/work_queue.h"
 #include "troupe/v1/roleplay.pb.h"
 
@@ -23,21 +24,27 @@ class CharacterService {
   CharacterService(WorkQueue& prepare_queue, CharacterRegistry* characters, MemoryService* memory);
 
   grpc::ServerUnaryReactor* CreateCharacter(grpc::CallbackServerContext* context,
+                                            const Caller& caller,
                                             const v1::CreateCharacterRequest* request,
                                             v1::StoredCharacter* response);
   grpc::ServerUnaryReactor* GetCharacter(grpc::CallbackServerContext* context,
+                                         const Caller& caller,
                                          const v1::GetCharacterRequest* request,
                                          v1::StoredCharacter* response);
   grpc::ServerUnaryReactor* ListCharacters(grpc::CallbackServerContext* context,
+                                           const Caller& caller,
                                            const v1::ListCharactersRequest* request,
                                            v1::ListCharactersResponse* response);
   grpc::ServerUnaryReactor* UpdateCharacter(grpc::CallbackServerContext* context,
+                                            const Caller& caller,
                                             const v1::UpdateCharacterRequest* request,
                                             v1::StoredCharacter* response);
   grpc::ServerUnaryReactor* DeleteCharacter(grpc::CallbackServerContext* context,
+                                            const Caller& caller,
                                             const v1::DeleteCharacterRequest* request,
                                             v1::DeleteCharacterResponse* response);
   grpc::ServerUnaryReactor* ExportCharacter(grpc::CallbackServerContext* context,
+                                            const Caller& caller,
                                             const v1::ExportCharacterRequest* request,
                                             v1::ExportCharacterResponse* response);
 

@@ -54,7 +54,7 @@ GenerationService::GenerationService(Engine& engine, WorkQueue& prepare_queue, M
     : engine_(engine), prepare_queue_(prepare_queue), metrics_(metrics) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* context, const Caller& /*caller*/, const v1::GenerateRequest* request) {
   std::shared_ptr<GenerateStreamReactor> reactor = GenerateStreamReactor::Create(engine_, metrics_);
   absl::StatusOr<GenerateJob> job = ValidateGenerate(*request);
   if (!job.ok()) {
@@ -85,6 +85,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
 }
 
 grpc::ServerUnaryReactor* GenerationService::GetServerInfo(grpc::CallbackServerContext* context,
+                                                           const Caller& /*caller*/,
                                                            const v1::GetServerInfoRequest* /*request*/,
                                                            v1::ServerInfo* response) {
   ModelInfoToProto(engine_.model_info(), response);

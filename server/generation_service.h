@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/auth/caller.h"
 #include "server/metrics.h"
 #include "server/work_queue.h"
 #include "troupe/v1/roleplay.pb.h"
@@ -20,8 +21,10 @@ class GenerationService {
   GenerationService(Engine& engine, WorkQueue& prepare_queue, Metrics* metrics);
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
+                                                           const Caller& caller,
                                                            const v1::GenerateRequest* request);
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
+                                          const Caller& caller,
                                           const v1::GetServerInfoRequest* request, v1::ServerInfo* response);
 
  private:

@@ -1,89 +1,132 @@
 #include "server/roleplay_service.h"
 
+#include <memory>
 #include <utility>
 
+#include "server/generate_reactor.h"
+#include "server/rpc_util.h"
+
 namespace troupe {
+namespace {
+
+// A streaming RPC refused before any work: the reactor ends it with `status` at once.
+template <typename Response>
+grpc::ServerWriteReactor<Response>* RefusedStream(Engine& engine, const absl::Status& status) {
+  std::shared_ptr<GenerateReactor<Response>> reactor = GenerateReactor<Response>::Create(engine, nullptr);
+  reactor->FinishWithError(status);
+  return reactor.get();
+}
+
+}  // namespace
 
 RolePlayService::RolePlayService(Engine& engine, SessionStore& sessions, WorkQueue& prepare_queue,
-                                 Metrics* metrics, RolePlayDeps roleplay)
-    : generation_(engine, prepare_queue, metrics),
+                                 Metrics* metrics, RolePlayDeps roleplay, CallerResolver resolve_caller)
+    : engine_(engine),
+      resolve_caller_(std::move(resolve_caller)),
+      generation_(engine, prepare_queue, metrics),
       characters_(prepare_queue, roleplay.characters, roleplay.memory),
       sessions_(engine, sessions, prepare_queue, metrics, std::move(roleplay)) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* RolePlayService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  return generation_.Generate(context, request);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return RefusedStream<v1::GenerateResponse>(engine_, caller.status());
+  return generation_.Generate(context, *caller, request);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::GetServerInfo(grpc::CallbackServerContext* context,
                                                          const v1::GetServerInfoRequest* request,
                                                          v1::ServerInfo* response) {
-  return generation_.GetServerInfo(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return generation_.GetServerInfo(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::CreateCharacter(grpc::CallbackServerContext* context,
                                                            const v1::CreateCharacterRequest* request,
                                                            v1::StoredCharacter* response) {
-  return characters_.CreateCharacter(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return characters_.CreateCharacter(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::GetCharacter(grpc::CallbackServerContext* context,
                                                         const v1::GetCharacterRequest* request,
                                                         v1::StoredCharacter* response) {
-  return characters_.GetCharacter(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return characters_.GetCharacter(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::ListCharacters(grpc::CallbackServerContext* context,
                                                           const v1::ListCharactersRequest* request,
                                                           v1::ListCharactersResponse* response) {
-  return characters_.ListCharacters(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return characters_.ListCharacters(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::UpdateCharacter(grpc::CallbackServerContext* context,
                                                            const v1::UpdateCharacterRequest* request,
                                                            v1::StoredCharacter* response) {
-  return characters_.UpdateCharacter(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return characters_.UpdateCharacter(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::DeleteCharacter(grpc::CallbackServerContext* context,
                                                            const v1::DeleteCharacterRequest* request,
                                                            v1::DeleteCharacterResponse* response) {
-  return characters_.DeleteCharacter(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return characters_.DeleteCharacter(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::ExportCharacter(grpc::CallbackServerContext* context,
                                                            const v1::ExportCharacterRequest* request,
                                                            v1::ExportCharacterResponse* response) {
-  return characters_.ExportCharacter(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return characters_.ExportCharacter(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::CreateSession(grpc::CallbackServerContext* context,
                                                          const v1::CreateSessionRequest* request,
                                                          v1::Session* response) {
-  return sessions_.CreateSession(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return sessions_.CreateSession(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::GetSession(grpc::CallbackServerContext* context,
                                                       const v1::GetSessionRequest* request,
                                                       v1::Session* response) {
-  return sessions_.GetSession(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return sessions_.GetSession(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::ListSessions(grpc::CallbackServerContext* context,
                                                         const v1::ListSessionsRequest* request,
                                                         v1::ListSessionsResponse* response) {
-  return sessions_.ListSessions(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return sessions_.ListSessions(context, *caller, request, response);
 }
 
 grpc::ServerUnaryReactor* RolePlayService::DeleteSession(grpc::CallbackServerContext* context,
                                                          const v1::DeleteSessionRequest* request,
                                                          v1::DeleteSessionResponse* response) {
-  return sessions_.DeleteSession(context, request, response);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return sessions_.DeleteSession(context, *caller, request, response);
 }
 
 grpc::ServerWriteReactor<v1::ChatResponse>* RolePlayService::Chat(grpc::CallbackServerContext* context,
                                                                  const v1::ChatRequest* request) {
-  return sessions_.Chat(context, request);
+  absl::StatusOr<Caller> caller = resolve_caller_(*context);
+  if (!caller.ok()) return RefusedStream<v1::ChatResponse>(engine_, caller.status());
+  return sessions_.Chat(context, *caller, request);
 }
 
 }  // namespace troupe

@@ -4,11 +4,13 @@
 //   CharacterService   Create/Get/List/Update/Delete/ExportCharacter  (character_service.h)
 //   SessionService     Create/Get/List/DeleteSession, Chat            (session_service.h)
 // Reactions validate the request cheaply, hand the rest to the WorkQueue and return a reactor;
-// they never block. See docs/api.md for the RPC contracts.
+// they never block. Each handler first resolves the caller (server/auth/caller.h); a refused
+// caller ends the RPC before the family sees it. See docs/api.md for the RPC contracts.
 #pragma once
 
 #include "engine/engine.h"
 #include "engine/session/session_store.h"
+#include "server/auth/caller.h"
 #include "server/character_service.h"
 #include "server/generation_service.h"
 #include "server/metrics.h"
@@ -22,8 +24,9 @@ namespace troupe {
 class RolePlayService final : public v1::RolePlay::CallbackService {
  public:
   // All borrowed; each must outlive the service and every RPC it started. `metrics` may be null.
+  // `resolve_caller` names the tenant of each RPC (default: one anonymous tenant).
   RolePlayService(Engine& engine, SessionStore& sessions, WorkQueue& prepare_queue, Metrics* metrics,
-                  RolePlayDeps roleplay = {});
+                  RolePlayDeps roleplay = {}, CallerResolver resolve_caller = AnonymousCallers());
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
@@ -66,6 +69,9 @@ class RolePlayService final : public v1::RolePlay::CallbackService {
                                                    const v1::ChatRequest* request) override;
 
  private:
+  // Constant after construction.
+  Engine& engine_;
+  const CallerResolver resolve_caller_;
   GenerationService generation_;
   CharacterService characters_;
   SessionService sessions_;

@@ -37,6 +37,7 @@ SessionService::SessionService(Engine& engine, SessionStore& sessions, WorkQueue
       roleplay_(std::move(roleplay)) {}
 
 grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackServerContext* context,
+                                                                const Caller& /*caller*/,
                                                                 const v1::ChatRequest* request) {
   std::shared_ptr<ChatStreamReactor> reactor = ChatStreamReactor::Create(engine_, metrics_);
   absl::Status valid = request->session_id().empty()
@@ -161,6 +162,7 @@ void SessionService::CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn
 }
 
 grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerContext* context,
+                                                        const Caller& /*caller*/,
                                                         const v1::CreateSessionRequest* request,
                                                         v1::Session* response) {
   if (request->character_id().empty()) {
@@ -197,6 +199,7 @@ grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerCont
 }
 
 grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext* context,
+                                                     const Caller& /*caller*/,
                                                      const v1::GetSessionRequest* request,
                                                      v1::Session* response) {
   return RunUnary(context, prepare_queue_, [this, request, response] {
@@ -207,6 +210,7 @@ grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext
 }
 
 grpc::ServerUnaryReactor* SessionService::ListSessions(grpc::CallbackServerContext* context,
+                                                       const Caller& /*caller*/,
                                                        const v1::ListSessionsRequest* request,
                                                        v1::ListSessionsResponse* response) {
   if (absl::Status valid = ValidatePageSize(request->page_size()); !valid.ok()) return FinishUnary(context, valid);
@@ -222,6 +226,7 @@ grpc::ServerUnaryReactor* SessionService::ListSessions(grpc::CallbackServerConte
 }
 
 grpc::ServerUnaryReactor* SessionService::DeleteSession(grpc::CallbackServerContext* context,
+                                                        const Caller& /*caller*/,
                                                         const v1::DeleteSessionRequest* request,
                                                         v1::DeleteSessionResponse* /*response*/) {
   return RunUnary(context, prepare_queue_, [this, request] { return sessions_.Delete(request->session_id()); });

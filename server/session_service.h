@@ -15,6 +15,7 @@
 #include "engine/session/turn_commit.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/auth/caller.h"
 #include "server/generate_reactor.h"
 #include "server/metrics.h"
 #include "server/work_queue.h"
@@ -42,15 +43,20 @@ class SessionService {
                  RolePlayDeps roleplay);
 
   grpc::ServerWriteReactor<v1::ChatResponse>* Chat(grpc::CallbackServerContext* context,
+                                                   const Caller& caller,
                                                    const v1::ChatRequest* request);
   grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* context,
+                                          const Caller& caller,
                                           const v1::CreateSessionRequest* request, v1::Session* response);
   grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const Caller& caller,
                                        const v1::GetSessionRequest* request, v1::Session* response);
   grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* context,
+                                         const Caller& caller,
                                          const v1::ListSessionsRequest* request,
                                          v1::ListSessionsResponse* response);
   grpc::ServerUnaryReactor* DeleteSession(grpc::CallbackServerContext* context,
+                                          const Caller& caller,
                                           const v1::DeleteSessionRequest* request,
                                           v1::DeleteSessionResponse* response);
 
