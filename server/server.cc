@@ -98,7 +98,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .prompt_options = options.prompt};
   server->service_ = std::make_unique<RolePlayService>(*server->engine_, *server->sessions_,
                                                        *server->prepare_queue_, server->metrics_.get(),
-                                                       std::move(roleplay));
+                                                       std::move(roleplay),
+                                                       options.resolve_caller ? options.resolve_caller
+                                                                              : AnonymousCallers());
 
   // Both are process-wide switches read by the next ServerBuilder.
   grpc::EnableDefaultHealthCheckService(true);

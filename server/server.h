@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "engine/engine.h"
 #include "engine/session/session_store.h"
+#include "server/auth/caller.h"
 #include "server/metrics.h"
 #include "server/work_queue.h"
 
@@ -40,6 +41,8 @@ struct ServerOptions {
   // served model's own hidden states (ModelEmbedder), a weaker fallback.
   std::string embedding_model_dir;
   CharacterPromptOptions prompt;  // the global system prompt and post-history instructions
+  // Names each RPC's tenant (server/auth/caller.h); empty: one anonymous tenant.
+  CallerResolver resolve_caller;
   // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
