@@ -70,13 +70,17 @@ std::string ModelRater::EmotionQuestion(Emotion emotion) {
   return absl::StrCat("how much ", std::string(EmotionName(emotion)), " does this text express?");
 }
 
-std::string ModelRater::PromptFor(std::string_view text, std::string_view question) const {
+PromptText RatingPrompt(ChatFamily family, std::string_view text, std::string_view question,
+                        int max_text_bytes) {
   const std::string prompt = absl::StrCat(
-      "Text: \"", std::string(Truncate(text, options_.max_text_bytes)), "\"\nOn a scale from 1 to 9, ",
+      "Text: \"", std::string(Truncate(text, max_text_bytes)), "\"\nOn a scale from 1 to 9, ",
       std::string(question), " Answer with one digit.");
-  const ChatFamily family = engine_->model_info().chat_family;
-  if (family == ChatFamily::kRaw) return absl::StrCat(prompt, "\nAnswer: ");
+  if (family == ChatFamily::kRaw) return PromptText::Client(absl::StrCat(prompt, "\nAnswer: "));
   return RenderChat(family, {{"user", prompt}}, /*add_generation_prompt=*/true);
+}
+
+PromptText ModelRater::PromptFor(std::string_view text, std::string_view question) const {
+  return RatingPrompt(engine_->model_info().chat_family, text, question, options_.max_text_bytes);
 }
 
 absl::StatusOr<EmotionVector> ModelRater::RateEmotion(std::string_view text) {
@@ -103,8 +107,7 @@ absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
   for (const std::string& question : questions) {
     Request request;
     request.id = engine_->NewRequestId();
-    request.prompt = engine_->tokenizer().Encode(PromptFor(text, question), /*add_bos=*/true,
-                                                 /*parse_special=*/true);
+    request.prompt = engine_->tokenizer().EncodePrompt(PromptFor(text, question), /*add_bos=*/true);
     request.sampling.temperature = 0;
     request.sampling.max_tokens = 1;
     request.sampling.ignore_eos = true;

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 #include "engine/memory/memory_rater.h"
+#include "engine/tokenizer/chat_template.h"
 
 namespace troupe {
 
@@ -45,8 +46,8 @@ class ModelRater final : public MemoryRater {
   absl::StatusOr<EmotionVector> RateEmotion(std::string_view text) override;
   absl::StatusOr<float> RateImportance(std::string_view text) override;
 
-  // The prompt text (with the chat template's special tokens) asking `question` about `text`.
-  std::string PromptFor(std::string_view text, std::string_view question) const;
+  // The prompt asking `question` about `text` (RatingPrompt for the engine's model).
+  PromptText PromptFor(std::string_view text, std::string_view question) const;
   // The question for one emotion: "how much joy does this text express?".
   static std::string EmotionQuestion(Emotion emotion);
 
@@ -60,6 +61,12 @@ class ModelRater final : public MemoryRater {
   const ModelRaterOptions options_;
   const std::array<TokenId, 9> digits_;  // token ids of "1".."9"
 };
+
+// The rating prompt for a model of `family`, in one user message (kRaw: a plain text ending in
+// "Answer: "); `text` is cut to max_text_bytes. `text` is client text (a message, a memory):
+// EncodePrompt keeps it plain.
+PromptText RatingPrompt(ChatFamily family, std::string_view text, std::string_view question,
+                        int max_text_bytes);
 
 // The score from the digit logprobs (index 0 = digit 1): 1 + (E[d] - 1) * 9 / 8 with E over the
 // renormalised probabilities; 1 (the paper's "not scored") when every digit has probability 0.

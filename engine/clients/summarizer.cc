@@ -13,15 +13,16 @@ constexpr char kInternalCacheSalt[] = "troupe-internal/summarizer";
 
 }  // namespace
 
-std::string ModelSummarizer::PromptFor(const std::string& summary, const std::vector<ChatMessage>& turns,
-                                       const std::string& character_name, const std::string& user_name) const {
+PromptText SummaryPrompt(ChatFamily family, const std::string& summary,
+                         const std::vector<ChatMessage>& turns, const std::string& character_name,
+                         const std::string& user_name, int max_input_bytes) {
   std::string transcript;
   for (const ChatMessage& m : turns) {
     const std::string& speaker = m.role == "user" ? user_name : character_name;
     absl::StrAppend(&transcript, speaker, ": ", m.content, "\n");
   }
-  if (static_cast<int>(transcript.size()) > options_.max_input_bytes) {
-    size_t from = transcript.size() - options_.max_input_bytes;
+  if (static_cast<int>(transcript.size()) > max_input_bytes) {
+    size_t from = transcript.size() - max_input_bytes;
     while (from < transcript.size() && (static_cast<unsigned char>(transcript[from]) & 0xC0) == 0x80) ++from;
     transcript = transcript.substr(from);
   }
@@ -32,9 +33,14 @@ std::string ModelSummarizer::PromptFor(const std::string& summary, const std::ve
                   "facts, promises and feelings.");
   const std::vector<ChatMessage> messages = {
       {"system", "You write brief, factual summaries of conversations."}, {"user", request}};
-  const ChatFamily family = engine_->model_info().chat_family;
-  if (family == ChatFamily::kRaw) return absl::StrCat(request, "\nSummary:");
+  if (family == ChatFamily::kRaw) return PromptText::Client(absl::StrCat(request, "\nSummary:"));
   return RenderChat(family, messages, /*add_generation_prompt=*/true);
+}
+
+PromptText ModelSummarizer::PromptFor(const std::string& summary, const std::vector<ChatMessage>& turns,
+                                      const std::string& character_name, const std::string& user_name) const {
+  return SummaryPrompt(engine_->model_info().chat_family, summary, turns, character_name, user_name,
+                       options_.max_input_bytes);
 }
 
 absl::StatusOr<std::string> ModelSummarizer::Summarize(const std::string& summary,
@@ -43,8 +49,8 @@ absl::StatusOr<std::string> ModelSummarizer::Summarize(const std::string& summar
                                                        const std::string& user_name, int priority) const {
   Request request;
   request.id = engine_->NewRequestId();
-  request.prompt = engine_->tokenizer().Encode(PromptFor(summary, turns, character_name, user_name),
-                                               /*add_bos=*/true, /*parse_special=*/true);
+  request.prompt = engine_->tokenizer().EncodePrompt(
+      PromptFor(summary, turns, character_name, user_name), /*add_bos=*/true);
   request.sampling.temperature = 0;
   request.sampling.max_tokens = options_.max_tokens;
   request.sampling.seed = 0;

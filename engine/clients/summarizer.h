@@ -34,13 +34,21 @@ class ModelSummarizer {
                                                       const std::string& character_name,
                                                       const std::string& user_name, int priority) const;
 
-  // The prompt text Summarize sends; exposed for tests.
-  std::string PromptFor(const std::string& summary, const std::vector<ChatMessage>& turns,
-                        const std::string& character_name, const std::string& user_name) const;
+  // The prompt Summarize sends (SummaryPrompt for the engine's model); exposed for tests.
+  PromptText PromptFor(const std::string& summary, const std::vector<ChatMessage>& turns,
+                       const std::string& character_name, const std::string& user_name) const;
 
  private:
   Engine* const engine_;
   const SummarizerOptions options_;
 };
+
+// The summarizer's prompt for a model of `family`: the summary so far, the turns as a
+// "<name>: <text>" transcript cut to its last max_input_bytes, and the instruction, in one user
+// message after a fixed system message (kRaw: a plain text ending in "Summary:"). The
+// summary, turns and names are client text: EncodePrompt keeps them plain.
+PromptText SummaryPrompt(ChatFamily family, const std::string& summary,
+                         const std::vector<ChatMessage>& turns, const std::string& character_name,
+                         const std::string& user_name, int max_input_bytes);
 
 }  // namespace troupe

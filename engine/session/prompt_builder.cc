@@ -8,6 +8,18 @@ namespace {
 // Debian's Abseil has its own absl::string_view, which StrCat takes; std::string_view it does not.
 constexpr char kRawUserName[] = "User";
 
+// Continuations render a conversation whose last reply is this sentinel and keep what follows
+// it.
+constexpr std::string_view kSentinel = "\x01troupe-reply\x01";
+
+// What follows the last sentinel in `rendered`; empty when there is none.
+PromptText AfterSentinel(const PromptText& rendered) {
+  const size_t at = rendered.Flat().rfind(kSentinel);
+  if (at == std::string::npos) return {};
+  return rendered.Suffix(at + kSentinel.size());
+}
+
+// Base models: every byte of the transcript is plain text.
 std::string RenderRawTranscript(const Character& character,
                                 const std::vector<ChatMessage>& history,
                                 std::string_view user_message) {
@@ -36,33 +48,31 @@ ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_n
     prompt.text = RenderChat(family, messages, /*add_generation_prompt=*/true);
     return prompt;
   }
+  std::string text;
   size_t i = 0;
   for (; i < messages.size() && messages[i].role == "system"; ++i) {
-    absl::StrAppend(&prompt.text, messages[i].content, "\n\n");
+    absl::StrAppend(&text, messages[i].content, "\n\n");
   }
   for (; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     const std::string& speaker = m.role == "user" ? std::string(kRawUserName)
                                  : m.role == "system" ? std::string("System")
                                                       : character_name;
-    absl::StrAppend(&prompt.text, speaker, ": ", m.content, "\n");
+    absl::StrAppend(&text, speaker, ": ", m.content, "\n");
   }
-  absl::StrAppend(&prompt.text, character_name, ":");
+  absl::StrAppend(&text, character_name, ":");
+  prompt.text = PromptText::Client(text);
   prompt.stop.push_back(absl::StrCat("\n", kRawUserName, ":"));
   prompt.stop.push_back("\nSystem:");
   return prompt;
 }
 
-std::string BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages) {
-  if (family == ChatFamily::kRaw) return "";
-  constexpr std::string_view kSentinel = "\x01troupe-reply\x01";
+PromptText BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages) {
+  if (family == ChatFamily::kRaw) return {};
   std::vector<ChatMessage> messages = {ChatMessage{"user", "u"},
                                        ChatMessage{"assistant", std::string(kSentinel)}};
   messages.insert(messages.end(), new_messages.begin(), new_messages.end());
-  const std::string text = RenderChat(family, messages, /*add_generation_prompt=*/true);
-  const size_t at = text.rfind(kSentinel);
-  if (at == std::string::npos) return "";
-  return text.substr(at + kSentinel.size());
+  return AfterSentinel(RenderChat(family, messages, /*add_generation_prompt=*/true));
 }
 
 ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
@@ -70,7 +80,7 @@ ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
                            std::string_view user_message) {
   ChatPrompt prompt;
   if (family == ChatFamily::kRaw) {
-    prompt.text = RenderRawTranscript(character, history, user_message);
+    prompt.text = PromptText::Client(RenderRawTranscript(character, history, user_message));
     prompt.stop.push_back(absl::StrCat("\n", kRawUserName, ":"));
     return prompt;
   }
@@ -85,18 +95,14 @@ ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
   return prompt;
 }
 
-std::string BuildChatContinuation(ChatFamily family, const Character& character,
-                                  std::string_view user_message) {
-  if (family == ChatFamily::kRaw) return "";
-  // Render a conversation whose last reply is a sentinel and keep what follows it.
-  constexpr std::string_view kSentinel = "\x01troupe-reply\x01";
+PromptText BuildChatContinuation(ChatFamily family, const Character& character,
+                                 std::string_view user_message) {
+  if (family == ChatFamily::kRaw) return {};
   const ChatPrompt prompt =
       BuildChatPrompt(family, character,
                       {ChatMessage{"user", "u"}, ChatMessage{"assistant", std::string(kSentinel)}},
                       user_message);
-  const size_t at = prompt.text.rfind(kSentinel);
-  if (at == std::string::npos) return "";
-  return prompt.text.substr(at + kSentinel.size());
+  return AfterSentinel(prompt.text);
 }
 
 }  // namespace troupe

@@ -12,16 +12,17 @@
 namespace troupe {
 
 struct ChatPrompt {
-  // Contains special-token texts (e.g. "<|im_start|>"): encode with parse_special=true; BOS is
-  // not included.
-  std::string text;
+  // Template markers (e.g. "<|im_start|>") and client text apart: encode with
+  // Tokenizer::EncodePrompt, which keeps client text plain. BOS is not included.
+  PromptText text;
   // Stop strings the turn needs besides the caller's, e.g. "\nUser:" for raw transcripts so a
   // base model does not write the user's next line.
   std::vector<std::string> stop;
 };
 
 // Chat families render [system prompt (when non-empty), history..., user message] with
-// RenderChat and the assistant header. ChatFamily::kRaw (base models) gets a plain transcript:
+// RenderChat and the assistant header. ChatFamily::kRaw (base models) gets a plain transcript,
+// all of it client text:
 //
 //   <system prompt>\n\n            (when non-empty)
 //   User: <message>\n
@@ -37,8 +38,8 @@ ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
 // turn's prompt without re-rendering the history. The text is what RenderChat puts after a
 // reply, so a full render and this continuation agree. Empty for ChatFamily::kRaw (its
 // replies end on a stop string, not an end-of-turn token).
-std::string BuildChatContinuation(ChatFamily family, const Character& character,
-                                  std::string_view user_message);
+PromptText BuildChatContinuation(ChatFamily family, const Character& character,
+                                 std::string_view user_message);
 
 // The same for a role-play turn of a stored character: `messages` are the preamble
 // (character_prompt.h), the history, the user's new message and, when not empty, the turn's
@@ -50,6 +51,6 @@ ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_n
 // What follows an assistant reply that ended with the model's end-of-turn token when
 // `new_messages` (the user's message, then the turn's context) come next, up to the next
 // assistant header: BuildChatContinuation for any messages. Empty for ChatFamily::kRaw.
-std::string BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages);
+PromptText BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages);
 
 }  // namespace troupe

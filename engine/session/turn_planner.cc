@@ -83,10 +83,10 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   const std::vector<ChatMessage> next = NewMessages(message, plan.context);
   if (!session.context_tokens.empty() && session.character_version == character.update_time_ms &&
       deps.family != ChatFamily::kRaw) {
-    const std::string continuation = BuildMessagesContinuation(deps.family, next);
+    const PromptText continuation = BuildMessagesContinuation(deps.family, next);
     if (!continuation.empty()) {
       plan.prompt = session.context_tokens;
-      const std::vector<TokenId> tail = tokenizer.Encode(continuation, false, /*parse_special=*/true);
+      const std::vector<TokenId> tail = tokenizer.EncodePrompt(continuation, /*add_bos=*/false);
       plan.prompt.insert(plan.prompt.end(), tail.begin(), tail.end());
       if (deps.max_prompt_tokens <= 0 || static_cast<int>(plan.prompt.size()) <= deps.max_prompt_tokens) {
         return plan;
@@ -111,7 +111,7 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
     messages.insert(messages.end(), session.history.begin() + first_kept, session.history.end());
     messages.insert(messages.end(), next.begin(), next.end());
     const ChatPrompt prompt = BuildMessagesPrompt(deps.family, MacroCharName(profile), messages);
-    plan.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
+    plan.prompt = tokenizer.EncodePrompt(prompt.text, tokenizer.add_bos());
     plan.stop = prompt.stop;
     if (deps.max_prompt_tokens <= 0 || static_cast<int>(plan.prompt.size()) <= deps.max_prompt_tokens) {
       if (folded != session.summarized_turns) {
@@ -146,19 +146,19 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
 TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
                         const std::string& message) {
   TurnPlan plan;
-  const std::string continuation = session.context_tokens.empty()
-                                       ? std::string()
-                                       : BuildChatContinuation(family, session.character, message);
+  const PromptText continuation = session.context_tokens.empty()
+                                      ? PromptText()
+                                      : BuildChatContinuation(family, session.character, message);
   if (!continuation.empty()) {
     // Token for token the previous turn's prompt and reply, then the new turn: the prefix cache
     // serves everything before the continuation.
     plan.prompt = session.context_tokens;
-    const std::vector<TokenId> tail = tokenizer.Encode(continuation, false, /*parse_special=*/true);
+    const std::vector<TokenId> tail = tokenizer.EncodePrompt(continuation, /*add_bos=*/false);
     plan.prompt.insert(plan.prompt.end(), tail.begin(), tail.end());
     return plan;
   }
   ChatPrompt prompt = BuildChatPrompt(family, session.character, session.history, message);
-  plan.prompt = tokenizer.Encode(prompt.text, tokenizer.add_bos(), /*parse_special=*/true);
+  plan.prompt = tokenizer.EncodePrompt(prompt.text, tokenizer.add_bos());
   plan.stop = std::move(prompt.stop);
   plan.rendered_in_full = true;
   return plan;

@@ -76,7 +76,8 @@ struct TurnPlan {
 // has a continuation (not kRaw), the prompt is those tokens plus BuildChatContinuation encoded
 // without BOS; otherwise BuildChatPrompt renders the whole history (BOS as the tokenizer
 // wants) and its stop strings go into `stop`. Only prompt, stop and rendered_in_full are set.
-// Special-token texts in the rendering are parsed as special tokens.
+// Only the template's markers become special tokens; the name, system prompt, history and
+// message are plain text (Tokenizer::EncodePrompt).
 TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
                         const std::string& message);
 

@@ -34,24 +34,21 @@ int BpeTokenizer::Rank(std::string_view left, std::string_view right, std::strin
   return it == ranks_.end() ? -1 : it->second;
 }
 
-std::vector<TokenId> BpeTokenizer::Encode(std::string_view text, bool add_bos,
-                                          bool parse_special) const {
-  const Vocab& v = vocab();
-  std::vector<TokenId> out;
-  if (add_bos && v.add_bos()) out.push_back(v.bos_id());
+void BpeTokenizer::EncodeFragments(std::string_view text,
+                                   const std::vector<Vocab::Fragment>& fragments,
+                                   std::vector<TokenId>* out) const {
   std::string encoded;
-  for (const Vocab::Fragment& f : v.SplitSpecial(text, parse_special)) {
+  for (const Vocab::Fragment& f : fragments) {
     if (f.token >= 0) {
-      out.push_back(f.token);
+      out->push_back(f.token);
       continue;
     }
     for (const std::string& word : PreTokenize(pre_.kind, text.substr(f.offset, f.length))) {
       encoded.clear();
       unicode::AppendByteEncoded(word, &encoded);
-      EncodeWord(encoded, &out);
+      EncodeWord(encoded, out);
     }
   }
-  return out;
 }
 
 void BpeTokenizer::EncodeWord(std::string_view word, std::vector<TokenId>* out) const {

@@ -20,10 +20,10 @@ class BpeTokenizer final : public VocabTokenizer {
   BpeTokenizer(Vocab vocab, PreTokenizerConfig pre, const std::vector<std::string>& merges);
 
   Kind kind() const override { return Kind::kBytePairGpt2; }
-  std::vector<TokenId> Encode(std::string_view text, bool add_bos,
-                              bool parse_special) const override;
 
  private:
+  void EncodeFragments(std::string_view text, const std::vector<Vocab::Fragment>& fragments,
+                       std::vector<TokenId>* out) const override;
   // Merges one byte-encoded word and appends its tokens to *out.
   void EncodeWord(std::string_view word, std::vector<TokenId>* out) const;
   // Rank of merging `left` and `right`, -1 if they never merge. `key` is scratch space.

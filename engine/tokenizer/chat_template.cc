@@ -2,15 +2,15 @@
 // Jinja template, quoted in its comment; "trim" is Jinja's trim filter / Python's str.strip().
 #include "engine/tokenizer/chat_template.h"
 
-#include <initializer_list>
 
 namespace troupe {
 namespace {
 
-// Appends the pieces in order (absl::StrAppend does not take std::string_view on Debian's Abseil).
-void Append(std::string* out, std::initializer_list<std::string_view> pieces) {
-  for (std::string_view p : pieces) out->append(p);
-}
+// The template's own text (markers, role names, separators): special-token texts in it are
+// special.
+void T(PromptText* out, std::string_view text) { out->AddTemplate(text); }
+// Client text (message contents): always plain.
+void C(PromptText* out, std::string_view text) { out->AddClient(text); }
 
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
@@ -32,12 +32,18 @@ bool HasLeadingSystem(const std::vector<ChatMessage>& m) {
 // + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}
 // {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
 void RenderChatMl(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
-                  std::string* out) {
+                  PromptText* out) {
   if (!t.default_system.empty() && !messages.empty() && !HasLeadingSystem(messages)) {
-    Append(out, {"<|im_start|>system\n", t.default_system, "<|im_end|>\n"});
+    T(out, "<|im_start|>system\n");
+    T(out, t.default_system);  // the template's literal, not a client's
+    T(out, "<|im_end|>\n");
   }
   for (const ChatMessage& m : messages) {
-    Append(out, {"<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n"});
+    T(out, "<|im_start|>");
+    T(out, m.role);
+    T(out, "\n");
+    C(out, m.content);
+    T(out, "<|im_end|>\n");
   }
 }
 
@@ -46,7 +52,7 @@ void RenderChatMl(const ChatTemplate& t, const std::vector<ChatMessage>& message
 // "Cutting Knowledge Date: ...\nToday Date: ...\n\n" + system | trim, even without a system
 // message.
 void RenderLlama3(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
-                  std::string* out) {
+                  PromptText* out) {
   size_t first = 0;
   if (!t.system_preamble.empty()) {
     std::string_view system;
@@ -54,12 +60,17 @@ void RenderLlama3(const ChatTemplate& t, const std::vector<ChatMessage>& message
       system = Trim(messages[0].content);
       first = 1;
     }
-    Append(out, {"<|start_header_id|>system<|end_header_id|>\n\n", t.system_preamble, system,
-                 "<|eot_id|>"});
+    T(out, "<|start_header_id|>system<|end_header_id|>\n\n");
+    T(out, t.system_preamble);
+    C(out, system);
+    T(out, "<|eot_id|>");
   }
   for (size_t i = first; i < messages.size(); ++i) {
-    Append(out, {"<|start_header_id|>", messages[i].role, "<|end_header_id|>\n\n",
-                 Trim(messages[i].content), "<|eot_id|>"});
+    T(out, "<|start_header_id|>");
+    T(out, messages[i].role);
+    T(out, "<|end_header_id|>\n\n");
+    C(out, Trim(messages[i].content));
+    T(out, "<|eot_id|>");
   }
 }
 
@@ -67,17 +78,25 @@ void RenderLlama3(const ChatTemplate& t, const std::vector<ChatMessage>& message
 // '\n<</SYS>>\n\n' in front of the first remaining message; user: bos_token + '[INST] ' +
 // content.strip() + ' [/INST]'; assistant: ' ' + content.strip() + ' ' + eos_token. No
 // generation prompt. The first BOS is left to the tokenizer.
-void RenderLlama2(const std::vector<ChatMessage>& messages, std::string* out) {
+void RenderLlama2(const std::vector<ChatMessage>& messages, PromptText* out) {
   const bool has_system = HasLeadingSystem(messages);
   for (size_t i = has_system ? 1 : 0; i < messages.size(); ++i) {
-    std::string content = messages[i].content;
+    PromptText content;
     if (has_system && i == 1) {
-      content = "<<SYS>>\n" + messages[0].content + "\n<</SYS>>\n\n" + content;
+      T(&content, "<<SYS>>\n");
+      C(&content, messages[0].content);
+      T(&content, "\n<</SYS>>\n\n");
     }
+    C(&content, messages[i].content);
     if (messages[i].role == "user") {
-      Append(out, {out->empty() ? "" : "<s>", "[INST] ", Trim(content), " [/INST]"});
+      T(out, out->empty() ? "" : "<s>");
+      T(out, "[INST] ");
+      out->Append(content.Trimmed());
+      T(out, " [/INST]");
     } else if (messages[i].role == "assistant") {
-      Append(out, {" ", Trim(content), " </s>"});
+      T(out, " ");
+      out->Append(content.Trimmed());
+      T(out, " </s>");
     }
   }
 }
@@ -85,17 +104,23 @@ void RenderLlama2(const std::vector<ChatMessage>& messages, std::string* out) {
 // mistralai/Mistral-7B-Instruct-v0.2: {{ bos_token }}, user: '[INST] ' + content + ' [/INST]',
 // assistant: content + eos_token. The template rejects system messages; a leading one is folded
 // into the first user message as system + '\n\n' + user (Mistral's later templates do the same).
-void RenderMistral(const std::vector<ChatMessage>& messages, std::string* out) {
+void RenderMistral(const std::vector<ChatMessage>& messages, PromptText* out) {
   const bool has_system = HasLeadingSystem(messages);
   bool folded = !has_system;
   for (size_t i = has_system ? 1 : 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     if (m.role == "user") {
-      Append(out, {"[INST] ", folded ? "" : messages[0].content, folded ? "" : "\n\n", m.content,
-                   " [/INST]"});
+      T(out, "[INST] ");
+      if (!folded) {
+        C(out, messages[0].content);
+        T(out, "\n\n");
+      }
+      C(out, m.content);
+      T(out, " [/INST]");
       folded = true;
     } else if (m.role == "assistant") {
-      Append(out, {m.content, "</s>"});
+      C(out, m.content);
+      T(out, "</s>");
     }
   }
 }
@@ -104,22 +129,32 @@ void RenderMistral(const std::vector<ChatMessage>& messages, std::string* out) {
 // '<start_of_turn>' + ('model' for assistant, else role) + '\n' + (first_user_prefix on the
 // first message) + content | trim + '<end_of_turn>\n', where first_user_prefix = system + '\n\n'.
 // Generation prompt '<start_of_turn>model\n'.
-void RenderGemma(const std::vector<ChatMessage>& messages, std::string* out) {
+void RenderGemma(const std::vector<ChatMessage>& messages, PromptText* out) {
   const bool has_system = HasLeadingSystem(messages);
   for (size_t i = has_system ? 1 : 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     const bool first = i == (has_system ? 1u : 0u);
-    Append(out, {"<start_of_turn>", m.role == "assistant" ? "model" : m.role, "\n",
-                 first && has_system ? messages[0].content : "", first && has_system ? "\n\n" : "",
-                 Trim(m.content), "<end_of_turn>\n"});
+    T(out, "<start_of_turn>");
+    T(out, m.role == "assistant" ? "model" : m.role);
+    T(out, "\n");
+    if (first && has_system) {
+      C(out, messages[0].content);
+      T(out, "\n\n");
+    }
+    C(out, Trim(m.content));
+    T(out, "<end_of_turn>\n");
   }
 }
 
 // microsoft/Phi-3-small / Phi-3.5-mini: per message '<|' + role + '|>\n' + content + '<|end|>\n';
 // generation prompt '<|assistant|>\n'.
-void RenderPhi3(const std::vector<ChatMessage>& messages, std::string* out) {
+void RenderPhi3(const std::vector<ChatMessage>& messages, PromptText* out) {
   for (const ChatMessage& m : messages) {
-    Append(out, {"<|", m.role, "|>\n", m.content, "<|end|>\n"});
+    T(out, "<|");
+    T(out, m.role);
+    T(out, "|>\n");
+    C(out, m.content);
+    T(out, "<|end|>\n");
   }
 }
 
@@ -202,20 +237,20 @@ ChatTemplate ParseChatTemplate(std::string_view jinja) {
   return t;
 }
 
-std::string RenderChat(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
-                       bool add_generation_prompt) {
-  std::string out;
+PromptText RenderChat(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
+                      bool add_generation_prompt) {
+  PromptText out;
   switch (t.family) {
     case ChatFamily::kRaw:
-      for (const ChatMessage& m : messages) out += m.content;
+      for (const ChatMessage& m : messages) C(&out, m.content);
       return out;
     case ChatFamily::kChatMl:
       RenderChatMl(t, messages, &out);
-      if (add_generation_prompt) out += "<|im_start|>assistant\n";
+      if (add_generation_prompt) T(&out, "<|im_start|>assistant\n");
       return out;
     case ChatFamily::kLlama3:
       RenderLlama3(t, messages, &out);
-      if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      if (add_generation_prompt) T(&out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
       return out;
     case ChatFamily::kLlama2:
       RenderLlama2(messages, &out);  // the template has no generation prompt
@@ -225,18 +260,18 @@ std::string RenderChat(const ChatTemplate& t, const std::vector<ChatMessage>& me
       return out;
     case ChatFamily::kGemma:
       RenderGemma(messages, &out);
-      if (add_generation_prompt) out += "<start_of_turn>model\n";
+      if (add_generation_prompt) T(&out, "<start_of_turn>model\n");
       return out;
     case ChatFamily::kPhi3:
       RenderPhi3(messages, &out);
-      if (add_generation_prompt) out += "<|assistant|>\n";
+      if (add_generation_prompt) T(&out, "<|assistant|>\n");
       return out;
   }
   return out;
 }
 
-std::string RenderChat(ChatFamily family, const std::vector<ChatMessage>& messages,
-                       bool add_generation_prompt) {
+PromptText RenderChat(ChatFamily family, const std::vector<ChatMessage>& messages,
+                      bool add_generation_prompt) {
   ChatTemplate t;
   t.family = family;
   return RenderChat(t, messages, add_generation_prompt);

@@ -8,13 +8,15 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/tokenizer/prompt_text.h"
+
 namespace troupe {
 
 enum class ChatFamily { kRaw, kChatMl, kLlama3, kLlama2, kMistral, kGemma, kPhi3 };
 
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
-  std::string content;
+  std::string role;     // "system", "user" or "assistant"; never client text (it is a marker)
+  std::string content;  // rendered as client text: never parsed for special tokens
 };
 
 // Detects the family from the Jinja source; kRaw when empty or unrecognised (base models).
@@ -39,15 +41,18 @@ struct ChatTemplate {
 ChatTemplate ParseChatTemplate(std::string_view jinja_template);
 
 // Renders `messages` and, when add_generation_prompt, the header that starts the assistant's
-// turn. The result contains special-token texts (e.g. "<|im_start|>") and must be encoded with
-// parse_special=true; BOS is *not* included (the tokenizer adds it), though later BOS/EOS texts
-// inside the conversation are (Llama-2's "</s><s>[INST]"). Families without a system role
-// (Gemma, Mistral; Llama-2 folds it into the first user turn) fold the system prompt into the
-// first user message. kRaw concatenates contents, for base models.
-std::string RenderChat(const ChatTemplate& chat_template, const std::vector<ChatMessage>& messages,
-                       bool add_generation_prompt);
+// turn. The template's own text (markers such as "<|im_start|>", role names, separators, the
+// template's default system prompt) goes into template segments and every message content
+// into client segments, so Tokenizer::EncodePrompt turns only the template's markers into
+// special tokens (role-safe: a message cannot close its turn or open another). BOS is *not*
+// included (the tokenizer adds it), though later BOS/EOS texts inside the conversation are
+// (Llama-2's "</s><s>[INST]"). Families without a system role (Gemma, Mistral; Llama-2 folds
+// it into the first user turn) fold the system prompt into the first user message. kRaw
+// concatenates contents, for base models: all client text.
+PromptText RenderChat(const ChatTemplate& chat_template, const std::vector<ChatMessage>& messages,
+                      bool add_generation_prompt);
 // Same with no template constants (ChatTemplate{family}).
-std::string RenderChat(ChatFamily family, const std::vector<ChatMessage>& messages,
-                       bool add_generation_prompt);
+PromptText RenderChat(ChatFamily family, const std::vector<ChatMessage>& messages,
+                      bool add_generation_prompt);
 
 }  // namespace troupe

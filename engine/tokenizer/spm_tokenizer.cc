@@ -18,16 +18,15 @@ constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581 '▁'
 
 }  // namespace
 
-std::vector<TokenId> SpmTokenizer::Encode(std::string_view text, bool add_bos,
-                                          bool parse_special) const {
+void SpmTokenizer::EncodeFragments(std::string_view text,
+                                   const std::vector<Vocab::Fragment>& fragments,
+                                   std::vector<TokenId>* out) const {
   const Vocab& v = vocab();
-  std::vector<TokenId> out;
-  if (add_bos && v.add_bos()) out.push_back(v.bos_id());
   bool prev_special = true;  // the start of the input counts as "after a special token"
   std::string escaped;
-  for (const Vocab::Fragment& f : v.SplitSpecial(text, parse_special)) {
+  for (const Vocab::Fragment& f : fragments) {
     if (f.token >= 0) {
-      out.push_back(f.token);
+      out->push_back(f.token);
       prev_special = true;
       continue;
     }
@@ -40,10 +39,9 @@ std::vector<TokenId> SpmTokenizer::Encode(std::string_view text, bool add_bos,
         escaped.push_back(c);
       }
     }
-    EncodeFragment(escaped, &out);
+    EncodeFragment(escaped, out);
     prev_special = false;
   }
-  return out;
 }
 
 void SpmTokenizer::EncodeFragment(std::string_view text, std::vector<TokenId>* out) const {

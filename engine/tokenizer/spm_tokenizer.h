@@ -17,10 +17,10 @@ class SpmTokenizer final : public VocabTokenizer {
   explicit SpmTokenizer(Vocab vocab) : VocabTokenizer(std::move(vocab)) {}
 
   Kind kind() const override { return Kind::kSentencePiece; }
-  std::vector<TokenId> Encode(std::string_view text, bool add_bos,
-                              bool parse_special) const override;
 
  private:
+  void EncodeFragments(std::string_view text, const std::vector<Vocab::Fragment>& fragments,
+                       std::vector<TokenId>* out) const override;
   // Tokenizes one fragment of plain text whose spaces are already "▁"; appends to *out.
   void EncodeFragment(std::string_view text, std::vector<TokenId>* out) const;
   // Appends the byte-fallback tokens for `bytes`.

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/types.h"
+#include "engine/tokenizer/prompt_text.h"
 
 namespace troupe {
 
@@ -61,6 +62,15 @@ class Tokenizer {
   virtual std::vector<TokenId> Encode(std::string_view text, bool add_bos,
                                       bool parse_special) const = 0;
 
+  // A rendered chat prompt -> ids, role-safe: special-token texts in template segments become
+  // their ids; client segments are plain text, in which no special token of any kind (control,
+  // unknown or user-defined) is matched. The special tokens cut out of the template text split
+  // the prompt into pieces, and each piece (template and client text joined) is encoded as one
+  // text, as HF transformers encodes a rendered template. So a prompt whose client text holds
+  // no special-token text encodes as Encode(prompt.Flat(), add_bos, true) does. add_bos as in
+  // Encode.
+  virtual std::vector<TokenId> EncodePrompt(const PromptText& prompt, bool add_bos) const = 0;
+
   // The raw bytes of one token (byte tokens like <0x0A> decoded, "▁" -> space, GPT-2 byte map
   // undone). Control and unknown tokens give "" unless render_special; user-defined tokens
   // always give their text; ids outside the vocabulary give "".
@@ -75,6 +85,9 @@ class Tokenizer {
   virtual bool add_bos() const = 0;                          // model wants BOS prepended
   // True for EOS and end-of-turn tokens (e.g. <|im_end|>, <|eot_id|>, <end_of_turn>).
   virtual bool IsEndOfGeneration(TokenId id) const = 0;
+  // Control, unknown or user-defined (token_type 3, 2, 4): the tokens chat templates use as
+  // markers, which EncodePrompt never cuts out of client text.
+  virtual bool IsSpecial(TokenId id) const = 0;
   // Looks up a token by its exact vocabulary text; -1 if absent.
   virtual TokenId Find(std::string_view token_text) const = 0;
 };

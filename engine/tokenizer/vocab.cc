@@ -174,13 +174,14 @@ std::string_view Vocab::Piece(TokenId id, bool render_special) const {
   return pieces_[id];
 }
 
-std::vector<Vocab::Fragment> Vocab::SplitSpecial(std::string_view text, bool parse_special) const {
+std::vector<Vocab::Fragment> Vocab::SplitSpecial(std::string_view text, SpecialMatch match) const {
   std::vector<Fragment> frags;
   if (text.empty()) return frags;
   frags.push_back({-1, 0, text.size()});
+  if (match == SpecialMatch::kNone) return frags;
   std::vector<Fragment> next;
   for (TokenId id : special_tokens_) {
-    if (!parse_special && (attrs_[id] & (kAttrControl | kAttrUnknown))) continue;
+    if (match != SpecialMatch::kAll && (attrs_[id] & (kAttrControl | kAttrUnknown))) continue;
     const std::string& needle = texts_[id];
     next.clear();
     for (const Fragment& f : frags) {

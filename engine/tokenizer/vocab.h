@@ -67,10 +67,20 @@ class Vocab {
     size_t offset = 0;  // bytes into the input; raw text only
     size_t length = 0;
   };
+  // Which special tokens SplitSpecial cuts out of the text.
+  enum class SpecialMatch {
+    kNone,         // none: client text in a chat prompt (EncodePrompt)
+    kUserDefined,  // user-defined tokens only: Encode with parse_special = false (llama.cpp)
+    kAll,          // control, unknown and user-defined: parse_special = true, template text
+  };
   // Splits `text` at occurrences of special tokens, longest token text first (llama.cpp
-  // tokenizer_st_partition). Control and unknown tokens count only when parse_special;
-  // user-defined tokens always do.
-  std::vector<Fragment> SplitSpecial(std::string_view text, bool parse_special) const;
+  // tokenizer_st_partition).
+  std::vector<Fragment> SplitSpecial(std::string_view text, SpecialMatch match) const;
+  // Control, unknown or user-defined: the tokens SplitSpecial can cut out, which chat templates
+  // use as markers.
+  bool IsSpecial(TokenId id) const {
+    return InRange(id) && (attrs_[id] & (kAttrControl | kAttrUnknown | kAttrUserDefined));
+  }
 
  private:
   Vocab() = default;

@@ -43,8 +43,8 @@ TEST_F(ModelRaterTest, PromptsShareThePrefixUpToTheEmotion) {
   auto scorer = ModelRater::Create(engine_);
   ASSERT_TRUE(scorer.ok()) << scorer.status();
   const std::string text = "The harbour lights came on one by one.";
-  const std::string joy = (*scorer)->PromptFor(text, ModelRater::EmotionQuestion(Emotion::kJoy));
-  const std::string fear = (*scorer)->PromptFor(text, ModelRater::EmotionQuestion(Emotion::kFear));
+  const std::string joy = (*scorer)->PromptFor(text, ModelRater::EmotionQuestion(Emotion::kJoy)).Flat();
+  const std::string fear = (*scorer)->PromptFor(text, ModelRater::EmotionQuestion(Emotion::kFear)).Flat();
   const size_t shared = std::mismatch(joy.begin(), joy.end(), fear.begin()).first - joy.begin();
   EXPECT_GT(shared, joy.find(text) + text.size()) << "the text must come before the emotion";
   EXPECT_NE(joy.find("how much joy"), std::string::npos);

@@ -182,12 +182,12 @@ TEST(CharacterPromptTest, ConversationRenderIsAppendOnly) {
   std::vector<ChatMessage> messages = BuildCharacterPreamble(p, AshSetup(), {});
   messages.push_back({"user", "Can I join the crew?"});
   messages.push_back({"system", BuildTurnContext(p, AshSetup(), {}, {}, {})});
-  const std::string turn1 = RenderChat(ChatFamily::kChatMl, messages, /*add_generation_prompt=*/true);
+  const std::string turn1 = RenderChat(ChatFamily::kChatMl, messages, /*add_generation_prompt=*/true).Flat();
   messages.push_back({"assistant", "Only if you can haul a line."});
   messages.push_back({"user", "I can."});
   const std::vector<RecalledMemory> recalled = {{"Ash asked to join.", ""}};
   messages.push_back({"system", BuildTurnContext(p, AshSetup(), recalled, {}, {})});
-  const std::string turn2 = RenderChat(ChatFamily::kChatMl, messages, true);
+  const std::string turn2 = RenderChat(ChatFamily::kChatMl, messages, true).Flat();
   ASSERT_EQ(turn2.rfind(turn1 + "Only if you can haul a line.", 0), 0u) << turn2;
 }
 

@@ -13,7 +13,7 @@ const std::vector<ChatMessage> kHistory = {{"user", "Who are you?"}, {"assistant
 TEST(PromptBuilderTest, RawTranscriptForBaseModels) {
   const ChatPrompt prompt = BuildChatPrompt(
       ChatFamily::kRaw, Character{"Mira", "Mira is a travelling bard."}, kHistory, "Sing!");
-  EXPECT_EQ(prompt.text,
+  EXPECT_EQ(prompt.text.Flat(),
             "Mira is a travelling bard.\n\n"
             "User: Who are you?\n"
             "Mira: A bard.\n"
@@ -24,7 +24,7 @@ TEST(PromptBuilderTest, RawTranscriptForBaseModels) {
 
 TEST(PromptBuilderTest, RawTranscriptWithoutSystemPromptOrHistory) {
   const ChatPrompt prompt = BuildChatPrompt(ChatFamily::kRaw, Character{"Mira", ""}, {}, "Hi");
-  EXPECT_EQ(prompt.text, "User: Hi\nMira:");
+  EXPECT_EQ(prompt.text.Flat(), "User: Hi\nMira:");
 }
 
 TEST(PromptBuilderTest, ChatFamiliesRenderSystemHistoryThenMessage) {
@@ -37,10 +37,11 @@ TEST(PromptBuilderTest, ChatFamiliesRenderSystemHistoryThenMessage) {
   EXPECT_EQ(prompt.text, RenderChat(ChatFamily::kChatMl, expected, true));
   EXPECT_TRUE(prompt.stop.empty());
   // The order is visible in the text itself.
-  const size_t system = prompt.text.find("You are Mira.");
-  const size_t first = prompt.text.find("Who are you?");
-  const size_t reply = prompt.text.find("A bard.");
-  const size_t message = prompt.text.find("Sing!");
+  const std::string text = prompt.text.Flat();
+  const size_t system = text.find("You are Mira.");
+  const size_t first = text.find("Who are you?");
+  const size_t reply = text.find("A bard.");
+  const size_t message = text.find("Sing!");
   ASSERT_NE(system, std::string::npos);
   EXPECT_LT(system, first);
   EXPECT_LT(first, reply);
@@ -54,9 +55,22 @@ TEST(PromptBuilderTest, EmptySystemPromptIsOmitted) {
 }
 
 TEST(PromptBuilderTest, ChatMlContinuationFollowsTheReply) {
-  EXPECT_EQ(BuildChatContinuation(ChatFamily::kChatMl, Character{"Mira", "You are Mira."}, "Sing!"),
+  const PromptText continuation =
+      BuildChatContinuation(ChatFamily::kChatMl, Character{"Mira", "You are Mira."}, "Sing!");
+  EXPECT_EQ(continuation.Flat(),
             "<|im_end|>\n<|im_start|>user\nSing!<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(BuildChatContinuation(ChatFamily::kRaw, Character{"Mira", ""}, "Sing!"), "");
+  // Only the message is client text.
+  const std::vector<PromptText::Segment> want = {
+      {"<|im_end|>\n<|im_start|>user\n", true}, {"Sing!", false}, {"<|im_end|>\n<|im_start|>assistant\n", true}};
+  EXPECT_EQ(continuation.segments(), want);
+  EXPECT_TRUE(BuildChatContinuation(ChatFamily::kRaw, Character{"Mira", ""}, "Sing!").empty());
+}
+
+// Base-model transcripts have no markers: all of the text is client text.
+TEST(PromptBuilderTest, RawTranscriptIsAllClientText) {
+  const ChatPrompt prompt = BuildChatPrompt(ChatFamily::kRaw, Character{"Mira", "Be kind."}, kHistory, "Hi");
+  ASSERT_EQ(prompt.text.segments().size(), 1u);
+  EXPECT_FALSE(prompt.text.segments()[0].is_template);
 }
 
 // The append-only rule the prefix cache relies on: for every chat family, the next turn's full
@@ -69,12 +83,12 @@ TEST(PromptBuilderTest, EveryFamilyRendersTurnsAppendOnly) {
                             ChatFamily::kMistral, ChatFamily::kGemma, ChatFamily::kPhi3}) {
     SCOPED_TRACE(ChatFamilyName(family));
     const bool inst = family == ChatFamily::kLlama2;
-    const std::string turn1 = BuildChatPrompt(family, mira, kHistory, "Sing!").text;
+    const std::string turn1 = BuildChatPrompt(family, mira, kHistory, "Sing!").text.Flat();
     std::vector<ChatMessage> history = kHistory;
     history.push_back({"user", "Sing!"});
     history.push_back({"assistant", "La la la."});
-    const std::string turn2 = BuildChatPrompt(family, mira, history, "Again!").text;
-    EXPECT_EQ(turn2, turn1 + (inst ? " " : "") + "La la la." + BuildChatContinuation(family, mira, "Again!"));
+    const std::string turn2 = BuildChatPrompt(family, mira, history, "Again!").text.Flat();
+    EXPECT_EQ(turn2, turn1 + (inst ? " " : "") + "La la la." + BuildChatContinuation(family, mira, "Again!").Flat());
   }
 }
 

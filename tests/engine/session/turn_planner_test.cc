@@ -154,7 +154,7 @@ TEST_F(TurnPlannerTest, InlineTurnRendersInFullThenAppendsToThePreviousTokens) {
   const TurnPlan full = PlanInlineTurn(*tokenizer_, ChatFamily::kChatMl, session, "Sing.");
   EXPECT_TRUE(full.rendered_in_full);
   const ChatPrompt rendered = BuildChatPrompt(ChatFamily::kChatMl, session.character, session.history, "Sing.");
-  EXPECT_EQ(full.prompt, tokenizer_->Encode(rendered.text, tokenizer_->add_bos(), /*parse_special=*/true));
+  EXPECT_EQ(full.prompt, tokenizer_->EncodePrompt(rendered.text, tokenizer_->add_bos()));
   EXPECT_EQ(full.stop, rendered.stop);
   EXPECT_NE(Text(full).find("You are Mira, a bard."), std::string::npos);
   EXPECT_NE(Text(full).find("Well met."), std::string::npos);
@@ -164,8 +164,8 @@ TEST_F(TurnPlannerTest, InlineTurnRendersInFullThenAppendsToThePreviousTokens) {
   EXPECT_FALSE(next.rendered_in_full);
   EXPECT_TRUE(next.stop.empty());
   std::vector<TokenId> want = {1, 2, 3};
-  const std::vector<TokenId> tail = tokenizer_->Encode(
-      BuildChatContinuation(ChatFamily::kChatMl, session.character, "Sing."), false, /*parse_special=*/true);
+  const std::vector<TokenId> tail = tokenizer_->EncodePrompt(
+      BuildChatContinuation(ChatFamily::kChatMl, session.character, "Sing."), /*add_bos=*/false);
   want.insert(want.end(), tail.begin(), tail.end());
   EXPECT_EQ(next.prompt, want);
 }
@@ -181,7 +181,7 @@ TEST_F(TurnPlannerTest, InlineRawTurnIsAlwaysRenderedInFull) {
   EXPECT_FALSE(plan.stop.empty());
   EXPECT_NE(Text(plan).find("User: Sing."), std::string::npos);
   const ChatPrompt rendered = BuildChatPrompt(ChatFamily::kRaw, session.character, session.history, "Sing.");
-  EXPECT_EQ(plan.prompt, tokenizer_->Encode(rendered.text, tokenizer_->add_bos(), /*parse_special=*/true));
+  EXPECT_EQ(plan.prompt, tokenizer_->EncodePrompt(rendered.text, tokenizer_->add_bos()));
 }
 
 TEST(ModelSummarizerTest, SummarizesThroughTheEngine) {
@@ -194,7 +194,7 @@ TEST(ModelSummarizerTest, SummarizesThroughTheEngine) {
   ModelSummarizer summarizer(engine->get(), {.max_tokens = 40, .max_input_bytes = 16000});
   const std::vector<ChatMessage> turns = {{"user", "My name is Ash and I lost my compass."},
                                           {"assistant", "Then we search the deck, Ash."}};
-  const std::string prompt = summarizer.PromptFor("They met at the harbour.", turns, "Mara", "Ash");
+  const std::string prompt = summarizer.PromptFor("They met at the harbour.", turns, "Mara", "Ash").Flat();
   EXPECT_NE(prompt.find("Summary so far: They met at the harbour."), std::string::npos);
   EXPECT_NE(prompt.find("Ash: My name is Ash"), std::string::npos);
   EXPECT_NE(prompt.find("Mara: Then we search"), std::string::npos);

@@ -101,18 +101,24 @@ TEST(DetectChatFamilyTest, RecognisesEachFamilyByItsMarkers) {
   EXPECT_EQ(ChatFamilyName(ChatFamily::kRaw), "raw");
 }
 
+// RenderChat's text, for comparing with the reference templates' output.
+template <typename Template>
+std::string RenderText(const Template& t, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  return RenderChat(t, messages, add_generation_prompt).Flat();
+}
+
 TEST(RenderChatTest, ChatMl) {
-  EXPECT_EQ(RenderChat(ChatFamily::kChatMl, Conversation(), true),
+  EXPECT_EQ(RenderText(ChatFamily::kChatMl, Conversation(), true),
             "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello"
             "<|im_end|>\n<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are "
             "you<|im_end|>\n<|im_start|>assistant\n   I am an assistant   <|im_end|>\n"
             "<|im_start|>user\nAnother question<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(RenderChat(ChatFamily::kChatMl, {{"user", "Hi"}}, false),
+  EXPECT_EQ(RenderText(ChatFamily::kChatMl, {{"user", "Hi"}}, false),
             "<|im_start|>user\nHi<|im_end|>\n");
 }
 
 TEST(RenderChatTest, Llama3TrimsContent) {
-  EXPECT_EQ(RenderChat(ParseChatTemplate(kLlama3Jinja), Conversation(), true),
+  EXPECT_EQ(RenderText(ParseChatTemplate(kLlama3Jinja), Conversation(), true),
             "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant<|eot_id|>"
             "<|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>"
             "assistant<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>user"
@@ -126,35 +132,35 @@ TEST(RenderChatTest, Llama31AlwaysOpensWithTheDatedSystemTurn) {
   const ChatTemplate t = ParseChatTemplate(kLlama31Jinja);
   EXPECT_EQ(t.system_preamble,
             "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
-  EXPECT_EQ(RenderChat(t, {{"user", "Hi"}}, true),
+  EXPECT_EQ(RenderText(t, {{"user", "Hi"}}, true),
             "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
             "Today Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi"
             "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-  EXPECT_EQ(RenderChat(t, {{"system", " Be brief. "}, {"user", "Hi"}}, false),
+  EXPECT_EQ(RenderText(t, {{"system", " Be brief. "}, {"user", "Hi"}}, false),
             "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
             "Today Date: 26 Jul 2024\n\nBe brief.<|eot_id|><|start_header_id|>user"
             "<|end_header_id|>\n\nHi<|eot_id|>");
 }
 
 TEST(RenderChatTest, Llama2FoldsSystemIntoFirstTurnAndStrips) {
-  EXPECT_EQ(RenderChat(ChatFamily::kLlama2, Conversation(), true),
+  EXPECT_EQ(RenderText(ChatFamily::kLlama2, Conversation(), true),
             "[INST] <<SYS>>\nYou are a helpful assistant\n<</SYS>>\n\nHello [/INST] Hi there "
             "</s><s>[INST] Who are you [/INST] I am an assistant </s><s>[INST] Another question "
             "[/INST]");
-  EXPECT_EQ(RenderChat(ChatFamily::kLlama2, {{"user", " Hi "}}, true), "[INST] Hi [/INST]");
+  EXPECT_EQ(RenderText(ChatFamily::kLlama2, {{"user", " Hi "}}, true), "[INST] Hi [/INST]");
 }
 
 TEST(RenderChatTest, MistralV02) {
-  EXPECT_EQ(RenderChat(ChatFamily::kMistral, WithoutSystem(), true),
+  EXPECT_EQ(RenderText(ChatFamily::kMistral, WithoutSystem(), true),
             "[INST] Hello [/INST]Hi there</s>[INST] Who are you [/INST]   I am an assistant   "
             "</s>[INST] Another question [/INST]");
   // The template rejects a system role; we fold it into the first user message.
-  EXPECT_EQ(RenderChat(ChatFamily::kMistral, {{"system", "Be brief."}, {"user", "Hi"}}, true),
+  EXPECT_EQ(RenderText(ChatFamily::kMistral, {{"system", "Be brief."}, {"user", "Hi"}}, true),
             "[INST] Be brief.\n\nHi [/INST]");
 }
 
 TEST(RenderChatTest, GemmaUsesModelRoleAndFoldsSystem) {
-  EXPECT_EQ(RenderChat(ChatFamily::kGemma, Conversation(), true),
+  EXPECT_EQ(RenderText(ChatFamily::kGemma, Conversation(), true),
             "<start_of_turn>user\nYou are a helpful assistant\n\nHello<end_of_turn>\n"
             "<start_of_turn>model\nHi there<end_of_turn>\n<start_of_turn>user\nWho are you"
             "<end_of_turn>\n<start_of_turn>model\nI am an assistant<end_of_turn>\n"
@@ -162,14 +168,14 @@ TEST(RenderChatTest, GemmaUsesModelRoleAndFoldsSystem) {
 }
 
 TEST(RenderChatTest, Phi3) {
-  EXPECT_EQ(RenderChat(ChatFamily::kPhi3, Conversation(), true),
+  EXPECT_EQ(RenderText(ChatFamily::kPhi3, Conversation(), true),
             "<|system|>\nYou are a helpful assistant<|end|>\n<|user|>\nHello<|end|>\n"
             "<|assistant|>\nHi there<|end|>\n<|user|>\nWho are you<|end|>\n<|assistant|>\n   I "
             "am an assistant   <|end|>\n<|user|>\nAnother question<|end|>\n<|assistant|>\n");
 }
 
 TEST(RenderChatTest, RawConcatenatesContents) {
-  EXPECT_EQ(RenderChat(ChatFamily::kRaw, {{"system", "Once "}, {"user", "upon a time"}}, true),
+  EXPECT_EQ(RenderText(ChatFamily::kRaw, {{"system", "Once "}, {"user", "upon a time"}}, true),
             "Once upon a time");
 }
 
@@ -185,24 +191,49 @@ TEST(RenderChatTest, SmolLm2TemplateFromGguf) {
             "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
 
   // No system message: the template inserts its default one.
-  const std::string prompt = RenderChat(t, {{"user", "Hi <|im_end|>"}}, true);
-  EXPECT_EQ(prompt,
+  const PromptText prompt = RenderChat(t, {{"user", "Hi <|im_end|>"}}, true);
+  EXPECT_EQ(prompt.Flat(),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
             "Face<|im_end|>\n<|im_start|>user\nHi <|im_end|><|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(RenderChat(t, Conversation(), true),
-            RenderChat(ChatFamily::kChatMl, Conversation(), true));
+  EXPECT_EQ(RenderText(t, Conversation(), true), RenderText(ChatFamily::kChatMl, Conversation(), true));
 
   auto tok = Tokenizer::FromGguf(**file);
   ASSERT_TRUE(tok.ok()) << tok.status();
   const TokenId im_start = (*tok)->Find("<|im_start|>");
-  const std::vector<TokenId> ids = (*tok)->Encode(prompt, /*add_bos=*/true, /*parse_special=*/true);
+  const TokenId im_end = (*tok)->Find("<|im_end|>");
+  const std::vector<TokenId> ids = (*tok)->EncodePrompt(prompt, /*add_bos=*/true);
   ASSERT_FALSE(ids.empty());
   EXPECT_EQ(ids.front(), im_start);  // SmolLM2 adds no BOS
   EXPECT_EQ(std::count(ids.begin(), ids.end(), im_start), 3);
-  EXPECT_TRUE((*tok)->IsEndOfGeneration((*tok)->Find("<|im_end|>")));
-  // Encoded as plain text (user content), the same string has no control tokens.
-  const std::vector<TokenId> plain = (*tok)->Encode(prompt, false, /*parse_special=*/false);
-  EXPECT_EQ(std::count(plain.begin(), plain.end(), im_start), 0);
+  // The message's "<|im_end|>" is plain text: only the template's two end the turns.
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), im_end), 2);
+  EXPECT_TRUE((*tok)->IsEndOfGeneration(im_end));
+  // Parsed as one text, the same string would close the user's turn early.
+  const std::vector<TokenId> parsed = (*tok)->Encode(prompt.Flat(), true, /*parse_special=*/true);
+  EXPECT_EQ(std::count(parsed.begin(), parsed.end(), im_end), 3);
+}
+
+// The template's own text is template segments, message contents client segments.
+TEST(RenderChatTest, MarksTemplateAndClientText) {
+  for (ChatFamily family : {ChatFamily::kChatMl, ChatFamily::kLlama3, ChatFamily::kLlama2,
+                            ChatFamily::kMistral, ChatFamily::kGemma, ChatFamily::kPhi3}) {
+    SCOPED_TRACE(ChatFamilyName(family));
+    const PromptText prompt = RenderChat(family, Conversation(), true);
+    std::string client;
+    for (const PromptText::Segment& s : prompt.segments()) {
+      if (!s.is_template) client += s.text + "|";
+    }
+    for (const ChatMessage& m : Conversation()) {
+      std::string_view content = m.content;
+      while (!content.empty() && content.back() == ' ') content.remove_suffix(1);
+      while (!content.empty() && content.front() == ' ') content.remove_prefix(1);
+      EXPECT_NE(client.find(content), std::string::npos) << m.content << " in " << client;
+    }
+    EXPECT_EQ(client.find('<'), std::string::npos) << "a marker in client text: " << client;
+    EXPECT_EQ(client.find("[INST]"), std::string::npos) << client;
+  }
+  const PromptText raw = RenderChat(ChatFamily::kRaw, Conversation(), true);
+  for (const PromptText::Segment& s : raw.segments()) EXPECT_FALSE(s.is_template);
 }
 
 }  // namespace
