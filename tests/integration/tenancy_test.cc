@@ -358,10 +358,21 @@ TEST_F(TenancyTest, SameUserIdInAnotherTenantRecallsNoneOfItsMemories) {
     }
     EXPECT_TRUE(alpha_recalls_pepper);
 
-    // Beta cannot open a session on alpha's character for the same user...
+    // None of alpha's text in a final message of beta's.
+    const auto expect_none_of_alphas = [&beta_recalled](const ChatResult& turn) {
+      for (const v1::MemoryRef& m : turn.last.memories()) {
+        EXPECT_EQ(m.text().find("Pepper"), std::string::npos) << m.text();
+        EXPECT_EQ(m.text().find("blue tin"), std::string::npos) << m.text();
+        EXPECT_EQ(m.scope(), "character") << m.text();  // beta's user has no history of its own
+        beta_recalled.insert(m.memory_id());
+      }
+    };
+    // Beta cannot open a session on alpha's character for the same user (were it let in, its
+    // turn must still recall nothing of alpha's)...
     v1::Session beta_session;
-    EXPECT_EQ(beta.CreateSession(alphas.character_id(), "user-1", &beta_session).error_code(),
-              grpc::StatusCode::NOT_FOUND);
+    const grpc::Status probe = beta.CreateSession(alphas.character_id(), "user-1", &beta_session);
+    EXPECT_EQ(probe.error_code(), grpc::StatusCode::NOT_FOUND);
+    if (probe.ok()) expect_none_of_alphas(beta.Chat(beta_session.session_id(), question));
     // ...and with its own copy of the same card and the same user id, recalls nothing of alpha's.
     v1::StoredCharacter betas;
     ASSERT_TRUE(beta.CreateCharacter("v2_lighthouse_keeper.json", &betas).ok());
@@ -369,12 +380,7 @@ TEST_F(TenancyTest, SameUserIdInAnotherTenantRecallsNoneOfItsMemories) {
     server->memory()->Flush();  // beta's character's own experiences indexed
     const ChatResult beta_turn = beta.Chat(beta_session.session_id(), question);
     ASSERT_TRUE(beta_turn.status.ok()) << beta_turn.status.error_message();
-    for (const v1::MemoryRef& m : beta_turn.last.memories()) {
-      EXPECT_EQ(m.text().find("Pepper"), std::string::npos) << m.text();
-      EXPECT_EQ(m.text().find("blue tin"), std::string::npos) << m.text();
-      EXPECT_EQ(m.scope(), "character") << m.text();  // beta's user has no history yet
-      beta_recalled.insert(m.memory_id());
-    }
+    expect_none_of_alphas(beta_turn);
   }
   // Whatever beta recalled is beta's own (its character's experiences), by the database's word.
   auto store = SqliteStore::Open((data_dir_.path() / "troupe.db").string());
