@@ -30,14 +30,16 @@ CharacterService::CharacterService(WorkQueue& prepare_queue, CharacterRegistry* 
     : prepare_queue_(prepare_queue), characters_(characters), memory_(memory) {}
 
 grpc::ServerUnaryReactor* CharacterService::CreateCharacter(grpc::CallbackServerContext* context,
-                                                            const Caller& /*caller*/,
+                                                            const Caller& caller,
                                                             const v1::CreateCharacterRequest* request,
                                                             v1::StoredCharacter* response) {
-  return RunUnary(context, prepare_queue_, [this, request, response] {
+  // The handlers run after this returns: they capture the tenant by value, never `caller`.
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
     if (characters_ == nullptr) return NoDataDirectory();
     absl::StatusOr<CharacterProfile> profile = ProfileFromRequest(*request);
     if (!profile.ok()) return profile.status();
-    absl::StatusOr<std::shared_ptr<const StoredCharacter>> created = characters_->Create(*std::move(profile));
+    absl::StatusOr<std::shared_ptr<const StoredCharacter>> created =
+        characters_->Create(tenant, *std::move(profile));
     if (!created.ok()) return created.status();
     StoredCharacterToProto(**created, response);
     IndexExperiences(**created);
@@ -46,27 +48,27 @@ grpc::ServerUnaryReactor* CharacterService::CreateCharacter(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* CharacterService::GetCharacter(grpc::CallbackServerContext* context,
-                                                         const Caller& /*caller*/,
+                                                         const Caller& caller,
                                                          const v1::GetCharacterRequest* request,
                                                          v1::StoredCharacter* response) {
-  return RunUnary(context, prepare_queue_, [this, request, response] {
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
     if (characters_ == nullptr) return NoDataDirectory();
-    absl::StatusOr<std::shared_ptr<const StoredCharacter>> c = characters_->Get(request->character_id());
+    absl::StatusOr<std::shared_ptr<const StoredCharacter>> c = characters_->Get(tenant, request->character_id());
     if (c.ok()) StoredCharacterToProto(**c, response);
     return c.status();
   });
 }
 
 grpc::ServerUnaryReactor* CharacterService::ListCharacters(grpc::CallbackServerContext* context,
-                                                           const Caller& /*caller*/,
+                                                           const Caller& caller,
                                                            const v1::ListCharactersRequest* request,
                                                            v1::ListCharactersResponse* response) {
   if (absl::Status valid = ValidatePageSize(request->page_size()); !valid.ok()) return FinishUnary(context, valid);
-  return RunUnary(context, prepare_queue_, [this, request, response] {
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
     if (characters_ == nullptr) return NoDataDirectory();
     const int limit = PageLimit(request->page_size());
     absl::StatusOr<std::vector<std::shared_ptr<const StoredCharacter>>> list =
-        characters_->List(request->page_token(), limit);
+        characters_->List(tenant, request->page_token(), limit);
     if (!list.ok()) return list.status();
     for (const auto& c : *list) StoredCharacterToProto(*c, response->add_characters());
     if (static_cast<int>(list->size()) == limit) response->set_next_page_token(list->back()->id);
@@ -75,15 +77,15 @@ grpc::ServerUnaryReactor* CharacterService::ListCharacters(grpc::CallbackServerC
 }
 
 grpc::ServerUnaryReactor* CharacterService::UpdateCharacter(grpc::CallbackServerContext* context,
-                                                            const Caller& /*caller*/,
+                                                            const Caller& caller,
                                                             const v1::UpdateCharacterRequest* request,
                                                             v1::StoredCharacter* response) {
-  return RunUnary(context, prepare_queue_, [this, request, response] {
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
     if (characters_ == nullptr) return NoDataDirectory();
     absl::StatusOr<CharacterProfile> profile = ProfileFromRequest(*request);
     if (!profile.ok()) return profile.status();
     absl::StatusOr<std::shared_ptr<const StoredCharacter>> updated =
-        characters_->Update(request->character_id(), *std::move(profile));
+        characters_->Update(tenant, request->character_id(), *std::move(profile));
     if (!updated.ok()) return updated.status();
     StoredCharacterToProto(**updated, response);
     IndexExperiences(**updated);
@@ -92,22 +94,22 @@ grpc::ServerUnaryReactor* CharacterService::UpdateCharacter(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* CharacterService::DeleteCharacter(grpc::CallbackServerContext* context,
-                                                            const Caller& /*caller*/,
+                                                            const Caller& caller,
                                                             const v1::DeleteCharacterRequest* request,
                                                             v1::DeleteCharacterResponse* /*response*/) {
-  return RunUnary(context, prepare_queue_, [this, request] {
+  return RunUnary(context, prepare_queue_, [this, request, tenant = caller.tenant] {
     if (characters_ == nullptr) return NoDataDirectory();
-    return characters_->Delete(request->character_id());
+    return characters_->Delete(tenant, request->character_id());
   });
 }
 
 grpc::ServerUnaryReactor* CharacterService::ExportCharacter(grpc::CallbackServerContext* context,
-                                                            const Caller& /*caller*/,
+                                                            const Caller& caller,
                                                             const v1::ExportCharacterRequest* request,
                                                             v1::ExportCharacterResponse* response) {
-  return RunUnary(context, prepare_queue_, [this, request, response] {
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
     if (characters_ == nullptr) return NoDataDirectory();
-    absl::StatusOr<std::shared_ptr<const StoredCharacter>> c = characters_->Get(request->character_id());
+    absl::StatusOr<std::shared_ptr<const StoredCharacter>> c = characters_->Get(tenant, request->character_id());
     if (!c.ok()) return c.status();
     const CharacterProfile& profile = (*c)->profile;
     const CardSpec spec = request->spec() == v1::CARD_SPEC_V2 ? CardSpec::kV2 : CardSpec::kV3;
@@ -137,7 +139,8 @@ void CharacterService::IndexExperiences(const StoredCharacter& character) {
                            .emotion = e.emotion});
   }
   // Rating experiences goes through the engine: on the memory writer, off the RPC's path.
-  const absl::Status queued = memory_->QueueCharacterExperiences(character.id, std::move(experiences));
+  const absl::Status queued =
+      memory_->QueueCharacterExperiences(character.tenant, character.id, std::move(experiences));
   if (!queued.ok()) TROUPE_LOG_WARNING("experiences not indexed: %s", queued.ToString().c_str());
 }
 

@@ -16,6 +16,8 @@ namespace troupe {
 
 // Thread-safe: gRPC calls the handlers concurrently; the service holds no mutable state. The
 // handlers have the signatures of v1::RolePlay::CallbackService's (RolePlayService forwards).
+// Every handler acts for caller.tenant: another tenant's character ids answer NOT_FOUND, and
+// ListCharacters lists the caller's only.
 class CharacterService {
  public:
   // All borrowed; each must outlive the service and every RPC it started. `characters` may be
@@ -49,7 +51,8 @@ class CharacterService {
                                             v1::ExportCharacterResponse* response);
 
  private:
-  // Makes the character's experiences searchable memories (character scope), in the background.
+  // Makes the character's experiences searchable memories (its tenant's character scope), in
+  // the background.
   void IndexExperiences(const StoredCharacter& character);
 
   // Constant after construction.

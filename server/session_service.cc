@@ -22,6 +22,7 @@ constexpr size_t kMaxChatMessageBytes = 64 << 10;  // one user message
 // Everything a Chat job needs, copied out of the request in the reaction.
 struct SessionService::ChatJob {
   Request request;  // sampling, priority, cache_salt and arrival_time set; prompt filled later
+  std::string tenant;  // the caller's: the session must be this tenant's
   SessionId session_id;
   std::string message;
   TurnMemoryOptions memory;
@@ -37,7 +38,7 @@ SessionService::SessionService(Engine& engine, SessionStore& sessions, WorkQueue
       roleplay_(std::move(roleplay)) {}
 
 grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackServerContext* context,
-                                                                const Caller& /*caller*/,
+                                                                const Caller& caller,
                                                                 const v1::ChatRequest* request) {
   std::shared_ptr<ChatStreamReactor> reactor = ChatStreamReactor::Create(engine_, metrics_);
   absl::Status valid = request->session_id().empty()
@@ -69,6 +70,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackS
   job->request.priority = request->priority();
   job->request.cache_salt = CacheSaltFor(*context, request->cache_salt());
   job->request.arrival_time = absl::Now();
+  job->tenant = caller.tenant;
   job->session_id = request->session_id();
   job->message = request->message();
   job->memory = *std::move(memory);
@@ -83,7 +85,7 @@ void SessionService::PrepareTurn(const std::shared_ptr<ChatStreamReactor>& react
     reactor->Submit(std::move(job.request));  // ends the RPC as CANCELLED
     return;
   }
-  absl::StatusOr<Session> session = sessions_.Get(job.session_id);
+  absl::StatusOr<Session> session = sessions_.Get(job.tenant, job.session_id);
   if (!session.ok()) {
     reactor->FinishWithError(session.status());
     return;
@@ -114,7 +116,7 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
     return;
   }
   absl::StatusOr<std::shared_ptr<const StoredCharacter>> character =
-      roleplay_.characters->Get(session.character_id);
+      roleplay_.characters->Get(session.tenant, session.character_id);
   if (!character.ok()) {
     reactor->FinishWithError(character.status());
     return;
@@ -162,7 +164,7 @@ void SessionService::CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn
 }
 
 grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerContext* context,
-                                                        const Caller& /*caller*/,
+                                                        const Caller& caller,
                                                         const v1::CreateSessionRequest* request,
                                                         v1::Session* response) {
   if (request->character_id().empty()) {
@@ -170,7 +172,7 @@ grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerCont
       return FinishUnary(context, absl::InvalidArgumentError(
                                       "setup needs a stored character: set character_id"));
     }
-    absl::StatusOr<Session> session = sessions_.Create(CharacterFromProto(request->character()));
+    absl::StatusOr<Session> session = sessions_.Create(caller.tenant, CharacterFromProto(request->character()));
     if (session.ok()) SessionToProto(*session, response);
     return FinishUnary(context, session.status());
   }
@@ -179,10 +181,12 @@ grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerCont
   }
   absl::StatusOr<SessionSetup> setup = SessionSetupFromProto(request->setup(), request->has_setup());
   if (!setup.ok()) return FinishUnary(context, setup.status());
-  return RunUnary(context, prepare_queue_, [this, request, response, setup = *std::move(setup)] {
+  // The handlers run after this returns: they capture the tenant by value, never `caller`.
+  return RunUnary(context, prepare_queue_, [this, request, response, setup = *std::move(setup),
+                                            tenant = caller.tenant] {
     if (roleplay_.characters == nullptr) return NoDataDirectory();
     absl::StatusOr<std::shared_ptr<const StoredCharacter>> character =
-        roleplay_.characters->Get(request->character_id());
+        roleplay_.characters->Get(tenant, request->character_id());
     if (!character.ok()) return character.status();
     const CharacterProfile& profile = (*character)->profile;
     if (setup.greeting_index > static_cast<int>(profile.alternate_greetings.size())) {
@@ -191,7 +195,7 @@ grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerCont
           profile.alternate_greetings.size(), " alternate greetings"));
     }
     absl::StatusOr<Session> session = sessions_.CreateDurable(
-        (*character)->id, MacroCharName(profile), setup, GreetingFor(profile, setup));
+        tenant, (*character)->id, MacroCharName(profile), setup, GreetingFor(profile, setup));
     if (!session.ok()) return session.status();
     SessionToProto(*session, response);
     return absl::OkStatus();
@@ -199,25 +203,25 @@ grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerCont
 }
 
 grpc::ServerUnaryReactor* SessionService::GetSession(grpc::CallbackServerContext* context,
-                                                     const Caller& /*caller*/,
+                                                     const Caller& caller,
                                                      const v1::GetSessionRequest* request,
                                                      v1::Session* response) {
-  return RunUnary(context, prepare_queue_, [this, request, response] {
-    absl::StatusOr<Session> session = sessions_.Get(request->session_id());
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
+    absl::StatusOr<Session> session = sessions_.Get(tenant, request->session_id());
     if (session.ok()) SessionToProto(*session, response);
     return session.status();
   });
 }
 
 grpc::ServerUnaryReactor* SessionService::ListSessions(grpc::CallbackServerContext* context,
-                                                       const Caller& /*caller*/,
+                                                       const Caller& caller,
                                                        const v1::ListSessionsRequest* request,
                                                        v1::ListSessionsResponse* response) {
   if (absl::Status valid = ValidatePageSize(request->page_size()); !valid.ok()) return FinishUnary(context, valid);
-  return RunUnary(context, prepare_queue_, [this, request, response] {
+  return RunUnary(context, prepare_queue_, [this, request, response, tenant = caller.tenant] {
     const int limit = PageLimit(request->page_size());
     absl::StatusOr<std::vector<Session>> sessions =
-        sessions_.ListDurable(request->character_id(), request->page_token(), limit);
+        sessions_.ListDurable(tenant, request->character_id(), request->page_token(), limit);
     if (!sessions.ok()) return sessions.status();
     for (const Session& s : *sessions) SessionToProto(s, response->add_sessions());
     if (static_cast<int>(sessions->size()) == limit) response->set_next_page_token(sessions->back().id);
@@ -226,10 +230,11 @@ grpc::ServerUnaryReactor* SessionService::ListSessions(grpc::CallbackServerConte
 }
 
 grpc::ServerUnaryReactor* SessionService::DeleteSession(grpc::CallbackServerContext* context,
-                                                        const Caller& /*caller*/,
+                                                        const Caller& caller,
                                                         const v1::DeleteSessionRequest* request,
                                                         v1::DeleteSessionResponse* /*response*/) {
-  return RunUnary(context, prepare_queue_, [this, request] { return sessions_.Delete(request->session_id()); });
+  return RunUnary(context, prepare_queue_,
+                  [this, request, tenant = caller.tenant] { return sessions_.Delete(tenant, request->session_id()); });
 }
 
 }  // namespace troupe

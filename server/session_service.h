@@ -36,6 +36,9 @@ struct RolePlayDeps {
 
 // Thread-safe: gRPC calls the handlers concurrently; the service holds no mutable state. The
 // handlers have the signatures of v1::RolePlay::CallbackService's (RolePlayService forwards).
+// Every handler acts for caller.tenant: another tenant's session and character ids answer
+// NOT_FOUND, ListSessions lists the caller's only, and a turn recalls only memories of the
+// session's tenant.
 class SessionService {
  public:
   // All borrowed; each must outlive the service and every RPC it started. `metrics` may be null.

@@ -2,6 +2,9 @@
 // Store as a Character Card V3 JSON (troupe's structured fields in its extensions), so what is
 // stored is exactly what ExportCharacter returns. Parsed profiles are cached by id.
 //
+// Every character is one tenant's (Store's tenants): each method takes the caller's tenant, and
+// another tenant's id answers kNotFound, from the cache as from the Store.
+//
 // Thread-safe: every method takes mu_; Store calls happen under it (characters change rarely).
 #pragma once
 
@@ -20,7 +23,8 @@
 namespace troupe {
 
 struct StoredCharacter {
-  std::string id;  // 32 lowercase hex digits
+  std::string tenant;  // whose it is
+  std::string id;      // 32 lowercase hex digits
   CharacterProfile profile;
   int64_t create_time_ms = 0;
   int64_t update_time_ms = 0;  // also the version sessions compare to re-render their prompt
@@ -32,23 +36,27 @@ class CharacterRegistry {
   explicit CharacterRegistry(Store* store) : store_(store) {}
 
   // Stores a new character (the profile must have a name: kInvalidArgument otherwise).
-  [[nodiscard]] absl::StatusOr<std::shared_ptr<const StoredCharacter>> Create(CharacterProfile profile)
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const StoredCharacter>> Create(const std::string& tenant,
+                                                                             CharacterProfile profile)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // kNotFound for an unknown id.
-  [[nodiscard]] absl::StatusOr<std::shared_ptr<const StoredCharacter>> Get(const std::string& id)
+  // kNotFound for an unknown id or another tenant's.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const StoredCharacter>> Get(const std::string& tenant,
+                                                                          const std::string& id)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Characters ordered by id, after `after_id`, at most `limit`.
+  // The tenant's characters ordered by id, after `after_id`, at most `limit`.
   [[nodiscard]] absl::StatusOr<std::vector<std::shared_ptr<const StoredCharacter>>> List(
-      const std::string& after_id, int limit) ABSL_LOCKS_EXCLUDED(mu_);
-  // Replaces the profile (kNotFound for an unknown id).
-  [[nodiscard]] absl::StatusOr<std::shared_ptr<const StoredCharacter>> Update(const std::string& id,
+      const std::string& tenant, const std::string& after_id, int limit) ABSL_LOCKS_EXCLUDED(mu_);
+  // Replaces the profile (kNotFound for an unknown id or another tenant's).
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const StoredCharacter>> Update(const std::string& tenant,
+                                                                             const std::string& id,
                                                                              CharacterProfile profile)
       ABSL_LOCKS_EXCLUDED(mu_);
   // kNotFound; kFailedPrecondition while sessions use it.
-  [[nodiscard]] absl::Status Delete(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status Delete(const std::string& tenant, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  absl::StatusOr<std::shared_ptr<const StoredCharacter>> FromRecord(const CharacterRecord& record);
+  absl::StatusOr<std::shared_ptr<const StoredCharacter>> FromRecord(const std::string& tenant,
+                                                                    const CharacterRecord& record);
 
   Store* const store_;
   absl::Mutex mu_;

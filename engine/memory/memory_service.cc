@@ -16,16 +16,23 @@ constexpr float kDefaultImportance = 5.0f;
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
-std::string SessionKey(const std::string& session_id) { return absl::StrCat("s/", session_id); }
-std::string UserCharacterKey(const std::string& user_id, const std::string& character_id) {
-  return absl::StrCat("u/", user_id.size(), ":", user_id, "/", character_id);
+// Tenant and user id are client-chosen text, so they are length-prefixed: no two (tenant, user)
+// pairs give one key.
+std::string SessionKey(const std::string& tenant, const std::string& session_id) {
+  return absl::StrCat("s/", tenant.size(), ":", tenant, "/", session_id);
 }
-std::string CharacterKey(const std::string& character_id) { return absl::StrCat("c/", character_id); }
+std::string UserCharacterKey(const std::string& tenant, const std::string& user_id,
+                             const std::string& character_id) {
+  return absl::StrCat("u/", tenant.size(), ":", tenant, "/", user_id.size(), ":", user_id, "/", character_id);
+}
+std::string CharacterKey(const std::string& tenant, const std::string& character_id) {
+  return absl::StrCat("c/", tenant.size(), ":", tenant, "/", character_id);
+}
 
 // The key of the scope a session's turns are written to.
 std::string TurnScopeKey(const MemoryScopeKeys& keys) {
-  return keys.user_id.empty() ? SessionKey(keys.session_id)
-                              : UserCharacterKey(keys.user_id, keys.character_id);
+  return keys.user_id.empty() ? SessionKey(keys.tenant, keys.session_id)
+                              : UserCharacterKey(keys.tenant, keys.user_id, keys.character_id);
 }
 
 MemoryUnit UnitOf(const MemoryRecord& r) {
@@ -62,11 +69,11 @@ MemoryService::~MemoryService() {
 std::string MemoryService::ScopeKey(MemoryScope scope, const MemoryRecord& r) {
   switch (scope) {
     case MemoryScope::kSession:
-      return SessionKey(r.session_id);
+      return SessionKey(r.tenant, r.session_id);
     case MemoryScope::kUserCharacter:
-      return UserCharacterKey(r.user_id, r.character_id);
+      return UserCharacterKey(r.tenant, r.user_id, r.character_id);
     case MemoryScope::kCharacter:
-      return CharacterKey(r.character_id);
+      return CharacterKey(r.tenant, r.character_id);
   }
   return "";
 }
@@ -102,14 +109,14 @@ absl::Status MemoryService::Load() {
   // Backfill: turns acknowledged before a crash whose memory was still queued.
   PageRequest page;
   for (;;) {
-    TROUPE_ASSIGN_OR_RETURN(std::vector<SessionRecord> sessions, store_->ListSessions("", page));
+    TROUPE_ASSIGN_OR_RETURN(std::vector<SessionRecord> sessions, store_->ListSessionsOfAllTenants(page));
     if (sessions.empty()) break;
     for (const SessionRecord& s : sessions) {
-      TROUPE_ASSIGN_OR_RETURN(std::vector<TurnRecord> turns, store_->ListTurns(s.id));
+      TROUPE_ASSIGN_OR_RETURN(std::vector<TurnRecord> turns, store_->ListTurns(s.tenant, s.id));
       for (const TurnRecord& t : turns) {
         if (remembered.contains({s.id, t.turn_index})) continue;
         TurnMemoryInput in;
-        in.keys = {.session_id = s.id, .character_id = s.character_id, .user_id = s.user_id};
+        in.keys = {.tenant = s.tenant, .session_id = s.id, .character_id = s.character_id, .user_id = s.user_id};
         in.turn_index = t.turn_index;
         in.user_text = t.user_text;
         in.reply_text = t.reply_text;
@@ -131,7 +138,8 @@ absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequ
   query.emotion = request.query_emotion;
   query.point_in_time = request.point_in_time;
   query.now_ms = NowMs();
-  const std::string keys[] = {TurnScopeKey(request.keys), CharacterKey(request.keys.character_id)};
+  const std::string keys[] = {TurnScopeKey(request.keys),
+                              CharacterKey(request.keys.tenant, request.keys.character_id)};
   std::vector<RecalledUnit> out;
   absl::ReaderMutexLock lock(&mu_);
   for (const std::string& key : keys) {
@@ -167,18 +175,21 @@ absl::Status MemoryService::Remember(TurnMemoryInput turn) {
   return Enqueue(Job{.turn = std::move(turn), .experiences = std::nullopt}, /*enforce_cap=*/true);
 }
 
-absl::Status MemoryService::QueueCharacterExperiences(const std::string& character_id,
+absl::Status MemoryService::QueueCharacterExperiences(const std::string& tenant, const std::string& character_id,
                                                       std::vector<Experience> experiences) {
-  return Enqueue(Job{.turn = std::nullopt, .experiences = std::make_pair(character_id, std::move(experiences))},
+  return Enqueue(Job{.turn = std::nullopt,
+                     .experiences = CharacterExperiences{.tenant = tenant, .character_id = character_id,
+                                                         .experiences = std::move(experiences)}},
                  /*enforce_cap=*/true);
 }
 
-absl::Status MemoryService::SetCharacterExperiences(const std::string& character_id,
+absl::Status MemoryService::SetCharacterExperiences(const std::string& tenant, const std::string& character_id,
                                                     std::vector<Experience> experiences) {
   // Experiences are few and written when a character is created or updated: done inline.
   std::vector<MemoryRecord> records;
   for (Experience& x : experiences) {
     MemoryRecord r;
+    r.tenant = tenant;
     r.scope = MemoryScope::kCharacter;
     r.character_id = character_id;
     r.turn_index = -1;
@@ -196,16 +207,16 @@ absl::Status MemoryService::SetCharacterExperiences(const std::string& character
     r.story_time = x.story_time;
     records.push_back(std::move(r));
   }
-  TROUPE_RETURN_IF_ERROR(store_->ReplaceCharacterMemories(character_id, records));
+  TROUPE_RETURN_IF_ERROR(store_->ReplaceCharacterMemories(tenant, character_id, records));
   {
     absl::MutexLock lock(&mu_);
-    auto it = indexes_.find(CharacterKey(character_id));
+    auto it = indexes_.find(CharacterKey(tenant, character_id));
     if (it != indexes_.end()) {
       for (MemoryId id : it->second.ids()) entries_.erase(id);
       indexes_.erase(it);
     }
   }
-  TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> stored, store_->ListCharacterMemories(character_id));
+  TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> stored, store_->ListCharacterMemories(tenant, character_id));
   for (const MemoryRecord& r : stored) TROUPE_RETURN_IF_ERROR(AddToIndex(r));
   return absl::OkStatus();
 }
@@ -244,9 +255,10 @@ void MemoryService::WriterLoop() {
       }
     }
     if (job.experiences) {
-      const absl::Status set = SetCharacterExperiences(job.experiences->first, std::move(job.experiences->second));
+      CharacterExperiences& x = *job.experiences;
+      const absl::Status set = SetCharacterExperiences(x.tenant, x.character_id, std::move(x.experiences));
       if (!set.ok()) {
-        TROUPE_LOG_WARNING("experiences of character %s not indexed: %s", job.experiences->first.c_str(),
+        TROUPE_LOG_WARNING("experiences of character %s not indexed: %s", x.character_id.c_str(),
                            set.ToString().c_str());
       }
     }
@@ -257,7 +269,9 @@ void MemoryService::WriterLoop() {
 }
 
 absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
+  const std::string& tenant = turn.keys.tenant;
   MemoryRecord r;
+  r.tenant = tenant;
   r.scope = turn.keys.user_id.empty() ? MemoryScope::kSession : MemoryScope::kUserCharacter;
   r.character_id = turn.keys.character_id;
   r.user_id = turn.keys.user_id;
@@ -280,12 +294,12 @@ absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
   }
   r.wall_time_ms = NowMs();
   r.story_time = turn.story_time;
-  TROUPE_ASSIGN_OR_RETURN(r.id, store_->AddMemory(r));
+  TROUPE_ASSIGN_OR_RETURN(r.id, store_->AddMemory(tenant, r));
   TROUPE_RETURN_IF_ERROR(AddToIndex(r));
   // The writer is the only one to update moods, in turn order, so the stored mood is current.
-  TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(turn.keys.session_id));
+  TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, turn.keys.session_id));
   const EmotionVector mood = UpdateMood(session.mood, r.emotion, options_.mood_beta);
-  TROUPE_RETURN_IF_ERROR(store_->UpdateSessionMood(turn.keys.session_id, mood));
+  TROUPE_RETURN_IF_ERROR(store_->UpdateSessionMood(tenant, turn.keys.session_id, mood));
   if (on_mood_) on_mood_(turn.keys.session_id, mood);
   return absl::OkStatus();
 }

@@ -2,10 +2,12 @@
 // memory units (text, embedding, emotion, importance, times), keeps them durably in a Store and
 // in one MemoryIndex per scope, and recalls them for new turns.
 //
-// Scopes and their keys:
-//   session        "s/<session_id>"                 turns of a session whose setup has no user_id
-//   user_character "u/<user_id>/<character_id>"    turns of any session of that user and character
-//   character      "c/<character_id>"              the character's own experiences (read-only)
+// Scopes and their keys (every key starts with the tenant: nothing is shared across tenants,
+// even if two tenants' clients name the same user_id):
+//   session        "s/<tenant>/<session_id>"                  turns of a session whose setup has no user_id
+//   user_character "u/<tenant>/<user_id>/<character_id>"      turns of any session of that user and character
+//   character      "c/<tenant>/<character_id>"                the character's own experiences (read-only)
+// (tenant and user_id are length-prefixed in the keys, so no choice of names makes two equal.)
 // A recall searches the session's scope (or its user x character scope) and its character's,
 // each with the request's strategy, and merges the hits by the strategy's final score. For
 // the combination strategies and semantic-only that equals one search over the union; the
@@ -50,6 +52,7 @@ struct MemoryServiceOptions {
 
 // Where a session's memories live and what it may see.
 struct MemoryScopeKeys {
+  std::string tenant;  // the session's (and its character's) tenant
   std::string session_id;
   std::string character_id;
   std::string user_id;  // "" = session scope
@@ -111,11 +114,12 @@ class MemoryService {
     std::optional<int64_t> story_time;
     std::optional<EmotionVector> emotion;
   };
-  [[nodiscard]] absl::Status SetCharacterExperiences(const std::string& character_id,
+  [[nodiscard]] absl::Status SetCharacterExperiences(const std::string& tenant, const std::string& character_id,
                                                      std::vector<Experience> experiences);
   // The same on the writer thread, after the writes queued before it (rating experiences goes
   // through the engine and may take a while). kResourceExhausted when the queue is full.
-  [[nodiscard]] absl::Status QueueCharacterExperiences(const std::string& character_id,
+  [[nodiscard]] absl::Status QueueCharacterExperiences(const std::string& tenant,
+                                                       const std::string& character_id,
                                                        std::vector<Experience> experiences);
 
   // Blocks until every write queued so far is done. For tests and shutdown.
@@ -130,10 +134,14 @@ class MemoryService {
     std::string text;
     std::optional<int64_t> story_time;
   };
+  struct CharacterExperiences {  // a character's experiences to (re)index
+    std::string tenant;
+    std::string character_id;
+    std::vector<Experience> experiences;
+  };
   struct Job {
     std::optional<TurnMemoryInput> turn;
-    // Or a character's experiences to (re)index: its id and the experiences.
-    std::optional<std::pair<std::string, std::vector<Experience>>> experiences;
+    std::optional<CharacterExperiences> experiences;  // or this
   };
 
   // Queues `job` for the writer; with `enforce_cap`, kResourceExhausted when max_queue jobs are

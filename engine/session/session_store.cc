@@ -57,9 +57,10 @@ absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, 
 SessionStore::SessionStore(const SessionStoreOptions& options, Store* store)
     : options_(options), store_(store) {}
 
-absl::StatusOr<Session> SessionStore::Create(Character character) {
+absl::StatusOr<Session> SessionStore::Create(const std::string& tenant, Character character) {
   if (character.name.empty()) character.name = "Assistant";
   Session session;
+  session.tenant = tenant;
   session.character = std::move(character);
   session.create_time = absl::Now();
   absl::MutexLock lock(&mu_);
@@ -74,11 +75,12 @@ absl::StatusOr<Session> SessionStore::Create(Character character) {
   return session;
 }
 
-absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& character_id,
+absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& tenant, const std::string& character_id,
                                                     const std::string& character_name,
                                                     const SessionSetup& setup, const std::string& greeting) {
   TROUPE_CHECK(store_ != nullptr);
   Session session;
+  session.tenant = tenant;
   session.character.name = character_name;
   session.character_id = character_id;
   session.setup = setup;
@@ -93,7 +95,7 @@ absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& character
   do {
     session.id = NewRandomId();
   } while (sessions_.count(session.id) != 0);
-  TROUPE_RETURN_IF_ERROR(store_->CreateSession({.id = session.id,
+  TROUPE_RETURN_IF_ERROR(store_->CreateSession(tenant, {.id = session.id,
                                                 .character_id = character_id,
                                                 .user_id = setup.user_id,
                                                 .setup_json = SessionSetupToJson(setup, {.greeting = greeting}),
@@ -103,11 +105,12 @@ absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& character
   return session;
 }
 
-absl::StatusOr<Session> SessionStore::LoadLocked(const SessionId& id) const {
-  TROUPE_ASSIGN_OR_RETURN(const SessionRecord record, store_->GetSession(id));
-  TROUPE_ASSIGN_OR_RETURN(const std::vector<TurnRecord> turns, store_->ListTurns(id));
-  TROUPE_ASSIGN_OR_RETURN(const CharacterRecord character, store_->GetCharacter(record.character_id));
+absl::StatusOr<Session> SessionStore::LoadLocked(const std::string& tenant, const SessionId& id) const {
+  TROUPE_ASSIGN_OR_RETURN(const SessionRecord record, store_->GetSession(tenant, id));
+  TROUPE_ASSIGN_OR_RETURN(const std::vector<TurnRecord> turns, store_->ListTurns(tenant, id));
+  TROUPE_ASSIGN_OR_RETURN(const CharacterRecord character, store_->GetCharacter(tenant, record.character_id));
   Session session;
+  session.tenant = tenant;
   session.id = id;
   session.character_id = record.character_id;
   SessionExtras extras;
@@ -131,12 +134,15 @@ absl::StatusOr<Session> SessionStore::LoadLocked(const SessionId& id) const {
   return session;  // no context_tokens: the first turn after loading renders in full
 }
 
-absl::StatusOr<Session> SessionStore::Get(const SessionId& id) const {
+absl::StatusOr<Session> SessionStore::Get(const std::string& tenant, const SessionId& id) const {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(id);
-  if (it != sessions_.end()) return it->second;
+  if (it != sessions_.end()) {
+    if (it->second.tenant != tenant) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    return it->second;
+  }
   if (store_ == nullptr) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
-  absl::StatusOr<Session> loaded = LoadLocked(id);
+  absl::StatusOr<Session> loaded = LoadLocked(tenant, id);
   if (!loaded.ok()) {
     if (absl::IsNotFound(loaded.status())) {
       return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
@@ -147,16 +153,18 @@ absl::StatusOr<Session> SessionStore::Get(const SessionId& id) const {
   return loaded;
 }
 
-absl::StatusOr<std::vector<Session>> SessionStore::ListDurable(const std::string& character_id,
+absl::StatusOr<std::vector<Session>> SessionStore::ListDurable(const std::string& tenant,
+                                                              const std::string& character_id,
                                                               const std::string& after_id, int limit) {
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("this server keeps no durable sessions (no data directory)");
   }
   TROUPE_ASSIGN_OR_RETURN(const std::vector<SessionRecord> records,
-                          store_->ListSessions(character_id, {.after_id = after_id, .limit = limit}));
+                          store_->ListSessions(tenant, character_id, {.after_id = after_id, .limit = limit}));
   std::vector<Session> out;
   for (const SessionRecord& r : records) {
     Session s;
+    s.tenant = tenant;
     s.id = r.id;
     s.character_id = r.character_id;
     SessionExtras extras;
@@ -180,7 +188,7 @@ absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, 
     const std::string greeting =
         !s.history.empty() && s.history.front().role == "assistant" ? s.history.front().content : std::string();
     TROUPE_RETURN_IF_ERROR(store_->UpdateSessionSetup(
-        id, SessionSetupToJson(s.setup, {.greeting = greeting, .summary = summary,
+        s.tenant, id, SessionSetupToJson(s.setup, {.greeting = greeting, .summary = summary,
                                          .summarized_turns = summarized_turns})));
   }
   s.summary = std::move(summary);
@@ -194,11 +202,16 @@ void SessionStore::SetMood(const SessionId& id, const EmotionVector& mood) {
   if (it != sessions_.end()) it->second.mood = mood;
 }
 
-absl::Status SessionStore::Delete(const SessionId& id) {
+absl::Status SessionStore::Delete(const std::string& tenant, const SessionId& id) {
   absl::MutexLock lock(&mu_);
-  const bool cached = sessions_.erase(id) > 0;
+  auto it = sessions_.find(id);
+  if (it != sessions_.end() && it->second.tenant != tenant) {
+    return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));  // left alone
+  }
+  const bool cached = it != sessions_.end();
+  if (cached) sessions_.erase(it);
   if (store_ != nullptr) {
-    const absl::Status deleted = store_->DeleteSession(id);
+    const absl::Status deleted = store_->DeleteSession(tenant, id);
     if (deleted.ok() || (cached && absl::IsNotFound(deleted))) return absl::OkStatus();
     if (!absl::IsNotFound(deleted)) return deleted;
   } else if (cached) {
@@ -227,7 +240,7 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, 
   if (!session.character_id.empty()) {
     // Committed before the client sees the end of the turn (held under mu_, so turns of all
     // sessions commit one at a time; a commit is one synced write).
-    TROUPE_RETURN_IF_ERROR(store_->AppendTurn({.session_id = id,
+    TROUPE_RETURN_IF_ERROR(store_->AppendTurn(session.tenant, {.session_id = id,
                                                .turn_index = session.num_turns,
                                                .user_text = turn.user_message,
                                                .context_text = turn.context,

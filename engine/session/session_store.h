@@ -2,6 +2,11 @@
 // prompt given at creation) live in memory only; sessions of a stored character are durable:
 // written through to the Store, loaded back on first use after a restart. Used by the server's
 // gRPC reactions and its workers (prompt preparation, turn commits).
+//
+// Every session, inline or durable, is one tenant's (Store's tenants): the calls a client's RPC
+// makes take its tenant, and another tenant's id answers kNotFound as an unknown one does. The
+// commit path (SetSummary, SetMood, AppendTurn) takes the id of a session its turn was planned
+// from, already the caller's.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +40,7 @@ struct Character {
 // context (a system message, when memory or lore added one) and the reply. Its size is the
 // session's version (it only grows).
 struct Session {
+  std::string tenant;  // whose it is
   SessionId id;
   Character character;       // inline sessions; for stored characters, name = the character's
   std::string character_id;  // the stored character; "" = inline (in memory only)
@@ -73,19 +79,22 @@ class SessionStore {
 
   // Creates an inline session with an empty history. An empty name becomes "Assistant".
   // kResourceExhausted when max_sessions sessions exist.
-  [[nodiscard]] absl::StatusOr<Session> Create(Character character) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<Session> Create(const std::string& tenant, Character character)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Creates a durable session of a stored character (REQUIRES: a Store was given), its history
-  // starting with `greeting` when not empty. kNotFound: the character is not stored.
-  [[nodiscard]] absl::StatusOr<Session> CreateDurable(const std::string& character_id,
+  // starting with `greeting` when not empty. kNotFound: the character is not the tenant's.
+  [[nodiscard]] absl::StatusOr<Session> CreateDurable(const std::string& tenant,
+                                                      const std::string& character_id,
                                                       const std::string& character_name,
                                                       const SessionSetup& setup,
                                                       const std::string& greeting)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Durable sessions ordered by id (of one character when character_id is not empty), without
-  // their history. kFailedPrecondition without a Store.
-  [[nodiscard]] absl::StatusOr<std::vector<Session>> ListDurable(const std::string& character_id,
+  // The tenant's durable sessions ordered by id (of one character when character_id is not
+  // empty), without their history. kFailedPrecondition without a Store.
+  [[nodiscard]] absl::StatusOr<std::vector<Session>> ListDurable(const std::string& tenant,
+                                                                 const std::string& character_id,
                                                                  const std::string& after_id, int limit)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -100,11 +109,12 @@ class SessionStore {
   bool durable() const { return store_ != nullptr; }
 
   // A copy of the session, loaded from the Store on first use after a restart. kNotFound for an
-  // unknown id.
-  [[nodiscard]] absl::StatusOr<Session> Get(const SessionId& id) const ABSL_LOCKS_EXCLUDED(mu_);
+  // unknown id or another tenant's.
+  [[nodiscard]] absl::StatusOr<Session> Get(const std::string& tenant, const SessionId& id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
-  // kNotFound for an unknown id.
-  [[nodiscard]] absl::Status Delete(const SessionId& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // kNotFound for an unknown id or another tenant's.
+  [[nodiscard]] absl::Status Delete(const std::string& tenant, const SessionId& id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // One finished turn.
   struct Turn {
@@ -125,7 +135,8 @@ class SessionStore {
   int size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  absl::StatusOr<Session> LoadLocked(const SessionId& id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Session> LoadLocked(const std::string& tenant, const SessionId& id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const SessionStoreOptions options_;

@@ -24,7 +24,8 @@ PendingTurn PendingTurnFor(const Session& session, const std::string& message, c
 TurnMemoryInput TurnMemoryFor(const Session& session, const StoredCharacter& character,
                               const std::string& message, std::optional<EmotionVector> turn_emotion) {
   TurnMemoryInput remember;
-  remember.keys = {.session_id = session.id, .character_id = session.character_id, .user_id = session.setup.user_id};
+  remember.keys = {.tenant = session.tenant, .session_id = session.id, .character_id = session.character_id,
+                   .user_id = session.setup.user_id};
   remember.turn_index = session.num_turns;
   remember.user_text = message;
   remember.user_name = session.setup.user_name;

@@ -43,7 +43,7 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   std::vector<RecalledMemory> recalled;
   if (deps.memory != nullptr && memory_options.enabled) {
     RecallRequest recall;
-    recall.keys = {.session_id = session.id, .character_id = session.character_id, .user_id = setup.user_id};
+    recall.keys = {.tenant = session.tenant, .session_id = session.id, .character_id = session.character_id, .user_id = setup.user_id};
     recall.query_text = message;
     recall.query_emotion = session.mood;
     if (memory_options.emotion_source == QueryEmotionSource::kExplicit) {

@@ -11,9 +11,13 @@
 namespace troupe {
 namespace {
 
-constexpr int kSchemaVersion = 1;
-
-constexpr const char* kSchema = R"sql(
+// The schema is built by applying kMigrations in order: migration i takes a database from
+// user_version i to i + 1, each in one transaction with its version bump. A new database runs
+// them all, so a new and a migrated database are the same. Never edit a shipped migration;
+// append one.
+//
+// Version 1: characters, sessions, turns, memories.
+constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS characters (
   id TEXT PRIMARY KEY,
   card_json TEXT NOT NULL,
@@ -54,6 +58,23 @@ CREATE TABLE IF NOT EXISTS memories (
 );
 CREATE INDEX IF NOT EXISTS memories_by_session ON memories(session_id, id);
 )sql";
+
+// Version 2: every character, session and memory belongs to a tenant; the rows of a version 1
+// database belong to the anonymous tenant "". Turns belong to their session's tenant. Lookups
+// are by (tenant, id); the indexes serve per-tenant listing.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE characters ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE memories ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+CREATE INDEX characters_by_tenant ON characters(tenant, id);
+DROP INDEX IF EXISTS sessions_by_character;
+CREATE INDEX sessions_by_tenant ON sessions(tenant, id);
+CREATE INDEX sessions_by_tenant_character ON sessions(tenant, character_id, id);
+CREATE INDEX memories_by_tenant_character ON memories(tenant, character_id, scope, id);
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 absl::Status SqliteError(sqlite3* db, const char* what) {
   return absl::InternalError(absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db)));
@@ -148,6 +169,7 @@ int ClampLimit(int limit) { return limit <= 0 || limit > 1000 ? 1000 : limit; }
 
 SessionRecord ReadSession(const Statement& q) {
   SessionRecord s;
+  s.tenant = q.Text(6);
   s.id = q.Text(0);
   s.character_id = q.Text(1);
   s.user_id = q.Text(2);
@@ -158,7 +180,7 @@ SessionRecord ReadSession(const Statement& q) {
 }
 
 constexpr const char* kSessionColumns =
-    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms FROM sessions ";
+    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms, tenant FROM sessions ";
 
 MemoryRecord ReadMemory(const Statement& q) {
   MemoryRecord m;
@@ -174,12 +196,13 @@ MemoryRecord ReadMemory(const Statement& q) {
   m.importance = static_cast<float>(q.Double(9));
   m.wall_time_ms = q.Int(10);
   if (!q.IsNull(11)) m.story_time = q.Int(11);
+  m.tenant = q.Text(12);
   return m;
 }
 
 constexpr const char* kMemoryColumns =
     "SELECT id, scope, character_id, user_id, session_id, turn_index, text, embedding, emotion, "
-    "importance, wall_time_ms, story_time FROM memories ";
+    "importance, wall_time_ms, story_time, tenant FROM memories ";
 
 }  // namespace
 
@@ -203,40 +226,58 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     }
   }
   TROUPE_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
-  Statement version(db, "PRAGMA user_version");
-  TROUPE_RETURN_IF_ERROR(version.status());
-  if (version.Step() != SQLITE_ROW) return SqliteError(db, "user_version");
-  const int64_t found = version.Int(0);
+  int64_t found = 0;
+  {  // finalized before migrating: DROP and ALTER fail while a statement is pending
+    Statement version(db, "PRAGMA user_version");
+    TROUPE_RETURN_IF_ERROR(version.status());
+    if (version.Step() != SQLITE_ROW) return SqliteError(db, "user_version");
+    found = version.Int(0);
+  }
   if (found > kSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, " has schema version ", found, "; this troupe reads up to ", kSchemaVersion));
   }
-  TROUPE_RETURN_IF_ERROR(Exec(db, kSchema));
-  TROUPE_RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
+  for (int64_t v = found; v < kSchemaVersion; ++v) {
+    Transaction txn(db);
+    TROUPE_RETURN_IF_ERROR(txn.status());
+    if (absl::Status migrated = Exec(db, kMigrations[v]); !migrated.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot migrate ", path, " from schema version ", v, " to ", v + 1, ": ", migrated.message()));
+    }
+    TROUPE_RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA user_version=", v + 1).c_str()));
+    TROUPE_RETURN_IF_ERROR(txn.Commit());
+  }
   return store;
 }
 
 SqliteStore::~SqliteStore() { sqlite3_close_v2(db_); }
 
-absl::Status SqliteStore::PutCharacter(const CharacterRecord& c) {
+absl::Status SqliteStore::PutCharacter(const std::string& tenant, const CharacterRecord& c) {
   absl::MutexLock lock(&mu_);
+  // The upsert's WHERE leaves another tenant's row alone, and changes nothing.
   Statement q(db_,
-              "INSERT INTO characters (id, card_json, create_time_ms, update_time_ms) VALUES (?, ?, ?, ?) "
+              "INSERT INTO characters (id, card_json, create_time_ms, update_time_ms, tenant) "
+              "VALUES (?, ?, ?, ?, ?) "
               "ON CONFLICT(id) DO UPDATE SET card_json = excluded.card_json, "
-              "update_time_ms = excluded.update_time_ms");
+              "update_time_ms = excluded.update_time_ms WHERE characters.tenant = excluded.tenant");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, c.id);
   q.Bind(2, c.card_json);
   q.Bind(3, c.create_time_ms);
   q.Bind(4, c.update_time_ms);
-  return q.Run();
+  q.Bind(5, tenant);
+  TROUPE_RETURN_IF_ERROR(q.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("character ", c.id, " not found"));
+  return absl::OkStatus();
 }
 
-absl::StatusOr<CharacterRecord> SqliteStore::GetCharacter(const std::string& id) {
+absl::StatusOr<CharacterRecord> SqliteStore::GetCharacter(const std::string& tenant, const std::string& id) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "SELECT id, card_json, create_time_ms, update_time_ms FROM characters WHERE id = ?");
+  Statement q(db_,
+              "SELECT id, card_json, create_time_ms, update_time_ms FROM characters WHERE id = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, id);
+  q.Bind(2, tenant);
   const int rc = q.Step();
   if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("character ", id, " not found"));
   if (rc != SQLITE_ROW) return SqliteError(db_, "get character");
@@ -244,14 +285,16 @@ absl::StatusOr<CharacterRecord> SqliteStore::GetCharacter(const std::string& id)
                          .update_time_ms = q.Int(3)};
 }
 
-absl::StatusOr<std::vector<CharacterRecord>> SqliteStore::ListCharacters(const PageRequest& page) {
+absl::StatusOr<std::vector<CharacterRecord>> SqliteStore::ListCharacters(const std::string& tenant,
+                                                                         const PageRequest& page) {
   absl::MutexLock lock(&mu_);
   Statement q(db_,
-              "SELECT id, card_json, create_time_ms, update_time_ms FROM characters WHERE id > ? "
-              "ORDER BY id LIMIT ?");
+              "SELECT id, card_json, create_time_ms, update_time_ms FROM characters "
+              "WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?");
   TROUPE_RETURN_IF_ERROR(q.status());
-  q.Bind(1, page.after_id);
-  q.Bind(2, static_cast<int64_t>(ClampLimit(page.limit)));
+  q.Bind(1, tenant);
+  q.Bind(2, page.after_id);
+  q.Bind(3, static_cast<int64_t>(ClampLimit(page.limit)));
   std::vector<CharacterRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
@@ -262,44 +305,53 @@ absl::StatusOr<std::vector<CharacterRecord>> SqliteStore::ListCharacters(const P
   return out;
 }
 
-absl::Status SqliteStore::DeleteCharacter(const std::string& id) {
+absl::Status SqliteStore::DeleteCharacter(const std::string& tenant, const std::string& id) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
-  Statement used(db_, "SELECT COUNT(*) FROM sessions WHERE character_id = ?");
+  Statement owned(db_, "SELECT 1 FROM characters WHERE id = ? AND tenant = ?");
+  TROUPE_RETURN_IF_ERROR(owned.status());
+  owned.Bind(1, id);
+  owned.Bind(2, tenant);
+  if (owned.Step() != SQLITE_ROW) return absl::NotFoundError(absl::StrCat("character ", id, " not found"));
+  // A session of a character is always its tenant's (CreateSession checks).
+  Statement used(db_, "SELECT COUNT(*) FROM sessions WHERE tenant = ? AND character_id = ?");
   TROUPE_RETURN_IF_ERROR(used.status());
-  used.Bind(1, id);
+  used.Bind(1, tenant);
+  used.Bind(2, id);
   if (used.Step() != SQLITE_ROW) return SqliteError(db_, "count sessions");
   if (const int64_t n = used.Int(0); n > 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "character ", id, " is used by ", n, " session(s); delete them first"));
   }
-  Statement del(db_, "DELETE FROM characters WHERE id = ?");
+  Statement del(db_, "DELETE FROM characters WHERE id = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(del.status());
   del.Bind(1, id);
+  del.Bind(2, tenant);
   TROUPE_RETURN_IF_ERROR(del.Run());
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("character ", id, " not found"));
-  Statement mem(db_, "DELETE FROM memories WHERE character_id = ? AND scope = ?");
+  Statement mem(db_, "DELETE FROM memories WHERE tenant = ? AND character_id = ? AND scope = ?");
   TROUPE_RETURN_IF_ERROR(mem.status());
-  mem.Bind(1, id);
-  mem.Bind(2, static_cast<int64_t>(MemoryScope::kCharacter));
+  mem.Bind(1, tenant);
+  mem.Bind(2, id);
+  mem.Bind(3, static_cast<int64_t>(MemoryScope::kCharacter));
   TROUPE_RETURN_IF_ERROR(mem.Run());
   return txn.Commit();
 }
 
-absl::Status SqliteStore::CreateSession(const SessionRecord& s) {
+absl::Status SqliteStore::CreateSession(const std::string& tenant, const SessionRecord& s) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
-  Statement character(db_, "SELECT 1 FROM characters WHERE id = ?");
+  Statement character(db_, "SELECT 1 FROM characters WHERE id = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(character.status());
   character.Bind(1, s.character_id);
+  character.Bind(2, tenant);
   if (character.Step() != SQLITE_ROW) {
     return absl::NotFoundError(absl::StrCat("character ", s.character_id, " not found"));
   }
   Statement q(db_,
-              "INSERT INTO sessions (id, character_id, user_id, setup_json, mood, create_time_ms) "
-              "VALUES (?, ?, ?, ?, ?, ?)");
+              "INSERT INTO sessions (id, character_id, user_id, setup_json, mood, create_time_ms, tenant) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, s.id);
   q.Bind(2, s.character_id);
@@ -307,6 +359,7 @@ absl::Status SqliteStore::CreateSession(const SessionRecord& s) {
   q.Bind(4, s.setup_json);
   q.BindFloats(5, s.mood.data(), s.mood.size());
   q.Bind(6, s.create_time_ms);
+  q.Bind(7, tenant);
   if (q.Step() != SQLITE_DONE) {
     if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
       return absl::AlreadyExistsError(absl::StrCat("session ", s.id, " exists"));
@@ -316,27 +369,33 @@ absl::Status SqliteStore::CreateSession(const SessionRecord& s) {
   return txn.Commit();
 }
 
-absl::StatusOr<SessionRecord> SqliteStore::GetSession(const std::string& id) {
+absl::StatusOr<SessionRecord> SqliteStore::GetSession(const std::string& tenant, const std::string& id) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, absl::StrCat(kSessionColumns, "WHERE id = ?").c_str());
+  Statement q(db_, absl::StrCat(kSessionColumns, "WHERE id = ? AND tenant = ?").c_str());
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, id);
+  q.Bind(2, tenant);
   const int rc = q.Step();
   if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
   if (rc != SQLITE_ROW) return SqliteError(db_, "get session");
   return ReadSession(q);
 }
 
-absl::StatusOr<std::vector<SessionRecord>> SqliteStore::ListSessions(const std::string& character_id,
+absl::StatusOr<std::vector<SessionRecord>> SqliteStore::ListSessions(const std::string& tenant,
+                                                                     const std::string& character_id,
                                                                      const PageRequest& page) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, absl::StrCat(kSessionColumns,
-                                "WHERE id > ?1 AND (?2 = '' OR character_id = ?2) ORDER BY id LIMIT ?3")
+  // Two statements rather than "(?3 = '' OR character_id = ?3)", which no index serves.
+  Statement q(db_, absl::StrCat(kSessionColumns, character_id.empty()
+                                                     ? "WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?4"
+                                                     : "WHERE tenant = ?1 AND character_id = ?3 AND id > ?2 "
+                                                       "ORDER BY id LIMIT ?4")
                        .c_str());
   TROUPE_RETURN_IF_ERROR(q.status());
-  q.Bind(1, page.after_id);
-  q.Bind(2, character_id);
-  q.Bind(3, static_cast<int64_t>(ClampLimit(page.limit)));
+  q.Bind(1, tenant);
+  q.Bind(2, page.after_id);
+  if (!character_id.empty()) q.Bind(3, character_id);
+  q.Bind(4, static_cast<int64_t>(ClampLimit(page.limit)));
   std::vector<SessionRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadSession(q));
@@ -344,38 +403,62 @@ absl::StatusOr<std::vector<SessionRecord>> SqliteStore::ListSessions(const std::
   return out;
 }
 
-absl::Status SqliteStore::UpdateSessionSetup(const std::string& id, const std::string& setup_json) {
+absl::StatusOr<std::vector<SessionRecord>> SqliteStore::ListSessionsOfAllTenants(const PageRequest& page) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "UPDATE sessions SET setup_json = ? WHERE id = ?");
+  Statement q(db_, absl::StrCat(kSessionColumns, "WHERE id > ? ORDER BY id LIMIT ?").c_str());
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.Bind(1, page.after_id);
+  q.Bind(2, static_cast<int64_t>(ClampLimit(page.limit)));
+  std::vector<SessionRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadSession(q));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list sessions");
+  return out;
+}
+
+absl::Status SqliteStore::UpdateSessionSetup(const std::string& tenant, const std::string& id,
+                                             const std::string& setup_json) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, "UPDATE sessions SET setup_json = ? WHERE id = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, setup_json);
   q.Bind(2, id);
+  q.Bind(3, tenant);
   TROUPE_RETURN_IF_ERROR(q.Run());
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::DeleteSession(const std::string& id) {
+absl::Status SqliteStore::DeleteSession(const std::string& tenant, const std::string& id) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
-  Statement del(db_, "DELETE FROM sessions WHERE id = ?");  // turns cascade
+  Statement del(db_, "DELETE FROM sessions WHERE id = ? AND tenant = ?");  // turns cascade
   TROUPE_RETURN_IF_ERROR(del.status());
   del.Bind(1, id);
+  del.Bind(2, tenant);
   TROUPE_RETURN_IF_ERROR(del.Run());
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
-  Statement mem(db_, "DELETE FROM memories WHERE session_id = ? AND scope = ?");
+  Statement mem(db_, "DELETE FROM memories WHERE session_id = ? AND scope = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(mem.status());
   mem.Bind(1, id);
   mem.Bind(2, static_cast<int64_t>(MemoryScope::kSession));
+  mem.Bind(3, tenant);
   TROUPE_RETURN_IF_ERROR(mem.Run());
   return txn.Commit();
 }
 
-absl::Status SqliteStore::AppendTurn(const TurnRecord& t) {
+absl::Status SqliteStore::AppendTurn(const std::string& tenant, const TurnRecord& t) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement owned(db_, "SELECT 1 FROM sessions WHERE id = ? AND tenant = ?");
+  TROUPE_RETURN_IF_ERROR(owned.status());
+  owned.Bind(1, t.session_id);
+  owned.Bind(2, tenant);
+  if (owned.Step() != SQLITE_ROW) {
+    return absl::NotFoundError(absl::StrCat("session ", t.session_id, " not found"));
+  }
   Statement next(db_, "SELECT COUNT(*) FROM turns WHERE session_id = ?");
   TROUPE_RETURN_IF_ERROR(next.status());
   next.Bind(1, t.session_id);
@@ -403,24 +486,29 @@ absl::Status SqliteStore::AppendTurn(const TurnRecord& t) {
   return txn.Commit();
 }
 
-absl::Status SqliteStore::UpdateSessionMood(const std::string& id, const std::array<float, 8>& mood) {
+absl::Status SqliteStore::UpdateSessionMood(const std::string& tenant, const std::string& id,
+                                            const std::array<float, 8>& mood) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "UPDATE sessions SET mood = ? WHERE id = ?");
+  Statement q(db_, "UPDATE sessions SET mood = ? WHERE id = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.BindFloats(1, mood.data(), mood.size());
   q.Bind(2, id);
+  q.Bind(3, tenant);
   TROUPE_RETURN_IF_ERROR(q.Run());
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string& session_id) {
+absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string& tenant,
+                                                               const std::string& session_id) {
   absl::MutexLock lock(&mu_);
   Statement q(db_,
-              "SELECT session_id, turn_index, user_text, context_text, reply_text, time_ms FROM turns "
-              "WHERE session_id = ? ORDER BY turn_index");
+              "SELECT t.session_id, t.turn_index, t.user_text, t.context_text, t.reply_text, t.time_ms "
+              "FROM turns t JOIN sessions s ON s.id = t.session_id "
+              "WHERE t.session_id = ? AND s.tenant = ? ORDER BY t.turn_index");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, session_id);
+  q.Bind(2, tenant);
   std::vector<TurnRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
@@ -432,35 +520,40 @@ absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string
   return out;
 }
 
-absl::StatusOr<int64_t> SqliteStore::AddMemory(const MemoryRecord& m) {
+absl::StatusOr<int64_t> SqliteStore::AddMemory(const std::string& tenant, const MemoryRecord& m) {
   absl::MutexLock lock(&mu_);
-  return InsertMemoryLocked(m);
+  return InsertMemoryLocked(tenant, m);
 }
 
-absl::Status SqliteStore::ReplaceCharacterMemories(const std::string& character_id,
+absl::Status SqliteStore::ReplaceCharacterMemories(const std::string& tenant, const std::string& character_id,
                                                    const std::vector<MemoryRecord>& memories) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
-  Statement del(db_, "DELETE FROM memories WHERE character_id = ? AND scope = ?");
+  Statement del(db_, "DELETE FROM memories WHERE tenant = ? AND character_id = ? AND scope = ?");
   TROUPE_RETURN_IF_ERROR(del.status());
-  del.Bind(1, character_id);
-  del.Bind(2, static_cast<int64_t>(MemoryScope::kCharacter));
+  del.Bind(1, tenant);
+  del.Bind(2, character_id);
+  del.Bind(3, static_cast<int64_t>(MemoryScope::kCharacter));
   TROUPE_RETURN_IF_ERROR(del.Run());
   for (MemoryRecord m : memories) {
     m.scope = MemoryScope::kCharacter;
     m.character_id = character_id;
-    TROUPE_RETURN_IF_ERROR(InsertMemoryLocked(m).status());
+    TROUPE_RETURN_IF_ERROR(InsertMemoryLocked(tenant, m).status());
   }
   return txn.Commit();
 }
 
-absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListCharacterMemories(const std::string& character_id) {
+absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListCharacterMemories(const std::string& tenant,
+                                                                             const std::string& character_id) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, absl::StrCat(kMemoryColumns, "WHERE character_id = ? AND scope = ? ORDER BY id").c_str());
+  Statement q(db_, absl::StrCat(kMemoryColumns,
+                                "WHERE tenant = ? AND character_id = ? AND scope = ? ORDER BY id")
+                       .c_str());
   TROUPE_RETURN_IF_ERROR(q.status());
-  q.Bind(1, character_id);
-  q.Bind(2, static_cast<int64_t>(MemoryScope::kCharacter));
+  q.Bind(1, tenant);
+  q.Bind(2, character_id);
+  q.Bind(3, static_cast<int64_t>(MemoryScope::kCharacter));
   std::vector<MemoryRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadMemory(q));
@@ -468,11 +561,11 @@ absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListCharacterMemories(con
   return out;
 }
 
-absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const MemoryRecord& m) {
+absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const std::string& tenant, const MemoryRecord& m) {
   Statement q(db_,
               "INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, "
-              "embedding, emotion, importance, wall_time_ms, story_time) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+              "embedding, emotion, importance, wall_time_ms, story_time, tenant) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, static_cast<int64_t>(m.scope));
   q.Bind(2, m.character_id);
@@ -489,6 +582,7 @@ absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const MemoryRecord& m) {
   } else {
     q.BindNull(11);
   }
+  q.Bind(12, tenant);
   TROUPE_RETURN_IF_ERROR(q.Run());
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
@@ -504,11 +598,13 @@ absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListMemories() {
   return out;
 }
 
-absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListSessionMemories(const std::string& session_id) {
+absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListSessionMemories(const std::string& tenant,
+                                                                           const std::string& session_id) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, absl::StrCat(kMemoryColumns, "WHERE session_id = ? ORDER BY id").c_str());
+  Statement q(db_, absl::StrCat(kMemoryColumns, "WHERE session_id = ? AND tenant = ? ORDER BY id").c_str());
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, session_id);
+  q.Bind(2, tenant);
   std::vector<MemoryRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadMemory(q));

@@ -3,8 +3,10 @@
 // never block the writer. One connection, serialised by a mutex: the role-play layer's writes
 // are a few per chat turn, far below what one connection sustains.
 //
-// Schema (version 1, in sqlite_store.cc): characters, sessions, turns, memories. Vectors are
-// stored as little-endian float32 BLOBs.
+// Schema (version 2, in sqlite_store.cc, built by numbered migrations kept in user_version):
+// characters, sessions, turns, memories; characters, sessions and memories carry their tenant
+// (a version 1 database is migrated on open, its rows going to the anonymous tenant ""). Vectors
+// are stored as little-endian float32 BLOBs.
 #pragma once
 
 #include <memory>
@@ -20,39 +22,46 @@ namespace troupe {
 
 class SqliteStore final : public Store {
  public:
-  // Opens or creates the database at `path` (its folder must exist) and applies the schema.
-  // kFailedPrecondition for a file that is not a troupe database or has a newer schema.
+  // Opens or creates the database at `path` (its folder must exist) and applies the schema,
+  // migrating an older one. kFailedPrecondition for a file that is not a troupe database, has a
+  // newer schema or cannot be migrated.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   ~SqliteStore() override;
 
-  absl::Status PutCharacter(const CharacterRecord& character) override;
-  absl::StatusOr<CharacterRecord> GetCharacter(const std::string& id) override;
-  absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(const PageRequest& page) override;
-  absl::Status DeleteCharacter(const std::string& id) override;
+  absl::Status PutCharacter(const std::string& tenant, const CharacterRecord& character) override;
+  absl::StatusOr<CharacterRecord> GetCharacter(const std::string& tenant, const std::string& id) override;
+  absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(const std::string& tenant,
+                                                              const PageRequest& page) override;
+  absl::Status DeleteCharacter(const std::string& tenant, const std::string& id) override;
 
-  absl::Status CreateSession(const SessionRecord& session) override;
-  absl::StatusOr<SessionRecord> GetSession(const std::string& id) override;
-  absl::StatusOr<std::vector<SessionRecord>> ListSessions(const std::string& character_id,
+  absl::Status CreateSession(const std::string& tenant, const SessionRecord& session) override;
+  absl::StatusOr<SessionRecord> GetSession(const std::string& tenant, const std::string& id) override;
+  absl::StatusOr<std::vector<SessionRecord>> ListSessions(const std::string& tenant,
+                                                          const std::string& character_id,
                                                           const PageRequest& page) override;
-  absl::Status UpdateSessionSetup(const std::string& id, const std::string& setup_json) override;
-  absl::Status DeleteSession(const std::string& id) override;
+  absl::StatusOr<std::vector<SessionRecord>> ListSessionsOfAllTenants(const PageRequest& page) override;
+  absl::Status UpdateSessionSetup(const std::string& tenant, const std::string& id,
+                                  const std::string& setup_json) override;
+  absl::Status DeleteSession(const std::string& tenant, const std::string& id) override;
 
-  absl::Status AppendTurn(const TurnRecord& turn) override;
-  absl::Status UpdateSessionMood(const std::string& id, const std::array<float, 8>& mood) override;
-  absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string& session_id) override;
+  absl::Status AppendTurn(const std::string& tenant, const TurnRecord& turn) override;
+  absl::Status UpdateSessionMood(const std::string& tenant, const std::string& id,
+                                 const std::array<float, 8>& mood) override;
+  absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string& tenant,
+                                                    const std::string& session_id) override;
 
-  absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) override;
-  absl::Status ReplaceCharacterMemories(const std::string& character_id,
+  absl::StatusOr<int64_t> AddMemory(const std::string& tenant, const MemoryRecord& memory) override;
+  absl::Status ReplaceCharacterMemories(const std::string& tenant, const std::string& character_id,
                                         const std::vector<MemoryRecord>& memories) override;
-  absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(
-      const std::string& character_id) override;
+  absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(const std::string& tenant,
+                                                                  const std::string& character_id) override;
   absl::StatusOr<std::vector<MemoryRecord>> ListMemories() override;
-  absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(
-      const std::string& session_id) override;
+  absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(const std::string& tenant,
+                                                                const std::string& session_id) override;
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
-  absl::StatusOr<int64_t> InsertMemoryLocked(const MemoryRecord& memory)
+  absl::StatusOr<int64_t> InsertMemoryLocked(const std::string& tenant, const MemoryRecord& memory)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;

@@ -6,6 +6,13 @@
 // character_card.h), a session's setup as JSON text, a memory's vectors as float arrays. The
 // store validates nothing about their contents; callers validate input before storing it.
 //
+// Tenants: every record belongs to one tenant (the caller's API key's; "" = the anonymous tenant
+// of a server without keys). Every call that reads or writes a character, session, turn or
+// memory takes the tenant as its first argument and sees only that tenant's records: another
+// tenant's id answers kNotFound exactly like an unknown one. Ids are unique across tenants
+// (random, server-chosen). Only the two start-up listings (ListMemories,
+// ListSessionsOfAllTenants) cross tenants; their records say whose they are.
+//
 // Durability: a call that returns OK has committed; its effect survives the process being
 // killed at any later moment (kill -9), since commits are synced to disk before returning.
 //
@@ -32,9 +39,10 @@ struct CharacterRecord {
 };
 
 struct SessionRecord {
+  std::string tenant;  // filled in by reads; writes take the tenant argument instead
   std::string id;
   std::string character_id;
-  std::string user_id;     // the tenant/user the session belongs to ("" = anonymous)
+  std::string user_id;     // the tenant's user the session belongs to ("" = anonymous)
   std::string setup_json;  // persona, scenario, point in time, ... (server/session layer)
   std::array<float, 8> mood{};  // running Plutchik mood, updated after every turn
   int64_t create_time_ms = 0;
@@ -50,6 +58,7 @@ struct TurnRecord {
 };
 
 struct MemoryRecord {
+  std::string tenant;  // filled in by reads; writes take the tenant argument instead
   int64_t id = 0;  // assigned by AddMemory
   MemoryScope scope = MemoryScope::kSession;
   std::string character_id;
@@ -74,49 +83,62 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Inserts or replaces a character (same id: card and update time replaced).
-  [[nodiscard]] virtual absl::Status PutCharacter(const CharacterRecord& character) = 0;
-  // kNotFound for an unknown id.
-  [[nodiscard]] virtual absl::StatusOr<CharacterRecord> GetCharacter(const std::string& id) = 0;
+  // Inserts or replaces a character of `tenant` (same id: card and update time replaced).
+  // kNotFound when the id is another tenant's.
+  [[nodiscard]] virtual absl::Status PutCharacter(const std::string& tenant,
+                                                  const CharacterRecord& character) = 0;
+  // kNotFound for an unknown id (or another tenant's).
+  [[nodiscard]] virtual absl::StatusOr<CharacterRecord> GetCharacter(const std::string& tenant,
+                                                                     const std::string& id) = 0;
+  // The tenant's characters only.
   [[nodiscard]] virtual absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(
-      const PageRequest& page) = 0;
+      const std::string& tenant, const PageRequest& page) = 0;
   // Deletes the character and its kCharacter memories. kNotFound for an unknown id;
   // kFailedPrecondition while sessions still use it.
-  [[nodiscard]] virtual absl::Status DeleteCharacter(const std::string& id) = 0;
+  [[nodiscard]] virtual absl::Status DeleteCharacter(const std::string& tenant, const std::string& id) = 0;
 
-  // kAlreadyExists for a taken id; kNotFound when the character does not exist.
-  [[nodiscard]] virtual absl::Status CreateSession(const SessionRecord& session) = 0;
-  [[nodiscard]] virtual absl::StatusOr<SessionRecord> GetSession(const std::string& id) = 0;
-  // Sessions of one character when character_id is not empty, else all.
+  // kAlreadyExists for a taken id; kNotFound when the character is not the tenant's.
+  [[nodiscard]] virtual absl::Status CreateSession(const std::string& tenant,
+                                                   const SessionRecord& session) = 0;
+  [[nodiscard]] virtual absl::StatusOr<SessionRecord> GetSession(const std::string& tenant,
+                                                                 const std::string& id) = 0;
+  // The tenant's sessions of one character when character_id is not empty, else all of them.
   [[nodiscard]] virtual absl::StatusOr<std::vector<SessionRecord>> ListSessions(
-      const std::string& character_id, const PageRequest& page) = 0;
+      const std::string& tenant, const std::string& character_id, const PageRequest& page) = 0;
+  // Every tenant's sessions, ordered by id (the server's start-up backfill of memories).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<SessionRecord>> ListSessionsOfAllTenants(
+      const PageRequest& page) = 0;
   // Replaces setup_json (kNotFound for an unknown id).
-  [[nodiscard]] virtual absl::Status UpdateSessionSetup(const std::string& id,
+  [[nodiscard]] virtual absl::Status UpdateSessionSetup(const std::string& tenant, const std::string& id,
                                                         const std::string& setup_json) = 0;
   // Deletes the session, its turns and its kSession memories; memories of wider scopes stay.
-  [[nodiscard]] virtual absl::Status DeleteSession(const std::string& id) = 0;
+  [[nodiscard]] virtual absl::Status DeleteSession(const std::string& tenant, const std::string& id) = 0;
 
   // Appends turn `turn.turn_index`, which must be the session's next (kFailedPrecondition
   // otherwise; kNotFound for an unknown session).
-  [[nodiscard]] virtual absl::Status AppendTurn(const TurnRecord& turn) = 0;
-  [[nodiscard]] virtual absl::Status UpdateSessionMood(const std::string& id,
+  [[nodiscard]] virtual absl::Status AppendTurn(const std::string& tenant, const TurnRecord& turn) = 0;
+  [[nodiscard]] virtual absl::Status UpdateSessionMood(const std::string& tenant, const std::string& id,
                                                        const std::array<float, 8>& mood) = 0;
-  // All turns of a session, oldest first.
+  // All turns of a session, oldest first (none for another tenant's session).
   [[nodiscard]] virtual absl::StatusOr<std::vector<TurnRecord>> ListTurns(
-      const std::string& session_id) = 0;
+      const std::string& tenant, const std::string& session_id) = 0;
 
-  // Stores a memory and returns its id.
-  [[nodiscard]] virtual absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) = 0;
+  // Stores a memory of `tenant` (memory.tenant is ignored) and returns its id.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AddMemory(const std::string& tenant,
+                                                          const MemoryRecord& memory) = 0;
   // Replaces the kCharacter memories of a character with these (ids assigned), atomically.
+  // kNotFound when the character is not the tenant's.
   [[nodiscard]] virtual absl::Status ReplaceCharacterMemories(
-      const std::string& character_id, const std::vector<MemoryRecord>& memories) = 0;
+      const std::string& tenant, const std::string& character_id,
+      const std::vector<MemoryRecord>& memories) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(
-      const std::string& character_id) = 0;
-  // Every memory, oldest first (the server builds its in-memory indexes from them at start).
+      const std::string& tenant, const std::string& character_id) = 0;
+  // Every tenant's memories, oldest first (the server builds its in-memory indexes from them at
+  // start); each record's tenant is set.
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListMemories() = 0;
   // Memories made from the turns of one session (any scope), oldest first.
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(
-      const std::string& session_id) = 0;
+      const std::string& tenant, const std::string& session_id) = 0;
 };
 
 }  // namespace troupe

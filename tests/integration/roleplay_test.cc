@@ -241,7 +241,7 @@ TEST_F(RolePlayTest, SessionSurvivesRestartAndRecallsEarlierTurns) {
   {
     auto store = SqliteStore::Open((dir_ / "troupe.db").string());
     ASSERT_TRUE(store.ok()) << store.status();
-    auto memories = (*store)->ListSessionMemories(session_id);
+    auto memories = (*store)->ListSessionMemories("", session_id);
     ASSERT_TRUE(memories.ok());
     ASSERT_EQ(memories->size(), 3u) << "one memory per turn";
     for (const MemoryRecord& m : *memories) {
@@ -342,7 +342,7 @@ TEST_F(RolePlayTest, AcknowledgedTurnSurvivesKill9) {
 
   auto store = SqliteStore::Open((dir_ / "troupe.db").string());
   ASSERT_TRUE(store.ok()) << store.status();
-  auto turns = (*store)->ListTurns(session_id);
+  auto turns = (*store)->ListTurns("", session_id);
   ASSERT_TRUE(turns.ok());
   ASSERT_EQ(turns->size(), 1u);
   EXPECT_EQ((*turns)[0].user_text, "Please remember the word 'heliotrope'.");

@@ -32,7 +32,7 @@ class MemoryServiceTest : public ::testing::Test {
     auto store = SqliteStore::Open(dir_.File("troupe.db"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    ASSERT_TRUE(store_->PutCharacter({.id = "mara", .card_json = "{}", .create_time_ms = 1, .update_time_ms = 1}).ok());
+    ASSERT_TRUE(store_->PutCharacter("", {.id = "mara", .card_json = "{}", .create_time_ms = 1, .update_time_ms = 1}).ok());
     for (const char* id : {"s1", "s2", "s3"}) {
       SessionRecord s;
       s.id = id;
@@ -40,7 +40,7 @@ class MemoryServiceTest : public ::testing::Test {
       s.user_id = std::string(id) == "s1" ? "" : (std::string(id) == "s2" ? "ash" : "bo");
       s.setup_json = "{}";
       s.mood = kNeutralEmotion;
-      ASSERT_TRUE(store_->CreateSession(s).ok());
+      ASSERT_TRUE(store_->CreateSession("", s).ok());
     }
   }
   void TearDown() override {
@@ -57,7 +57,7 @@ class MemoryServiceTest : public ::testing::Test {
                               const std::string& user, const std::string& reply, EmotionVector emotion,
                               std::optional<int64_t> story_time = std::nullopt) {
     TurnMemoryInput t;
-    t.keys = {.session_id = session, .character_id = "mara", .user_id = user_id};
+    t.keys = {.tenant = "", .session_id = session, .character_id = "mara", .user_id = user_id};
     t.turn_index = index;
     t.user_text = user;
     t.reply_text = reply;
@@ -68,9 +68,10 @@ class MemoryServiceTest : public ::testing::Test {
     return t;
   }
 
-  static RecallRequest Query(const std::string& session, const std::string& user_id, const std::string& text) {
+  static RecallRequest Query(const std::string& session, const std::string& user_id, const std::string& text,
+                             const std::string& tenant = "") {
     RecallRequest r;
-    r.keys = {.session_id = session, .character_id = "mara", .user_id = user_id};
+    r.keys = {.tenant = tenant, .session_id = session, .character_id = "mara", .user_id = user_id};
     r.query_text = text;
     r.options.k = 3;
     return r;
@@ -96,7 +97,7 @@ void RememberTurns(MemoryService& service, Store& store, const std::string& sess
     t.turn_index = i;
     t.user_text = turns[i].first;
     t.reply_text = turns[i].second;
-    ASSERT_TRUE(store.AppendTurn(t).ok());
+    ASSERT_TRUE(store.AppendTurn("", t).ok());
   }
   (void)service;
 }
@@ -123,11 +124,11 @@ TEST_F(MemoryServiceTest, RemembersTurnsAndRecallsByMeaning) {
   EXPECT_NE((*food)[0].text.find("Salted fish"), std::string::npos);
 
   // Stored: the same memories come back from the database, and the mood moved towards the turns.
-  auto stored = store_->ListSessionMemories("s1");
+  auto stored = store_->ListSessionMemories("", "s1");
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 3u);
   EXPECT_EQ((*stored)[1].emotion, kSad);
-  const EmotionVector mood = store_->GetSession("s1")->mood;
+  const EmotionVector mood = store_->GetSession("", "s1")->mood;
   EXPECT_GT(mood[0], 1.0f);  // joy rose from the neutral 1
   EXPECT_GT(mood[4], 1.0f);  // and sadness
 }
@@ -188,7 +189,7 @@ TEST_F(MemoryServiceTest, ReloadsFromTheStoreAndBackfillsMissingTurns) {
   auto service = NewService();
   service->Flush();
   EXPECT_EQ(service->num_memories(), 3);
-  auto stored = store_->ListSessionMemories("s1");
+  auto stored = store_->ListSessionMemories("", "s1");
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 3u);
   EXPECT_EQ((*stored)[1].turn_index, 1);
@@ -215,7 +216,7 @@ TEST_F(MemoryServiceTest, BackfillLargerThanTheQueueCapStillLoads) {
 TEST_F(MemoryServiceTest, CharacterExperiencesAreSharedAndReplaced) {
   auto service = NewService();
   ASSERT_TRUE(service->SetCharacterExperiences(
-                         "mara", {{.text = "Mara lost her first ship in the Narrows.", .story_time = 5,
+                         "", "mara", {{.text = "Mara lost her first ship in the Narrows.", .story_time = 5,
                                    .emotion = kSad},
                                   {.text = "Mara won the regatta of Vell.", .story_time = 7, .emotion = kJoyful}})
                   .ok());
@@ -224,14 +225,40 @@ TEST_F(MemoryServiceTest, CharacterExperiencesAreSharedAndReplaced) {
   ASSERT_FALSE(hits->empty());
   EXPECT_EQ((*hits)[0].scope, MemoryScope::kCharacter);
   EXPECT_NE((*hits)[0].text.find("Narrows"), std::string::npos);
-  ASSERT_TRUE(service->SetCharacterExperiences("mara", {{.text = "Mara never sailed.", .story_time = std::nullopt,
+  ASSERT_TRUE(service->SetCharacterExperiences("", "mara", {{.text = "Mara never sailed.", .story_time = std::nullopt,
                                                           .emotion = kSad}})
                   .ok());
   auto replaced = service->Recall(Query("s3", "bo", "Did you ever lose a ship?"));
   ASSERT_TRUE(replaced.ok());
   ASSERT_EQ(replaced->size(), 1u);
   EXPECT_EQ((*replaced)[0].text, "Mara never sailed.");
-  EXPECT_EQ(store_->ListCharacterMemories("mara")->size(), 1u);
+  EXPECT_EQ(store_->ListCharacterMemories("", "mara")->size(), 1u);
+}
+
+// Scope keys start with the tenant: a recall for another tenant naming the same user, session
+// and character ids finds none of this tenant's memories, of any scope, before or after a
+// reload from the store.
+TEST_F(MemoryServiceTest, AnotherTenantRecallsNothingWithTheSameIds) {
+  {
+    auto service = NewService();
+    ASSERT_TRUE(service->Remember(Turn("s2", "ash", 0, "My sister is called Wren.", "A fine name.", kJoyful)).ok());
+    ASSERT_TRUE(service->Remember(Turn("s1", "", 0, "I hid the key under the mat.", "Noted.", kJoyful)).ok());
+    ASSERT_TRUE(service->SetCharacterExperiences("", "mara", {{.text = "Mara lost her first ship.", .story_time = 5,
+                                                               .emotion = kSad}})
+                    .ok());
+    service->Flush();
+  }
+  auto service = NewService();  // indexes rebuilt from the store
+  ASSERT_EQ(service->num_memories(), 3);
+  for (const auto& [session, user] : {std::pair<std::string, std::string>{"s2", "ash"}, {"s1", ""}}) {
+    auto theirs = service->Recall(Query(session, user, "What is my sister called? Where is the key? A ship?", "other"));
+    ASSERT_TRUE(theirs.ok());
+    EXPECT_TRUE(theirs->empty()) << (*theirs)[0].text;
+  }
+  auto mine = service->Recall(Query("s2", "ash", "What is my sister called?"));
+  ASSERT_TRUE(mine.ok());
+  ASSERT_FALSE(mine->empty());
+  EXPECT_NE((*mine)[0].text.find("Wren"), std::string::npos);
 }
 
 }  // namespace

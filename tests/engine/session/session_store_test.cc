@@ -19,27 +19,46 @@ SessionStore::Turn T(std::string user, std::string reply) {
 
 TEST(SessionStoreTest, CreateGetDelete) {
   SessionStore store;
-  absl::StatusOr<Session> created = store.Create(Character{"Mira", "You are Mira, a bard."});
+  absl::StatusOr<Session> created = store.Create("", Character{"Mira", "You are Mira, a bard."});
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ(created->id.size(), 32u);
   EXPECT_EQ(created->id.find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_TRUE(created->history.empty());
 
-  absl::StatusOr<Session> got = store.Get(created->id);
+  absl::StatusOr<Session> got = store.Get("", created->id);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->character.name, "Mira");
   EXPECT_EQ(got->character.system_prompt, "You are Mira, a bard.");
   EXPECT_EQ(store.size(), 1);
 
-  EXPECT_TRUE(store.Delete(created->id).ok());
-  EXPECT_EQ(store.Get(created->id).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store.Delete(created->id).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store.Delete("", created->id).ok());
+  EXPECT_EQ(store.Get("", created->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Delete("", created->id).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store.size(), 0);
+}
+
+// An inline session is its creator's tenant's: another tenant's Get and Delete answer kNotFound,
+// worded as for an unknown id, and leave it alone.
+TEST(SessionStoreTest, AnotherTenantsSessionIsNotFound) {
+  SessionStore store;
+  absl::StatusOr<Session> created = store.Create("a", Character{"Mira", "secret system prompt"});
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->tenant, "a");
+  const absl::Status unknown = store.Get("b", "0123456789abcdef0123456789abcdef").status();
+  const absl::Status other = store.Get("b", created->id).status();
+  EXPECT_EQ(other.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Get("", created->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Delete("b", created->id).code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<Session> mine = store.Get("a", created->id);
+  ASSERT_TRUE(mine.ok());
+  EXPECT_EQ(mine->character.system_prompt, "secret system prompt");
+  EXPECT_TRUE(store.Delete("a", created->id).ok());
 }
 
 TEST(SessionStoreTest, EmptyNameBecomesAssistant) {
   SessionStore store;
-  absl::StatusOr<Session> created = store.Create(Character{});
+  absl::StatusOr<Session> created = store.Create("", Character{});
   ASSERT_TRUE(created.ok());
   EXPECT_EQ(created->character.name, "Assistant");
 }
@@ -47,27 +66,27 @@ TEST(SessionStoreTest, EmptyNameBecomesAssistant) {
 TEST(SessionStoreTest, IdsAreDistinct) {
   SessionStore store;
   std::set<SessionId> ids;
-  for (int i = 0; i < 100; ++i) ids.insert(store.Create(Character{"a", ""})->id);
+  for (int i = 0; i < 100; ++i) ids.insert(store.Create("", Character{"a", ""})->id);
   EXPECT_EQ(ids.size(), 100u);
 }
 
 TEST(SessionStoreTest, RefusesPastMaxSessions) {
   SessionStore store(SessionStoreOptions{.max_sessions = 2});
-  ASSERT_TRUE(store.Create(Character{"a", ""}).ok());
-  absl::StatusOr<Session> second = store.Create(Character{"b", ""});
+  ASSERT_TRUE(store.Create("", Character{"a", ""}).ok());
+  absl::StatusOr<Session> second = store.Create("", Character{"b", ""});
   ASSERT_TRUE(second.ok());
-  EXPECT_EQ(store.Create(Character{"c", ""}).status().code(),
+  EXPECT_EQ(store.Create("", Character{"c", ""}).status().code(),
             absl::StatusCode::kResourceExhausted);
-  ASSERT_TRUE(store.Delete(second->id).ok());
-  EXPECT_TRUE(store.Create(Character{"c", ""}).ok());
+  ASSERT_TRUE(store.Delete("", second->id).ok());
+  EXPECT_TRUE(store.Create("", Character{"c", ""}).ok());
 }
 
 TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
   SessionStore store;
-  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  const SessionId id = store.Create("", Character{"Mira", ""})->id;
   ASSERT_TRUE(store.AppendTurn(id, 0, T("hello", "hi there")).ok());
   ASSERT_TRUE(store.AppendTurn(id, 2, T("how are you?", "well")).ok());
-  const Session session = *store.Get(id);
+  const Session session = *store.Get("", id);
   ASSERT_EQ(session.history.size(), 4u);
   EXPECT_EQ(session.history[0].role, "user");
   EXPECT_EQ(session.history[0].content, "hello");
@@ -79,23 +98,23 @@ TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
 
 TEST(SessionStoreTest, AppendTurnFromStaleSnapshotIsAborted) {
   SessionStore store;
-  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  const SessionId id = store.Create("", Character{"Mira", ""})->id;
   ASSERT_TRUE(store.AppendTurn(id, 0, T("first", "reply")).ok());
   // A second turn rendered from the empty history finished later.
   EXPECT_EQ(store.AppendTurn(id, 0, T("second", "reply")).code(), absl::StatusCode::kAborted);
-  EXPECT_EQ(store.Get(id)->history.size(), 2u);
+  EXPECT_EQ(store.Get("", id)->history.size(), 2u);
 }
 
 TEST(SessionStoreTest, AppendTurnToDeletedSessionIsNotFound) {
   SessionStore store;
-  const SessionId id = store.Create(Character{"Mira", ""})->id;
-  ASSERT_TRUE(store.Delete(id).ok());
+  const SessionId id = store.Create("", Character{"Mira", ""})->id;
+  ASSERT_TRUE(store.Delete("", id).ok());
   EXPECT_EQ(store.AppendTurn(id, 0, T("x", "y")).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(SessionStoreTest, HistoryIsBounded) {
   SessionStore store(SessionStoreOptions{.max_sessions = 10, .max_history_messages = 4});
-  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  const SessionId id = store.Create("", Character{"Mira", ""})->id;
   ASSERT_TRUE(store.AppendTurn(id, 0, T("a", "b")).ok());
   ASSERT_TRUE(store.AppendTurn(id, 2, T("c", "d")).ok());
   EXPECT_EQ(store.AppendTurn(id, 4, T("e", "f")).code(), absl::StatusCode::kResourceExhausted);
@@ -103,7 +122,7 @@ TEST(SessionStoreTest, HistoryIsBounded) {
 
 TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
   SessionStore store;
-  const SessionId id = store.Create(Character{"Mira", ""})->id;
+  const SessionId id = store.Create("", Character{"Mira", ""})->id;
   // Each thread renders from a snapshot and appends against its version, retrying on kAborted,
   // as concurrent Chat RPCs on one session would.
   constexpr int kThreads = 4;
@@ -112,7 +131,7 @@ TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&store, &id, t] {
       for (int turn = 0; turn < kTurnsPerThread;) {
-        const size_t version = store.Get(id)->history.size();
+        const size_t version = store.Get("", id)->history.size();
         const std::string tag = std::to_string(t) + ":" + std::to_string(turn);
         const absl::Status status = store.AppendTurn(id, version, T("u" + tag, "a" + tag));
         if (status.ok()) ++turn;
@@ -121,7 +140,7 @@ TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
     });
   }
   for (std::thread& thread : threads) thread.join();
-  const Session session = *store.Get(id);
+  const Session session = *store.Get("", id);
   ASSERT_EQ(session.history.size(), 2u * kThreads * kTurnsPerThread);
   for (size_t i = 0; i < session.history.size(); i += 2) {
     EXPECT_EQ(session.history[i].role, "user");

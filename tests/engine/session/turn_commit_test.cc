@@ -14,55 +14,75 @@ namespace {
 // SessionStore and MemoryService use here is implemented; the rest answers kUnimplemented.
 class FakeStore final : public Store {
  public:
-  absl::Status PutCharacter(const CharacterRecord&) override { return Unused(); }
-  absl::StatusOr<CharacterRecord> GetCharacter(const std::string&) override { return Unused(); }
-  absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(const PageRequest&) override { return Unused(); }
-  absl::Status DeleteCharacter(const std::string&) override { return Unused(); }
+  absl::Status PutCharacter(const std::string&, const CharacterRecord&) override { return Unused(); }
+  absl::StatusOr<CharacterRecord> GetCharacter(const std::string&, const std::string&) override { return Unused(); }
+  absl::StatusOr<std::vector<CharacterRecord>> ListCharacters(const std::string&, const PageRequest&) override {
+    return Unused();
+  }
+  absl::Status DeleteCharacter(const std::string&, const std::string&) override { return Unused(); }
 
-  absl::Status CreateSession(const SessionRecord& session) override {
+  absl::Status CreateSession(const std::string& tenant, const SessionRecord& session) override {
     absl::MutexLock lock(&mu_);
     sessions_[session.id] = session;
+    sessions_[session.id].tenant = tenant;
     return absl::OkStatus();
   }
-  absl::StatusOr<SessionRecord> GetSession(const std::string& id) override {
+  absl::StatusOr<SessionRecord> GetSession(const std::string& tenant, const std::string& id) override {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(id);
-    if (it == sessions_.end()) return absl::NotFoundError(id);
+    if (it == sessions_.end() || it->second.tenant != tenant) return absl::NotFoundError(id);
     return it->second;
   }
-  absl::StatusOr<std::vector<SessionRecord>> ListSessions(const std::string&, const PageRequest&) override {
+  absl::StatusOr<std::vector<SessionRecord>> ListSessions(const std::string&, const std::string&,
+                                                          const PageRequest&) override {
+    return Unused();
+  }
+  absl::StatusOr<std::vector<SessionRecord>> ListSessionsOfAllTenants(const PageRequest&) override {
     return std::vector<SessionRecord>{};  // MemoryService::Load backfills nothing
   }
-  absl::Status UpdateSessionSetup(const std::string& id, const std::string& setup_json) override {
+  absl::Status UpdateSessionSetup(const std::string& tenant, const std::string& id,
+                                  const std::string& setup_json) override {
     absl::MutexLock lock(&mu_);
+    if (sessions_[id].tenant != tenant) return absl::NotFoundError(id);
     sessions_[id].setup_json = setup_json;
     return absl::OkStatus();
   }
-  absl::Status DeleteSession(const std::string&) override { return Unused(); }
-  absl::Status AppendTurn(const TurnRecord& turn) override {
+  absl::Status DeleteSession(const std::string&, const std::string&) override { return Unused(); }
+  absl::Status AppendTurn(const std::string& tenant, const TurnRecord& turn) override {
     absl::MutexLock lock(&mu_);
+    if (sessions_[turn.session_id].tenant != tenant) return absl::NotFoundError(turn.session_id);
     turns_.push_back(turn);
     return absl::OkStatus();
   }
-  absl::Status UpdateSessionMood(const std::string& id, const std::array<float, 8>& mood) override {
+  absl::Status UpdateSessionMood(const std::string& tenant, const std::string& id,
+                                 const std::array<float, 8>& mood) override {
     absl::MutexLock lock(&mu_);
+    if (sessions_[id].tenant != tenant) return absl::NotFoundError(id);
     sessions_[id].mood = mood;
     return absl::OkStatus();
   }
-  absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string&) override { return Unused(); }
+  absl::StatusOr<std::vector<TurnRecord>> ListTurns(const std::string&, const std::string&) override {
+    return Unused();
+  }
 
-  absl::StatusOr<int64_t> AddMemory(const MemoryRecord& memory) override {
+  absl::StatusOr<int64_t> AddMemory(const std::string& tenant, const MemoryRecord& memory) override {
     absl::MutexLock lock(&mu_);
     memories_.push_back(memory);
+    memories_.back().tenant = tenant;
     memories_.back().id = static_cast<int64_t>(memories_.size());
     return memories_.back().id;
   }
-  absl::Status ReplaceCharacterMemories(const std::string&, const std::vector<MemoryRecord>&) override {
+  absl::Status ReplaceCharacterMemories(const std::string&, const std::string&,
+                                        const std::vector<MemoryRecord>&) override {
     return Unused();
   }
-  absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(const std::string&) override { return Unused(); }
+  absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(const std::string&, const std::string&) override {
+    return Unused();
+  }
   absl::StatusOr<std::vector<MemoryRecord>> ListMemories() override { return std::vector<MemoryRecord>{}; }
-  absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(const std::string&) override { return Unused(); }
+  absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(const std::string&, const std::string&) override {
+    return Unused();
+  }
 
   std::vector<TurnRecord> turns() {
     absl::MutexLock lock(&mu_);
@@ -96,7 +116,7 @@ class FakeEmbedder final : public TextEmbedder {
 };
 
 Session InlineSession(SessionStore& sessions) {
-  absl::StatusOr<Session> session = sessions.Create(Character{"Bob", "Be brief."});
+  absl::StatusOr<Session> session = sessions.Create("", Character{"Bob", "Be brief."});
   EXPECT_TRUE(session.ok()) << session.status();
   return *session;
 }
@@ -131,6 +151,7 @@ TEST(TurnCommitTest, PendingTurnTakesTheSnapshotVersionAndThePlan) {
 
 TEST(TurnCommitTest, TurnMemoryCarriesTheSessionsKeysNamesAndTime) {
   Session session;
+  session.tenant = "acme";
   session.id = "s1";
   session.character_id = "c1";
   session.num_turns = 4;
@@ -143,6 +164,7 @@ TEST(TurnCommitTest, TurnMemoryCarriesTheSessionsKeysNamesAndTime) {
   const EmotionVector joy = {9, 5, 1, 1, 1, 1, 1, 5};
 
   const TurnMemoryInput memory = TurnMemoryFor(session, character, "Hello", joy);
+  EXPECT_EQ(memory.keys.tenant, "acme");
   EXPECT_EQ(memory.keys.session_id, "s1");
   EXPECT_EQ(memory.keys.character_id, "c1");
   EXPECT_EQ(memory.keys.user_id, "u7");
@@ -164,7 +186,7 @@ TEST(TurnCommitTest, EndOfTurnAndLengthKeepPromptAndReplyTokens) {
     ASSERT_TRUE(CommitTurn(sessions, nullptr, PendingTurnFor(session, "Hi", PlanWithPrompt({1, 2, 3})),
                            "Hello!", {8, 9}, reason)
                     .ok());
-    absl::StatusOr<Session> after = sessions.Get(session.id);
+    absl::StatusOr<Session> after = sessions.Get("", session.id);
     ASSERT_TRUE(after.ok());
     EXPECT_EQ(after->context_tokens, (std::vector<TokenId>{1, 2, 3, 8, 9})) << FinishReasonName(reason);
     ASSERT_EQ(after->history.size(), 2u);
@@ -184,13 +206,13 @@ TEST(TurnCommitTest, StopStringClearsTheContextTokens) {
   ASSERT_TRUE(CommitTurn(sessions, nullptr, PendingTurnFor(first, "Hi", PlanWithPrompt({1, 2})), "Hello!",
                          {3}, FinishReason::kEos)
                   .ok());
-  absl::StatusOr<Session> second = sessions.Get(first.id);
+  absl::StatusOr<Session> second = sessions.Get("", first.id);
   ASSERT_TRUE(second.ok());
   ASSERT_FALSE(second->context_tokens.empty());
   ASSERT_TRUE(CommitTurn(sessions, nullptr, PendingTurnFor(*second, "Bye", PlanWithPrompt({1, 2, 3, 4})),
                          "See you.", {5}, FinishReason::kStop)
                   .ok());
-  absl::StatusOr<Session> after = sessions.Get(first.id);
+  absl::StatusOr<Session> after = sessions.Get("", first.id);
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->context_tokens.empty());
   ASSERT_EQ(after->history.size(), 4u);
@@ -215,7 +237,7 @@ TEST(TurnCommitTest, TurnFromAStaleSnapshotIsAbortedWithoutSideEffects) {
   EXPECT_TRUE(absl::IsAborted(stale)) << stale;
   memory.Flush();
   EXPECT_TRUE(store.memories().empty());
-  absl::StatusOr<Session> after = sessions.Get(session.id);
+  absl::StatusOr<Session> after = sessions.Get("", session.id);
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->history.size(), 2u);
   EXPECT_EQ(after->history[1].content, "First.");
@@ -226,7 +248,7 @@ TEST(TurnCommitTest, TurnFromAStaleSnapshotIsAbortedWithoutSideEffects) {
 TEST(TurnCommitTest, DeletedSessionIsNotFound) {
   SessionStore sessions;
   const Session session = InlineSession(sessions);
-  ASSERT_TRUE(sessions.Delete(session.id).ok());
+  ASSERT_TRUE(sessions.Delete("", session.id).ok());
   PendingTurn turn = PendingTurnFor(session, "Hi", PlanWithPrompt({1}));
   turn.new_summary = "They met.";
   turn.new_summarized_turns = 1;
@@ -243,7 +265,7 @@ TEST(TurnCommitTest, FoldedSummaryIsSetWithTheTurn) {
   turn.new_summary = "They met at the harbour.";
   turn.new_summarized_turns = 3;
   ASSERT_TRUE(CommitTurn(sessions, nullptr, std::move(turn), "Hello", {2}, FinishReason::kEos).ok());
-  absl::StatusOr<Session> after = sessions.Get(session.id);
+  absl::StatusOr<Session> after = sessions.Get("", session.id);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->summary, "They met at the harbour.");
   EXPECT_EQ(after->summarized_turns, 3);
@@ -261,9 +283,10 @@ TEST(TurnCommitTest, DurableTurnIsStoredThenRemembered) {
   SessionSetup setup;
   setup.user_name = "Ash";
   setup.point_in_time = StoryTime{3, "dawn"};
-  absl::StatusOr<Session> session = sessions.CreateDurable("c1", "Mara", setup, "Ahoy.");
+  absl::StatusOr<Session> session = sessions.CreateDurable("acme", "c1", "Mara", setup, "Ahoy.");
   ASSERT_TRUE(session.ok()) << session.status();
   StoredCharacter character;
+  character.tenant = "acme";
   character.id = "c1";
   character.profile.name = "Mara";
   TurnPlan plan = PlanWithPrompt({1, 2});
@@ -284,7 +307,7 @@ TEST(TurnCommitTest, DurableTurnIsStoredThenRemembered) {
   EXPECT_EQ(turns[0].context_text, "[Mara remembers the reef]");
   EXPECT_EQ(turns[0].reply_text, "North.");
   EXPECT_NE(store.setup_json(session->id).find("Short."), std::string::npos);
-  absl::StatusOr<Session> after = sessions.Get(session->id);
+  absl::StatusOr<Session> after = sessions.Get("acme", session->id);
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->history.size(), 4u);  // greeting, user, context, reply
   EXPECT_EQ(after->history[2].role, "system");
@@ -294,6 +317,7 @@ TEST(TurnCommitTest, DurableTurnIsStoredThenRemembered) {
   memory.Flush();
   const std::vector<MemoryRecord> memories = store.memories();
   ASSERT_EQ(memories.size(), 1u);
+  EXPECT_EQ(memories[0].tenant, "acme");  // the session's tenant's, like the turn
   EXPECT_EQ(memories[0].text, "Ash: Where to?\nMara: North.");
   EXPECT_EQ(memories[0].session_id, session->id);
   EXPECT_EQ(memories[0].turn_index, 0);
@@ -308,7 +332,7 @@ TEST(TurnCommitTest, NoMemoryServiceStillCommits) {
   PendingTurn turn = PendingTurnFor(session, "Hi", PlanWithPrompt({1}));
   turn.remember = TurnMemoryInput{.keys = {.session_id = session.id}, .user_text = "Hi"};
   ASSERT_TRUE(CommitTurn(sessions, nullptr, std::move(turn), "Hello", {2}, FinishReason::kEos).ok());
-  absl::StatusOr<Session> after = sessions.Get(session.id);
+  absl::StatusOr<Session> after = sessions.Get("", session.id);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->num_turns, 1);
 }

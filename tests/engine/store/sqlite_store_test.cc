@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -12,6 +14,9 @@
 
 namespace troupe {
 namespace {
+
+// The tenant the single-tenant tests store under (the cross-tenant tests use others).
+const std::string kTenant = "acme";
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -56,117 +61,117 @@ MemoryRecord Memory(MemoryScope scope, const std::string& session_id, int turn) 
 
 TEST_F(SqliteStoreTest, CharactersPutGetListDelete) {
   auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(Character("b")).ok());
-  ASSERT_TRUE(store->PutCharacter(Character("a")).ok());
-  ASSERT_TRUE(store->PutCharacter(Character("c")).ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("b")).ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("a")).ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c")).ok());
   CharacterRecord updated = Character("b");
   updated.card_json = "{}";
   updated.create_time_ms = 5;  // ignored on update: the first create time stays
   updated.update_time_ms = 9000;
-  ASSERT_TRUE(store->PutCharacter(updated).ok());
-  auto b = store->GetCharacter("b");
+  ASSERT_TRUE(store->PutCharacter(kTenant, updated).ok());
+  auto b = store->GetCharacter(kTenant, "b");
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->card_json, "{}");
   EXPECT_EQ(b->create_time_ms, 1000);
   EXPECT_EQ(b->update_time_ms, 9000);
 
-  auto page1 = store->ListCharacters({.after_id = "", .limit = 2});
+  auto page1 = store->ListCharacters(kTenant, {.after_id = "", .limit = 2});
   ASSERT_TRUE(page1.ok());
   ASSERT_EQ(page1->size(), 2u);
   EXPECT_EQ((*page1)[0].id, "a");
   EXPECT_EQ((*page1)[1].id, "b");
-  auto page2 = store->ListCharacters({.after_id = "b", .limit = 2});
+  auto page2 = store->ListCharacters(kTenant, {.after_id = "b", .limit = 2});
   ASSERT_TRUE(page2.ok());
   ASSERT_EQ(page2->size(), 1u);
   EXPECT_EQ((*page2)[0].id, "c");
 
-  EXPECT_TRUE(store->DeleteCharacter("a").ok());
-  EXPECT_EQ(store->GetCharacter("a").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->DeleteCharacter("a").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->DeleteCharacter(kTenant, "a").ok());
+  EXPECT_EQ(store->GetCharacter(kTenant, "a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteCharacter(kTenant, "a").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, CharacterInUseCannotBeDeleted) {
   auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
-  ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
-  EXPECT_EQ(store->DeleteCharacter("c1").code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(store->DeleteSession("s1").ok());
-  EXPECT_TRUE(store->DeleteCharacter("c1").ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+  EXPECT_EQ(store->DeleteCharacter(kTenant, "c1").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store->DeleteSession(kTenant, "s1").ok());
+  EXPECT_TRUE(store->DeleteCharacter(kTenant, "c1").ok());
 }
 
 TEST_F(SqliteStoreTest, SessionsNeedTheirCharacterAndUniqueIds) {
   auto store = OpenStore();
-  EXPECT_EQ(store->CreateSession(SessionOf("s1", "nobody")).code(), absl::StatusCode::kNotFound);
-  ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
-  ASSERT_TRUE(store->PutCharacter(Character("c2")).ok());
-  ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
-  EXPECT_EQ(store->CreateSession(SessionOf("s1", "c2")).code(), absl::StatusCode::kAlreadyExists);
-  ASSERT_TRUE(store->CreateSession(SessionOf("s2", "c2")).ok());
-  ASSERT_TRUE(store->CreateSession(SessionOf("s3", "c1")).ok());
+  EXPECT_EQ(store->CreateSession(kTenant, SessionOf("s1", "nobody")).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c2")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+  EXPECT_EQ(store->CreateSession(kTenant, SessionOf("s1", "c2")).code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s2", "c2")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s3", "c1")).ok());
 
-  auto of_c1 = store->ListSessions("c1", {});
+  auto of_c1 = store->ListSessions(kTenant, "c1", {});
   ASSERT_TRUE(of_c1.ok());
   ASSERT_EQ(of_c1->size(), 2u);
   EXPECT_EQ((*of_c1)[0].id, "s1");
   EXPECT_EQ((*of_c1)[1].id, "s3");
-  auto all = store->ListSessions("", {});
+  auto all = store->ListSessions(kTenant, "", {});
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 3u);
 
-  ASSERT_TRUE(store->UpdateSessionSetup("s2", R"({"scenario":"a storm"})").ok());
-  auto s2 = store->GetSession("s2");
+  ASSERT_TRUE(store->UpdateSessionSetup(kTenant, "s2", R"({"scenario":"a storm"})").ok());
+  auto s2 = store->GetSession(kTenant, "s2");
   ASSERT_TRUE(s2.ok());
   EXPECT_EQ(s2->setup_json, R"({"scenario":"a storm"})");
   EXPECT_EQ(s2->mood, (std::array<float, 8>{5, 5, 1, 1, 1, 1, 1, 5}));
-  EXPECT_EQ(store->UpdateSessionSetup("nope", "{}").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->GetSession("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->UpdateSessionSetup(kTenant, "nope", "{}").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetSession(kTenant, "nope").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, TurnsAppendInOrderAndMoodUpdates) {
   auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
-  ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
   const std::array<float, 8> mood{8, 6, 1, 2, 1, 1, 1, 6};
-  ASSERT_TRUE(store->AppendTurn(Turn("s1", 0, "hi", "hello", 10))
+  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0, "hi", "hello", 10))
                   .ok());
   // A gap or a repeat is refused, and so is an unknown session.
-  EXPECT_EQ(store->AppendTurn(Turn("s1", 2)).code(),
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 2)).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->AppendTurn(Turn("s1", 0)).code(),
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 0)).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->AppendTurn(Turn("zz", 0)).code(),
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("zz", 0)).code(),
             absl::StatusCode::kNotFound);
-  ASSERT_TRUE(store->AppendTurn(Turn("s1", 1, "and?", "and so on", 20))
+  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 1, "and?", "and so on", 20))
                   .ok());
-  auto turns = store->ListTurns("s1");
+  auto turns = store->ListTurns(kTenant, "s1");
   ASSERT_TRUE(turns.ok());
   ASSERT_EQ(turns->size(), 2u);
   EXPECT_EQ((*turns)[0].reply_text, "hello");
   EXPECT_EQ((*turns)[1].user_text, "and?");
   EXPECT_EQ((*turns)[1].time_ms, 20);
   EXPECT_EQ((*turns)[1].context_text, "ctx and?");
-  ASSERT_TRUE(store->UpdateSessionMood("s1", mood).ok());
-  EXPECT_EQ(store->GetSession("s1")->mood, mood);
-  EXPECT_EQ(store->UpdateSessionMood("zz", mood).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->UpdateSessionMood(kTenant, "s1", mood).ok());
+  EXPECT_EQ(store->GetSession(kTenant, "s1")->mood, mood);
+  EXPECT_EQ(store->UpdateSessionMood(kTenant, "zz", mood).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, DeletingASessionKeepsWiderScopedMemories) {
   auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
-  ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
-  ASSERT_TRUE(store->AppendTurn(Turn("s1", 0)).ok());
-  auto m1 = store->AddMemory(Memory(MemoryScope::kSession, "s1", 0));
-  auto m2 = store->AddMemory(Memory(MemoryScope::kUserCharacter, "s1", 0));
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0)).ok());
+  auto m1 = store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 0));
+  auto m2 = store->AddMemory(kTenant, Memory(MemoryScope::kUserCharacter, "s1", 0));
   ASSERT_TRUE(m1.ok() && m2.ok());
   EXPECT_LT(*m1, *m2);
-  ASSERT_TRUE(store->DeleteSession("s1").ok());
-  EXPECT_TRUE(store->ListTurns("s1")->empty());
+  ASSERT_TRUE(store->DeleteSession(kTenant, "s1").ok());
+  EXPECT_TRUE(store->ListTurns(kTenant, "s1")->empty());
   auto left = store->ListMemories();
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].id, *m2);
   EXPECT_EQ((*left)[0].scope, MemoryScope::kUserCharacter);
-  EXPECT_EQ(store->DeleteSession("s1").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteSession(kTenant, "s1").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, MemoriesRoundTripEveryField) {
@@ -175,8 +180,8 @@ TEST_F(SqliteStoreTest, MemoriesRoundTripEveryField) {
   timed.story_time = 1204;
   MemoryRecord timeless = Memory(MemoryScope::kCharacter, "", -1);
   timeless.embedding = {};
-  ASSERT_TRUE(store->AddMemory(timed).ok());
-  ASSERT_TRUE(store->AddMemory(timeless).ok());
+  ASSERT_TRUE(store->AddMemory(kTenant, timed).ok());
+  ASSERT_TRUE(store->AddMemory(kTenant, timeless).ok());
   auto all = store->ListMemories();
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 2u);
@@ -192,7 +197,7 @@ TEST_F(SqliteStoreTest, MemoriesRoundTripEveryField) {
   EXPECT_EQ(a.story_time, std::optional<int64_t>(1204));
   EXPECT_FALSE((*all)[1].story_time.has_value());
   EXPECT_TRUE((*all)[1].embedding.empty());
-  auto of_s9 = store->ListSessionMemories("s9");
+  auto of_s9 = store->ListSessionMemories(kTenant, "s9");
   ASSERT_TRUE(of_s9.ok());
   EXPECT_EQ(of_s9->size(), 1u);
 }
@@ -200,15 +205,15 @@ TEST_F(SqliteStoreTest, MemoriesRoundTripEveryField) {
 TEST_F(SqliteStoreTest, EverythingSurvivesReopening) {
   {
     auto store = OpenStore();
-    ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
-    ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
-    ASSERT_TRUE(store->AppendTurn(Turn("s1", 0)).ok());
-    ASSERT_TRUE(store->AddMemory(Memory(MemoryScope::kSession, "s1", 0)).ok());
+    ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+    ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+    ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0)).ok());
+    ASSERT_TRUE(store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 0)).ok());
   }
   auto store = OpenStore();
-  EXPECT_TRUE(store->GetCharacter("c1").ok());
-  EXPECT_TRUE(store->GetSession("s1").ok());
-  EXPECT_EQ(store->ListTurns("s1")->size(), 1u);
+  EXPECT_TRUE(store->GetCharacter(kTenant, "c1").ok());
+  EXPECT_TRUE(store->GetSession(kTenant, "s1").ok());
+  EXPECT_EQ(store->ListTurns(kTenant, "s1")->size(), 1u);
   EXPECT_EQ(store->ListMemories()->size(), 1u);
 }
 
@@ -216,8 +221,8 @@ TEST_F(SqliteStoreTest, EverythingSurvivesReopening) {
 TEST_F(SqliteStoreTest, AcknowledgedTurnSurvivesKill9) {
   {
     auto store = OpenStore();
-    ASSERT_TRUE(store->PutCharacter(Character("c1")).ok());
-    ASSERT_TRUE(store->CreateSession(SessionOf("s1", "c1")).ok());
+    ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+    ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
   }
   const pid_t child = fork();
   ASSERT_GE(child, 0);
@@ -225,7 +230,7 @@ TEST_F(SqliteStoreTest, AcknowledgedTurnSurvivesKill9) {
     auto store = SqliteStore::Open(path_);
     if (!store.ok()) _exit(2);
     for (int i = 0; i < 5; ++i) {
-      if (!(*store)->AppendTurn(Turn("s1", i, "u", "acked " + std::to_string(i)))
+      if (!(*store)->AppendTurn(kTenant, Turn("s1", i, "u", "acked " + std::to_string(i)))
                .ok()) {
         _exit(3);
       }
@@ -238,10 +243,192 @@ TEST_F(SqliteStoreTest, AcknowledgedTurnSurvivesKill9) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
   EXPECT_EQ(WTERMSIG(status), SIGKILL);
   auto store = OpenStore();
-  auto turns = store->ListTurns("s1");
+  auto turns = store->ListTurns(kTenant, "s1");
   ASSERT_TRUE(turns.ok());
   ASSERT_EQ(turns->size(), 5u);
   EXPECT_EQ((*turns)[4].reply_text, "acked 4");
+}
+
+// Another tenant's ids answer kNotFound on every call, exactly as unknown ids do; listings and
+// the memories of a character, a session or a scope are the tenant's only.
+TEST_F(SqliteStoreTest, TenantsSeeOnlyTheirOwnRecords) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->PutCharacter("a", Character("ca")).ok());
+  ASSERT_TRUE(store->PutCharacter("b", Character("cb")).ok());
+  ASSERT_TRUE(store->CreateSession("a", SessionOf("sa", "ca")).ok());
+  ASSERT_TRUE(store->AppendTurn("a", Turn("sa", 0, "a's secret", "noted")).ok());
+  MemoryRecord memory = Memory(MemoryScope::kUserCharacter, "sa", 0);
+  memory.character_id = "ca";
+  ASSERT_TRUE(store->AddMemory("a", memory).ok());
+  MemoryRecord experience = Memory(MemoryScope::kCharacter, "", -1);
+  ASSERT_TRUE(store->ReplaceCharacterMemories("a", "ca", {experience}).ok());
+
+  // Characters: b cannot read, overwrite, list, delete or start a session with a's.
+  EXPECT_EQ(store->GetCharacter("b", "ca").status().code(), absl::StatusCode::kNotFound);
+  CharacterRecord hijack = Character("ca");
+  hijack.card_json = "{}";
+  EXPECT_EQ(store->PutCharacter("b", hijack).code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(store->GetCharacter("a", "ca")->card_json, "{}");
+  auto b_characters = store->ListCharacters("b", {});
+  ASSERT_TRUE(b_characters.ok());
+  ASSERT_EQ(b_characters->size(), 1u);
+  EXPECT_EQ((*b_characters)[0].id, "cb");
+  EXPECT_EQ(store->DeleteCharacter("b", "ca").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->CreateSession("b", SessionOf("sb", "ca")).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->ListCharacterMemories("b", "ca")->empty());
+  EXPECT_EQ(store->ListCharacterMemories("a", "ca")->size(), 1u);
+
+  // Sessions and their turns, mood and memories.
+  EXPECT_EQ(store->GetSession("b", "sa").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->ListSessions("b", "", {})->empty());
+  EXPECT_TRUE(store->ListSessions("b", "ca", {})->empty());
+  EXPECT_EQ(store->UpdateSessionSetup("b", "sa", "{}").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->UpdateSessionMood("b", "sa", {}).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->AppendTurn("b", Turn("sa", 1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->ListTurns("b", "sa")->empty());
+  EXPECT_TRUE(store->ListSessionMemories("b", "sa")->empty());
+  EXPECT_EQ(store->DeleteSession("b", "sa").code(), absl::StatusCode::kNotFound);
+
+  // a still has everything; the start-up listings carry the owner.
+  ASSERT_TRUE(store->GetSession("a", "sa").ok());
+  EXPECT_EQ(store->GetSession("a", "sa")->tenant, "a");
+  EXPECT_EQ(store->ListTurns("a", "sa")->size(), 1u);
+  EXPECT_EQ(store->ListSessions("a", "", {})->size(), 1u);
+  EXPECT_EQ(store->ListSessionMemories("a", "sa")->size(), 1u);
+  auto all_sessions = store->ListSessionsOfAllTenants({});
+  ASSERT_TRUE(all_sessions.ok());
+  ASSERT_EQ(all_sessions->size(), 1u);
+  EXPECT_EQ((*all_sessions)[0].tenant, "a");
+  auto all_memories = store->ListMemories();
+  ASSERT_TRUE(all_memories.ok());
+  ASSERT_EQ(all_memories->size(), 2u);
+  for (const MemoryRecord& m : *all_memories) EXPECT_EQ(m.tenant, "a");
+  // b replacing "its" experiences of a's character leaves a's alone.
+  ASSERT_TRUE(store->ReplaceCharacterMemories("b", "ca", {}).ok());
+  EXPECT_EQ(store->ListCharacterMemories("a", "ca")->size(), 1u);
+}
+
+// Per-tenant lookups and listings are served by indexes, not by scanning every tenant's rows.
+TEST_F(SqliteStoreTest, PerTenantQueriesUseIndexes) {
+  { auto store = OpenStore(); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  auto plan = [db](const char* sql) {
+    std::string out;
+    sqlite3_stmt* q = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, (std::string("EXPLAIN QUERY PLAN ") + sql).c_str(), -1, &q, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      out += reinterpret_cast<const char*>(sqlite3_column_text(q, 3));
+      out += "\n";
+    }
+    sqlite3_finalize(q);
+    return out;
+  };
+  for (const char* sql : {
+           "SELECT id FROM characters WHERE tenant = 'a' AND id > '' ORDER BY id LIMIT 10",
+           "SELECT id FROM sessions WHERE tenant = 'a' AND id > '' ORDER BY id LIMIT 10",
+           "SELECT id FROM sessions WHERE tenant = 'a' AND character_id = 'c' AND id > '' ORDER BY id",
+           "SELECT id FROM memories WHERE tenant = 'a' AND character_id = 'c' AND scope = 2 ORDER BY id",
+       }) {
+    const std::string p = plan(sql);
+    EXPECT_NE(p.find("USING"), std::string::npos) << sql << "\n" << p;
+    EXPECT_EQ(p.find("SCAN"), std::string::npos) << sql << "\n" << p;
+    EXPECT_EQ(p.find("TEMP B-TREE"), std::string::npos) << sql << "\n" << p;
+  }
+  sqlite3_close(db);
+}
+
+// A database written by schema version 1 (before tenants), made here with that version's own
+// SQL, opens under version 2: its rows belong to the anonymous tenant "", every record reads
+// back unchanged, and new tenants' records live beside them.
+TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseToTheAnonymousTenant) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* v1 = R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE characters (id TEXT PRIMARY KEY, card_json TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL, update_time_ms INTEGER NOT NULL);
+CREATE TABLE sessions (id TEXT PRIMARY KEY, character_id TEXT NOT NULL REFERENCES characters(id),
+  user_id TEXT NOT NULL, setup_json TEXT NOT NULL, mood BLOB NOT NULL, create_time_ms INTEGER NOT NULL);
+CREATE INDEX sessions_by_character ON sessions(character_id, id);
+CREATE TABLE turns (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  turn_index INTEGER NOT NULL, user_text TEXT NOT NULL, context_text TEXT NOT NULL,
+  reply_text TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (session_id, turn_index));
+CREATE TABLE memories (id INTEGER PRIMARY KEY AUTOINCREMENT, scope INTEGER NOT NULL,
+  character_id TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+  turn_index INTEGER NOT NULL, text TEXT NOT NULL, embedding BLOB NOT NULL, emotion BLOB NOT NULL,
+  importance REAL NOT NULL, wall_time_ms INTEGER NOT NULL, story_time INTEGER);
+CREATE INDEX memories_by_session ON memories(session_id, id);
+PRAGMA user_version=1;
+INSERT INTO characters VALUES ('c1', '{"spec":"chara_card_v3","data":{"name":"Old"}}', 100, 200);
+INSERT INTO sessions VALUES ('s1', 'c1', 'u1', '{"scenario":"old"}', x'0000a040', 300);
+INSERT INTO turns VALUES ('s1', 0, 'hello', '', 'hi there', 400);
+INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, embedding,
+  emotion, importance, wall_time_ms, story_time)
+  VALUES (1, 'c1', 'u1', 's1', 0, 'u: hello', x'0000803f', x'00000040', 6, 500, 12);
+)sql";
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, &error), SQLITE_OK) << error;
+    sqlite3_close(db);
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto character = store->GetCharacter("", "c1");
+  ASSERT_TRUE(character.ok()) << character.status();
+  EXPECT_EQ(character->card_json, R"({"spec":"chara_card_v3","data":{"name":"Old"}})");
+  EXPECT_EQ(character->update_time_ms, 200);
+  auto session = store->GetSession("", "s1");
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ(session->tenant, "");
+  EXPECT_EQ(session->user_id, "u1");
+  EXPECT_EQ(session->setup_json, R"({"scenario":"old"})");
+  EXPECT_FLOAT_EQ(session->mood[0], 5.0f);
+  auto turns = store->ListTurns("", "s1");
+  ASSERT_TRUE(turns.ok());
+  ASSERT_EQ(turns->size(), 1u);
+  EXPECT_EQ((*turns)[0].reply_text, "hi there");
+  auto memories = store->ListMemories();
+  ASSERT_TRUE(memories.ok());
+  ASSERT_EQ(memories->size(), 1u);
+  EXPECT_EQ((*memories)[0].tenant, "");
+  EXPECT_EQ((*memories)[0].scope, MemoryScope::kUserCharacter);
+  EXPECT_EQ((*memories)[0].story_time, std::optional<int64_t>(12));
+  EXPECT_EQ(store->ListCharacters("", {})->size(), 1u);
+  // The old rows are the anonymous tenant's only.
+  EXPECT_EQ(store->GetCharacter("acme", "c1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->ListSessions("acme", "", {})->empty());
+  // Written on: a new turn of the old session, a new tenant's character.
+  ASSERT_TRUE(store->AppendTurn("", Turn("s1", 1)).ok());
+  ASSERT_TRUE(store->PutCharacter("acme", Character("c2")).ok());
+  EXPECT_EQ(store->ListCharacters("acme", {})->size(), 1u);
+  store.reset();
+
+  // Migrated once: the version is now 2, and reopening changes nothing.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 2);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->ListTurns("", "s1")->size(), 2u);
+}
+
+// A database of a newer troupe is refused rather than misread.
+TEST_F(SqliteStoreTest, RefusesANewerSchema) {
+  { auto store = OpenStore(); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteStore::Open(path_);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
 }
 
 TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
