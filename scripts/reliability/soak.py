@@ -91,6 +91,7 @@ class Run:
 
     def __init__(self, args, protos, server, keys):
         self.args, self.pb, self.server, self.keys = args, protos, server, keys
+        self.actions = args.actions
         self.tally = Tally()
         self.registry = Registry()
         self.stop_at = None
@@ -399,8 +400,8 @@ class Worker:
         self.run.tally.add("cross_tenant_list", code="LEAKED" if seen & others else "OK")
 
     def loop(self):
-        names = [name for name, _ in ACTIONS]
-        weights = [weight for _, weight in ACTIONS]
+        names = [name for name, _ in self.run.actions]
+        weights = [weight for _, weight in self.run.actions]
         while time.monotonic() < self.run.stop_at:
             action = self.rng.choices(names, weights)[0]
             try:
@@ -434,6 +435,30 @@ def make_characters(run, stub):
                                             timeout=60, metadata=md).character_id)
         run.registry.characters[tenant] = ids
         run.registry.sessions.setdefault(tenant, set())
+
+
+def prime_kv(run, stub):
+    """Writes every KV block once before the load. The CPU backend allocates the KV cache
+    without touching it, so its pages become resident only as blocks are first used, and RSS
+    climbs by up to the whole cache (255 MiB by default) during a run without any leak. The
+    pool hands out never-used blocks before it evicts cached ones, so prompts that add up to
+    the pool's tokens, one after the other, touch all of it; then RSS growth measures leaks."""
+    pb = run.pb
+    metrics = run.server.metrics()
+    tokens_left = int(metrics.get("troupe:kv_blocks_total", 0)) * 16 + 256
+    md = run.metadata(sorted(run.keys)[0]) if run.keys else ()
+    info = stub.GetServerInfo(pb.GetServerInfoRequest(), timeout=60, metadata=md)
+    per_prompt = max(64, min(2048, info.context_length - 64))  # short prompts: less attention work
+    index = 0
+    while tokens_left > 0:
+        ids = [(index * 7919 + i * 104729) % 30000 + 1000 for i in range(min(per_prompt, tokens_left))]
+        request = pb.GenerateRequest(prompt_token_ids=ids,
+                                     sampling=pb.SamplingParams(max_tokens=1, temperature=0))
+        for _ in stub.Generate(request, timeout=900, metadata=md):
+            pass
+        tokens_left -= len(ids)
+        index += 1
+    return index
 
 
 def sample_loop(run, samples, t0):
@@ -518,6 +543,11 @@ def soak(args):
     run.channels = [grpc.insecure_channel(server.address) for _ in range(num_channels)]
     run.stubs = [troupe_rig.RolePlay(c, protos) for c in run.channels]
     make_characters(run, run.stubs[0])
+    if not args.no_prime:
+        prime_start = time.monotonic()
+        prompts = prime_kv(run, run.stubs[0])
+        print(f"soak: KV cache primed with {prompts} prompts in {time.monotonic() - prime_start:.0f} s; "
+              f"RSS {troupe_rig.rss_kib(server.pid) / 1024:.1f} MiB", flush=True)
     server.metrics()
     fds_idle_before = troupe_rig.fd_count(server.pid)
 
@@ -566,6 +596,7 @@ def soak(args):
         "duration_s": args.duration,
         "tenants_mode": tenants_mode,
         "counts": dict(run.tally.counts),
+        "plain_actions": [a for a in soak_report.PLAIN_ACTIONS if a in dict(args.actions)],
         "server_codes": server_codes(metrics),
         "server_alive": alive,
         "server_log_problems": log_problems(server.log_path),
@@ -644,8 +675,13 @@ def main():
                         help="extra troupe-server flag (repeatable), e.g. --server-arg=--threads=2")
     parser.add_argument("--stop-timeout", type=float, default=60.0,
                         help="seconds the server gets to exit after SIGTERM")
+    parser.add_argument("--actions", help="weights of the actions, e.g. chat=1,cancel=1 (to find "
+                        "which one a failure comes from); default: " +
+                        ",".join(f"{n}={w}" for n, w in ACTIONS))
     parser.add_argument("--samples-out", help="write the RSS/fd/thread samples to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--no-prime", action="store_true",
+                        help="do not write every KV block before the load (see prime_kv)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pb-dir", help=argparse.SUPPRESS)
     parser.add_argument("--child-method", help=argparse.SUPPRESS)
@@ -654,6 +690,18 @@ def main():
         return child(args)
     args.duration = args.seconds if args.seconds is not None else \
         (args.minutes if args.minutes is not None else 1.0) * 60
+    if args.actions:
+        known = dict(ACTIONS)
+        try:
+            args.actions = [(name, float(weight)) for name, weight in
+                            (part.split("=") for part in args.actions.split(","))]
+        except ValueError:
+            parser.error("--actions takes name=weight,...")
+        unknown = [name for name, _ in args.actions if name not in known]
+        if unknown:
+            parser.error(f"unknown actions {unknown}; known: {sorted(known)}")
+    else:
+        args.actions = ACTIONS
     if args.streams < 1 or args.duration <= 0:
         parser.error("--streams and the duration must be positive")
     return soak(args)
