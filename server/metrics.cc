@@ -42,6 +42,7 @@ constexpr char kGenerationTokens[] = "troupe:generation_tokens_total";
 constexpr char kPreemptions[] = "troupe:num_preemptions_total";
 constexpr char kEngineSteps[] = "troupe:engine_steps_total";
 constexpr char kSessions[] = "troupe:sessions_active";
+constexpr char kMemoryWritesPending[] = "troupe:memory_writes_pending";
 
 // ---- buckets (seconds; vLLM's) ----
 const std::vector<double>& TimeToFirstTokenBuckets() {
@@ -155,6 +156,11 @@ class EngineStatsCollector : public prometheus::Collectable {
     if (sources_.num_sessions) {
       families.push_back(OneValueFamily(kSessions, "Chat sessions held in memory.",
                                         MetricType::Gauge, sources_.num_sessions()));
+    }
+    if (sources_.memory_writes_pending) {
+      families.push_back(OneValueFamily(
+          kMemoryWritesPending, "Finished turns whose memory (embedding, rating) is not written yet.",
+          MetricType::Gauge, static_cast<double>(sources_.memory_writes_pending())));
     }
     return families;
   }

@@ -35,6 +35,7 @@ struct MetricsOptions {
 struct MetricsSources {
   std::function<EngineStats()> engine_stats;
   std::function<int()> num_sessions;
+  std::function<int64_t()> memory_writes_pending;  // unset: no memory service
 };
 
 // Owns the registry, the engine-stats collector and the HTTP exposer.

@@ -84,6 +84,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   MetricsSources sources;
   sources.engine_stats = [engine_ptr] { return engine_ptr->Stats(); };
   sources.num_sessions = [sessions_ptr] { return sessions_ptr->size(); };
+  if (MemoryService* memory_ptr = server->memory_.get()) {
+    sources.memory_writes_pending = [memory_ptr] { return memory_ptr->num_pending_writes(); };
+  }
   absl::StatusOr<std::unique_ptr<Metrics>> metrics =
       Metrics::Create(options.metrics, std::move(sources));
   if (!metrics.ok()) return metrics.status();

@@ -227,6 +227,11 @@ void MemoryService::Flush() {
   while (done_ < target) done_cv_.Wait(&queue_mu_);
 }
 
+int64_t MemoryService::num_pending_writes() const {
+  absl::MutexLock lock(&queue_mu_);
+  return queued_ - done_;
+}
+
 int64_t MemoryService::num_memories() const {
   absl::ReaderMutexLock lock(&mu_);
   return static_cast<int64_t>(entries_.size());

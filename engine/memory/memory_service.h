@@ -126,6 +126,8 @@ class MemoryService {
   void Flush();
 
   int64_t num_memories() const;
+  // Writes queued and not finished yet (the one being written included).
+  int64_t num_pending_writes() const ABSL_LOCKS_EXCLUDED(queue_mu_);
   const TextEmbedder& embedder() const { return *embedder_; }
 
  private:
@@ -162,7 +164,7 @@ class MemoryService {
   std::unordered_map<std::string, MemoryIndex> indexes_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<MemoryId, Entry> entries_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex queue_mu_;
+  mutable absl::Mutex queue_mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(queue_mu_);
   int64_t queued_ ABSL_GUARDED_BY(queue_mu_) = 0;
   int64_t done_ ABSL_GUARDED_BY(queue_mu_) = 0;

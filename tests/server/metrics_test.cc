@@ -45,6 +45,7 @@ MetricsSources FakeSources() {
     return stats;
   };
   sources.num_sessions = [] { return 7; };
+  sources.memory_writes_pending = [] { return int64_t{4}; };
   return sources;
 }
 
@@ -62,6 +63,7 @@ TEST(MetricsTest, PullsEngineStatsOnEveryScrape) {
   EXPECT_EQ(SampleValue(text, "troupe:prompt_tokens_total"), 1234);
   EXPECT_EQ(SampleValue(text, "troupe:generation_tokens_total"), 567);
   EXPECT_EQ(SampleValue(text, "troupe:sessions_active"), 7);
+  EXPECT_EQ(SampleValue(text, "troupe:memory_writes_pending"), 4);
   EXPECT_EQ(SampleValue(text, "troupe:num_preemptions_total"), 2);
   EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_queries_total"), 1000);
   EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_hits_total"), 960);
