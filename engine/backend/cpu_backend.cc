@@ -101,9 +101,10 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
     layer.w_down = pack(w.w_down);
     layer.attn_norm = w.attn_norm;
     layer.ffn_norm = w.ffn_norm;
-    // Not value-initialised: pages are touched only when a block is first written.
-    layer.k_cache.reset(new std::byte[kv_bytes]);
-    layer.v_cache.reset(new std::byte[kv_bytes]);
+    // Zero-filled: the whole cache is resident from startup, so the process's memory is what
+    // it will be under load, and a machine short of memory fails at start, not mid-traffic.
+    layer.k_cache.reset(new std::byte[kv_bytes]());
+    layer.v_cache.reset(new std::byte[kv_bytes]());
   }
   b->token_embd_ = weights.token_embd;
   // A tied output matrix is packed from the embedding's view; the lookup keeps reading the

@@ -437,35 +437,6 @@ def make_characters(run, stub):
         run.registry.sessions.setdefault(tenant, set())
 
 
-def prime_kv(run, stub):
-    """Writes every KV block once before the load. The CPU backend allocates the KV cache
-    without touching it, so its pages become resident only as blocks are first used, and RSS
-    climbs by up to the whole cache (255 MiB by default) during a run without any leak. The
-    pool hands out never-used blocks before it evicts cached ones, so distinct prompts that add
-    up to the pool's tokens touch all of it; then RSS growth measures leaks. Prompts are short
-    (256 tokens: prefill attention grows with the square of the length) and go 8 at a time."""
-    pb = run.pb
-    md = run.metadata(sorted(run.keys)[0]) if run.keys else ()
-    total = int(run.server.metrics().get("troupe:kv_blocks_total", 0)) * 16 + 256
-    per_prompt, lanes = 256, 8
-    prompts = (total + per_prompt - 1) // per_prompt
-
-    def lane(first):
-        for index in range(first, prompts, lanes):
-            ids = [(index * 7919 + i * 104729) % 30000 + 1000 for i in range(per_prompt)]
-            request = pb.GenerateRequest(prompt_token_ids=ids,
-                                         sampling=pb.SamplingParams(max_tokens=1, temperature=0))
-            for _ in stub.Generate(request, timeout=900, metadata=md):
-                pass
-
-    threads = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return prompts
-
-
 def sample_loop(run, samples, t0):
     while not run.stopping.is_set():
         t = time.monotonic() - t0
@@ -548,11 +519,6 @@ def soak(args):
     run.channels = [grpc.insecure_channel(server.address) for _ in range(num_channels)]
     run.stubs = [troupe_rig.RolePlay(c, protos) for c in run.channels]
     make_characters(run, run.stubs[0])
-    if not args.no_prime:
-        prime_start = time.monotonic()
-        prompts = prime_kv(run, run.stubs[0])
-        print(f"soak: KV cache primed with {prompts} prompts in {time.monotonic() - prime_start:.0f} s; "
-              f"RSS {troupe_rig.rss_kib(server.pid) / 1024:.1f} MiB", flush=True)
     server.metrics()
     fds_idle_before = troupe_rig.fd_count(server.pid)
 
@@ -685,8 +651,6 @@ def main():
                         ",".join(f"{n}={w}" for n, w in ACTIONS))
     parser.add_argument("--samples-out", help="write the RSS/fd/thread samples to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--no-prime", action="store_true",
-                        help="do not write every KV block before the load (see prime_kv)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pb-dir", help=argparse.SUPPRESS)
     parser.add_argument("--child-method", help=argparse.SUPPRESS)
