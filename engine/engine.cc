@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <optional>
 #include <random>
+#include <string>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +27,24 @@
 
 namespace troupe {
 namespace {
+
+// What the exception being handled says. REQUIRES: called inside a catch block.
+std::string CurrentExceptionText() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
+// The status a request ends with when the engine failed while serving it.
+absl::Status EngineFault(RequestId id, const char* where, const std::string& what) {
+  TROUPE_LOG_ERROR("request %llu failed in the engine while %s: %s; the engine goes on",
+                   static_cast<unsigned long long>(id), where, what.c_str());
+  return absl::InternalError(absl::StrCat("internal error in the engine while ", where, ": ", what));
+}
 
 // Everything the engine thread keeps for one request.
 struct LiveRequest {
@@ -74,12 +94,27 @@ class Engine::Impl {
  private:
   // Fills file_ (gguf only), config_, weights_, dummy_weights_ (dummy only) and tokenizer_.
   absl::Status LoadModel();
+  // ---- engine thread ----
+  // Faults (docs/threading.md): an exception from one request's own work (Accept of it, its
+  // sampling, EmitToken, its sink) ends that request with kInternal; one from the batched work
+  // of a step (Schedule, the forward pass, Update) ends the requests of that step. Either way
+  // Finish returns their KV blocks and the loop goes on.
   void Loop();
   void Accept(Inbox::Batch& batch);
+  // Accepts one request. REQUIRES: its id is not live.
+  void AcceptOne(Request request);
   void Step();
+  // The batched part of a step: the forward pass of `plan`, then Scheduler::Update. Returns the
+  // logits (empty when the backend sampled or the step only embeds).
+  std::span<float> RunBatch(const StepPlan& plan);
+  // Samples row `row` of the step for `live` and emits the token (or ends an embed request).
+  void SampleRow(LiveRequest& live, std::span<float> logits, size_t row);
+  // Ends every request of `ids` with `status`.
+  void FailAll(const std::vector<RequestId>& ids, const absl::Status& status);
   // Streams one sampled token's text and ends the request when a stop condition holds.
   void EmitToken(LiveRequest& live, SampleResult sample);
   // Ends a request: removes it from the scheduler, flushes text, calls Finish, forgets it.
+  // Never throws: a sink that throws is logged, and the request is forgotten all the same.
   void Finish(RequestId id, FinishReason reason, const absl::Status& status);
   void PublishStats();
 
@@ -278,33 +313,66 @@ void Engine::Impl::Loop() {
 void Engine::Impl::Accept(Inbox::Batch& batch) {
   for (Request& r : batch.requests) {
     const RequestId id = r.id;
-    auto live = std::make_unique<LiveRequest>(std::move(r), *tokenizer_);
-    Sequence& seq = live->seq;
-    seq.id = id;
-    seq.priority = live->request.priority;
-    seq.cache_salt = CacheSaltOf(live->request.cache_salt);
-    seq.arrival_order = ++arrival_counter_;
-    seq.tokens = live->request.prompt;
-    seq.num_prompt_tokens = seq.num_tokens();
-    live->max_tokens_total =
-        static_cast<int>(std::min<int64_t>(info_.max_model_len,
-                                           int64_t{seq.num_prompt_tokens} + live->request.sampling.max_tokens));
+    std::shared_ptr<TokenSink> sink = r.sink;
     if (live_.count(id)) {
-      live->request.sink->Finish(absl::InvalidArgumentError(absl::StrCat("duplicate request id ", id)),
-                                 Completion{});
+      sink->Finish(absl::InvalidArgumentError(absl::StrCat("duplicate request id ", id)), Completion{});
       continue;
     }
-    scheduler_->Add(&live->seq);
-    live_.emplace(id, std::move(live));
+    try {
+      AcceptOne(std::move(r));
+    } catch (...) {
+      const absl::Status fault = EngineFault(id, "accepting the request", CurrentExceptionText());
+      if (live_.count(id)) {
+        Finish(id, FinishReason::kError, fault);
+      } else {
+        try {
+          sink->Finish(fault, Completion{});
+        } catch (...) {
+          TROUPE_LOG_ERROR("the sink of request %llu threw from Finish: %s",
+                           static_cast<unsigned long long>(id), CurrentExceptionText().c_str());
+        }
+      }
+    }
   }
   for (RequestId id : batch.cancels) {
     if (live_.count(id)) Finish(id, FinishReason::kCancelled, absl::CancelledError("request cancelled"));
   }
 }
 
+void Engine::Impl::AcceptOne(Request request) {
+  const RequestId id = request.id;
+  auto owned = std::make_unique<LiveRequest>(std::move(request), *tokenizer_);
+  LiveRequest* live = owned.get();
+  live_.emplace(id, std::move(owned));  // first, so that a fault below finds it to end it
+  Sequence& seq = live->seq;
+  seq.id = id;
+  seq.priority = live->request.priority;
+  seq.cache_salt = CacheSaltOf(live->request.cache_salt);
+  seq.arrival_order = ++arrival_counter_;
+  seq.tokens = live->request.prompt;
+  seq.num_prompt_tokens = seq.num_tokens();
+  live->max_tokens_total = static_cast<int>(std::min<int64_t>(
+      info_.max_model_len, int64_t{seq.num_prompt_tokens} + live->request.sampling.max_tokens));
+  scheduler_->Add(&seq);
+}
+
 void Engine::Impl::Step() {
   const absl::Time start = absl::Now();
-  StepPlan plan = scheduler_->Schedule();
+  StepPlan plan;
+  try {
+    plan = scheduler_->Schedule();
+  } catch (...) {
+    // The step's batch is unknown: end the running requests (the ones a step would take), or
+    // the first waiting one when none runs, so that a fault that repeats cannot spin.
+    const std::string what = CurrentExceptionText();
+    std::vector<RequestId> ids;
+    for (const Sequence* seq : scheduler_->running()) ids.push_back(seq->id);
+    if (ids.empty() && scheduler_->num_waiting() > 0) ids.push_back(scheduler_->waiting().front()->id);
+    TROUPE_LOG_ERROR("scheduling a step failed: %s; its %zu requests end, the engine goes on", what.c_str(),
+                     ids.size());
+    FailAll(ids, absl::InternalError(absl::StrCat("internal error in the engine while scheduling a step: ", what)));
+    return;
+  }
   preemptions_.fetch_add(static_cast<int64_t>(plan.preempted.size()));
   if (plan.empty()) {
     // Nothing could be scheduled although requests wait: the first one can never fit the cache
@@ -316,6 +384,37 @@ void Engine::Impl::Step() {
     }
     return;
   }
+  std::span<float> logits;
+  try {
+    logits = RunBatch(plan);
+  } catch (...) {
+    const std::string what = CurrentExceptionText();
+    std::vector<RequestId> ids;
+    for (const ScheduledSeq& s : plan.seqs) ids.push_back(s.seq->id);
+    TROUPE_LOG_ERROR("a step of %zu requests failed in the engine: %s; they end, the engine goes on",
+                     ids.size(), what.c_str());
+    FailAll(ids, absl::InternalError(absl::StrCat(
+                     "internal error in the engine while running a batch of ", ids.size(), " requests: ", what)));
+    return;
+  }
+
+  size_t row = 0;
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (!s.needs_logits) continue;
+    const RequestId id = s.seq->id;
+    try {
+      SampleRow(*live_.at(id), logits, row);
+    } catch (...) {
+      Finish(id, FinishReason::kError, EngineFault(id, "sampling its next token", CurrentExceptionText()));
+    }
+    ++row;
+  }
+  step_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  step_tokens_.Observe(plan.num_tokens);
+  step_sequences_.Observe(static_cast<double>(plan.seqs.size()));
+}
+
+std::span<float> Engine::Impl::RunBatch(const StepPlan& plan) {
   const absl::Time now = absl::Now();
   int64_t prompt_tokens = 0;
   for (const ScheduledSeq& s : plan.seqs) {
@@ -341,35 +440,39 @@ void Engine::Impl::Step() {
                             .counter = static_cast<uint64_t>(live.sampler.num_generated())});
   }
   if (!on_device) device_rows_.clear();
+  if (const auto& hook = options_.fault_hooks_for_testing.before_forward) {
+    std::vector<RequestId> ids;
+    for (const ScheduledSeq& s : plan.seqs) ids.push_back(s.seq->id);
+    hook(ids);
+  }
   std::span<float> logits = runner_->Run(plan, device_rows_, want_hidden);
   scheduler_->Update(plan);
   prompt_tokens_.fetch_add(prompt_tokens);
   steps_.fetch_add(1);
+  return logits;
+}
 
+void Engine::Impl::SampleRow(LiveRequest& live, std::span<float> logits, size_t row) {
+  if (const auto& hook = options_.fault_hooks_for_testing.before_sample) hook(live.request);
   const size_t vocab = static_cast<size_t>(config_.vocab_size);
   const size_t dim = static_cast<size_t>(config_.dim);
-  size_t row = 0;
-  for (const ScheduledSeq& s : plan.seqs) {
-    if (!s.needs_logits) continue;
-    LiveRequest& live = *live_.at(s.seq->id);
-    if (live.request.embed_only) {
-      const std::span<const float> h = runner_->hidden().subspan(row * dim, dim);
-      live.embedding.assign(h.begin(), h.end());
-      Finish(s.seq->id, FinishReason::kLength, absl::OkStatus());
-    } else if (!device_rows_.empty()) {
-      const TokenId id = runner_->sampled_ids()[row];
-      live.sampler.Accept(id);
-      SampleResult sample;
-      sample.id = id;
-      EmitToken(live, std::move(sample));
-    } else {
-      EmitToken(live, live.sampler.SampleReadOnly(logits.subspan(row * vocab, vocab)));
-    }
-    ++row;
+  if (live.request.embed_only) {
+    const std::span<const float> h = runner_->hidden().subspan(row * dim, dim);
+    live.embedding.assign(h.begin(), h.end());
+    Finish(live.seq.id, FinishReason::kLength, absl::OkStatus());
+  } else if (!device_rows_.empty()) {
+    const TokenId id = runner_->sampled_ids()[row];
+    live.sampler.Accept(id);
+    SampleResult sample;
+    sample.id = id;
+    EmitToken(live, std::move(sample));
+  } else {
+    EmitToken(live, live.sampler.SampleReadOnly(logits.subspan(row * vocab, vocab)));
   }
-  step_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
-  step_tokens_.Observe(plan.num_tokens);
-  step_sequences_.Observe(static_cast<double>(plan.seqs.size()));
+}
+
+void Engine::Impl::FailAll(const std::vector<RequestId>& ids, const absl::Status& status) {
+  for (RequestId id : ids) Finish(id, FinishReason::kError, status);
 }
 
 void Engine::Impl::EmitToken(LiveRequest& live, SampleResult sample) {
@@ -410,17 +513,32 @@ void Engine::Impl::Finish(RequestId id, FinishReason reason, const absl::Status&
   if (it == live_.end()) return;
   std::unique_ptr<LiveRequest> live = std::move(it->second);
   live_.erase(it);
-  scheduler_->Remove(&live->seq);
+  try {
+    scheduler_->Remove(&live->seq);
+  } catch (...) {
+    // Remove takes the sequence out of the queues, then remembers a partly filled block for the
+    // prefix cache and frees the blocks; if remembering failed (an allocation), free them bare.
+    TROUPE_LOG_ERROR("request %llu: freeing its KV blocks failed (%s); freed without caching",
+                     static_cast<unsigned long long>(id), CurrentExceptionText().c_str());
+    pool_->ReleaseAll(live->seq.blocks);
+    live->seq.blocks.clear();
+  }
   PublishStats();  // a caller woken by Finish sees the blocks already returned
   TokenSink& sink = *live->request.sink;
-  if (reason == FinishReason::kEos || reason == FinishReason::kLength) {
-    // Text held back for a possible stop string or a split character is complete now.
-    std::string tail = live->stop.Push(live->detokenizer.Flush()).text + live->stop.Flush();
-    if (!tail.empty()) {
-      TokenDelta delta;
-      delta.text = std::move(tail);
-      (void)sink.Push(std::move(delta));
+  absl::Status final_status = status;
+  try {
+    if (reason == FinishReason::kEos || reason == FinishReason::kLength) {
+      // Text held back for a possible stop string or a split character is complete now.
+      std::string tail = live->stop.Push(live->detokenizer.Flush()).text + live->stop.Flush();
+      if (!tail.empty()) {
+        TokenDelta delta;
+        delta.text = std::move(tail);
+        (void)sink.Push(std::move(delta));
+      }
     }
+  } catch (...) {
+    reason = FinishReason::kError;
+    final_status = EngineFault(id, "ending the request", CurrentExceptionText());
   }
   const absl::Time now = absl::Now();
   const absl::Time arrival = live->request.arrival_time;
@@ -439,7 +557,12 @@ void Engine::Impl::Finish(RequestId id, FinishReason reason, const absl::Status&
     for (float& v : live->embedding) v *= scale;
     completion.embedding = std::move(live->embedding);
   }
-  sink.Finish(status, completion);
+  try {
+    sink.Finish(final_status, completion);
+  } catch (...) {
+    TROUPE_LOG_ERROR("the sink of request %llu threw from Finish: %s",
+                     static_cast<unsigned long long>(id), CurrentExceptionText().c_str());
+  }
 }
 
 void Engine::Impl::PublishStats() {

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -21,6 +23,16 @@
 #include "kernels/paged_attention.h"
 
 namespace troupe {
+
+// Fault injection, for tests only (production leaves both empty): each hook, when set, runs on
+// the engine thread at its point, and an exception it throws is handled as a fault of the engine
+// at that point would be (docs/threading.md, "Faults on the engine thread").
+struct EngineFaultHooks {
+  // Before a request's next token is sampled: a fault in one request's own work.
+  std::function<void(const Request& request)> before_sample;
+  // Before a forward pass, with the ids of the requests in its batch: a fault of a batched step.
+  std::function<void(std::span<const RequestId> batch)> before_forward;
+};
 
 struct EngineOptions {
   std::string model_path;            // a GGUF file, or the shape name when load_format is "dummy"
@@ -44,6 +56,7 @@ struct EngineOptions {
   int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails
   int max_model_len = 0;             // context limit in tokens; 0 = the model's own (capped by KV)
   bool enable_prefix_caching = true; // reuse cached KV blocks of equal prompt prefixes
+  EngineFaultHooks fault_hooks_for_testing;
 };
 
 // Read by the server's metrics (gauges) and the integration tests. Counters only grow.
@@ -93,6 +106,9 @@ class Engine {
   RequestId NewRequestId() { return next_id_.fetch_add(1) + 1; }
 
   // Validates `request` and queues it for the engine thread. Never blocks.
+  // A fault while the engine serves the request (an exception from its sampler, detokenizer or
+  // sink, an allocation failure, a failed forward pass of a batch it is in) ends it with
+  // kInternal, its KV blocks freed; the engine goes on serving the others.
   //  kInvalidArgument: empty prompt, prompt of max_model_len tokens or more (the message says the
   //                    limit), token id out of range, bad sampling parameters.
   //  kResourceExhausted: the waiting queue is full.  kUnavailable: shutting down.

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "server/proto_convert.h"
 #include "server/status_util.h"
 
@@ -149,7 +150,7 @@ void GenerateReactor<Response>::Finish(const absl::Status& status, const Complet
   if (outcome.ok() && IsCancelled()) {
     outcome = absl::CancelledError("the client cancelled the request");
   }
-  if (outcome.ok() && on_success_ && on_success_queue_ != nullptr) {
+  if (outcome.ok() && on_success_) {
     std::shared_ptr<GenerateReactor> self;
     {
       absl::MutexLock lock(&mu_);
@@ -161,10 +162,9 @@ void GenerateReactor<Response>::Finish(const absl::Status& status, const Complet
       self->Complete(std::move(result), completion);
     });
     if (scheduled.ok()) return;
-  }
-  if (outcome.ok() && on_success_) {
-    outcome = on_success_(std::string(absl::StripAsciiWhitespace(reply_text_)), std::move(reply_tokens_),
-                          completion.finish_reason);
+    // Never on the engine thread: the reply is not committed, and the client hears why.
+    outcome = absl::Status(scheduled.code(),
+                           absl::StrCat("the reply finished but was not saved: ", scheduled.message()));
   }
   Complete(std::move(outcome), completion);
 }

@@ -51,12 +51,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   GenerateReactor(const GenerateReactor&) = delete;
   GenerateReactor& operator=(const GenerateReactor&) = delete;
 
-  // REQUIRES: called before Submit. With `queue`, on_success runs on one of its workers instead
-  // of the engine thread (for work that blocks, such as a database commit); if the queue
-  // refuses the job, it runs on the engine thread after all.
-  void set_on_success(OnSuccess on_success, WorkQueue* queue = nullptr) {
+  // REQUIRES: called before Submit. on_success runs on a worker of `queue`, never on the engine
+  // thread (it may block: a database commit). If the queue refuses the job (full:
+  // kResourceExhausted; shutting down: kUnavailable), the RPC ends with that status and
+  // on_success does not run. `queue` must outlive the RPC.
+  void set_on_success(OnSuccess on_success, WorkQueue& queue) {
     on_success_ = std::move(on_success);
-    on_success_queue_ = queue;
+    on_success_queue_ = &queue;
   }
   // REQUIRES: called before Submit.
   void set_on_final(OnFinal on_final) { on_final_ = std::move(on_final); }
@@ -101,7 +102,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   Metrics* const metrics_;  // may be null
   // Set before Submit, read on the engine thread after it.
   OnSuccess on_success_;
-  WorkQueue* on_success_queue_ = nullptr;
+  WorkQueue* on_success_queue_ = nullptr;  // set with on_success_
   OnFinal on_final_;
 
   // Owned by this reactor until OnDone (see the class comment).

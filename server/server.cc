@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
     if (absl::Status loaded = server->memory_->Load(); !loaded.ok()) return loaded;
   }
   server->summarizer_ = std::make_unique<ModelSummarizer>(server->engine_.get());
-  server->commit_queue_ = std::make_unique<WorkQueue>(WorkQueueOptions{.num_threads = 1, .max_queued = 1024});
+  server->commit_queue_ = std::make_unique<WorkQueue>(options.commit);
 
   Engine* engine_ptr = server->engine_.get();
   SessionStore* sessions_ptr = server->sessions_.get();

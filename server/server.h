@@ -33,6 +33,9 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
   MetricsOptions metrics;                           // port 9400; 0 = ephemeral, -1 = off
   WorkQueueOptions prepare;                         // tokenization workers and their queue
+  // The chat-turn commits (database writes), off the engine thread; a turn finishing while
+  // max_queued commits wait ends RESOURCE_EXHAUSTED, uncommitted.
+  WorkQueueOptions commit{.num_threads = 1, .max_queued = 1024, .name = "turn commits"};
   SessionStoreOptions sessions;
   // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
   // (inline sessions only, no memory).

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "engine/character/character_card.h"
 #include "engine/session/turn_planner.h"
 #include "server/proto_convert.h"
@@ -35,7 +36,9 @@ SessionService::SessionService(Engine& engine, SessionStore& sessions, WorkQueue
       sessions_(sessions),
       prepare_queue_(prepare_queue),
       metrics_(metrics),
-      roleplay_(std::move(roleplay)) {}
+      roleplay_(std::move(roleplay)) {
+  TROUPE_CHECK(roleplay_.commit_queue != nullptr);
+}
 
 grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackServerContext* context,
                                                                 const Caller& caller,
@@ -104,8 +107,7 @@ void SessionService::PrepareInlineTurn(const std::shared_ptr<ChatStreamReactor>&
   Request& req = job.request;
   req.prompt = plan.prompt;
   for (const std::string& stop : plan.stop) req.sampling.stop.push_back(stop);
-  // Inline sessions live in memory only: their commit is cheap enough for the engine thread.
-  CommitWhenDone(*reactor, PendingTurnFor(session, job.message, plan), /*queue=*/nullptr);
+  CommitWhenDone(*reactor, PendingTurnFor(session, job.message, plan));
   reactor->Submit(std::move(req));
 }
 
@@ -146,7 +148,7 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
 
   PendingTurn pending = PendingTurnFor(session, job.message, *plan);
   pending.remember = TurnMemoryFor(session, **character, job.message, job.turn_emotion);
-  CommitWhenDone(*reactor, std::move(pending), roleplay_.commit_queue);
+  CommitWhenDone(*reactor, std::move(pending));
   reactor->set_on_final([memories = std::move(plan->memories), lore = std::move(plan->lore),
                          character = *character](v1::ChatResponse& final_message) {
     TurnRefsToProto(memories, lore, character->profile, &final_message);
@@ -154,13 +156,13 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   reactor->Submit(std::move(req));
 }
 
-void SessionService::CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn, WorkQueue* queue) {
+void SessionService::CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn) {
   reactor.set_on_success(
       [&sessions = sessions_, memory = roleplay_.memory, turn = std::move(turn)](
           std::string reply, std::vector<TokenId> reply_tokens, FinishReason reason) mutable {
         return CommitTurn(sessions, memory, std::move(turn), std::move(reply), std::move(reply_tokens), reason);
       },
-      queue);
+      *roleplay_.commit_queue);
 }
 
 grpc::ServerUnaryReactor* SessionService::CreateSession(grpc::CallbackServerContext* context,

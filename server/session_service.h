@@ -23,14 +23,17 @@
 
 namespace troupe {
 
-// What stored characters, durable sessions and memory need; all borrowed, all may be null
-// (no data directory: character RPCs answer FAILED_PRECONDITION; no memory: turns recall nothing).
+// What stored characters, durable sessions and memory need; all borrowed, all but commit_queue
+// may be null (no data directory: character RPCs answer FAILED_PRECONDITION; no memory: turns
+// recall nothing).
 struct RolePlayDeps {
   CharacterRegistry* characters = nullptr;
   MemoryService* memory = nullptr;
   MemoryRater* rater = nullptr;     // query emotions scored from the message
   const ModelSummarizer* summarizer = nullptr;  // folds turns that outgrow the context; null: drop
-  WorkQueue* commit_queue = nullptr;  // turn commits (database writes) off the engine thread
+  // Every turn's commit runs here, never on the engine thread; full: the turn ends
+  // RESOURCE_EXHAUSTED, uncommitted. REQUIRES: non-null.
+  WorkQueue* commit_queue = nullptr;
   CharacterPromptOptions prompt_options;
 };
 
@@ -74,8 +77,8 @@ class SessionService {
   void PrepareCharacterTurn(const std::shared_ptr<ChatStreamReactor>& reactor, ChatJob& job,
                             const Session& session);
   // Commits `turn` (CommitTurn) once the reply finished OK and the client is still there, on a
-  // `queue` worker when given (else on the engine thread).
-  void CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn, WorkQueue* queue);
+  // commit worker.
+  void CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn);
 
   // Constant after construction.
   Engine& engine_;

@@ -20,7 +20,7 @@ absl::Status WorkQueue::Schedule(std::function<void()> job) {
   if (stopping_) return absl::UnavailableError("server is shutting down");
   if (static_cast<int>(jobs_.size()) >= options_.max_queued) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "too many requests waiting for prompt preparation (limit ", options_.max_queued, ")"));
+        "too many requests waiting for ", options_.name, " (limit ", options_.max_queued, ")"));
   }
   jobs_.push_back(std::move(job));
   return absl::OkStatus();

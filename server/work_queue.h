@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,6 +17,7 @@ namespace troupe {
 struct WorkQueueOptions {
   int num_threads = 2;   // worker threads; >= 1
   int max_queued = 256;  // jobs waiting for a worker; Schedule fails past it
+  std::string name = "prompt preparation";  // what the jobs are, for the full-queue message
 };
 
 // Thread-safe: Schedule and Shutdown may be called from any thread. Schedule never blocks

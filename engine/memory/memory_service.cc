@@ -90,10 +90,9 @@ absl::Status MemoryService::AddToIndex(const MemoryRecord& record) {
 
 absl::Status MemoryService::Load() {
   TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> records, store_->ListMemories());
-  std::set<std::pair<std::string, int>> remembered;  // (session id, turn index)
   int skipped = 0;
   for (const MemoryRecord& r : records) {
-    if (r.turn_index >= 0) remembered.emplace(r.session_id, r.turn_index);
+    if (r.turn_index >= 0) remembered_turns_.emplace(r.session_id, r.turn_index);
     if (static_cast<int>(r.embedding.size()) != embedder_->dim()) {
       ++skipped;  // made by another embedding model; not searchable with this one
       continue;
@@ -106,28 +105,56 @@ absl::Status MemoryService::Load() {
     }
   }
   if (skipped > 0) TROUPE_LOG_WARNING("%d stored memories could not be indexed", skipped);
-  // Backfill: turns acknowledged before a crash whose memory was still queued.
-  PageRequest page;
-  for (;;) {
-    TROUPE_ASSIGN_OR_RETURN(std::vector<SessionRecord> sessions, store_->ListSessionsOfAllTenants(page));
-    if (sessions.empty()) break;
-    for (const SessionRecord& s : sessions) {
-      TROUPE_ASSIGN_OR_RETURN(std::vector<TurnRecord> turns, store_->ListTurns(s.tenant, s.id));
-      for (const TurnRecord& t : turns) {
-        if (remembered.contains({s.id, t.turn_index})) continue;
-        TurnMemoryInput in;
-        in.keys = {.tenant = s.tenant, .session_id = s.id, .character_id = s.character_id, .user_id = s.user_id};
-        in.turn_index = t.turn_index;
-        in.user_text = t.user_text;
-        in.reply_text = t.reply_text;
-        TROUPE_RETURN_IF_ERROR(Enqueue(Job{.turn = std::move(in), .experiences = std::nullopt},
-                                       /*enforce_cap=*/false));
+  TROUPE_LOG_INFO("memory: %lld memories indexed", static_cast<long long>(num_memories()));
+  // Backfill: turns acknowledged before a crash whose memory was still queued. Only turns
+  // stored before now: later ones are this run's, remembered by their own Remember.
+  backfill_before_ms_ = NowMs();
+  {
+    absl::MutexLock lock(&queue_mu_);
+    backfilling_ = true;
+  }
+  return Enqueue(Job{.turn = std::nullopt, .experiences = std::nullopt, .backfill = BackfillCursor{}},
+                 /*enforce_cap=*/false);
+}
+
+absl::StatusOr<std::optional<MemoryService::BackfillCursor>> MemoryService::BackfillBatch(
+    const BackfillCursor& cursor) {
+  constexpr int kSessionsPerBatch = 64;  // bounds the reads of a batch that finds nothing to do
+  int budget = std::max(1, options_.backfill_batch_turns);
+  TROUPE_ASSIGN_OR_RETURN(std::vector<SessionRecord> sessions,
+                          store_->ListSessionsOfAllTenants({.after_id = cursor.after_session, .limit = kSessionsPerBatch}));
+  if (sessions.empty()) return std::nullopt;
+  std::string after = cursor.after_session;
+  for (const SessionRecord& s : sessions) {
+    const int from = s.id == cursor.partial_session ? cursor.next_turn : 0;
+    TROUPE_ASSIGN_OR_RETURN(std::vector<TurnRecord> turns, store_->ListTurns(s.tenant, s.id));
+    for (const TurnRecord& t : turns) {
+      if (t.turn_index < from || t.time_ms >= backfill_before_ms_ ||
+          remembered_turns_.contains({s.id, t.turn_index})) {
+        continue;
+      }
+      if (budget == 0) return BackfillCursor{.after_session = after, .partial_session = s.id, .next_turn = t.turn_index};
+      --budget;
+      TurnMemoryInput in;
+      in.keys = {.tenant = s.tenant, .session_id = s.id, .character_id = s.character_id, .user_id = s.user_id};
+      in.turn_index = t.turn_index;
+      in.user_text = t.user_text;
+      in.reply_text = t.reply_text;
+      const absl::Status written = WriteTurn(in);
+      if (absl::IsUnavailable(written)) return written;  // the rater's engine is shutting down
+      if (!written.ok()) {
+        TROUPE_LOG_WARNING("memory backfill: session %s turn %d not remembered: %s", s.id.c_str(),
+                           t.turn_index, written.ToString().c_str());
       }
     }
-    page.after_id = sessions.back().id;
+    after = s.id;
   }
-  TROUPE_LOG_INFO("memory: %lld memories indexed", static_cast<long long>(num_memories()));
-  return absl::OkStatus();
+  return BackfillCursor{.after_session = after};
+}
+
+void MemoryService::WaitForBackfill() {
+  absl::MutexLock lock(&queue_mu_);
+  while (backfilling_) done_cv_.Wait(&queue_mu_);
 }
 
 absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequest& request) const {
@@ -172,14 +199,16 @@ absl::Status MemoryService::Enqueue(Job job, bool enforce_cap) {
 }
 
 absl::Status MemoryService::Remember(TurnMemoryInput turn) {
-  return Enqueue(Job{.turn = std::move(turn), .experiences = std::nullopt}, /*enforce_cap=*/true);
+  return Enqueue(Job{.turn = std::move(turn), .experiences = std::nullopt, .backfill = std::nullopt},
+                 /*enforce_cap=*/true);
 }
 
 absl::Status MemoryService::QueueCharacterExperiences(const std::string& tenant, const std::string& character_id,
                                                       std::vector<Experience> experiences) {
   return Enqueue(Job{.turn = std::nullopt,
                      .experiences = CharacterExperiences{.tenant = tenant, .character_id = character_id,
-                                                         .experiences = std::move(experiences)}},
+                                                         .experiences = std::move(experiences)},
+                     .backfill = std::nullopt},
                  /*enforce_cap=*/true);
 }
 
@@ -267,13 +296,38 @@ void MemoryService::WriterLoop() {
                            set.ToString().c_str());
       }
     }
+    std::optional<BackfillCursor> next_batch;
+    if (job.backfill) {
+      bool stopping;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        stopping = stopping_;
+      }
+      if (!stopping) {
+        absl::StatusOr<std::optional<BackfillCursor>> batch = BackfillBatch(*job.backfill);
+        if (batch.ok()) {
+          next_batch = *std::move(batch);
+        } else {
+          TROUPE_LOG_WARNING("memory backfill stopped (%s); the turns left are tried at the next start",
+                             batch.status().ToString().c_str());
+        }
+      }
+    }
     absl::MutexLock lock(&queue_mu_);
+    if (next_batch && !stopping_) {
+      // Behind the writes queued meanwhile: clients' turns wait for one batch at most.
+      queue_.push_back(Job{.turn = std::nullopt, .experiences = std::nullopt, .backfill = std::move(next_batch)});
+      ++queued_;
+    } else if (job.backfill) {
+      backfilling_ = false;
+    }
     ++done_;
     done_cv_.SignalAll();
   }
 }
 
 absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
+  if (remembered_turns_.contains({turn.keys.session_id, turn.turn_index})) return absl::OkStatus();
   const std::string& tenant = turn.keys.tenant;
   MemoryRecord r;
   r.tenant = tenant;
@@ -300,6 +354,7 @@ absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
   r.wall_time_ms = NowMs();
   r.story_time = turn.story_time;
   TROUPE_ASSIGN_OR_RETURN(r.id, store_->AddMemory(tenant, r));
+  remembered_turns_.emplace(r.session_id, r.turn_index);
   TROUPE_RETURN_IF_ERROR(AddToIndex(r));
   // The writer is the only one to update moods, in turn order, so the stored mood is current.
   TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, turn.keys.session_id));

@@ -16,8 +16,9 @@
 // Write path: Remember queues the turn and returns; one writer thread embeds it, rates it
 // (emotion and importance, unless the caller gave them), stores it, adds it to its index and
 // updates the session mood. The turn itself is already durable (SessionStore wrote it); a
-// memory lost to a crash before its write is rebuilt at the next start (Load backfills the
-// turns that have none).
+// memory lost to a crash before its write is rebuilt after the next start: the writer backfills
+// the stored turns that have none, in the background, a bounded batch at a time between the
+// clients' writes (Load only starts it).
 //
 // Thread-safe: Recall runs concurrently with other Recalls (reader lock); the writer thread
 // takes the writer lock only to add to an index.
@@ -27,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -45,9 +47,12 @@ namespace troupe {
 
 struct MemoryServiceOptions {
   float mood_beta = 0.7f;  // session mood <- beta * mood + (1 - beta) * turn emotion
-  // Remember fails with kResourceExhausted past this many pending turns. Load's backfill is not
-  // held to it: those turns are already acknowledged and stored, and a start must not fail.
+  // Remember fails with kResourceExhausted past this many pending writes. The backfill takes
+  // one of them at most (its next batch).
   int max_queue = 1024;
+  // The backfill's batch: at most this many turns are remembered before the writes queued
+  // meanwhile get their turn. >= 1.
+  int backfill_batch_turns = 16;
 };
 
 // Where a session's memories live and what it may see.
@@ -98,8 +103,10 @@ class MemoryService {
   MemoryService(const MemoryService&) = delete;
   MemoryService& operator=(const MemoryService&) = delete;
 
-  // Builds the indexes from the store and queues the turns that have no memory yet. Call once,
-  // before the first Recall or Remember.
+  // Builds the indexes from the store and starts the backfill of the stored turns that have no
+  // memory yet, which the writer runs in the background (WaitForBackfill): Load does not wait
+  // for it, and its failures are logged, never returned. Call once, before the first Recall or
+  // Remember. Errors: reading the stored memories failed.
   [[nodiscard]] absl::Status Load();
 
   // The memories for a new turn, best first, at most options.k.
@@ -122,8 +129,13 @@ class MemoryService {
                                                        const std::string& character_id,
                                                        std::vector<Experience> experiences);
 
-  // Blocks until every write queued so far is done. For tests and shutdown.
+  // Blocks until every write queued so far is done (at most one batch of the backfill: the rest
+  // of it is queued later). For tests and shutdown.
   void Flush();
+
+  // Blocks until Load's backfill has run to its end (or was stopped by the destructor). For
+  // tests and tools; returns at once when Load was not called.
+  void WaitForBackfill();
 
   int64_t num_memories() const;
   // Writes queued and not finished yet (the one being written included).
@@ -141,15 +153,29 @@ class MemoryService {
     std::string character_id;
     std::vector<Experience> experiences;
   };
+  // Where the backfill goes on: the sessions after `after_session` (ordered by id), starting
+  // in the first of them at turn `next_turn` when it is `partial_session`.
+  struct BackfillCursor {
+    std::string after_session;
+    std::string partial_session;
+    int next_turn = 0;
+  };
   struct Job {
     std::optional<TurnMemoryInput> turn;
     std::optional<CharacterExperiences> experiences;  // or this
+    std::optional<BackfillCursor> backfill;           // or the backfill's next batch
   };
 
-  // Queues `job` for the writer; with `enforce_cap`, kResourceExhausted when max_queue jobs are
-  // pending.
+  // Queues `job` for the writer; with `enforce_cap` (every job but the backfill's),
+  // kResourceExhausted when max_queue jobs are pending.
   [[nodiscard]] absl::Status Enqueue(Job job, bool enforce_cap) ABSL_LOCKS_EXCLUDED(queue_mu_);
   void WriterLoop();
+  // Remembers up to backfill_batch_turns stored turns without a memory from `cursor` on;
+  // returns where the next batch starts, nullopt at the end. Writer thread.
+  absl::StatusOr<std::optional<BackfillCursor>> BackfillBatch(const BackfillCursor& cursor);
+  void EndBackfill() ABSL_LOCKS_EXCLUDED(queue_mu_);
+  // Writes the memory of `turn`, unless one exists already (the backfill and a client's turn
+  // may both reach a turn). Writer thread.
   absl::Status WriteTurn(const TurnMemoryInput& turn);
   absl::Status AddToIndex(const MemoryRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
   static std::string ScopeKey(MemoryScope scope, const MemoryRecord& record);
@@ -159,6 +185,10 @@ class MemoryService {
   MemoryRater* const rater_;
   const MemoryServiceOptions options_;
   const std::function<void(const std::string&, const EmotionVector&)> on_mood_;
+
+  // (session id, turn index) of every turn with a memory. Filled by Load, then writer thread only.
+  std::set<std::pair<std::string, int>> remembered_turns_;
+  int64_t backfill_before_ms_ = 0;  // the backfill takes turns stored before this; set by Load
 
   mutable absl::Mutex mu_;
   std::unordered_map<std::string, MemoryIndex> indexes_ ABSL_GUARDED_BY(mu_);
@@ -170,6 +200,7 @@ class MemoryService {
   int64_t done_ ABSL_GUARDED_BY(queue_mu_) = 0;
   absl::CondVar done_cv_;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool backfilling_ ABSL_GUARDED_BY(queue_mu_) = false;  // a backfill batch is queued or running
   std::thread writer_;
 };
 

@@ -6,7 +6,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "engine/store/sqlite_status.h"
 
 namespace troupe {
 namespace {
@@ -76,8 +78,14 @@ CREATE INDEX memories_by_tenant_character ON memories(tenant, character_id, scop
 constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
+absl::string_view PathOf(sqlite3* db) {
+  const char* path = sqlite3_db_filename(db, "main");
+  return path != nullptr ? path : "";
+}
+
+// The status of the last failed call on `db` (SqliteStatus maps the codes).
 absl::Status SqliteError(sqlite3* db, const char* what) {
-  return absl::InternalError(absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db)));
+  return SqliteStatus(sqlite3_extended_errcode(db), sqlite3_errmsg(db), PathOf(db), what);
 }
 
 // One prepared statement; binds by 1-based index, reads columns by 0-based index.
@@ -137,8 +145,9 @@ class Statement {
 
 absl::Status Exec(sqlite3* db, const char* sql) {
   char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    absl::Status status = absl::InternalError(absl::StrCat("sqlite: ", error ? error : "exec failed"));
+  if (const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error); rc != SQLITE_OK) {
+    absl::Status status = SqliteStatus(sqlite3_extended_errcode(db), error ? error : sqlite3_errstr(rc),
+                                       PathOf(db), sql);
     sqlite3_free(error);
     return status;
   }
@@ -206,7 +215,8 @@ constexpr const char* kMemoryColumns =
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                              const SqliteStoreOptions& options) {
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -216,7 +226,19 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot open database ", path, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
   }
-  sqlite3_busy_timeout(db, 5000);
+  if (absl::Status ready = Prepare(db, path, options); !ready.ok()) {
+    if (absl::IsDataLoss(ready)) {  // a damaged file: the server must not start on it
+      return absl::FailedPreconditionError(absl::StrCat(
+          ready.message(), "; troupe will not start on it: restore ", path,
+          " from a backup, or move it away to start with an empty database"));
+    }
+    return ready;
+  }
+  return store;
+}
+
+absl::Status SqliteStore::Prepare(sqlite3* db, const std::string& path, const SqliteStoreOptions& options) {
+  sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
   // journal_mode answers with the mode in force; a file that is not a database fails here.
   {
     Statement q(db, "PRAGMA journal_mode=WAL");
@@ -226,6 +248,24 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     }
   }
   TROUPE_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  if (options.max_pages > 0) {
+    TROUPE_RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA max_page_count=", options.max_pages).c_str()));
+  }
+  // Every page's structure, at every start (not the index contents: that is integrity_check).
+  {
+    Statement check(db, "PRAGMA quick_check(8)");
+    TROUPE_RETURN_IF_ERROR(check.status());
+    std::vector<std::string> problems;
+    int step;
+    while ((step = check.Step()) == SQLITE_ROW) {
+      if (check.Text(0) != "ok") problems.push_back(check.Text(0));
+    }
+    if (step != SQLITE_DONE) return SqliteError(db, "PRAGMA quick_check");
+    if (!problems.empty()) {
+      return absl::DataLossError(absl::StrCat("database ", path, " failed its integrity check (PRAGMA quick_check): ",
+                                              absl::StrJoin(problems, "; ")));
+    }
+  }
   int64_t found = 0;
   {  // finalized before migrating: DROP and ALTER fail while a statement is pending
     Statement version(db, "PRAGMA user_version");
@@ -247,7 +287,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     TROUPE_RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA user_version=", v + 1).c_str()));
     TROUPE_RETURN_IF_ERROR(txn.Commit());
   }
-  return store;
+  return absl::OkStatus();
 }
 
 SqliteStore::~SqliteStore() { sqlite3_close_v2(db_); }

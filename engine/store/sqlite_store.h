@@ -14,18 +14,34 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/store/store.h"
 
 struct sqlite3;
 
 namespace troupe {
 
+struct SqliteStoreOptions {
+  // How long a call waits for a lock another connection holds; past it the call fails with
+  // kUnavailable.
+  absl::Duration busy_timeout = absl::Seconds(5);
+  // The most pages (4 KiB each by default) the file may hold (PRAGMA max_page_count); a write past it
+  // fails with kResourceExhausted, as on a full disk. 0 = SQLite's own limit.
+  int64_t max_pages = 0;
+};
+
+// Errors of every call are mapped in one place (sqlite_status.h): a full disk is
+// kResourceExhausted, a database locked by another connection kUnavailable, a damaged file
+// kDataLoss; each message names the file.
 class SqliteStore final : public Store {
  public:
-  // Opens or creates the database at `path` (its folder must exist) and applies the schema,
-  // migrating an older one. kFailedPrecondition for a file that is not a troupe database, has a
-  // newer schema or cannot be migrated.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  // Opens or creates the database at `path` (its folder must exist), checks every page's
+  // structure (PRAGMA quick_check) and applies the schema, migrating an older one.
+  // kFailedPrecondition, naming the file, for a file that is not a troupe database, is damaged
+  // (fails the check), has a newer schema or cannot be migrated; kUnavailable when another
+  // connection holds it locked past the busy timeout.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
+      const std::string& path, const SqliteStoreOptions& options = {});
   ~SqliteStore() override;
 
   absl::Status PutCharacter(const std::string& tenant, const CharacterRecord& character) override;
@@ -61,6 +77,8 @@ class SqliteStore final : public Store {
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
+  // Open's settings, checks and schema on the fresh connection `db`.
+  static absl::Status Prepare(sqlite3* db, const std::string& path, const SqliteStoreOptions& options);
   absl::StatusOr<int64_t> InsertMemoryLocked(const std::string& tenant, const MemoryRecord& memory)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

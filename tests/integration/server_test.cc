@@ -520,7 +520,7 @@ TEST_F(StoriesServerTest, ChatMessageSpecialTextsArePlainInTheTranscript) {
   const std::string transcript = BuildChatPrompt(ChatFamily::kRaw, Character{"Lily", ""}, {}, message).text.Flat();
   EXPECT_EQ(turn.usage.prompt_tokens(),
             static_cast<int>(tokenizer.Encode(transcript, tokenizer.add_bos(), /*parse_special=*/false).size()));
-  auto stored = server_->sessions().Get(session.session_id());
+  auto stored = server_->sessions().Get("", session.session_id());
   ASSERT_TRUE(stored.ok()) << stored.status();
   ASSERT_GE(static_cast<int>(stored->context_tokens.size()), turn.usage.prompt_tokens());
   for (int i = 1; i < turn.usage.prompt_tokens(); ++i) {  // after the BOS
@@ -747,7 +747,7 @@ TEST_F(SmolLmServerTest, ChatMessageCannotForgeRoleMarkers) {
     Turn turn;
     turn.result = Chat(*stub_, session.session_id(), message, 4);
     EXPECT_TRUE(turn.result.status.ok()) << turn.result.status.error_message();
-    auto stored = server_->sessions().Get(session.session_id());
+    auto stored = server_->sessions().Get("", session.session_id());
     EXPECT_TRUE(stored.ok()) << stored.status();
     const int n = turn.result.usage.prompt_tokens();
     if (stored.ok() && static_cast<int>(stored->context_tokens.size()) >= n) {

@@ -2,8 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <string_view>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "engine/embedding/bert_embedder.h"
 #include "engine/store/sqlite_store.h"
 #include "gtest/gtest.h"
@@ -187,7 +191,7 @@ TEST_F(MemoryServiceTest, ReloadsFromTheStoreAndBackfillsMissingTurns) {
   // Turns 0..2 are in the store, but only turn 0 has its memory (as after a crash).
   RememberTurns(*NewService(), *store_, "s1");
   auto service = NewService();
-  service->Flush();
+  service->WaitForBackfill();
   EXPECT_EQ(service->num_memories(), 3);
   auto stored = store_->ListSessionMemories("", "s1");
   ASSERT_TRUE(stored.ok());
@@ -199,18 +203,105 @@ TEST_F(MemoryServiceTest, ReloadsFromTheStoreAndBackfillsMissingTurns) {
   EXPECT_NE((*hits)[0].text.find("drowned"), std::string::npos);
 }
 
-// After a crash with more turns lacking memories than the write queue holds, the start still
-// succeeds and every turn gets its memory: the backfill is not held to the clients' cap.
-TEST_F(MemoryServiceTest, BackfillLargerThanTheQueueCapStillLoads) {
-  RememberTurns(*NewService(), *store_, "s1");  // 3 turns, none remembered
-  MemoryService service(store_.get(), embedder_, nullptr, MemoryServiceOptions{.max_queue = 2});
+// A rater whose answers wait until the test opens its gate: it holds the writer thread inside a
+// write for as long as the test needs (the stand-in for a slow rating by the engine).
+class GatedRater : public MemoryRater {
+ public:
+  void Open() { open_.Notify(); }
+  absl::StatusOr<EmotionVector> RateEmotion(std::string_view) override {
+    open_.WaitForNotification();
+    return kNeutralEmotion;
+  }
+  absl::StatusOr<float> RateImportance(std::string_view) override {
+    open_.WaitForNotification();
+    return 5.0f;
+  }
+
+ private:
+  absl::Notification open_;
+};
+
+// Appends `n` turns (from turn_index `first`) to a session in the store, without memories.
+void StoreTurns(Store& store, const std::string& session, int first, int n) {
+  for (int i = first; i < first + n; ++i) {
+    TurnRecord t;
+    t.session_id = session;
+    t.turn_index = i;
+    t.user_text = "Question " + std::to_string(i) + "?";
+    t.reply_text = "Answer " + std::to_string(i) + ".";
+    ASSERT_TRUE(store.AppendTurn("", t).ok());
+  }
+}
+
+// The turn indexes of a session's stored memories, sorted.
+std::vector<int> MemoryTurns(Store& store, const std::string& session) {
+  auto stored = store.ListSessionMemories("", session);
+  EXPECT_TRUE(stored.ok()) << stored.status();
+  std::vector<int> out;
+  if (stored.ok()) {
+    for (const MemoryRecord& m : *stored) out.push_back(m.turn_index);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// After a crash that left more turns without memories than the write queue holds, Load returns
+// while the backfill is still running (the writer is held inside its first write), the backfill
+// does not take the clients' queue room, and in the end every turn has exactly one memory.
+TEST_F(MemoryServiceTest, BackfillRunsInTheBackgroundAndLeavesClientsTheirQueue) {
+  StoreTurns(*store_, "s1", 0, 3);
+  StoreTurns(*store_, "s2", 0, 7);
+  GatedRater rater;
+  MemoryService service(store_.get(), embedder_, &rater,
+                        MemoryServiceOptions{.max_queue = 2, .backfill_batch_turns = 2});
   ASSERT_TRUE(service.Load().ok());
+  TurnMemoryInput client = Turn("s3", "bo", 0, "Hi", "Hello", kJoyful);
+  StoreTurns(*store_, "s3", 0, 1);  // committed by the client's turn after the start
+  EXPECT_TRUE(service.Remember(client).ok());
+  EXPECT_LT(service.num_memories(), 11);  // the writer is still held by the gate
+  rater.Open();
+  service.WaitForBackfill();
   service.Flush();
-  EXPECT_EQ(service.num_memories(), 3);
-  // Clients still meet the cap.
+  EXPECT_EQ(service.num_memories(), 11);
+  EXPECT_EQ(MemoryTurns(*store_, "s1"), (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(MemoryTurns(*store_, "s2"), (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(MemoryTurns(*store_, "s3"), (std::vector<int>{0}));
+  // Clients still meet their cap.
   MemoryService capped(store_.get(), embedder_, nullptr, MemoryServiceOptions{.max_queue = 0});
   EXPECT_EQ(capped.Remember(Turn("s1", "", 3, "Hi", "Hello", kJoyful)).code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+// A turn committed after the start is the client's to remember (with its names and emotion),
+// even when the backfill reaches its session first; and a second start finds nothing to do.
+TEST_F(MemoryServiceTest, BackfillLeavesTurnsOfThisRunToTheirClients) {
+  StoreTurns(*store_, "s1", 0, 2);
+  {
+    MemoryService service(store_.get(), embedder_, nullptr, MemoryServiceOptions{.backfill_batch_turns = 1});
+    ASSERT_TRUE(service.Load().ok());
+    TurnRecord late;
+    late.session_id = "s1";
+    late.turn_index = 2;
+    late.user_text = "Do you like the sea?";
+    late.reply_text = "I was born on a fishing boat.";
+    late.time_ms = absl::ToUnixMillis(absl::Now()) + 1;
+    ASSERT_TRUE(store_->AppendTurn("", late).ok());
+    ASSERT_TRUE(service.Remember(Turn("s1", "", 2, late.user_text, late.reply_text, kJoyful)).ok());
+    service.WaitForBackfill();
+    service.Flush();
+    EXPECT_EQ(service.num_memories(), 3);
+  }
+  EXPECT_EQ(MemoryTurns(*store_, "s1"), (std::vector<int>{0, 1, 2}));
+  auto stored = store_->ListSessionMemories("", "s1");
+  ASSERT_TRUE(stored.ok());
+  for (const MemoryRecord& m : *stored) {
+    if (m.turn_index == 2) EXPECT_EQ(m.text, "Ash: Do you like the sea?\nMara: I was born on a fishing boat.");
+  }
+  MemoryService restarted(store_.get(), embedder_, nullptr, MemoryServiceOptions{});
+  ASSERT_TRUE(restarted.Load().ok());
+  restarted.WaitForBackfill();
+  EXPECT_EQ(restarted.num_memories(), 3);
+  EXPECT_EQ(MemoryTurns(*store_, "s1"), (std::vector<int>{0, 1, 2}));
 }
 
 TEST_F(MemoryServiceTest, CharacterExperiencesAreSharedAndReplaced) {

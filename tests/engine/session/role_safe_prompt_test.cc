@@ -374,7 +374,7 @@ TEST(RoleSafePromptTest, RecalledMemoriesStayPlain) {
   testing::ScopedTempDir dir("role_safe");
   auto store = SqliteStore::Open(dir.File("troupe.db"));
   ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->PutCharacter({.id = "mara", .card_json = "{}", .create_time_ms = 1, .update_time_ms = 1}).ok());
+  ASSERT_TRUE((*store)->PutCharacter("", {.id = "mara", .card_json = "{}", .create_time_ms = 1, .update_time_ms = 1}).ok());
   MemoryService memory(store->get(), embedder->get(), nullptr, MemoryServiceOptions{});
   ASSERT_TRUE(memory.Load().ok());
 
@@ -399,12 +399,12 @@ TEST(RoleSafePromptTest, RecalledMemoriesStayPlain) {
     };
     // One memory holds the payloads of every special text of the vocabulary (writing the index
     // is the slow part).
-    ASSERT_TRUE(memory.SetCharacterExperiences("mara", {{kBenign, std::nullopt, kNeutralEmotion}}).ok());
+    ASSERT_TRUE(memory.SetCharacterExperiences("", "mara", {{kBenign, std::nullopt, kNeutralEmotion}}).ok());
     std::vector<std::vector<TokenId>> want;
     for (ChatFamily family : kFamilies) want.push_back(SpecialIds(tokenizer, plan(family)));
     std::string payloads;
     for (const std::string& special : v.special_texts) absl::StrAppend(&payloads, Payload(special), " ");
-    ASSERT_TRUE(memory.SetCharacterExperiences("mara", {{payloads, std::nullopt, kNeutralEmotion}}).ok());
+    ASSERT_TRUE(memory.SetCharacterExperiences("", "mara", {{payloads, std::nullopt, kNeutralEmotion}}).ok());
     std::vector<bool> shown(v.special_texts.size(), false);
     for (size_t f = 0; f < std::size(kFamilies); ++f) {
       const std::vector<TokenId> ids = plan(kFamilies[f]);

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -435,8 +436,74 @@ TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
   std::ofstream(path_) << "this is a text file, not SQLite, and it is long enough to have a header\n";
   auto store = SqliteStore::Open(path_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_NE(store.status().message().find(path_), std::string::npos) << store.status();
   auto missing_dir = SqliteStore::Open(dir_.File("no/such/dir.db"));
   EXPECT_EQ(missing_dir.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A database whose header is intact but whose pages were overwritten (a bad sector, a torn copy)
+// opens as SQLite, so only the structure check at startup finds it.
+TEST_F(SqliteStoreTest, DamagedPagesFailTheStartupCheckNamingTheFile) {
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < 300; ++i) {
+      CharacterRecord c = Character("c" + std::to_string(1000 + i));
+      c.card_json.append(1000, 'x');
+      ASSERT_TRUE(store->PutCharacter("", c).ok());
+    }
+  }  // closed: the WAL is checkpointed into the file
+  std::vector<uint8_t> bytes = testing::ReadFileBytes(path_);
+  ASSERT_GT(bytes.size(), 40u * 4096);
+  std::fill(bytes.begin() + 20 * 4096, bytes.begin() + 30 * 4096, 0xA5);  // pages 21..30
+  std::ofstream(path_, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+
+  auto store = SqliteStore::Open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_NE(store.status().message().find(path_), std::string::npos) << store.status();
+  EXPECT_NE(store.status().message().find("quick_check"), std::string::npos) << store.status();
+}
+
+// PRAGMA max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
+TEST_F(SqliteStoreTest, FullDatabaseIsResourceExhaustedNamingTheFile) {
+  auto store = SqliteStore::Open(path_, {.max_pages = 16});
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::Status put;
+  for (int i = 0; i < 100 && put.ok(); ++i) {
+    CharacterRecord c = Character("c" + std::to_string(i));
+    c.card_json.append(4000, 'x');
+    put = (*store)->PutCharacter("", c);
+  }
+  EXPECT_EQ(put.code(), absl::StatusCode::kResourceExhausted) << put;
+  EXPECT_NE(put.message().find("full"), std::string::npos) << put;
+  EXPECT_NE(put.message().find("troupe.db"), std::string::npos) << put;
+  // What was written is still there, and the store still answers.
+  EXPECT_TRUE((*store)->GetCharacter("", "c0").ok());
+  EXPECT_EQ((*store)->AppendTurn("", Turn("nope", 0)).code(), absl::StatusCode::kNotFound);
+}
+
+// Another process holding the write lock past the busy timeout: kUnavailable (retry), and
+// readers are not blocked (WAL).
+TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
+  auto store = SqliteStore::Open(path_, {.busy_timeout = absl::Milliseconds(20)});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->PutCharacter("", Character("a")).ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE; INSERT INTO characters VALUES ('z', '{}', 1, 1, '');",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(other);
+  const absl::Status put = (*store)->PutCharacter("", Character("b"));
+  EXPECT_EQ(put.code(), absl::StatusCode::kUnavailable) << put;
+  EXPECT_NE(put.message().find("locked"), std::string::npos) << put;
+  EXPECT_EQ((*store)->CreateSession("", SessionOf("s1", "a")).code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE((*store)->GetCharacter("", "a").ok());
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_TRUE((*store)->PutCharacter("", Character("b")).ok());
+  EXPECT_TRUE((*store)->GetCharacter("", "z").ok());
 }
 
 }  // namespace
