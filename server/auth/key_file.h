@@ -18,10 +18,10 @@ namespace troupe {
 
 // What one key may do. Every limit is optional: nullopt = no limit.
 struct KeyLimits {
-  std::optional<int> max_priority;  // Generate/Chat priorities above it are lowered to it
-  std::optional<int64_t> rpm;       // requests (RPCs of any kind) per minute, >= 1
-  std::optional<int64_t> tpm;       // prompt + completion tokens per minute, >= 1
-  std::optional<int> max_streams;   // concurrent Generate/Chat streams, >= 1
+  std::optional<int> max_priority = std::nullopt;  // Generate/Chat priorities above it are lowered to it
+  std::optional<int64_t> rpm = std::nullopt;       // requests (RPCs of any kind) per minute, >= 1
+  std::optional<int64_t> tpm = std::nullopt;       // prompt + completion tokens per minute, >= 1
+  std::optional<int> max_streams = std::nullopt;   // concurrent Generate/Chat streams, >= 1
 
   bool operator==(const KeyLimits&) const = default;
 };

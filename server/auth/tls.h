@@ -14,9 +14,9 @@ class ServerCredentials;
 namespace troupe {
 
 struct TlsOptions {
-  std::string cert_file;       // PEM certificate chain of the server; "" = plaintext
-  std::string key_file;        // PEM private key of cert_file
-  std::string client_ca_file;  // PEM CA bundle; set = clients must present a cert it signed
+  std::string cert_file = "";       // PEM certificate chain of the server; "" = plaintext
+  std::string key_file = "";        // PEM private key of cert_file
+  std::string client_ca_file = "";  // PEM CA bundle; set = clients must present a cert it signed
 };
 
 // Insecure credentials when cert_file and key_file are empty; else TLS with them, requiring
