@@ -16,7 +16,8 @@ namespace {
 // A streaming RPC refused before any work: the reactor ends it with `status` at once.
 template <typename Response>
 grpc::ServerWriteReactor<Response>* RefusedStream(Engine& engine, const absl::Status& status) {
-  std::shared_ptr<GenerateReactor<Response>> reactor = GenerateReactor<Response>::Create(engine, nullptr, nullptr);
+  std::shared_ptr<GenerateReactor<Response>> reactor =
+      GenerateReactor<Response>::Create(engine, /*metrics=*/nullptr, /*lease=*/nullptr);
   reactor->FinishWithError(status);
   return reactor.get();
 }
@@ -44,8 +45,8 @@ absl::StatusOr<Caller> RolePlayService::Admit(grpc::CallbackServerContext& conte
   Refusal refusal;
   absl::StatusOr<std::shared_ptr<CallLease>> lease = AdmitCall(caller->limiter, kind, &refusal);
   if (!lease.ok()) {
-    const int64_t retry_ms =
-        std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(refusal.retry_after, absl::Milliseconds(1))));
+    const absl::Duration wait = absl::Ceil(refusal.retry_after, absl::Milliseconds(1));
+    const int64_t retry_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(wait));
     context.AddTrailingMetadata("retry-after-ms", absl::StrCat(retry_ms));
     if (metrics_ != nullptr) metrics_->CountRejection(refusal.reason, caller->tenant);
     return lease.status();

@@ -73,8 +73,9 @@ absl::StatusOr<std::shared_ptr<CallLease>> AdmitCall(const std::shared_ptr<KeyLi
   std::optional<Refusal> refused = limiter->TryAdmit(kind);
   if (!refused.has_value()) return std::make_shared<CallLease>(limiter, kind);
   *refusal = *std::move(refused);
-  const std::string retry = absl::StrCat("retry in ", absl::FormatDuration(absl::Ceil(refusal->retry_after, absl::Milliseconds(1))),
-                                         " (retry-after-ms trailer)");
+  const absl::Duration wait = absl::Ceil(refusal->retry_after, absl::Milliseconds(1));
+  const std::string retry =
+      absl::StrCat("retry in ", absl::FormatDuration(wait), " (retry-after-ms trailer)");
   if (refusal->reason == "max_streams") {
     return absl::ResourceExhaustedError(
         absl::StrCat("this API key has its maximum of concurrent streams open; ", retry));
