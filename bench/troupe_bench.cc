@@ -126,7 +126,7 @@ int Main(int argc, char** argv) {
   parser.AddBool("ignore-eos", &f.ignore_eos, "generate exactly max-tokens per turn (=false to stop at EOS)");
   parser.AddDouble("temperature", &f.temperature, "sampling temperature (0 = greedy)");
   parser.AddInt("priority", &f.priority, "request priority");
-  parser.AddString("api-key", &f.api_key, "sent as x-api-key (the server's prefix-cache tenant)");
+  parser.AddString("api-key", &f.api_key, "API key of a server started with --api-keys (sent as x-api-key)");
   parser.AddString("cache-salt", &f.cache_salt, "request cache_salt");
   parser.AddString("dataset", &f.dataset, "JSONL conversations instead of synthetic ones");
   parser.AddString("save-dataset", &f.save_dataset, "write the conversations used as JSONL");

@@ -2,19 +2,28 @@
 //   troupe-cli generate --addr A --prompt P [--max-tokens N --temperature T ...]
 //   troupe-cli chat --addr A [--session ID | --character NAME --system PROMPT] [--message M]
 //   troupe-cli info --addr A
-// Text streams to stdout as it arrives; usage and errors go to stderr.
+//   troupe-cli hash-key --tenant T [--max-priority N --rpm N --tpm N --max-streams N] [KEY]
+// Text streams to stdout as it arrives; usage and errors go to stderr. The API key of a server
+// started with --api-keys comes from $TROUPE_API_KEY or --api-key-file (never a flag value,
+// which `ps` would show); --tls-ca (and --tls-cert/--tls-key for mutual TLS) connect over TLS.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "common/flag_parser.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "server/auth/key_file.h"
+#include "server/auth/sha256.h"
 #include "server/status_util.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
@@ -23,11 +32,13 @@ namespace {
 namespace v1 = troupe::v1;
 
 constexpr char kUsage[] =
-    "usage: troupe-cli <generate|chat|info> [flags]\n"
+    "usage: troupe-cli <generate|chat|info|hash-key> [flags]\n"
     "  generate  stream a completion of --prompt (raw, no chat template)\n"
     "  chat      chat with a character: one --message, or an interactive session reading lines\n"
     "            from stdin (new session unless --session ID)\n"
-    "  info      print the server's model information\n\nflags:\n";
+    "  info      print the server's model information\n"
+    "  hash-key  print the --api-keys line of a key: troupe-cli hash-key --tenant T [limits] < KEYFILE\n"
+    "            (the key is read from stdin, or from the one argument after hash-key)\n\nflags:\n";
 
 struct CliFlags {
   std::string addr = "127.0.0.1:50051";
@@ -46,6 +57,13 @@ struct CliFlags {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  // Auth and TLS (client side).
+  std::string api_key_file;
+  std::string api_key;  // from $TROUPE_API_KEY or api_key_file
+  std::string tls_ca, tls_cert, tls_key;
+  // hash-key
+  std::string tenant;
+  std::optional<int> max_priority, rpm, tpm, max_streams;
 };
 
 void AddFlags(troupe::FlagParser& parser, CliFlags& f) {
@@ -70,7 +88,85 @@ void AddFlags(troupe::FlagParser& parser, CliFlags& f) {
   parser.AddStrings("stop", &f.stop, "stop string (repeatable)");
   parser.AddBool("ignore-eos", &f.ignore_eos, "keep generating past EOS");
   parser.AddOptionalInt("logprobs", &f.logprobs, "print logprobs with N alternatives");
+  parser.AddString("api-key-file", &f.api_key_file,
+                   "file holding the API key to send (default: $TROUPE_API_KEY)");
+  parser.AddString("tls-ca", &f.tls_ca, "PEM CA bundle: connect over TLS, trusting these CAs");
+  parser.AddString("tls-cert", &f.tls_cert, "PEM client certificate (mutual TLS; with --tls-ca)");
+  parser.AddString("tls-key", &f.tls_key, "PEM private key of --tls-cert");
+  parser.AddString("tenant", &f.tenant, "hash-key: the key's tenant");
+  parser.AddOptionalInt("max-priority", &f.max_priority, "hash-key: highest priority the key may use");
+  parser.AddOptionalInt("rpm", &f.rpm, "hash-key: requests per minute");
+  parser.AddOptionalInt("tpm", &f.tpm, "hash-key: prompt + completion tokens per minute");
+  parser.AddOptionalInt("max-streams", &f.max_streams, "hash-key: concurrent Generate/Chat streams");
   parser.AddBool("help", &f.help, "print this help");
+}
+
+// Reads a whole file (or stdin for "-"); false when it cannot be read.
+bool ReadAll(const std::string& path, std::string* out) {
+  std::ostringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    text << in.rdbuf();
+  }
+  *out = text.str();
+  return true;
+}
+
+// hash-key: prints `TENANT sha256:<hex> [limits]` for the key in `key_arg` or on stdin. The
+// line is parsed back with the server's own parser, so what it prints is what the server takes.
+int HashKey(const CliFlags& f, const std::vector<std::string>& positional) {
+  std::string key;
+  if (positional.size() == 2) {
+    key = positional[1];
+  } else if (!ReadAll("-", &key)) {
+    std::fprintf(stderr, "troupe-cli hash-key: cannot read the key from stdin\n");
+    return 1;
+  }
+  key = std::string(absl::StripAsciiWhitespace(key));  // a trailing newline is not part of it
+  if (key.empty()) {
+    std::fprintf(stderr, "troupe-cli hash-key: the key is empty (pipe it on stdin)\n");
+    return 2;
+  }
+  if (absl::Status tenant = troupe::ValidateTenant(f.tenant); !tenant.ok()) {
+    std::fprintf(stderr, "troupe-cli hash-key: --tenant: %s\n", std::string(tenant.message()).c_str());
+    return 2;
+  }
+  troupe::KeyEntry entry;
+  entry.tenant = f.tenant;
+  entry.digest = troupe::Sha256(key);
+  entry.limits.max_priority = f.max_priority;
+  if (f.rpm) entry.limits.rpm = *f.rpm;
+  if (f.tpm) entry.limits.tpm = *f.tpm;
+  entry.limits.max_streams = f.max_streams;
+  const std::string line = troupe::FormatKeyLine(entry);
+  absl::StatusOr<std::vector<troupe::KeyEntry>> parsed = troupe::ParseKeyFile(line, "hash-key");
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "troupe-cli %s (--tenant, --max-priority, --rpm, --tpm, --max-streams)\n",
+                 std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  std::printf("%s\n", line.c_str());
+  return 0;
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const CliFlags& f, bool* ok) {
+  *ok = true;
+  if (f.tls_ca.empty()) {
+    if (!f.tls_cert.empty() || !f.tls_key.empty()) {
+      std::fprintf(stderr, "troupe-cli: --tls-cert and --tls-key need --tls-ca\n");
+      *ok = false;
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  *ok = ReadAll(f.tls_ca, &ssl.pem_root_certs) &&
+        (f.tls_cert.empty() || ReadAll(f.tls_cert, &ssl.pem_cert_chain)) &&
+        (f.tls_key.empty() || ReadAll(f.tls_key, &ssl.pem_private_key));
+  if (!*ok) std::fprintf(stderr, "troupe-cli: cannot read --tls-ca, --tls-cert or --tls-key\n");
+  return grpc::SslCredentials(ssl);
 }
 
 void FillSampling(const CliFlags& f, v1::SamplingParams* s) {
@@ -92,7 +188,9 @@ void FillSampling(const CliFlags& f, v1::SamplingParams* s) {
   }
 }
 
-void SetDeadline(const CliFlags& f, grpc::ClientContext& context) {
+// The deadline and the API key of every RPC.
+void PrepareContext(const CliFlags& f, grpc::ClientContext& context) {
+  if (!f.api_key.empty()) context.AddMetadata("authorization", "Bearer " + f.api_key);
   if (f.timeout_s > 0) {
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(f.timeout_s));
   }
@@ -158,7 +256,7 @@ int Generate(v1::RolePlay::Stub& stub, const CliFlags& f) {
   request.set_prompt(f.prompt);
   FillSampling(f, request.mutable_sampling());
   grpc::ClientContext context;
-  SetDeadline(f, context);
+  PrepareContext(f, context);
   std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
       stub.Generate(&context, request);
   return ReportError(StreamToStdout(*reader, f.logprobs.has_value())) ? 1 : 0;
@@ -171,7 +269,7 @@ bool ChatTurn(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& se
   request.set_message(message);
   FillSampling(f, request.mutable_sampling());
   grpc::ClientContext context;
-  SetDeadline(f, context);
+  PrepareContext(f, context);
   std::fprintf(stdout, "%s: ", speaker.c_str());
   std::fflush(stdout);
   std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub.Chat(&context, request);
@@ -188,7 +286,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     request.mutable_character()->set_system_prompt(f.system);
     v1::Session session;
     grpc::ClientContext context;
-    SetDeadline(f, context);
+    PrepareContext(f, context);
     if (ReportError(stub.CreateSession(&context, request, &session))) return 1;
     session_id = session.session_id();
     speaker = session.character().name();
@@ -198,7 +296,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     request.set_session_id(session_id);
     v1::Session session;
     grpc::ClientContext context;
-    SetDeadline(f, context);
+    PrepareContext(f, context);
     if (ReportError(stub.GetSession(&context, request, &session))) return 1;
     speaker = session.character().name();
   }
@@ -219,7 +317,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     request.set_session_id(session_id);
     v1::DeleteSessionResponse response;
     grpc::ClientContext context;
-    SetDeadline(f, context);
+    PrepareContext(f, context);
     ReportError(stub.DeleteSession(&context, request, &response));
   }
   return ok ? 0 : 1;
@@ -228,7 +326,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
 int Info(v1::RolePlay::Stub& stub, const CliFlags& f) {
   v1::ServerInfo info;
   grpc::ClientContext context;
-  SetDeadline(f, context);
+  PrepareContext(f, context);
   if (ReportError(stub.GetServerInfo(&context, v1::GetServerInfoRequest(), &info))) return 1;
   std::printf("model %s (%s, %lld parameters)\ncontext %d tokens, vocab %d, chat template %s\n"
               "server %s\n",
@@ -244,12 +342,26 @@ int Run(int argc, char** argv) {
   AddFlags(parser, f);
   std::vector<std::string> positional;
   const absl::Status parsed = parser.Parse(argc, argv, &positional);
-  if (!parsed.ok() || f.help || positional.size() != 1) {
+  const bool hash_key = !positional.empty() && positional[0] == "hash-key";
+  if (!parsed.ok() || f.help || positional.empty() || positional.size() > (hash_key ? 2u : 1u)) {
     if (!parsed.ok()) std::fprintf(stderr, "troupe-cli: %s\n", std::string(parsed.message()).c_str());
     std::fprintf(f.help ? stdout : stderr, "%s%s", kUsage, parser.Help().c_str());
     return f.help ? 0 : 2;
   }
-  auto channel = grpc::CreateChannel(f.addr, grpc::InsecureChannelCredentials());
+  if (hash_key) return HashKey(f, positional);
+  if (!f.api_key_file.empty()) {
+    if (!ReadAll(f.api_key_file, &f.api_key)) {
+      std::fprintf(stderr, "troupe-cli: cannot read --api-key-file %s\n", f.api_key_file.c_str());
+      return 2;
+    }
+  } else if (const char* env = std::getenv("TROUPE_API_KEY")) {
+    f.api_key = env;
+  }
+  f.api_key = std::string(absl::StripAsciiWhitespace(f.api_key));
+  bool credentials_ok = false;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = ChannelCredentialsFor(f, &credentials_ok);
+  if (!credentials_ok) return 2;
+  auto channel = grpc::CreateChannel(f.addr, credentials);
   std::unique_ptr<v1::RolePlay::Stub> stub = v1::RolePlay::NewStub(channel);
   const std::string& command = positional[0];
   if (command == "generate") return Generate(*stub, f);

@@ -55,9 +55,9 @@ grpc::Status ClientGoneStatus() {
 }  // namespace
 
 template <typename Response>
-std::shared_ptr<GenerateReactor<Response>> GenerateReactor<Response>::Create(Engine& engine,
-                                                                              Metrics* metrics) {
-  std::shared_ptr<GenerateReactor> reactor(new GenerateReactor(engine, metrics));
+std::shared_ptr<GenerateReactor<Response>> GenerateReactor<Response>::Create(
+    Engine& engine, Metrics* metrics, std::shared_ptr<CallLease> lease) {
+  std::shared_ptr<GenerateReactor> reactor(new GenerateReactor(engine, metrics, std::move(lease)));
   reactor->self_ = reactor;
   return reactor;
 }
@@ -82,11 +82,13 @@ void GenerateReactor<Response>::Submit(Request request) {
     return;
   }
   request.sink = self_;  // valid: OnDone cannot run before this RPC finishes
+  const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
   const absl::Status submitted = engine_.Submit(std::move(request));
   if (!submitted.ok()) {  // the engine never calls the sink after a failed Submit
     FinishWithError(submitted);
     return;
   }
+  if (lease_ != nullptr) lease_->ChargeTokens(prompt_tokens);
   bool cancel_now = false;
   {
     absl::MutexLock lock(&mu_);
@@ -146,6 +148,7 @@ bool GenerateReactor<Response>::Push(TokenDelta delta) {
 
 template <typename Response>
 void GenerateReactor<Response>::Finish(const absl::Status& status, const Completion& completion) {
+  if (lease_ != nullptr) lease_->ChargeTokens(completion.usage.completion_tokens);
   absl::Status outcome = status;
   if (outcome.ok() && IsCancelled()) {
     outcome = absl::CancelledError("the client cancelled the request");
@@ -273,10 +276,13 @@ void GenerateReactor<Response>::Perform(Action action, const grpc::Status& statu
       Base::StartWrite(&current_);
       return;
     case Action::kWriteAndFinish:
+      // The stream slot is free before the client can see the end, so it may start the next.
+      if (lease_ != nullptr) lease_->End();
       if (metrics_ != nullptr) metrics_->CountRequest(absl::StatusCode::kOk);
       Base::StartWriteAndFinish(&current_, grpc::WriteOptions(), grpc::Status::OK);
       return;
     case Action::kFinish:
+      if (lease_ != nullptr) lease_->End();
       if (metrics_ != nullptr) metrics_->CountRequest(FromGrpcStatus(status).code());
       Base::Finish(status);
       return;

@@ -15,6 +15,7 @@
 #include "engine/request/request.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
+#include "server/auth/key_limiter.h"
 #include "server/metrics.h"
 #include "server/work_queue.h"
 #include "troupe/v1/roleplay.pb.h"
@@ -45,8 +46,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   // Adds fields to the final message (chat: the memories and lore the turn used).
   using OnFinal = std::function<void(Response& final_message)>;
 
-  // REQUIRES: `engine` and `metrics` (nullable) outlive the RPC.
-  static std::shared_ptr<GenerateReactor> Create(Engine& engine, Metrics* metrics);
+  // REQUIRES: `engine` and `metrics` (nullable) outlive the RPC. `lease` (nullable: no key
+  // limits) is the caller's hold on its key's limits (Caller::lease): the request's prompt
+  // tokens are charged to it when the engine accepts the request, its completion tokens when
+  // the engine finishes it, and its stream slot is given back just before the RPC's status is
+  // sent, however the RPC ends.
+  static std::shared_ptr<GenerateReactor> Create(Engine& engine, Metrics* metrics,
+                                                 std::shared_ptr<CallLease> lease);
 
   GenerateReactor(const GenerateReactor&) = delete;
   GenerateReactor& operator=(const GenerateReactor&) = delete;
@@ -89,7 +95,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   // What to do with gRPC once mu_ is released.
   enum class Action { kNone, kWrite, kWriteAndFinish, kFinish };
 
-  GenerateReactor(Engine& engine, Metrics* metrics) : engine_(engine), metrics_(metrics) {}
+  GenerateReactor(Engine& engine, Metrics* metrics, std::shared_ptr<CallLease> lease)
+      : engine_(engine), metrics_(metrics), lease_(std::move(lease)) {}
 
   // Finish after on_success_ (if any) ran: sends the final message or ends with the error.
   void Complete(absl::Status outcome, const Completion& completion) ABSL_LOCKS_EXCLUDED(mu_);
@@ -100,6 +107,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<Response>, public 
   // Constant after construction.
   Engine& engine_;
   Metrics* const metrics_;  // may be null
+  const std::shared_ptr<CallLease> lease_;  // may be null; thread-safe itself
   // Set before Submit, read on the engine thread after it.
   OnSuccess on_success_;
   WorkQueue* on_success_queue_ = nullptr;  // set with on_success_

@@ -54,14 +54,16 @@ GenerationService::GenerationService(Engine& engine, WorkQueue& prepare_queue, M
     : engine_(engine), prepare_queue_(prepare_queue), metrics_(metrics) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
-    grpc::CallbackServerContext* context, const Caller& /*caller*/, const v1::GenerateRequest* request) {
-  std::shared_ptr<GenerateStreamReactor> reactor = GenerateStreamReactor::Create(engine_, metrics_);
+    grpc::CallbackServerContext* /*context*/, const Caller& caller, const v1::GenerateRequest* request) {
+  std::shared_ptr<GenerateStreamReactor> reactor =
+      GenerateStreamReactor::Create(engine_, metrics_, caller.lease);
   absl::StatusOr<GenerateJob> job = ValidateGenerate(*request);
   if (!job.ok()) {
     reactor->FinishWithError(job.status());
     return reactor.get();
   }
-  job->request.cache_salt = CacheSaltFor(*context, request->cache_salt());
+  job->request.priority = caller.ClampPriority(job->request.priority);
+  job->request.cache_salt = CacheSaltFor(caller, request->cache_salt());
   auto shared_job = std::make_shared<GenerateJob>(*std::move(job));
   Engine& engine = engine_;
   const absl::Status scheduled = prepare_queue_.Schedule([reactor, shared_job, &engine] {

@@ -1,5 +1,6 @@
-// troupe-server: flags -> EngineOptions/ServerOptions, start, wait for SIGINT/SIGTERM, shut down.
-// Wiring only; everything else lives in server/server.h and the engine.
+// troupe-server: flags -> EngineOptions/ServerOptions, start, wait for signals: SIGHUP reloads
+// the --api-keys file, SIGINT/SIGTERM shut down. Wiring only; everything else lives in
+// server/server.h, server/auth/ and the engine.
 #include <pthread.h>
 #include <signal.h>
 
@@ -13,6 +14,7 @@
 #include "common/flag_parser.h"
 #include "engine/engine.h"
 #include "engine/model/dummy_model.h"
+#include "server/auth/api_keys.h"
 #include "server/server.h"
 
 namespace {
@@ -24,6 +26,7 @@ constexpr char kUsage[] =
 struct Flags {
   troupe::EngineOptions engine;
   troupe::ServerOptions server;
+  std::string api_keys_file;  // "" = single tenant
 };
 
 // Fills `flags` from argv. Returns an exit code when the process should stop here.
@@ -49,9 +52,19 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                        "; for benchmarks without weight files)");
   parser.AddInt64("dummy-seed", &dummy_seed, "seed of --load-format dummy weights");
   parser.AddString("listen", &server.listen_address, "gRPC host:port (port 0 = any free)");
+  parser.AddString("api-keys", &flags.api_keys_file,
+                   "API keys file (TENANT sha256:<hex> [max_priority=N] [rpm=N] [tpm=N] "
+                   "[max_streams=N] per line; troupe-cli hash-key prints one); every RPC then "
+                   "needs a key; reloaded on SIGHUP. \"\" = one anonymous tenant, no auth");
+  parser.AddString("tls-cert", &server.tls.cert_file, "PEM certificate chain: serve gRPC over TLS");
+  parser.AddString("tls-key", &server.tls.key_file, "PEM private key of --tls-cert");
+  parser.AddString("tls-client-ca", &server.tls.client_ca_file,
+                   "PEM CA bundle: require client certificates it signed (mutual TLS)");
   parser.AddInt("metrics-port", &server.metrics.port,
                 "HTTP port for /metrics (0 = any free, -1 = off)");
-  parser.AddString("metrics-host", &server.metrics.bind_host, "HTTP bind address");
+  parser.AddString("metrics-host", &server.metrics.bind_host,
+                   "HTTP bind address of /metrics (plain HTTP, no auth: keep it on loopback or a "
+                   "private network)");
   parser.AddString("device", &engine.device,
                    "cpu, cuda, or auto (cuda when this build has CUDA and a GPU answers)");
   parser.AddInt("threads", &engine.num_threads, "CPU compute threads (0 = one per core)");
@@ -136,7 +149,21 @@ int Serve(const Flags& flags) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // The keys first: a bad file stops the server before the model loads.
+  Flags options = flags;
+  std::unique_ptr<troupe::ApiKeys> api_keys;
+  if (!flags.api_keys_file.empty()) {
+    absl::StatusOr<std::unique_ptr<troupe::ApiKeys>> loaded = troupe::ApiKeys::Load(flags.api_keys_file);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "troupe-server: --api-keys: %s\n", std::string(loaded.status().message()).c_str());
+      return 1;
+    }
+    api_keys = *std::move(loaded);
+    options.server.resolve_caller = api_keys->Resolver();
+  }
 
   absl::StatusOr<std::unique_ptr<troupe::Engine>> engine = troupe::Engine::Create(flags.engine);
   if (!engine.ok()) {
@@ -146,7 +173,7 @@ int Serve(const Flags& flags) {
   }
   const troupe::ModelInfo info = (*engine)->model_info();
   absl::StatusOr<std::unique_ptr<troupe::Server>> server =
-      troupe::Server::Start(*std::move(engine), flags.server);
+      troupe::Server::Start(*std::move(engine), options.server);
   if (!server.ok()) {
     std::fprintf(stderr, "troupe-server: %s\n", server.status().ToString().c_str());
     return 1;
@@ -156,13 +183,41 @@ int Serve(const Flags& flags) {
                info.name.c_str(), info.architecture.c_str(),
                std::string(troupe::ChatFamilyName(info.chat_family)).c_str(), info.max_model_len,
                listen.substr(0, listen.rfind(':')).c_str(), (*server)->port());
+  if (api_keys != nullptr) {
+    std::fprintf(stderr,
+                 "troupe-server: API keys required: %d key(s) from %s (SIGHUP reloads it)\n",
+                 api_keys->num_keys(), api_keys->path().c_str());
+  } else {
+    std::fprintf(stderr,
+                 "troupe-server: no --api-keys: single tenant, every caller is the anonymous tenant "
+                 "and no key is checked\n");
+  }
+  std::fprintf(stderr, "troupe-server: gRPC %s\n",
+               flags.server.tls.cert_file.empty() ? "in plaintext (no --tls-cert)"
+               : flags.server.tls.client_ca_file.empty()
+                   ? "over TLS"
+                   : "over mutual TLS (client certificates required)");
   if ((*server)->metrics_port() >= 0) {
     std::fprintf(stderr, "troupe-server: metrics on http://%s:%d/metrics\n",
                  flags.server.metrics.bind_host.c_str(), (*server)->metrics_port());
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    if (api_keys == nullptr) {
+      std::fprintf(stderr, "troupe-server: SIGHUP: no --api-keys file to reload\n");
+      continue;
+    }
+    // Admitted RPCs keep the Caller they resolved; new RPCs see the new table.
+    absl::StatusOr<int> reloaded = api_keys->Reload();
+    if (reloaded.ok()) {
+      std::fprintf(stderr, "troupe-server: SIGHUP: reloaded %d API key(s) from %s\n", *reloaded,
+                   api_keys->path().c_str());
+    } else {
+      std::fprintf(stderr, "troupe-server: SIGHUP: kept the previous API keys: %s\n",
+                   std::string(reloaded.status().message()).c_str());
+    }
+  }
   std::fprintf(stderr, "troupe-server: %s received, shutting down (grace %s)\n",
                signal_number == SIGINT ? "SIGINT" : "SIGTERM",
                absl::FormatDuration(flags.server.shutdown_grace).c_str());

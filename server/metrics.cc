@@ -26,6 +26,7 @@ constexpr char kE2eLatency[] = "troupe:e2e_request_latency_seconds";
 constexpr char kQueueTime[] = "troupe:request_queue_time_seconds";
 constexpr char kRequestSuccess[] = "troupe:request_success_total";
 constexpr char kRequests[] = "troupe:requests_total";
+constexpr char kRejectedRequests[] = "troupe:rejected_requests_total";
 // Pulled from Engine::Stats() / the session store on every scrape.
 constexpr char kPrefixCacheQueries[] = "troupe:prefix_cache_queries_total";
 constexpr char kPrefixCacheHits[] = "troupe:prefix_cache_hits_total";
@@ -209,6 +210,11 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsOptions& o
                             .Help("Generate and Chat RPCs by final status code.")
                             .Register(registry);
   metrics->requests_->Add({{"code", "OK"}});
+  metrics->rejected_ = &prometheus::BuildCounter()
+                            .Name(kRejectedRequests)
+                            .Help("RPCs refused before any work, by reason (unauthenticated, rpm, "
+                                  "tpm, max_streams) and, for a known key, tenant.")
+                            .Register(registry);
 
   if (options.port >= 0) {
     const std::string address = absl::StrCat(options.bind_host, ":", options.port);
@@ -255,6 +261,15 @@ void Metrics::ObserveSuccess(FinishReason reason, const Completion& completion) 
 void Metrics::CountRequest(absl::StatusCode code) {
   // Family::Add returns the existing child for known labels; the code set is bounded (17).
   requests_->Add({{"code", absl::StatusCodeToString(code)}}).Increment();
+}
+
+void Metrics::CountRejection(std::string_view reason, const std::string& tenant) {
+  // Bounded: four reasons, and tenants are the keys file's (set by the operator).
+  if (tenant.empty()) {
+    rejected_->Add({{"reason", std::string(reason)}}).Increment();
+  } else {
+    rejected_->Add({{"reason", std::string(reason)}, {"tenant", tenant}}).Increment();
+  }
 }
 
 std::string Metrics::Serialize() const {

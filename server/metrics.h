@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -65,6 +66,10 @@ class Metrics {
   // The final status of every Generate/Chat RPC, by canonical code name ("OK", "CANCELLED", ...).
   void CountRequest(absl::StatusCode code);
 
+  // An RPC refused before any work: `reason` is "unauthenticated", "rpm", "tpm" or
+  // "max_streams"; `tenant` ("" = no label) is the key's tenant when the key is known.
+  void CountRejection(std::string_view reason, const std::string& tenant);
+
   // The text exposition format, exactly what GET /metrics returns.
   std::string Serialize() const;
 
@@ -85,6 +90,7 @@ class Metrics {
   prometheus::Counter* success_eos_ = nullptr;
   prometheus::Counter* success_length_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
 };
 
 }  // namespace troupe

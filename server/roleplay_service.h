@@ -69,8 +69,13 @@ class RolePlayService final : public v1::RolePlay::CallbackService {
                                                    const v1::ChatRequest* request) override;
 
  private:
+  // The caller of an RPC of `kind`, admitted against its key's limits (its lease set). A
+  // refusal is counted in the metrics and, for a limit, adds the retry-after-ms trailer.
+  absl::StatusOr<Caller> Admit(grpc::CallbackServerContext& context, CallKind kind);
+
   // Constant after construction.
   Engine& engine_;
+  Metrics* const metrics_;  // may be null
   const CallerResolver resolve_caller_;
   GenerationService generation_;
   CharacterService characters_;

@@ -23,15 +23,8 @@ grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, WorkQue
   return reactor;
 }
 
-std::string CacheSaltFor(const grpc::CallbackServerContext& context, const std::string& request_salt) {
-  std::string tenant;
-  for (const char* key : {"x-api-key", "authorization"}) {
-    auto it = context.client_metadata().find(key);
-    if (it != context.client_metadata().end()) {
-      tenant.assign(it->second.data(), it->second.size());
-      break;
-    }
-  }
+std::string CacheSaltFor(const Caller& caller, const std::string& request_salt) {
+  const std::string& tenant = caller.tenant;
   if (tenant.empty() && request_salt.empty()) return "";
   return absl::StrCat(tenant.size(), ":", tenant, request_salt);
 }

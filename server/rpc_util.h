@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/auth/caller.h"
 #include "server/work_queue.h"
 
 namespace troupe {
@@ -22,10 +23,10 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context, cons
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, WorkQueue& queue,
                                    std::function<absl::Status()> work);
 
-// The prefix-cache salt of a call: its tenant (the x-api-key metadata, else authorization) and
-// the request's own salt, joined so that no two different pairs give the same string; "" when
-// both are empty.
-std::string CacheSaltFor(const grpc::CallbackServerContext& context, const std::string& request_salt);
+// The prefix-cache salt of a call: the caller's tenant and the request's own salt, joined so
+// that no two different pairs give the same string; "" when both are empty (the anonymous
+// tenant without a salt).
+std::string CacheSaltFor(const Caller& caller, const std::string& request_salt);
 
 // A client-supplied text field: kInvalidArgument naming `field` when it is empty or not valid
 // UTF-8.

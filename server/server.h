@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/session/session_store.h"
 #include "server/auth/caller.h"
+#include "server/auth/tls.h"
 #include "server/metrics.h"
 #include "server/work_queue.h"
 
@@ -44,8 +45,10 @@ struct ServerOptions {
   // served model's own hidden states (ModelEmbedder), a weaker fallback.
   std::string embedding_model_dir;
   CharacterPromptOptions prompt;  // the global system prompt and post-history instructions
-  // Names each RPC's tenant (server/auth/caller.h); empty: one anonymous tenant.
+  // Names each RPC's tenant (server/auth/caller.h); empty: one anonymous tenant. --api-keys
+  // sets it to ApiKeys::Resolver() (server/auth/api_keys.h).
   CallerResolver resolve_caller;
+  TlsOptions tls;  // TLS / mutual TLS on listen_address; default plaintext
   // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
@@ -54,7 +57,8 @@ struct ServerOptions {
 // the accessors; the accessors return objects whose own thread-safety is documented.
 class Server {
  public:
-  // Starts serving `engine`. kUnavailable names the address when it cannot be bound.
+  // Starts serving `engine`. kUnavailable names the address when it cannot be bound;
+  // MakeServerCredentials' errors for bad TLS options.
   // REQUIRES: engine is non-null.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(
       std::unique_ptr<Engine> engine, const ServerOptions& options);

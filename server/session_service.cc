@@ -40,10 +40,10 @@ SessionService::SessionService(Engine& engine, SessionStore& sessions, WorkQueue
   TROUPE_CHECK(roleplay_.commit_queue != nullptr);
 }
 
-grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackServerContext* context,
+grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackServerContext* /*context*/,
                                                                 const Caller& caller,
                                                                 const v1::ChatRequest* request) {
-  std::shared_ptr<ChatStreamReactor> reactor = ChatStreamReactor::Create(engine_, metrics_);
+  std::shared_ptr<ChatStreamReactor> reactor = ChatStreamReactor::Create(engine_, metrics_, caller.lease);
   absl::Status valid = request->session_id().empty()
                            ? absl::InvalidArgumentError("session_id is empty")
                            : ValidateText(request->message(), "message");
@@ -70,8 +70,8 @@ grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackS
   }
   auto job = std::make_shared<ChatJob>();
   job->request.sampling = *std::move(sampling);
-  job->request.priority = request->priority();
-  job->request.cache_salt = CacheSaltFor(*context, request->cache_salt());
+  job->request.priority = caller.ClampPriority(request->priority());
+  job->request.cache_salt = CacheSaltFor(caller, request->cache_salt());
   job->request.arrival_time = absl::Now();
   job->tenant = caller.tenant;
   job->session_id = request->session_id();

@@ -46,7 +46,7 @@ struct DriverOptions {
   bool ignore_eos = true;  // exact reply lengths, as vLLM's random dataset
   float temperature = 0.0f;
   int priority = 0;
-  std::string api_key;     // sent as x-api-key metadata when set
+  std::string api_key;     // sent as x-api-key metadata when set (servers with --api-keys)
   std::string cache_salt;
   uint64_t seed = 1;       // arrival times
   double rpc_timeout_s = 600.0;

@@ -726,8 +726,6 @@ TEST_F(SmolLmServerTest, ChatTwiceInOneSessionGrowsHistory) {
   EXPECT_EQ(server_->sessions().size(), 0);
 }
 
-// Cached KV is shared only within a tenant: the same prompt hits the cache for the same API
-// key and salt, and never for another key or another salt.
 // Role-safe prompts (issue #13): a chat message full of ChatML markers cannot close the user's
 // turn or open a system one. It costs the prompt tokens of plain text, and the prompt the model
 // ran on (the session's tokens) holds only the template's own markers.
@@ -778,7 +776,9 @@ TEST_F(SmolLmServerTest, ChatMessageCannotForgeRoleMarkers) {
       << "the message reached the model as text";
 }
 
-TEST_F(SmolLmServerTest, PrefixCacheIsSharedOnlyWithinATenant) {
+// Without --api-keys every caller is the one anonymous tenant: an x-api-key header no longer
+// splits the prefix cache (tests/integration/auth_test.cc covers tenants), only cache_salt does.
+TEST_F(SmolLmServerTest, PrefixCacheIsSplitByCacheSaltNotByHeadersWithoutApiKeys) {
   v1::GenerateRequest request = GreedyRequest(
       "<|im_start|>system\nYou are Captain Mira, the weary but kind captain of a cargo ship that "
       "crosses the northern sea every winter.<|im_end|>\n<|im_start|>user\nHow long until the "
@@ -800,9 +800,9 @@ TEST_F(SmolLmServerTest, PrefixCacheIsSharedOnlyWithinATenant) {
   // (the first run computed 3 more tokens there than the prompt has).
   const int reusable = first.prompt_tokens() - 1;
   EXPECT_EQ(run("key-a", "").cached_prompt_tokens(), reusable);
-  EXPECT_EQ(run("key-b", "").cached_prompt_tokens(), 0);
+  EXPECT_EQ(run("key-b", "").cached_prompt_tokens(), reusable);  // one tenant: headers do not matter
   EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), 0);
-  EXPECT_EQ(run("key-a", "s1").cached_prompt_tokens(), reusable);
+  EXPECT_EQ(run("key-b", "s1").cached_prompt_tokens(), reusable);
 }
 
 TEST_F(SmolLmServerTest, CancelledChatTurnLeavesHistoryUnchanged) {

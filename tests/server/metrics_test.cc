@@ -104,6 +104,22 @@ TEST(MetricsTest, RecordsSuccessLatencyAndRequestCodes) {
   EXPECT_EQ(SampleValue(text, "troupe:requests_total{code=\"INVALID_ARGUMENT\"}"), 1);
 }
 
+TEST(MetricsTest, CountsRejectionsByReasonWithATenantLabelOnlyForKnownKeys) {
+  absl::StatusOr<std::unique_ptr<Metrics>> metrics =
+      Metrics::Create(MetricsOptions{.port = -1}, MetricsSources{});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  (*metrics)->CountRejection("unauthenticated", "");
+  (*metrics)->CountRejection("unauthenticated", "");
+  (*metrics)->CountRejection("rpm", "acme");
+  (*metrics)->CountRejection("max_streams", "beta");
+  const std::string text = (*metrics)->Serialize();
+  EXPECT_EQ(SampleValue(text, "troupe:rejected_requests_total{reason=\"unauthenticated\"}"), 2);
+  EXPECT_EQ(SampleValue(text, "troupe:rejected_requests_total{reason=\"rpm\",tenant=\"acme\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "troupe:rejected_requests_total{reason=\"max_streams\",tenant=\"beta\"}"), 1);
+}
+
+TEST(MetricsTest, DefaultBindIsLoopback) { EXPECT_EQ(MetricsOptions{}.bind_host, "127.0.0.1"); }
+
 TEST(MetricsTest, ServesTheSameTextOverHttpOnAnEphemeralPort) {
   absl::StatusOr<std::unique_ptr<Metrics>> metrics =
       Metrics::Create(MetricsOptions{.bind_host = "127.0.0.1", .port = 0}, FakeSources());
