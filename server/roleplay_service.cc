@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/generate_reactor.h"
+#include "server/limits.h"
 #include "server/rpc_util.h"
 
 namespace troupe {
@@ -23,6 +24,7 @@ RolePlayService::RolePlayService(Engine& engine, SessionStore& sessions, WorkQue
                                  Metrics* metrics, RolePlayDeps roleplay, CallerResolver resolve_caller)
     : engine_(engine),
       resolve_caller_(std::move(resolve_caller)),
+      limits_(RequestLimitsFor(engine.model_info())),
       generation_(engine, prepare_queue, metrics),
       characters_(prepare_queue, roleplay.characters, roleplay.memory),
       sessions_(engine, sessions, prepare_queue, metrics, std::move(roleplay)) {}
@@ -31,6 +33,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* RolePlayService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return RefusedStream<v1::GenerateResponse>(engine_, caller.status());
+  if (absl::Status within = CheckLimits(*request, limits_); !within.ok()) {
+    return RefusedStream<v1::GenerateResponse>(engine_, within);
+  }
   return generation_.Generate(context, *caller, request);
 }
 
@@ -47,6 +52,7 @@ grpc::ServerUnaryReactor* RolePlayService::CreateCharacter(grpc::CallbackServerC
                                                            v1::StoredCharacter* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.CreateCharacter(context, *caller, request, response);
 }
 
@@ -55,6 +61,7 @@ grpc::ServerUnaryReactor* RolePlayService::GetCharacter(grpc::CallbackServerCont
                                                         v1::StoredCharacter* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.GetCharacter(context, *caller, request, response);
 }
 
@@ -63,6 +70,7 @@ grpc::ServerUnaryReactor* RolePlayService::ListCharacters(grpc::CallbackServerCo
                                                           v1::ListCharactersResponse* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.ListCharacters(context, *caller, request, response);
 }
 
@@ -71,6 +79,7 @@ grpc::ServerUnaryReactor* RolePlayService::UpdateCharacter(grpc::CallbackServerC
                                                            v1::StoredCharacter* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.UpdateCharacter(context, *caller, request, response);
 }
 
@@ -79,6 +88,7 @@ grpc::ServerUnaryReactor* RolePlayService::DeleteCharacter(grpc::CallbackServerC
                                                            v1::DeleteCharacterResponse* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.DeleteCharacter(context, *caller, request, response);
 }
 
@@ -87,6 +97,7 @@ grpc::ServerUnaryReactor* RolePlayService::ExportCharacter(grpc::CallbackServerC
                                                            v1::ExportCharacterResponse* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.ExportCharacter(context, *caller, request, response);
 }
 
@@ -95,6 +106,7 @@ grpc::ServerUnaryReactor* RolePlayService::CreateSession(grpc::CallbackServerCon
                                                          v1::Session* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.CreateSession(context, *caller, request, response);
 }
 
@@ -103,6 +115,7 @@ grpc::ServerUnaryReactor* RolePlayService::GetSession(grpc::CallbackServerContex
                                                       v1::Session* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.GetSession(context, *caller, request, response);
 }
 
@@ -111,6 +124,7 @@ grpc::ServerUnaryReactor* RolePlayService::ListSessions(grpc::CallbackServerCont
                                                         v1::ListSessionsResponse* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.ListSessions(context, *caller, request, response);
 }
 
@@ -119,6 +133,7 @@ grpc::ServerUnaryReactor* RolePlayService::DeleteSession(grpc::CallbackServerCon
                                                          v1::DeleteSessionResponse* response) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.DeleteSession(context, *caller, request, response);
 }
 
@@ -126,6 +141,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* RolePlayService::Chat(grpc::Callback
                                                                  const v1::ChatRequest* request) {
   absl::StatusOr<Caller> caller = resolve_caller_(*context);
   if (!caller.ok()) return RefusedStream<v1::ChatResponse>(engine_, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return RefusedStream<v1::ChatResponse>(engine_, within);
   return sessions_.Chat(context, *caller, request);
 }
 

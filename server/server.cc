@@ -19,6 +19,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/limits.h"
 #include "server/roleplay_service.h"
 
 namespace troupe {
@@ -109,6 +110,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   // gRPC sets SO_REUSEPORT by default, which would let a second server share a busy port and
   // split its traffic; fail to bind instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // gRPC's default (4 MiB) would refuse a PNG card long before its own 16 MiB limit; accept
+  // the largest request server/limits.h allows and let gRPC refuse anything larger unparsed.
+  builder.SetMaxReceiveMessageSize(MaxReceiveMessageBytes(RequestLimitsFor(server->engine_->model_info())));
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());

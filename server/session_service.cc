@@ -13,11 +13,6 @@
 #include "server/rpc_util.h"
 
 namespace troupe {
-namespace {
-
-constexpr size_t kMaxChatMessageBytes = 64 << 10;  // one user message
-
-}  // namespace
 
 // Everything a Chat job needs, copied out of the request in the reaction.
 struct SessionService::ChatJob {
@@ -43,10 +38,6 @@ grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackS
   absl::Status valid = request->session_id().empty()
                            ? absl::InvalidArgumentError("session_id is empty")
                            : ValidateText(request->message(), "message");
-  if (valid.ok() && request->message().size() > kMaxChatMessageBytes) {
-    valid = absl::InvalidArgumentError(absl::StrCat("message: ", request->message().size(),
-                                                    " bytes; the limit is ", kMaxChatMessageBytes));
-  }
   absl::StatusOr<SamplingParams> sampling = SamplingFromProto(request->sampling());
   if (valid.ok()) valid = sampling.status();
   absl::StatusOr<TurnMemoryOptions> memory = MemoryOptionsFromProto(request->memory());
