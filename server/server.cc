@@ -44,7 +44,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
         SqliteStore::Open((std::filesystem::path(options.data_dir) / "troupe.db").string());
     if (!store.ok()) return store.status();
     server->store_ = *std::move(store);
-    server->characters_ = std::make_unique<CharacterRegistry>(server->store_.get());
+    server->characters_ = std::make_unique<CharacterRegistry>(server->store_.get(), options.characters);
   }
   server->sessions_ = std::make_unique<SessionStore>(options.sessions, server->store_.get());
   if (server->store_ != nullptr && !options.embedding_model_dir.empty()) {
@@ -96,7 +96,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .rater = server->rater_.get(),
                         .summarizer = server->summarizer_.get(),
                         .commit_queue = server->commit_queue_.get(),
-                        .prompt_options = options.prompt};
+                        .prompt_options = options.prompt,
+                        .lore_scan_budget = options.lore_scan_budget};
   server->service_ = std::make_unique<RolePlayService>(*server->engine_, *server->sessions_,
                                                        *server->prepare_queue_, server->metrics_.get(),
                                                        std::move(roleplay),

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/character/character_registry.h"
 #include "engine/engine.h"
 #include "engine/session/session_store.h"
 #include "server/auth/caller.h"
@@ -20,7 +21,6 @@ class Server;
 
 namespace troupe {
 
-class CharacterRegistry;
 class MemoryService;
 class ModelRater;
 class SqliteStore;
@@ -34,6 +34,8 @@ struct ServerOptions {
   MetricsOptions metrics;                           // port 9400; 0 = ephemeral, -1 = off
   WorkQueueOptions prepare;                         // tokenization workers and their queue
   SessionStoreOptions sessions;
+  CharacterRegistryOptions characters;  // the cache of parsed stored characters
+  int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes one turn's lorebook scan may search
   // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
   // (inline sessions only, no memory).
   std::string data_dir;

@@ -118,6 +118,7 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   deps.memory = roleplay_.memory;
   deps.rater = roleplay_.rater;
   deps.prompt_options = roleplay_.prompt_options;
+  deps.lore_options.scan_budget = roleplay_.lore_scan_budget;
   if (roleplay_.summarizer != nullptr) {
     deps.summarize = [summarizer = roleplay_.summarizer, character_name = MacroCharName((*character)->profile),
                       user_name = session.setup.user_name, priority = req.priority](
@@ -137,8 +138,10 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   pending.remember = TurnMemoryFor(session, **character, job.message, job.turn_emotion);
   CommitWhenDone(*reactor, std::move(pending), roleplay_.commit_queue);
   reactor->set_on_final([memories = std::move(plan->memories), lore = std::move(plan->lore),
+                         lore_skipped = plan->lore_entries_skipped,
                          character = *character](v1::ChatResponse& final_message) {
     TurnRefsToProto(memories, lore, character->profile, &final_message);
+    final_message.set_lore_entries_skipped(lore_skipped);
   });
   reactor->Submit(std::move(req));
 }

@@ -32,6 +32,7 @@ struct RolePlayDeps {
   const ModelSummarizer* summarizer = nullptr;  // folds turns that outgrow the context; null: drop
   WorkQueue* commit_queue = nullptr;  // turn commits (database writes) off the engine thread
   CharacterPromptOptions prompt_options;
+  int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes per turn (engine/character/lorebook.h)
 };
 
 // Thread-safe: gRPC calls the handlers concurrently; the service holds no mutable state. The

@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/character/card_png.h"
 #include "engine/engine.h"
 #include "grpcpp/client_context.h"
@@ -27,7 +29,8 @@
 namespace troupe {
 namespace {
 
-std::unique_ptr<Server> StartServer(const std::string& data_dir) {
+std::unique_ptr<Server> StartServer(const std::string& data_dir,
+                                    const std::function<void(ServerOptions&)>& tweak = nullptr) {
   EngineOptions engine_options;
   engine_options.model_path = testing::StoriesPath();
   engine_options.num_threads = 2;
@@ -40,6 +43,7 @@ std::unique_ptr<Server> StartServer(const std::string& data_dir) {
   options.metrics.port = -1;
   options.data_dir = data_dir;
   options.embedding_model_dir = "";
+  if (tweak) tweak(options);
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
@@ -265,6 +269,203 @@ TEST_F(LimitsTest, MessageOverTheReceiveLimitIsResourceExhaustedAndTheServerServ
   const grpc::Status status = CreateCharacter(request);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   ExpectServing();
+}
+
+// ---- JSON nesting on every client path ----
+
+constexpr int kHostileDepth = 120000;
+
+std::string DeepJson() { return std::string(kHostileDepth, '[') + std::string(kHostileDepth, ']'); }
+
+std::string DeepCard() {
+  return "{\"spec\":\"chara_card_v2\",\"data\":{\"name\":\"Deep\",\"extensions\":{\"x\":" + DeepJson() + "}}}";
+}
+
+TEST_F(LimitsTest, DeeplyNestedJsonIsRefusedOnEveryCharacterPath) {
+  auto expect_deep_refused = [&](const grpc::Status& status, const std::string& field) {
+    ExpectRefused(status, {field, "nested deeper than"});
+    ExpectServing();
+  };
+  v1::CreateCharacterRequest card;
+  card.set_card_json(DeepCard());
+  expect_deep_refused(CreateCharacter(card), "card");
+
+  absl::StatusOr<std::string> png =
+      WriteCardToPng(testing::ReadTestData("cards/lighthouse_keeper.png"), CardPngText{.chara_json = DeepCard(), .ccv3_json = ""});
+  ASSERT_TRUE(png.ok()) << png.status();
+  v1::CreateCharacterRequest png_card;
+  png_card.set_card_png(*png);
+  expect_deep_refused(CreateCharacter(png_card), "card");
+
+  v1::CreateCharacterRequest profile;
+  profile.mutable_profile()->set_name("Deep");
+  profile.mutable_profile()->set_extensions_json(DeepJson());
+  expect_deep_refused(CreateCharacter(profile), "profile.extensions_json");
+
+  profile.mutable_profile()->clear_extensions_json();
+  profile.mutable_profile()->mutable_lorebook()->set_extensions_json(DeepJson());
+  expect_deep_refused(CreateCharacter(profile), "profile.lorebook.extensions_json");
+
+  profile.mutable_profile()->mutable_lorebook()->clear_extensions_json();
+  v1::LoreEntry* entry = profile.mutable_profile()->mutable_lorebook()->add_entries();
+  entry->add_keys("deep");
+  entry->set_content("deep");
+  entry->set_extensions_json(DeepJson());
+  expect_deep_refused(CreateCharacter(profile), "profile.lorebook.entries[0].extensions_json");
+
+  // Updates parse the same sources.
+  entry->clear_extensions_json();
+  v1::StoredCharacter stored;
+  ASSERT_TRUE(CreateCharacter(profile, &stored).ok());
+  v1::UpdateCharacterRequest update;
+  update.set_character_id(stored.character_id());
+  update.set_card_json(DeepCard());
+  v1::StoredCharacter updated;
+  grpc::ClientContext update_context;
+  expect_deep_refused(stub_->UpdateCharacter(&update_context, update, &updated), "card");
+  update.mutable_profile()->set_name("Deep");
+  update.mutable_profile()->set_extensions_json(DeepJson());
+  grpc::ClientContext profile_context;
+  expect_deep_refused(stub_->UpdateCharacter(&profile_context, update, &updated), "profile.extensions_json");
+}
+
+// ---- the lorebook scan budget ----
+
+TEST(LoreBudgetTest, TurnOverTheScanBudgetRunsAndReportsTheSkippedEntries) {
+  testing::ScopedTempDir dir("lore_budget");
+  std::unique_ptr<Server> server = StartServer(dir.path().string(), [](ServerOptions& options) {
+    options.lore_scan_budget = 100;  // key-bytes: two of the five entries' searches below
+  });
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::RolePlay::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port()),
+                                                        grpc::InsecureChannelCredentials()));
+  v1::CreateCharacterRequest create;
+  v1::CharacterProfile* profile = create.mutable_profile();
+  profile->set_name("Keeper");
+  const char* keys[] = {"moon", "sun", "star", "tide", "lamp"};
+  for (int i = 0; i < 5; ++i) {
+    v1::LoreEntry* entry = profile->mutable_lorebook()->add_entries();
+    entry->add_keys(keys[i]);
+    entry->set_content(absl::StrCat("About the ", keys[i], "."));
+    entry->set_name(keys[i]);
+    entry->set_enabled(true);
+    entry->set_priority(i);  // lamp (4) and tide (3) are searched first
+  }
+  v1::StoredCharacter character;
+  grpc::ClientContext create_context;
+  ASSERT_TRUE(stub->CreateCharacter(&create_context, create, &character).ok());
+  v1::CreateSessionRequest session_request;
+  session_request.set_character_id(character.character_id());
+  session_request.mutable_setup()->set_greeting_index(-1);
+  v1::Session session;
+  grpc::ClientContext session_context;
+  ASSERT_TRUE(stub->CreateSession(&session_context, session_request, &session).ok());
+
+  v1::ChatRequest chat;
+  chat.set_session_id(session.session_id());
+  chat.set_message("moon sun star tide lamp, all of them at once");  // 45 bytes
+  chat.mutable_sampling()->set_max_tokens(2);
+  chat.mutable_memory()->set_strategy(v1::RETRIEVAL_STRATEGY_NONE);
+  grpc::ClientContext chat_context;
+  auto reader = stub->Chat(&chat_context, chat);
+  v1::ChatResponse response, last;
+  while (reader->Read(&response)) last = response;
+  const grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(last.lore_entries_skipped(), 3);
+  ASSERT_EQ(last.lore_size(), 2);
+  EXPECT_EQ(last.lore(0).name(), "tide");
+  EXPECT_EQ(last.lore(1).name(), "lamp");
+}
+
+// ---- inline sessions: idle expiry and their own cap ----
+
+// A clock the test moves; read by the server's gRPC and worker threads.
+class ManualClock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(2'000'000'000);
+};
+
+TEST(InlineSessionLimitsTest, InlineSessionsExpireWhenIdleAndHaveTheirOwnCap) {
+  testing::ScopedTempDir dir("inline_sessions");
+  ManualClock clock;
+  std::unique_ptr<Server> server = StartServer(dir.path().string(), [&clock](ServerOptions& options) {
+    options.sessions.max_inline_sessions = 2;
+    options.sessions.max_sessions = 2;
+    options.sessions.inline_idle_ttl = absl::Hours(1);
+    options.sessions.now = [&clock] { return clock.Now(); };
+  });
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::RolePlay::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port()),
+                                                        grpc::InsecureChannelCredentials()));
+  auto create_inline = [&](v1::Session* session) {
+    v1::CreateSessionRequest request;
+    request.mutable_character()->set_name("Lily");
+    grpc::ClientContext context;
+    return stub->CreateSession(&context, request, session);
+  };
+  v1::Session first, second, refused;
+  ASSERT_TRUE(create_inline(&first).ok());
+  ASSERT_TRUE(create_inline(&second).ok());
+  const grpc::Status full = create_inline(&refused);
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << full.error_message();
+  EXPECT_NE(full.error_message().find("inline sessions"), std::string::npos) << full.error_message();
+
+  // Durable sessions count against their own cap, not the inline one.
+  v1::CreateCharacterRequest character_request;
+  character_request.mutable_profile()->set_name("Keeper");
+  v1::StoredCharacter character;
+  grpc::ClientContext character_context;
+  ASSERT_TRUE(stub->CreateCharacter(&character_context, character_request, &character).ok());
+  v1::CreateSessionRequest durable_request;
+  durable_request.set_character_id(character.character_id());
+  v1::Session durable;
+  grpc::ClientContext durable_context;
+  const grpc::Status durable_status = stub->CreateSession(&durable_context, durable_request, &durable);
+  EXPECT_TRUE(durable_status.ok()) << durable_status.error_message();
+
+  clock.Advance(absl::Minutes(45));
+  v1::GetSessionRequest get;
+  get.set_session_id(second.session_id());
+  v1::Session got;
+  grpc::ClientContext get_context;
+  ASSERT_TRUE(stub->GetSession(&get_context, get, &got).ok());  // `second` used; `first` idle
+  clock.Advance(absl::Minutes(30));
+
+  get.set_session_id(first.session_id());
+  grpc::ClientContext expired_context;
+  const grpc::Status expired = stub->GetSession(&expired_context, get, &got);
+  EXPECT_EQ(expired.error_code(), grpc::StatusCode::NOT_FOUND) << expired.error_message();
+  v1::ChatRequest chat;
+  chat.set_session_id(first.session_id());
+  chat.set_message("hello");
+  grpc::ClientContext chat_context;
+  auto reader = stub->Chat(&chat_context, chat);
+  v1::ChatResponse response;
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::Session third;
+  const grpc::Status again = create_inline(&third);
+  EXPECT_TRUE(again.ok()) << again.error_message();  // the expired session freed its place
+  get.set_session_id(second.session_id());
+  grpc::ClientContext kept_context;
+  EXPECT_TRUE(stub->GetSession(&kept_context, get, &got).ok());
+  get.set_session_id(durable.session_id());
+  grpc::ClientContext durable_get_context;
+  EXPECT_TRUE(stub->GetSession(&durable_get_context, get, &got).ok());  // durable ones never expire
 }
 
 }  // namespace
