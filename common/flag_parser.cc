@@ -67,6 +67,18 @@ void FlagParser::AddBool(std::string name, bool* target, std::string help) {
       [target](absl::string_view v) { return absl::SimpleAtob(v, target); });
 }
 
+void FlagParser::AddDuration(std::string name, absl::Duration* target, std::string help) {
+  Add(
+      std::move(name), std::move(help), false,
+      [target](absl::string_view v) {
+        absl::Duration d;
+        if (!absl::ParseDuration(v, &d) || d < absl::ZeroDuration()) return false;
+        *target = d;
+        return true;
+      },
+      absl::FormatDuration(*target));
+}
+
 void FlagParser::AddOptionalInt(std::string name, std::optional<int>* target, std::string help) {
   Add(std::move(name), std::move(help), false, [target](absl::string_view v) {
     int value = 0;

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace troupe {
 
@@ -24,6 +25,8 @@ class FlagParser {
   void AddInt64(std::string name, int64_t* target, std::string help);
   void AddDouble(std::string name, double* target, std::string help);  // also "inf"
   void AddBool(std::string name, bool* target, std::string help);
+  // absl::ParseDuration's forms: "30m", "3600s", "1h30m", "250ms"; negative durations refused.
+  void AddDuration(std::string name, absl::Duration* target, std::string help);
   void AddOptionalInt(std::string name, std::optional<int>* target, std::string help);
   void AddOptionalUint64(std::string name, std::optional<uint64_t>* target, std::string help);
   void AddOptionalFloat(std::string name, std::optional<float>* target, std::string help);

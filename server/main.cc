@@ -40,6 +40,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
   std::string kv_cache_type(troupe::KvCacheTypeName(engine.kv_cache_type));
   int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
+  int character_cache_mb = static_cast<int>(server.characters.max_cached_bytes >> 20);
+  int64_t lore_scan_budget_mib = server.lore_scan_budget >> 20;
   int64_t dummy_seed = static_cast<int64_t>(engine.dummy_seed);
   bool help = false;
 
@@ -85,7 +87,17 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt("max-model-len", &engine.max_model_len,
                 "context limit in tokens (0 = the model's)");
   parser.AddInt("prepare-threads", &server.prepare.num_threads, "tokenization workers");
-  parser.AddInt("max-sessions", &server.sessions.max_sessions, "chat sessions kept in memory");
+  parser.AddInt("max-sessions", &server.sessions.max_sessions, "durable chat sessions kept in memory");
+  parser.AddInt("max-inline-sessions", &server.sessions.max_inline_sessions,
+                "inline chat sessions (name + system prompt, in memory only); more: RESOURCE_EXHAUSTED");
+  parser.AddDuration("session-idle-ttl", &server.sessions.inline_idle_ttl,
+                     "an inline session unused this long expires (30m, 3600s, 1h; 0 = never)");
+  parser.AddInt("character-cache-size", &server.characters.max_cached,
+                "stored characters kept parsed in memory (least recently used dropped first)");
+  parser.AddInt("character-cache-mb", &character_cache_mb, "their estimated size in MiB, at most");
+  parser.AddInt64("lore-scan-budget-mib", &lore_scan_budget_mib,
+                  "Mi key-bytes (keys x bytes scanned) one turn's lorebook scan may search; "
+                  "lower-priority entries past it are skipped (0 = no limit)");
   parser.AddString("data-dir", &server.data_dir,
                    "where characters, sessions and memories are kept (\"\" = nowhere)");
   parser.AddString("embedding-model", &server.embedding_model_dir,
@@ -116,6 +128,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     return 2;
   }
   server.shutdown_grace = absl::Seconds(shutdown_grace_s);
+  if (server.characters.max_cached < 1 || character_cache_mb < 1) {
+    std::fprintf(stderr, "troupe-server: --character-cache-size and --character-cache-mb must be >= 1\n");
+    return 2;
+  }
+  server.characters.max_cached_bytes = static_cast<int64_t>(character_cache_mb) << 20;
+  server.lore_scan_budget = lore_scan_budget_mib << 20;
   if (dummy_seed < 0) {
     std::fprintf(stderr, "troupe-server: --dummy-seed must be >= 0\n");
     return 2;

@@ -11,14 +11,13 @@
 #include "engine/character/card_json.h"
 #include "engine/character/card_png.h"
 #include "engine/character/character_card.h"
+#include "server/limits.h"
 
 namespace troupe {
 namespace {
 
 constexpr int kMaxTopLogprobs = 20;
 constexpr char kServerVersion[] = "0.1.0";
-constexpr size_t kMaxCardPngBytes = 16 << 20;
-constexpr size_t kMaxSetupTextBytes = 64 << 10;
 
 absl::Status CheckText(const std::string& text, const std::string& field, size_t limit = kMaxCardTextBytes) {
   if (text.size() > limit) {
@@ -422,10 +421,10 @@ void SessionToProto(const Session& session, v1::Session* proto) {
 absl::StatusOr<SessionSetup> SessionSetupFromProto(const v1::SessionSetup& p, bool has_setup) {
   SessionSetup s;
   if (!has_setup) return s;
-  TROUPE_RETURN_IF_ERROR(CheckText(p.user_name(), "setup.user_name", 256));
+  TROUPE_RETURN_IF_ERROR(CheckText(p.user_name(), "setup.user_name", kMaxNameBytes));
   TROUPE_RETURN_IF_ERROR(CheckText(p.user_persona(), "setup.user_persona", kMaxSetupTextBytes));
   TROUPE_RETURN_IF_ERROR(CheckText(p.scenario(), "setup.scenario", kMaxSetupTextBytes));
-  TROUPE_RETURN_IF_ERROR(CheckText(p.user_id(), "setup.user_id", 256));
+  TROUPE_RETURN_IF_ERROR(CheckText(p.user_id(), "setup.user_id", kMaxNameBytes));
   if (!p.user_name().empty()) s.user_name = p.user_name();
   s.user_persona = p.user_persona();
   s.scenario = p.scenario();

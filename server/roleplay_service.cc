@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/generate_reactor.h"
+#include "server/limits.h"
 #include "server/rpc_util.h"
 
 namespace troupe {
@@ -29,6 +30,7 @@ RolePlayService::RolePlayService(Engine& engine, SessionStore& sessions, WorkQue
     : engine_(engine),
       metrics_(metrics),
       resolve_caller_(std::move(resolve_caller)),
+      limits_(RequestLimitsFor(engine.model_info())),
       generation_(engine, prepare_queue, metrics),
       characters_(prepare_queue, roleplay.characters, roleplay.memory),
       sessions_(engine, sessions, prepare_queue, metrics, std::move(roleplay)) {}
@@ -59,6 +61,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* RolePlayService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kStream);
   if (!caller.ok()) return RefusedStream<v1::GenerateResponse>(engine_, caller.status());
+  if (absl::Status within = CheckLimits(*request, limits_); !within.ok()) {
+    return RefusedStream<v1::GenerateResponse>(engine_, within);
+  }
   return generation_.Generate(context, *caller, request);
 }
 
@@ -75,6 +80,7 @@ grpc::ServerUnaryReactor* RolePlayService::CreateCharacter(grpc::CallbackServerC
                                                            v1::StoredCharacter* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.CreateCharacter(context, *caller, request, response);
 }
 
@@ -83,6 +89,7 @@ grpc::ServerUnaryReactor* RolePlayService::GetCharacter(grpc::CallbackServerCont
                                                         v1::StoredCharacter* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.GetCharacter(context, *caller, request, response);
 }
 
@@ -91,6 +98,7 @@ grpc::ServerUnaryReactor* RolePlayService::ListCharacters(grpc::CallbackServerCo
                                                           v1::ListCharactersResponse* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.ListCharacters(context, *caller, request, response);
 }
 
@@ -99,6 +107,7 @@ grpc::ServerUnaryReactor* RolePlayService::UpdateCharacter(grpc::CallbackServerC
                                                            v1::StoredCharacter* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.UpdateCharacter(context, *caller, request, response);
 }
 
@@ -107,6 +116,7 @@ grpc::ServerUnaryReactor* RolePlayService::DeleteCharacter(grpc::CallbackServerC
                                                            v1::DeleteCharacterResponse* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.DeleteCharacter(context, *caller, request, response);
 }
 
@@ -115,6 +125,7 @@ grpc::ServerUnaryReactor* RolePlayService::ExportCharacter(grpc::CallbackServerC
                                                            v1::ExportCharacterResponse* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return characters_.ExportCharacter(context, *caller, request, response);
 }
 
@@ -123,6 +134,7 @@ grpc::ServerUnaryReactor* RolePlayService::CreateSession(grpc::CallbackServerCon
                                                          v1::Session* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.CreateSession(context, *caller, request, response);
 }
 
@@ -131,6 +143,7 @@ grpc::ServerUnaryReactor* RolePlayService::GetSession(grpc::CallbackServerContex
                                                       v1::Session* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.GetSession(context, *caller, request, response);
 }
 
@@ -139,6 +152,7 @@ grpc::ServerUnaryReactor* RolePlayService::ListSessions(grpc::CallbackServerCont
                                                         v1::ListSessionsResponse* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.ListSessions(context, *caller, request, response);
 }
 
@@ -147,6 +161,7 @@ grpc::ServerUnaryReactor* RolePlayService::DeleteSession(grpc::CallbackServerCon
                                                          v1::DeleteSessionResponse* response) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kUnary);
   if (!caller.ok()) return FinishUnary(context, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return FinishUnary(context, within);
   return sessions_.DeleteSession(context, *caller, request, response);
 }
 
@@ -154,6 +169,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* RolePlayService::Chat(grpc::Callback
                                                                  const v1::ChatRequest* request) {
   absl::StatusOr<Caller> caller = Admit(*context, CallKind::kStream);
   if (!caller.ok()) return RefusedStream<v1::ChatResponse>(engine_, caller.status());
+  if (absl::Status within = CheckLimits(*request); !within.ok()) return RefusedStream<v1::ChatResponse>(engine_, within);
   return sessions_.Chat(context, *caller, request);
 }
 

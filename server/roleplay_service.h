@@ -4,8 +4,9 @@
 //   CharacterService   Create/Get/List/Update/Delete/ExportCharacter  (character_service.h)
 //   SessionService     Create/Get/List/DeleteSession, Chat            (session_service.h)
 // Reactions validate the request cheaply, hand the rest to the WorkQueue and return a reactor;
-// they never block. Each handler first resolves the caller (server/auth/caller.h); a refused
-// caller ends the RPC before the family sees it. See docs/api.md for the RPC contracts.
+// they never block. Each handler first resolves the caller (server/auth/caller.h), then checks
+// the request's sizes (server/limits.h); a refused caller or an oversized field ends the RPC
+// before the family sees it. See docs/api.md for the RPC contracts.
 #pragma once
 
 #include "engine/engine.h"
@@ -13,6 +14,7 @@
 #include "server/auth/caller.h"
 #include "server/character_service.h"
 #include "server/generation_service.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "server/session_service.h"
 #include "server/work_queue.h"
@@ -77,6 +79,7 @@ class RolePlayService final : public v1::RolePlay::CallbackService {
   Engine& engine_;
   Metrics* const metrics_;  // may be null
   const CallerResolver resolve_caller_;
+  const RequestLimits limits_;  // checked before the families see a request (server/limits.h)
   GenerationService generation_;
   CharacterService characters_;
   SessionService sessions_;

@@ -19,6 +19,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/limits.h"
 #include "server/roleplay_service.h"
 
 namespace troupe {
@@ -43,7 +44,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
         SqliteStore::Open((std::filesystem::path(options.data_dir) / "troupe.db").string());
     if (!store.ok()) return store.status();
     server->store_ = *std::move(store);
-    server->characters_ = std::make_unique<CharacterRegistry>(server->store_.get());
+    server->characters_ = std::make_unique<CharacterRegistry>(server->store_.get(), options.characters);
   }
   server->sessions_ = std::make_unique<SessionStore>(options.sessions, server->store_.get());
   if (server->store_ != nullptr && !options.embedding_model_dir.empty()) {
@@ -98,7 +99,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .rater = server->rater_.get(),
                         .summarizer = server->summarizer_.get(),
                         .commit_queue = server->commit_queue_.get(),
-                        .prompt_options = options.prompt};
+                        .prompt_options = options.prompt,
+                        .lore_scan_budget = options.lore_scan_budget};
   server->service_ = std::make_unique<RolePlayService>(*server->engine_, *server->sessions_,
                                                        *server->prepare_queue_, server->metrics_.get(),
                                                        std::move(roleplay),
@@ -115,6 +117,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   // gRPC sets SO_REUSEPORT by default, which would let a second server share a busy port and
   // split its traffic; fail to bind instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // gRPC's default (4 MiB) would refuse a PNG card long before its own 16 MiB limit; accept
+  // the largest request server/limits.h allows and let gRPC refuse anything larger unparsed.
+  builder.SetMaxReceiveMessageSize(MaxReceiveMessageBytes(RequestLimitsFor(server->engine_->model_info())));
   builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/character/character_registry.h"
 #include "engine/engine.h"
 #include "engine/session/session_store.h"
 #include "server/auth/caller.h"
@@ -21,7 +22,6 @@ class Server;
 
 namespace troupe {
 
-class CharacterRegistry;
 class MemoryService;
 class ModelRater;
 class SqliteStore;
@@ -38,6 +38,8 @@ struct ServerOptions {
   // max_queued commits wait ends RESOURCE_EXHAUSTED, uncommitted.
   WorkQueueOptions commit{.num_threads = 1, .max_queued = 1024, .name = "turn commits"};
   SessionStoreOptions sessions;
+  CharacterRegistryOptions characters;  // the cache of parsed stored characters
+  int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes one turn's lorebook scan may search
   // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
   // (inline sessions only, no memory).
   std::string data_dir;

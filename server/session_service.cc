@@ -14,11 +14,6 @@
 #include "server/rpc_util.h"
 
 namespace troupe {
-namespace {
-
-constexpr size_t kMaxChatMessageBytes = 64 << 10;  // one user message
-
-}  // namespace
 
 // Everything a Chat job needs, copied out of the request in the reaction.
 struct SessionService::ChatJob {
@@ -47,10 +42,6 @@ grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackS
   absl::Status valid = request->session_id().empty()
                            ? absl::InvalidArgumentError("session_id is empty")
                            : ValidateText(request->message(), "message");
-  if (valid.ok() && request->message().size() > kMaxChatMessageBytes) {
-    valid = absl::InvalidArgumentError(absl::StrCat("message: ", request->message().size(),
-                                                    " bytes; the limit is ", kMaxChatMessageBytes));
-  }
   absl::StatusOr<SamplingParams> sampling = SamplingFromProto(request->sampling());
   if (valid.ok()) valid = sampling.status();
   absl::StatusOr<TurnMemoryOptions> memory = MemoryOptionsFromProto(request->memory());
@@ -131,6 +122,7 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   deps.memory = roleplay_.memory;
   deps.rater = roleplay_.rater;
   deps.prompt_options = roleplay_.prompt_options;
+  deps.lore_options.scan_budget = roleplay_.lore_scan_budget;
   if (roleplay_.summarizer != nullptr) {
     deps.summarize = [summarizer = roleplay_.summarizer, character_name = MacroCharName((*character)->profile),
                       user_name = session.setup.user_name, priority = req.priority](
@@ -150,8 +142,10 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   pending.remember = TurnMemoryFor(session, **character, job.message, job.turn_emotion);
   CommitWhenDone(*reactor, std::move(pending));
   reactor->set_on_final([memories = std::move(plan->memories), lore = std::move(plan->lore),
+                         lore_skipped = plan->lore_entries_skipped,
                          character = *character](v1::ChatResponse& final_message) {
     TurnRefsToProto(memories, lore, character->profile, &final_message);
+    final_message.set_lore_entries_skipped(lore_skipped);
   });
   reactor->Submit(std::move(req));
 }

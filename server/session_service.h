@@ -35,6 +35,7 @@ struct RolePlayDeps {
   // RESOURCE_EXHAUSTED, uncommitted. REQUIRES: non-null.
   WorkQueue* commit_queue = nullptr;
   CharacterPromptOptions prompt_options;
+  int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes per turn (engine/character/lorebook.h)
 };
 
 // Thread-safe: gRPC calls the handlers concurrently; the service holds no mutable state. The

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/json_depth.h"
 #include "nlohmann/json.hpp"
 
 namespace troupe::load {
@@ -69,6 +70,7 @@ absl::StatusOr<std::vector<Conversation>> ParseConversationsJsonl(const std::str
   while (std::getline(in, line)) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!JsonWithinDepth(line)) return LineError(number, "JSON nested too deep");
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return LineError(number, "not a JSON object");
     Conversation conv;

@@ -1,6 +1,7 @@
 #include "engine/character/card_json.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/json_depth.h"
 #include "engine/character/character_card.h"
 
 namespace troupe::card_json {
@@ -123,23 +124,6 @@ absl::Status ReadInt(const json& object, const char* key, absl::string_view path
   return absl::OkStatus();
 }
 
-bool WithinDepth(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;  // skip the escaped character, which may be a quote
-      if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
+bool WithinDepth(std::string_view text, int max_depth) { return JsonWithinDepth(text, max_depth); }
 
 }  // namespace troupe::card_json

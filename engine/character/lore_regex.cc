@@ -451,4 +451,6 @@ bool LoreRegex::Search(std::string_view text) const {
   return re2::RE2::PartialMatch(re2::StringPiece(valid.data(), valid.size()), *re2_);
 }
 
+int LoreRegex::program_size() const { return re2_->ProgramSize(); }
+
 }  // namespace troupe

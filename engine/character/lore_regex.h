@@ -69,6 +69,10 @@ class LoreRegex {
   // True if the pattern matches a substring of `text`. Linear in the text's length.
   bool Search(std::string_view text) const;
 
+  // RE2 instructions of the compiled program (at most kMaxProgramSize): what it holds beyond
+  // the DFA state cache, which max_mem bounds.
+  int program_size() const;
+
  private:
   explicit LoreRegex(std::unique_ptr<re2::RE2> re2);
 

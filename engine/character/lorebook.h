@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +15,36 @@
 #include "engine/character/character_profile.h"
 
 namespace troupe {
+
+// One turn's scan budget, in key-bytes: every key searched over every byte of the scanned
+// texts costs one (regex and plain keys alike: both searches are linear in the text). A real
+// book (1000 entries of 3 keys over 4 messages of 2 KiB) needs 24 Mi; the worst a client can
+// build (1000 entries of long regex keys over 64 messages of 64 KiB) would need 4000 Mi, about
+// 15 s of CPU per turn; the budget holds a turn near 0.45 s (docs/benchmarks.md, bench_lorebook).
+inline constexpr int64_t kDefaultLoreScanBudget = int64_t{128} << 20;
+
+class LoreKeyMatcher;  // one entry's keys, prepared (lorebook.cc)
+
+// A lorebook's keys prepared for matching once: regex keys compiled (LoreRegex), plain keys
+// case-folded. CharacterRegistry keeps one with each stored character, so turns stop compiling
+// every regex key again. Immutable after Build; safe for concurrent ActivateLore calls.
+class LoreKeys {
+ public:
+  static std::shared_ptr<const LoreKeys> Build(const Lorebook& book);
+  ~LoreKeys();
+  LoreKeys(const LoreKeys&) = delete;
+  LoreKeys& operator=(const LoreKeys&) = delete;
+
+  size_t size() const { return matchers_.size(); }  // the book's entry count
+  const LoreKeyMatcher& matcher(size_t entry_index) const { return *matchers_[entry_index]; }
+  // Memory held, estimated: key texts plus 16 bytes per compiled regex instruction.
+  int64_t approx_bytes() const { return approx_bytes_; }
+
+ private:
+  LoreKeys() = default;
+  std::vector<std::unique_ptr<const LoreKeyMatcher>> matchers_;  // one per entry
+  int64_t approx_bytes_ = 0;
+};
 
 struct LoreOptions {
   int default_scan_depth = 2;  // when the book sets no scan_depth (SillyTavern's default)
@@ -28,6 +60,22 @@ struct LoreOptions {
   // Tokens in a piece of text. Must be safe to call from the calling thread; null = bytes / 4,
   // rounded up. A negative count is read as 0.
   std::function<int(std::string_view)> count_tokens;
+  // The most key-bytes (see kDefaultLoreScanBudget) one call searches. Entries are searched in
+  // priority order (highest priority first; ties: lower insertion_order, then entry order);
+  // the first entry whose keys would pass the budget is skipped with every entry after it, and
+  // the turn goes on with what fired. Recursion rounds draw on the same budget. <= 0 = none.
+  int64_t scan_budget = kDefaultLoreScanBudget;
+  // The book's keys prepared by LoreKeys::Build (must be of this very book); null = prepared
+  // by the call itself.
+  const LoreKeys* keys = nullptr;
+};
+
+// What a call searched. entries_skipped > 0 means the scan budget ran out: lower-priority
+// entries were not searched and did not fire.
+struct LoreScanReport {
+  int entries_scanned = 0;  // entries whose keys were searched (at least once)
+  int entries_skipped = 0;  // entries left unsearched by the budget (and so not fired)
+  int64_t key_bytes = 0;    // work done, in key-bytes
 };
 
 enum class LoreTrigger {
@@ -59,8 +107,10 @@ struct ActivatedLore {
 // Budget: if the fired entries' tokens exceed the token budget, entries are dropped lowest
 // priority first (ties: the one inserted later first) until the rest fit. Constant entries
 // compete like the others unless options.budget_excludes_constant.
+// Scan budget: see LoreOptions::scan_budget; `report` (may be null) says what was searched.
 std::vector<ActivatedLore> ActivateLore(const Lorebook& book,
                                         std::span<const std::string> recent_messages,
-                                        const LoreOptions& options = {});
+                                        const LoreOptions& options = {},
+                                        LoreScanReport* report = nullptr);
 
 }  // namespace troupe

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/json_depth.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -26,6 +27,10 @@ absl::StatusOr<std::optional<nlohmann::json>> ReadJson(const std::string& path, 
     return absl::PermissionDeniedError(absl::StrCat(path, ": cannot read"));
   }
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Operator files, but checked like any JSON troupe parses (common/json_depth.h).
+  if (!JsonWithinDepth(text)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": JSON nested deeper than ", kMaxJsonDepth, " levels"));
+  }
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || (want_object ? !json.is_object() : !json.is_array())) {
     return absl::InvalidArgumentError(

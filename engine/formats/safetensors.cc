@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json_depth.h"
 #include "common/status_macros.h"
 #include "kernels/ggml_types.h"
 #include "nlohmann/json.hpp"
@@ -75,6 +77,9 @@ absl::Status SafetensorsFile::ParseHeader() {
   data_begin_ = 8 + static_cast<size_t>(header_bytes);
   const size_t data_bytes = size - data_begin_;
   const auto* text = reinterpret_cast<const char*>(base + 8);
+  if (!JsonWithinDepth(std::string_view(text, static_cast<size_t>(header_bytes)))) {
+    return Invalid(path_, absl::StrCat("header JSON nested deeper than ", kMaxJsonDepth, " levels"));
+  }
   const nlohmann::json header = nlohmann::json::parse(text, text + header_bytes, nullptr,
                                                       /*allow_exceptions=*/false);
   if (header.is_discarded()) return Invalid(path_, "header is not valid JSON");

@@ -1,5 +1,6 @@
 #include "engine/session/session_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -7,10 +8,19 @@
 #include "absl/time/clock.h"
 #include "common/check.h"
 #include "common/ids.h"
+#include "common/json_depth.h"
 #include "common/status_macros.h"
+#include "engine/character/character_card.h"
 #include "nlohmann/json.hpp"
 
 namespace troupe {
+namespace {
+
+// A stored setup holds a few capped texts (persona and scenario 64 KiB each, names 256 bytes),
+// the greeting (a card text, 256 KiB) and the running summary: 4 MiB is far above any real one.
+constexpr size_t kMaxStoredSetupJsonBytes = 4 << 20;
+
+}  // namespace
 
 std::string SessionSetupToJson(const SessionSetup& setup, const SessionExtras& extras) {
   nlohmann::json j;
@@ -32,6 +42,12 @@ std::string SessionSetupToJson(const SessionSetup& setup, const SessionExtras& e
 }
 
 absl::Status SessionSetupFromJson(const std::string& json, SessionSetup* setup, SessionExtras* extras) {
+  // Written by SessionSetupToJson from capped fields (server/limits.h): a record larger or
+  // deeper than that could ever be was not written by troupe.
+  if (json.size() > kMaxStoredSetupJsonBytes || !JsonWithinDepth(json)) {
+    return absl::DataLossError(absl::StrCat("stored session setup: ", json.size(),
+                                            " bytes or nesting over the limits; not written by troupe"));
+  }
   const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return absl::DataLossError("stored session setup is not a JSON object");
   try {
@@ -64,14 +80,20 @@ absl::StatusOr<Session> SessionStore::Create(const std::string& tenant, Characte
   session.character = std::move(character);
   session.create_time = absl::Now();
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(sessions_.size()) >= options_.max_sessions) {
+  const absl::Time now = Now();
+  // A sweep at most every minute (or ttl), and whenever the cap is reached, so that idle
+  // sessions nobody asks for again do not hold the cap.
+  const bool at_cap = static_cast<int>(inline_last_use_.size()) >= options_.max_inline_sessions;
+  if (at_cap || now >= next_sweep_) ExpireIdleLocked(now);
+  if (static_cast<int>(inline_last_use_.size()) >= options_.max_inline_sessions) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "too many sessions (limit ", options_.max_sessions, "); delete unused ones"));
+        "too many inline sessions (limit ", options_.max_inline_sessions, "); delete unused ones"));
   }
   do {
     session.id = NewRandomId();
   } while (sessions_.count(session.id) != 0);
   sessions_.emplace(session.id, session);
+  inline_last_use_.emplace(session.id, now);
   return session;
 }
 
@@ -88,7 +110,7 @@ absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& tenant, c
   session.create_time = absl::Now();
   if (!greeting.empty()) session.history.push_back(ChatMessage{"assistant", greeting});
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(sessions_.size()) >= options_.max_sessions) {
+  if (static_cast<int>(sessions_.size() - inline_last_use_.size()) >= options_.max_sessions) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "too many sessions in memory (limit ", options_.max_sessions, ")"));
   }
@@ -118,9 +140,12 @@ absl::StatusOr<Session> SessionStore::LoadLocked(const std::string& tenant, cons
   const std::string& greeting = extras.greeting;
   session.summary = extras.summary;
   session.summarized_turns = extras.summarized_turns;
-  const nlohmann::json card = nlohmann::json::parse(character.card_json, nullptr, false);
-  if (card.is_object() && card.contains("data") && card["data"].is_object()) {
-    session.character.name = card["data"].value("name", "");
+  // The character's name, from its stored card (checked like a card from a client).
+  if (character.card_json.size() <= kMaxCardBytes && JsonWithinDepth(character.card_json, kMaxCardJsonDepth)) {
+    const nlohmann::json card = nlohmann::json::parse(character.card_json, nullptr, false);
+    if (card.is_object() && card.contains("data") && card["data"].is_object()) {
+      session.character.name = card["data"].value("name", "");
+    }
   }
   session.mood = record.mood;
   session.create_time = absl::FromUnixMillis(record.create_time_ms);
@@ -139,6 +164,16 @@ absl::StatusOr<Session> SessionStore::Get(const std::string& tenant, const Sessi
   auto it = sessions_.find(id);
   if (it != sessions_.end()) {
     if (it->second.tenant != tenant) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) {
+      const absl::Time now = Now();
+      if (ExpiredLocked(id, now)) {
+        sessions_.erase(it);
+        inline_last_use_.erase(last_use);
+        return absl::NotFoundError(absl::StrCat("unknown session '", id, "' (inline sessions expire after ",
+                                                absl::FormatDuration(options_.inline_idle_ttl), " unused)"));
+      }
+      last_use->second = now;
+    }
     return it->second;
   }
   if (store_ == nullptr) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
@@ -210,6 +245,7 @@ absl::Status SessionStore::Delete(const std::string& tenant, const SessionId& id
   }
   const bool cached = it != sessions_.end();
   if (cached) sessions_.erase(it);
+  inline_last_use_.erase(id);
   if (store_ != nullptr) {
     const absl::Status deleted = store_->DeleteSession(tenant, id);
     if (deleted.ok() || (cached && absl::IsNotFound(deleted))) return absl::OkStatus();
@@ -253,12 +289,37 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, 
   session.context_tokens = std::move(turn.context_tokens);
   session.character_version = turn.character_version;
   ++session.num_turns;
+  if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) last_use->second = Now();
   return absl::OkStatus();
 }
 
 int SessionStore::size() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(sessions_.size());
+}
+
+int SessionStore::num_inline() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(inline_last_use_.size());
+}
+
+bool SessionStore::ExpiredLocked(const SessionId& id, absl::Time now) const {
+  if (options_.inline_idle_ttl <= absl::ZeroDuration()) return false;
+  auto it = inline_last_use_.find(id);
+  return it != inline_last_use_.end() && now - it->second >= options_.inline_idle_ttl;
+}
+
+void SessionStore::ExpireIdleLocked(absl::Time now) {
+  if (options_.inline_idle_ttl <= absl::ZeroDuration()) return;
+  for (auto it = inline_last_use_.begin(); it != inline_last_use_.end();) {
+    if (now - it->second >= options_.inline_idle_ttl) {
+      sessions_.erase(it->first);
+      it = inline_last_use_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  next_sweep_ = now + std::min(options_.inline_idle_ttl, absl::Minutes(1));
 }
 
 }  // namespace troupe

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -64,8 +65,14 @@ struct Session {
 };
 
 struct SessionStoreOptions {
-  int max_sessions = 10000;          // Create fails with kResourceExhausted past this
+  int max_sessions = 10000;          // durable sessions in memory; CreateDurable: kResourceExhausted past this
+  int max_inline_sessions = 10000;   // inline sessions; Create: kResourceExhausted past this
   int max_history_messages = 4096;   // AppendTurn fails with kResourceExhausted past this
+  // An inline session not used (created, read, or given a turn) for this long expires: it is
+  // dropped and its id answers kNotFound. Zero or less = never.
+  absl::Duration inline_idle_ttl = absl::Hours(1);
+  // The clock idle times are measured on; null = absl::Now. Tests that must control time set it.
+  std::function<absl::Time()> now;
 };
 
 // Owns all sessions. Thread-safe: every method takes mu_ briefly and never calls out while
@@ -78,7 +85,7 @@ class SessionStore {
   SessionStore& operator=(const SessionStore&) = delete;
 
   // Creates an inline session with an empty history. An empty name becomes "Assistant".
-  // kResourceExhausted when max_sessions sessions exist.
+  // kResourceExhausted when max_inline_sessions unexpired inline sessions exist.
   [[nodiscard]] absl::StatusOr<Session> Create(const std::string& tenant, Character character)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -109,7 +116,8 @@ class SessionStore {
   bool durable() const { return store_ != nullptr; }
 
   // A copy of the session, loaded from the Store on first use after a restart. kNotFound for an
-  // unknown id or another tenant's.
+  // unknown id, another tenant's or an expired inline session. Counts as a use of an inline
+  // session.
   [[nodiscard]] absl::StatusOr<Session> Get(const std::string& tenant, const SessionId& id) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -133,10 +141,15 @@ class SessionStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   int size() const ABSL_LOCKS_EXCLUDED(mu_);
+  int num_inline() const ABSL_LOCKS_EXCLUDED(mu_);  // inline sessions held, expired ones included
 
  private:
   absl::StatusOr<Session> LoadLocked(const std::string& tenant, const SessionId& id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Time Now() const { return options_.now ? options_.now() : absl::Now(); }
+  bool ExpiredLocked(const SessionId& id, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops every expired inline session.
+  void ExpireIdleLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const SessionStoreOptions options_;
@@ -145,6 +158,9 @@ class SessionStore {
   mutable absl::Mutex mu_;
   // Mutable: Get (const) caches durable sessions it loads.
   mutable std::unordered_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  // The inline sessions of sessions_ and when each was last used (Get counts, so mutable).
+  mutable std::unordered_map<SessionId, absl::Time> inline_last_use_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/character/character_card.h"
 #include "engine/session/prompt_builder.h"
@@ -72,8 +73,17 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
     lore_options.count_tokens = [tokenizer](std::string_view text) {
       return static_cast<int>(tokenizer->Encode(text, false, false).size());
     };
-    for (ActivatedLore& l : ActivateLore(*profile.lorebook, recent, lore_options)) {
+    lore_options.keys = character.lore_keys.get();
+    LoreScanReport report;
+    for (ActivatedLore& l : ActivateLore(*profile.lorebook, recent, lore_options, &report)) {
       if (l.trigger != LoreTrigger::kConstant) plan.lore.push_back(std::move(l));
+    }
+    plan.lore_entries_skipped = report.entries_skipped;
+    if (report.entries_skipped > 0) {
+      TROUPE_LOG_WARNING("character %s: lorebook scan budget (%lld key-bytes) spent; %d lower-priority "
+                         "entries not searched this turn",
+                         character.id.c_str(), static_cast<long long>(lore_options.scan_budget),
+                         report.entries_skipped);
     }
   }
   plan.context = BuildTurnContext(profile, setup, recalled, plan.lore, deps.prompt_options);

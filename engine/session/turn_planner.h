@@ -60,6 +60,7 @@ struct TurnPlan {
   std::string context;              // the turn's system message ("" = none)
   std::vector<RecalledUnit> memories;
   std::vector<ActivatedLore> lore;  // triggered entries only (constant ones are in the preamble)
+  int lore_entries_skipped = 0;     // entries the lorebook scan budget left unsearched
   int64_t character_version = 0;
   bool rendered_in_full = false;    // false: previous tokens + continuation
   // Set when this turn folded more turns into the summary: the session's new running summary.

@@ -1,6 +1,7 @@
 #include "common/flag_parser.h"
 
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,34 @@ TEST(FlagParserTest, HelpShowsDefaults) {
   parser.AddInt("metrics_port", &port, "HTTP port");
   parser.AddString("model", &model, "model file");
   EXPECT_EQ(parser.Help(), "  --metrics-port  HTTP port [9400]\n  --model  model file [m.gguf]\n");
+}
+
+TEST(FlagParserTest, DurationsTakeUnits) {
+  for (const auto& [text, want] : {std::pair<const char*, absl::Duration>{"30m", absl::Minutes(30)},
+                                   {"3600s", absl::Hours(1)},
+                                   {"1h30m", absl::Minutes(90)},
+                                   {"0", absl::ZeroDuration()}}) {
+    absl::Duration ttl = absl::Hours(1);
+    FlagParser parser;
+    parser.AddDuration("session-idle-ttl", &ttl, "");
+    const char* args[] = {"prog", "--session-idle-ttl", text};
+    std::vector<std::string> positional;
+    ASSERT_TRUE(parser.Parse(3, args, &positional).ok()) << text;
+    EXPECT_EQ(ttl, want) << text;
+  }
+  for (const char* bad : {"30", "soon", "-5m"}) {
+    absl::Duration ttl = absl::Hours(1);
+    FlagParser parser;
+    parser.AddDuration("session-idle-ttl", &ttl, "");
+    const char* args[] = {"prog", "--session-idle-ttl", bad};
+    std::vector<std::string> positional;
+    EXPECT_EQ(parser.Parse(3, args, &positional).code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(ttl, absl::Hours(1));
+  }
+  absl::Duration ttl = absl::Hours(1);
+  FlagParser parser;
+  parser.AddDuration("session-idle-ttl", &ttl, "idle inline sessions expire");
+  EXPECT_EQ(parser.Help(), "  --session-idle-ttl  idle inline sessions expire [1h]\n");
 }
 
 TEST(FlagParserTest, DoubleDashEndsFlags) {

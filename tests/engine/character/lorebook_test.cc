@@ -294,5 +294,81 @@ TEST(LorebookTest, ImportedCardLorebookActivates) {
   EXPECT_EQ(lore[1].position, LorePosition::kAfterChar);
 }
 
+// ---- the per-turn scan budget and prepared keys ----
+
+// Four entries whose keys all occur in a 100-byte message, each key costing 100 key-bytes.
+Lorebook BudgetBook() {
+  Lorebook book;
+  book.entries = {Entry({"alpha"}, "A", 0), Entry({"beta"}, "B", 2), Entry({"gamma"}, "C", 0),
+                  Entry({"delta"}, "D", 1)};
+  book.entries[0].priority = 1;
+  book.entries[1].priority = 5;
+  book.entries[2].priority = 3;
+  book.entries[3].priority = 5;  // ties with B; lower insertion_order, so searched first
+  return book;
+}
+
+std::string HundredBytes() {
+  std::string text = "alpha beta gamma delta ";
+  text.resize(100, '.');
+  return text;
+}
+
+TEST(LorebookTest, ScanBudgetSkipsTheLowestPriorityEntriesAndSaysSo) {
+  const Lorebook book = BudgetBook();
+  const Strings chat = {HundredBytes()};
+  LoreOptions options;
+  options.scan_budget = 250;  // two searches of 100 key-bytes fit, the third does not
+  LoreScanReport report;
+  const std::vector<ActivatedLore> fired = ActivateLore(book, chat, options, &report);
+  EXPECT_EQ(Contents(fired), (Strings{"D", "B"}));  // by insertion_order: D (1), B (2)
+  EXPECT_EQ(report.entries_scanned, 2);
+  EXPECT_EQ(report.entries_skipped, 2);  // gamma (priority 3) and alpha (priority 1)
+  EXPECT_EQ(report.key_bytes, 200);
+
+  options.scan_budget = 0;  // unlimited
+  EXPECT_EQ(Contents(ActivateLore(book, chat, options, &report)), (Strings{"A", "C", "D", "B"}));
+  EXPECT_EQ(report.entries_scanned, 4);
+  EXPECT_EQ(report.entries_skipped, 0);
+  EXPECT_EQ(report.key_bytes, 400);
+}
+
+TEST(LorebookTest, ConstantEntriesCostNothingAndRecursionDrawsOnTheSameBudget) {
+  Lorebook book;
+  book.recursive_scanning = true;
+  book.entries = {Entry({}, "the tower", 0), Entry({"tower"}, "a bell rings", 1), Entry({"bell"}, "ravens", 2)};
+  book.entries[0].constant = true;
+  const Strings chat = {std::string(50, '.')};
+  LoreOptions options;
+  // First pass: 2 keys x 50 bytes = 100. Round one adds "the tower" (9 bytes): entry 1 searches
+  // 59 bytes, fits (159) and fires; entry 2 over the same 59 would pass 200, so it is skipped.
+  options.scan_budget = 200;
+  LoreScanReport report;
+  EXPECT_EQ(Activate(book, chat, options), (Strings{"the tower", "a bell rings"}));
+  ActivateLore(book, chat, options, &report);
+  EXPECT_EQ(report.entries_skipped, 1);
+  options.scan_budget = 0;
+  EXPECT_EQ(Activate(book, chat, options), (Strings{"the tower", "a bell rings", "ravens"}));
+}
+
+TEST(LorebookTest, PreparedKeysMatchLikeKeysPreparedPerCall) {
+  Lorebook book;
+  book.entries = {Entry({"/drag(on|oons)/i"}, "Dragons."), Entry({"elf"}, "Elves."),
+                  Entry({"/(unclosed/"}, "Never."), Entry({"\\bOrc\\b"}, "Orcs.")};
+  book.entries[0].use_regex = true;
+  book.entries[2].use_regex = true;
+  book.entries[3].use_regex = true;
+  book.entries[3].case_sensitive = true;
+  const std::shared_ptr<const LoreKeys> keys = LoreKeys::Build(book);
+  ASSERT_EQ(keys->size(), 4u);
+  EXPECT_GT(keys->approx_bytes(), 0);
+  LoreOptions prepared;
+  prepared.keys = keys.get();
+  for (const Strings& chat : {Strings{"A DRAGON and an Orc"}, Strings{"herself, orcish"}, Strings{"nothing"}}) {
+    EXPECT_EQ(Activate(book, chat, prepared), Activate(book, chat)) << chat[0];
+  }
+  EXPECT_EQ(Activate(book, {"A DRAGON and an Orc"}, prepared), (Strings{"Dragons.", "Orcs."}));
+}
+
 }  // namespace
 }  // namespace troupe

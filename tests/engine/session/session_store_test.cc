@@ -1,5 +1,6 @@
 #include "engine/session/session_store.h"
 
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -70,8 +71,10 @@ TEST(SessionStoreTest, IdsAreDistinct) {
   EXPECT_EQ(ids.size(), 100u);
 }
 
-TEST(SessionStoreTest, RefusesPastMaxSessions) {
-  SessionStore store(SessionStoreOptions{.max_sessions = 2});
+TEST(SessionStoreTest, RefusesPastMaxInlineSessions) {
+  SessionStoreOptions options;
+  options.max_inline_sessions = 2;
+  SessionStore store(options);
   ASSERT_TRUE(store.Create("", Character{"a", ""}).ok());
   absl::StatusOr<Session> second = store.Create("", Character{"b", ""});
   ASSERT_TRUE(second.ok());
@@ -79,6 +82,57 @@ TEST(SessionStoreTest, RefusesPastMaxSessions) {
             absl::StatusCode::kResourceExhausted);
   ASSERT_TRUE(store.Delete("", second->id).ok());
   EXPECT_TRUE(store.Create("", Character{"c", ""}).ok());
+}
+
+// A clock the test moves by hand.
+struct ManualClock {
+  absl::Time now = absl::FromUnixSeconds(1'000'000'000);
+  std::function<absl::Time()> Fn() {
+    return [this] { return now; };
+  }
+};
+
+TEST(SessionStoreTest, InlineSessionsExpireAfterTheIdleTtlAndEveryUseRenewsIt) {
+  ManualClock clock;
+  SessionStore store(SessionStoreOptions{.inline_idle_ttl = absl::Hours(1), .now = clock.Fn()});
+  const SessionId id = store.Create("", Character{"a", ""})->id;
+  clock.now += absl::Minutes(59);
+  ASSERT_TRUE(store.Get("", id).ok());  // a use: the hour starts again
+  clock.now += absl::Minutes(59);
+  ASSERT_TRUE(store.AppendTurn(id, 0, T("hi", "hello")).ok());  // a use too
+  clock.now += absl::Minutes(59);
+  ASSERT_TRUE(store.Get("", id).ok());
+  clock.now += absl::Hours(1);
+  const absl::Status expired = store.Get("", id).status();
+  EXPECT_EQ(expired.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(expired.message().find("expire"), std::string::npos) << expired;
+  EXPECT_EQ(store.num_inline(), 0);
+  EXPECT_EQ(store.size(), 0);
+  EXPECT_EQ(store.Delete("", id).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionStoreTest, ExpiredInlineSessionsFreeTheCap) {
+  ManualClock clock;
+  SessionStore store(SessionStoreOptions{.max_inline_sessions = 2, .inline_idle_ttl = absl::Minutes(30),
+                                         .now = clock.Fn()});
+  const SessionId first = store.Create("", Character{"a", ""})->id;
+  clock.now += absl::Minutes(20);
+  const SessionId second = store.Create("", Character{"b", ""})->id;
+  EXPECT_EQ(store.Create("", Character{"c", ""}).status().code(), absl::StatusCode::kResourceExhausted);
+  clock.now += absl::Minutes(10);  // `first` is 30 minutes idle, `second` 10
+  absl::StatusOr<Session> third = store.Create("", Character{"c", ""});
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(store.num_inline(), 2);
+  EXPECT_EQ(store.Get("", first).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store.Get("", second).ok());
+}
+
+TEST(SessionStoreTest, ZeroTtlNeverExpires) {
+  ManualClock clock;
+  SessionStore store(SessionStoreOptions{.inline_idle_ttl = absl::ZeroDuration(), .now = clock.Fn()});
+  const SessionId id = store.Create("", Character{"a", ""})->id;
+  clock.now += absl::Hours(24 * 365);
+  EXPECT_TRUE(store.Get("", id).ok());
 }
 
 TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
@@ -113,7 +167,9 @@ TEST(SessionStoreTest, AppendTurnToDeletedSessionIsNotFound) {
 }
 
 TEST(SessionStoreTest, HistoryIsBounded) {
-  SessionStore store(SessionStoreOptions{.max_sessions = 10, .max_history_messages = 4});
+  SessionStoreOptions options;
+  options.max_history_messages = 4;
+  SessionStore store(options);
   const SessionId id = store.Create("", Character{"Mira", ""})->id;
   ASSERT_TRUE(store.AppendTurn(id, 0, T("a", "b")).ok());
   ASSERT_TRUE(store.AppendTurn(id, 2, T("c", "d")).ok());
