@@ -18,6 +18,7 @@ packages=(
   libre2-dev                                  # RE2: lorebook regex keys (linear time, bounded memory)
   libsqlite3-dev                              # the durable store of characters, sessions, memories
   python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
+  clang libclang-rt-dev                       # sanitizer builds and libFuzzer (scripts/fuzz.sh)
 )
 
 missing=()
