@@ -1,5 +1,6 @@
 # troupe_add_test(name SOURCES ... LIBS ... [LABEL unit|kernel|integration] [GPU])
-# One executable per test file; gtest_discover_tests registers each case with its label.
+# One executable per test file; gtest_discover_tests registers each case with its label, and
+# the executable joins the custom target troupe_tests_<label>.
 function(troupe_add_test name)
   cmake_parse_arguments(T "GPU" "LABEL;PREFIX" "SOURCES;LIBS" ${ARGN})
   if(T_GPU AND NOT TROUPE_HAVE_CUDA)
@@ -18,6 +19,12 @@ function(troupe_add_test name)
       TROUPE_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
   gtest_discover_tests(${name} TEST_PREFIX "${T_PREFIX}" PROPERTIES LABELS ${T_LABEL}
                        DISCOVERY_TIMEOUT 60)
+  # troupe_tests_<label> builds every test of one label (scripts/test.sh --label=unit builds
+  # just those in a sanitizer tree).
+  if(NOT TARGET troupe_tests_${T_LABEL})
+    add_custom_target(troupe_tests_${T_LABEL})
+  endif()
+  add_dependencies(troupe_tests_${T_LABEL} ${name})
 endfunction()
 
 # troupe_add_bench(name SOURCES ... LIBS ...)

@@ -20,6 +20,7 @@ packages=(
   libssl-dev openssl                          # SHA-256 of API keys (libcrypto); tests make TLS certs
   python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
   python3-grpcio python3-protobuf             # the soak and crash-test drivers (scripts/reliability)
+  clang libclang-rt-dev                       # sanitizer builds and libFuzzer (scripts/fuzz.sh)
 )
 
 missing=()

@@ -192,8 +192,10 @@ absl::StatusOr<LoadResult> RunLoad(const DriverOptions& options,
 
   std::vector<std::thread> threads;
   Slots slots(options.concurrency);  // kOpenLoop; outlives the threads that use it
+  // kMultiTurn: the next conversation to claim; outlives the threads that use it (declared
+  // inside the branch it went out of scope while they ran: ASan's stack-use-after-scope).
+  std::atomic<int> next{0};
   if (options.mode == Mode::kMultiTurn) {
-    std::atomic<int> next{0};
     const int clients = std::max(1, std::min<int>(options.concurrency, static_cast<int>(conversations.size())));
     for (int c = 0; c < clients; ++c) {
       threads.emplace_back([&] {

@@ -583,7 +583,8 @@ absl::StatusOr<std::vector<float>> TensorToFloats(const GgufFile& file,
   switch (static_cast<GgmlType>(info.type)) {
     case GgmlType::kF32:
       out.resize(n);
-      std::memcpy(out.data(), info.data, static_cast<size_t>(n) * sizeof(float));
+      // An empty tensor (a zero dim) has no data to copy, and memcpy takes no null pointer.
+      if (n > 0) std::memcpy(out.data(), info.data, static_cast<size_t>(n) * sizeof(float));
       return out;
     case GgmlType::kF16:
     case GgmlType::kBF16: {

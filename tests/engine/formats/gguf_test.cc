@@ -390,6 +390,22 @@ TEST(GgufFileTest, TensorToFloatsConvertsHalfTypes) {
   EXPECT_TRUE(Contains(q.status().message(), "'q'"));
 }
 
+// Found by fuzz/gguf_fuzzer (fuzz/corpus/gguf/regression-empty-f32-tensor): an F32 tensor with
+// a zero dim has no elements; converting it passed a null pointer to memcpy (UBSan).
+TEST(GgufFileTest, TensorToFloatsOfAnEmptyTensorIsEmpty) {
+  GgufWriter w;
+  w.AddF32Tensor("x", {1}, {1.0f});  // some data, so that the file has a data section
+  w.AddTensor("e", static_cast<uint32_t>(GgmlType::kF32), {0, 4}, {});
+  w.AddTensor("h", static_cast<uint32_t>(GgmlType::kF16), {4, 0}, {});
+  auto file = OpenWritten(w);
+  ASSERT_TRUE(file.ok()) << file.status();
+  for (const char* name : {"e", "h"}) {
+    auto floats = TensorToFloats(**file, *(*file)->FindTensor(name));
+    ASSERT_TRUE(floats.ok()) << floats.status();
+    EXPECT_TRUE(floats->empty()) << name;
+  }
+}
+
 // Released pages re-fault from the file: the bytes read afterwards are unchanged.
 TEST(GgufFileTest, ReleasePagesKeepsContents) {
   auto file = GgufFile::Open(testing::SmolLmPath());
