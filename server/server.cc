@@ -155,7 +155,15 @@ void Server::Shutdown() {
   }
   if (prepare_queue_ != nullptr) prepare_queue_->Shutdown();
   if (commit_queue_ != nullptr) commit_queue_->Shutdown();
-  if (memory_ != nullptr) memory_->Flush();  // its ratings need the engine still running
+  // Queued memory writes get one more grace period (their ratings need the engine still
+  // running); the rest are dropped: their turns are stored, and the next start's backfill
+  // writes their memories.
+  if (memory_ != nullptr && !memory_->Flush(options_.shutdown_grace)) {
+    const int64_t dropped = memory_->DropQueued();
+    memory_->Flush();  // the write in progress
+    TROUPE_LOG_WARNING("shutdown: %lld queued memory writes left to the next start's backfill",
+                       static_cast<long long>(dropped));
+  }
   if (engine_ != nullptr) engine_->Shutdown();
 }
 

@@ -77,7 +77,8 @@ class Server {
 
   // Graceful stop, in this order: health NOT_SERVING; grpc Shutdown(now + shutdown_grace) (new
   // RPCs refused, live ones finish or are cancelled through the engine); preparation and commit
-  // workers joined; queued memory writes finished; engine shut down and joined. Blocks until
+  // workers joined; queued memory writes given one more shutdown_grace, the rest dropped (the
+  // next start's backfill writes them); engine shut down and joined. Blocks until
   // done. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(shutdown_mu_);
 

@@ -256,6 +256,28 @@ void MemoryService::Flush() {
   while (done_ < target) done_cv_.Wait(&queue_mu_);
 }
 
+bool MemoryService::Flush(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&queue_mu_);
+  const int64_t target = queued_;
+  while (done_ < target) {
+    if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) return done_ >= target;
+  }
+  return true;
+}
+
+int64_t MemoryService::DropQueued() {
+  absl::MutexLock lock(&queue_mu_);
+  const int64_t dropped = static_cast<int64_t>(queue_.size());
+  for (const Job& job : queue_) {
+    if (job.backfill) backfilling_ = false;
+  }
+  queue_.clear();
+  done_ += dropped;
+  done_cv_.SignalAll();
+  return dropped;
+}
+
 int64_t MemoryService::num_pending_writes() const {
   absl::MutexLock lock(&queue_mu_);
   return queued_ - done_;

@@ -37,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/embedding/text_embedder.h"
 #include "engine/memory/memory_index.h"
 #include "engine/memory/memory_rater.h"
@@ -132,6 +133,14 @@ class MemoryService {
   // Blocks until every write queued so far is done (at most one batch of the backfill: the rest
   // of it is queued later). For tests and shutdown.
   void Flush();
+  // The same, waiting at most `timeout`; true when every write queued so far is done.
+  bool Flush(absl::Duration timeout);
+
+  // Drops every queued write that has not started (the one in progress finishes) and returns
+  // how many; the backfill stops too. For a shutdown whose grace ran out: the dropped turns are
+  // in the store, and the next start's backfill writes their memories; dropped character
+  // experiences are indexed again when the character is next updated.
+  int64_t DropQueued();
 
   // Blocks until Load's backfill has run to its end (or was stopped by the destructor). For
   // tests and tools; returns at once when Load was not called.

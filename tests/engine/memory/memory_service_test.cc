@@ -208,16 +208,23 @@ TEST_F(MemoryServiceTest, ReloadsFromTheStoreAndBackfillsMissingTurns) {
 class GatedRater : public MemoryRater {
  public:
   void Open() { open_.Notify(); }
+  // Blocks until the writer is inside a rating.
+  void WaitUntilEntered() { entered_.WaitForNotification(); }
   absl::StatusOr<EmotionVector> RateEmotion(std::string_view) override {
-    open_.WaitForNotification();
+    Enter();
     return kNeutralEmotion;
   }
   absl::StatusOr<float> RateImportance(std::string_view) override {
-    open_.WaitForNotification();
+    Enter();
     return 5.0f;
   }
 
  private:
+  void Enter() {
+    if (!entered_.HasBeenNotified()) entered_.Notify();  // only the writer thread calls it
+    open_.WaitForNotification();
+  }
+  absl::Notification entered_;
   absl::Notification open_;
 };
 
@@ -243,6 +250,32 @@ std::vector<int> MemoryTurns(Store& store, const std::string& session) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// A shutdown whose grace runs out drops the queued writes (the one in progress finishes); their
+// turns are in the store, so the next start's backfill writes their memories.
+TEST_F(MemoryServiceTest, DroppedWritesAreBackfilledAtTheNextStart) {
+  StoreTurns(*store_, "s1", 0, 4);
+  {
+    GatedRater rater;
+    MemoryService service(store_.get(), embedder_, &rater, MemoryServiceOptions{});
+    for (int i = 0; i < 4; ++i) {
+      const std::string n = std::to_string(i);
+      ASSERT_TRUE(service.Remember(Turn("s1", "", i, "Question " + n + "?", "Answer " + n + ".", kJoyful)).ok());
+    }
+    rater.WaitUntilEntered();  // the writer holds turn 0
+    EXPECT_FALSE(service.Flush(absl::Milliseconds(20)));
+    EXPECT_EQ(service.DropQueued(), 3);
+    EXPECT_EQ(service.num_pending_writes(), 1);
+    rater.Open();
+    EXPECT_TRUE(service.Flush(absl::Seconds(60)));
+    EXPECT_EQ(service.num_pending_writes(), 0);
+  }
+  EXPECT_EQ(MemoryTurns(*store_, "s1"), (std::vector<int>{0}));
+  MemoryService restarted(store_.get(), embedder_, nullptr, MemoryServiceOptions{});
+  ASSERT_TRUE(restarted.Load().ok());
+  restarted.WaitForBackfill();
+  EXPECT_EQ(MemoryTurns(*store_, "s1"), (std::vector<int>{0, 1, 2, 3}));
 }
 
 // After a crash that left more turns without memories than the write queue holds, Load returns
