@@ -24,6 +24,7 @@
 #include "tests/testing/model_paths.h"
 #include "tests/testing/temp_files.h"
 #include "tests/testing/testdata.h"
+#include "tests/testing/test_server.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace troupe {
@@ -31,22 +32,10 @@ namespace {
 
 std::unique_ptr<Server> StartServer(const std::string& data_dir,
                                     const std::function<void(ServerOptions&)>& tweak = nullptr) {
-  EngineOptions engine_options;
-  engine_options.model_path = testing::StoriesPath();
-  engine_options.num_threads = 2;
-  engine_options.kv_cache_bytes = 16ll << 20;
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(engine_options);
-  EXPECT_TRUE(engine.ok()) << engine.status();
-  if (!engine.ok()) return nullptr;
-  ServerOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.metrics.port = -1;
-  options.data_dir = data_dir;
-  options.embedding_model_dir = "";
-  if (tweak) tweak(options);
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
+  return testing::StartTestServer(
+      {.model_path = testing::StoriesPath(), .kv_cache_bytes = 16ll << 20, .data_dir = data_dir,
+       .embedding_model_dir = ""},
+      tweak);
 }
 
 // Expects `status` to be INVALID_ARGUMENT and its message to contain every piece of `parts`.

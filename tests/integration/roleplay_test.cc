@@ -29,6 +29,7 @@
 #include "tests/testing/model_paths.h"
 #include "tests/testing/temp_files.h"
 #include "tests/testing/testdata.h"
+#include "tests/testing/test_server.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace troupe {
@@ -38,21 +39,8 @@ const std::string kSmolLmPath = testing::SmolLmPath();
 const std::string kEmbedderDir = testing::MiniLmDir();
 
 std::unique_ptr<Server> StartServer(const std::string& data_dir, const std::string& embedder_dir = kEmbedderDir) {
-  EngineOptions engine_options;
-  engine_options.model_path = kSmolLmPath;
-  engine_options.num_threads = 2;
-  engine_options.kv_cache_bytes = 64ll << 20;
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(engine_options);
-  EXPECT_TRUE(engine.ok()) << engine.status();
-  if (!engine.ok()) return nullptr;
-  ServerOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.metrics.port = -1;
-  options.data_dir = data_dir;
-  options.embedding_model_dir = embedder_dir;
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
+  return testing::StartTestServer(
+      {.model_path = kSmolLmPath, .data_dir = data_dir, .embedding_model_dir = embedder_dir});
 }
 
 std::unique_ptr<v1::RolePlay::Stub> StubFor(int port) {

@@ -25,6 +25,7 @@
 #include "tests/testing/model_paths.h"
 #include "tests/testing/temp_files.h"
 #include "tests/testing/testdata.h"
+#include "tests/testing/test_server.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace troupe {
@@ -39,29 +40,17 @@ CallerResolver TestKeys() {
     auto it = metadata.find("x-api-key");
     if (it == metadata.end()) return Caller{};
     const std::string key(it->second.data(), it->second.size());
-    if (key == "key-alpha") return Caller{.tenant = "alpha"};
-    if (key == "key-beta") return Caller{.tenant = "beta"};
-    return absl::UnauthenticatedError("unknown API key");
+    if (key != "key-alpha" && key != "key-beta") return absl::UnauthenticatedError("unknown API key");
+    Caller caller;
+    caller.tenant = key == "key-alpha" ? "alpha" : "beta";
+    return caller;
   };
 }
 
 std::unique_ptr<Server> StartServer(const std::string& data_dir) {
-  EngineOptions engine_options;
-  engine_options.model_path = testing::SmolLmPath();
-  engine_options.num_threads = 2;
-  engine_options.kv_cache_bytes = 64ll << 20;
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(engine_options);
-  EXPECT_TRUE(engine.ok()) << engine.status();
-  if (!engine.ok()) return nullptr;
-  ServerOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.metrics.port = -1;
-  options.data_dir = data_dir;
-  options.embedding_model_dir = testing::MiniLmDir();
-  options.resolve_caller = TestKeys();
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
+  return testing::StartTestServer(
+      {.model_path = testing::SmolLmPath(), .data_dir = data_dir, .embedding_model_dir = testing::MiniLmDir()},
+      [](ServerOptions& options) { options.resolve_caller = TestKeys(); });
 }
 
 struct ChatResult {
@@ -390,7 +379,9 @@ TEST_F(TenancyTest, SameUserIdInAnotherTenantRecallsNoneOfItsMemories) {
   int alphas = 0;
   for (const MemoryRecord& m : *memories) {
     if (m.tenant == "alpha") ++alphas;
-    if (beta_recalled.contains(m.id)) EXPECT_EQ(m.tenant, "beta") << m.text;
+    if (beta_recalled.contains(m.id)) {
+      EXPECT_EQ(m.tenant, "beta") << m.text;
+    }
   }
   EXPECT_GE(alphas, 2);  // alpha's turns (and its character's experiences) are alpha's
 }
