@@ -48,11 +48,7 @@ std::unique_ptr<v1::RolePlay::Stub> StubFor(int port) {
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
 }
 
-struct TurnResult {
-  std::string text;
-  v1::ChatResponse last;
-  grpc::Status status;
-};
+using TurnResult = testing::ChatTurnResult;
 
 TurnResult ChatTurn(v1::RolePlay::Stub& stub, const std::string& session_id, const std::string& message,
                     const v1::EmotionVector* turn_emotion = nullptr) {
@@ -66,14 +62,7 @@ TurnResult ChatTurn(v1::RolePlay::Stub& stub, const std::string& session_id, con
   if (turn_emotion != nullptr) *request.mutable_memory()->mutable_turn_emotion() = *turn_emotion;
   grpc::ClientContext context;
   auto reader = stub.Chat(&context, request);
-  TurnResult result;
-  v1::ChatResponse response;
-  while (reader->Read(&response)) {
-    result.text += response.text();
-    result.last = response;
-  }
-  result.status = reader->Finish();
-  return result;
+  return testing::ReadChatStream(*reader);
 }
 
 v1::EmotionVector Calm() {

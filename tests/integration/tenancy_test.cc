@@ -53,11 +53,7 @@ std::unique_ptr<Server> StartServer(const std::string& data_dir) {
       [](ServerOptions& options) { options.resolve_caller = TestKeys(); });
 }
 
-struct ChatResult {
-  std::string text;
-  v1::ChatResponse last;
-  grpc::Status status;
-};
+using ChatResult = testing::ChatTurnResult;
 
 // One tenant's view of the server: every call carries its key ("" = none: anonymous).
 class Client {
@@ -164,14 +160,7 @@ class Client {
     request.mutable_memory()->set_top_k(4);
     auto context = Context();
     auto reader = stub_->Chat(context.get(), request);
-    ChatResult result;
-    v1::ChatResponse response;
-    while (reader->Read(&response)) {
-      result.text += response.text();
-      result.last = response;
-    }
-    result.status = reader->Finish();
-    return result;
+    return testing::ReadChatStream(*reader);
   }
 
  private:

@@ -1,5 +1,6 @@
 // A real troupe Server for the integration tests: `model_path` on the CPU backend (2 threads),
 // gRPC on 127.0.0.1 at a free port, metrics off. `tweak` adjusts the options before the start.
+// ReadChatStream reads a Chat reply to its end.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,9 @@
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 #include "gtest/gtest.h"
+#include "grpcpp/support/sync_stream.h"
 #include "server/server.h"
+#include "troupe/v1/roleplay.pb.h"
 
 namespace troupe::testing {
 
@@ -40,6 +43,24 @@ inline std::unique_ptr<Server> StartTestServer(const TestServerOptions& test,
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*std::move(engine), options);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
+}
+
+// A Chat stream read to its end: the reply's text, the final message and the status.
+struct ChatTurnResult {
+  std::string text;
+  v1::ChatResponse last;
+  grpc::Status status;
+};
+
+inline ChatTurnResult ReadChatStream(grpc::ClientReaderInterface<v1::ChatResponse>& reader) {
+  ChatTurnResult result;
+  v1::ChatResponse response;
+  while (reader.Read(&response)) {
+    result.text += response.text();
+    result.last = response;
+  }
+  result.status = reader.Finish();
+  return result;
 }
 
 }  // namespace troupe::testing
