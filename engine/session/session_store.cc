@@ -109,25 +109,36 @@ absl::StatusOr<Session> SessionStore::CreateDurable(const std::string& tenant, c
   session.mood = setup.initial_mood;
   session.create_time = absl::Now();
   if (!greeting.empty()) session.history.push_back(ChatMessage{"assistant", greeting});
-  absl::MutexLock lock(&mu_);
-  if (static_cast<int>(sessions_.size() - inline_last_use_.size()) >= options_.max_sessions) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "too many sessions in memory (limit ", options_.max_sessions, ")"));
+  {
+    absl::MutexLock lock(&mu_);
+    const int durable = static_cast<int>(sessions_.size() - inline_last_use_.size()) + durable_creating_;
+    if (durable >= options_.max_sessions) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many sessions in memory (limit ", options_.max_sessions, ")"));
+    }
+    do {
+      session.id = NewRandomId();
+    } while (sessions_.count(session.id) != 0);
+    ++durable_creating_;  // holds its place under the cap while the write runs without mu_
   }
-  do {
-    session.id = NewRandomId();
-  } while (sessions_.count(session.id) != 0);
-  TROUPE_RETURN_IF_ERROR(store_->CreateSession(tenant, {.id = session.id,
-                                                .character_id = character_id,
-                                                .user_id = setup.user_id,
-                                                .setup_json = SessionSetupToJson(setup, {.greeting = greeting}),
-                                                .mood = session.mood,
-                                                .create_time_ms = absl::ToUnixMillis(session.create_time)}));
+  SessionRecord record;
+  record.id = session.id;
+  record.character_id = character_id;
+  record.user_id = setup.user_id;
+  SessionExtras extras;
+  extras.greeting = greeting;
+  record.setup_json = SessionSetupToJson(setup, extras);
+  record.mood = session.mood;
+  record.create_time_ms = absl::ToUnixMillis(session.create_time);
+  const absl::Status created = store_->CreateSession(tenant, record);
+  absl::MutexLock lock(&mu_);
+  --durable_creating_;
+  TROUPE_RETURN_IF_ERROR(created);
   sessions_.emplace(session.id, session);
   return session;
 }
 
-absl::StatusOr<Session> SessionStore::LoadLocked(const std::string& tenant, const SessionId& id) const {
+absl::StatusOr<Session> SessionStore::Load(const std::string& tenant, const SessionId& id) const {
   TROUPE_ASSIGN_OR_RETURN(const SessionRecord record, store_->GetSession(tenant, id));
   TROUPE_ASSIGN_OR_RETURN(const std::vector<TurnRecord> turns, store_->ListTurns(tenant, id));
   TROUPE_ASSIGN_OR_RETURN(const CharacterRecord character, store_->GetCharacter(tenant, record.character_id));
@@ -160,32 +171,48 @@ absl::StatusOr<Session> SessionStore::LoadLocked(const std::string& tenant, cons
 }
 
 absl::StatusOr<Session> SessionStore::Get(const std::string& tenant, const SessionId& id) const {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(id);
-  if (it != sessions_.end()) {
-    if (it->second.tenant != tenant) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
-    if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) {
-      const absl::Time now = Now();
-      if (ExpiredLocked(id, now)) {
-        sessions_.erase(it);
-        inline_last_use_.erase(last_use);
-        return absl::NotFoundError(absl::StrCat("unknown session '", id, "' (inline sessions expire after ",
-                                                absl::FormatDuration(options_.inline_idle_ttl), " unused)"));
+  uint64_t deletions_before_load = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it != sessions_.end()) {
+      if (it->second.tenant != tenant) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+      if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) {
+        const absl::Time now = Now();
+        if (ExpiredLocked(id, now)) {
+          sessions_.erase(it);
+          inline_last_use_.erase(last_use);
+          return absl::NotFoundError(absl::StrCat("unknown session '", id, "' (inline sessions expire after ",
+                                                  absl::FormatDuration(options_.inline_idle_ttl), " unused)"));
+        }
+        last_use->second = now;
       }
-      last_use->second = now;
+      return it->second;
     }
-    return it->second;
+    if (store_ == nullptr) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    deletions_before_load = deletions_;
   }
-  if (store_ == nullptr) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
-  absl::StatusOr<Session> loaded = LoadLocked(tenant, id);
+  absl::StatusOr<Session> loaded = Load(tenant, id);
   if (!loaded.ok()) {
     if (absl::IsNotFound(loaded.status())) {
       return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
     }
     return loaded.status();
   }
-  sessions_.emplace(id, *loaded);
+  absl::MutexLock lock(&mu_);
+  if (auto it = sessions_.find(id); it != sessions_.end()) {
+    // Loaded by another call meanwhile (and perhaps given a turn since): that copy is current.
+    if (it->second.tenant != tenant) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    return it->second;
+  }
+  if (deletions_ == deletions_before_load) sessions_.emplace(id, *loaded);
   return loaded;
+}
+
+std::shared_ptr<absl::Mutex> SessionStore::WriteMutexLocked(const SessionId& id) {
+  std::shared_ptr<absl::Mutex>& mutex = write_mutexes_[id];
+  if (mutex == nullptr) mutex = std::make_shared<absl::Mutex>();
+  return mutex;
 }
 
 absl::StatusOr<std::vector<Session>> SessionStore::ListDurable(const std::string& tenant,
@@ -214,20 +241,40 @@ absl::StatusOr<std::vector<Session>> SessionStore::ListDurable(const std::string
 }
 
 absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, int summarized_turns) {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
-  Session& s = it->second;
-  if (!s.character_id.empty()) {
+  std::shared_ptr<absl::Mutex> write_mutex;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    if (it->second.character_id.empty()) {  // inline: memory only
+      it->second.summary = std::move(summary);
+      it->second.summarized_turns = summarized_turns;
+      return absl::OkStatus();
+    }
+    write_mutex = WriteMutexLocked(id);
+  }
+  absl::MutexLock write(write_mutex.get());
+  std::string tenant;
+  std::string setup_json;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    const Session& s = it->second;
     // Turns start with a user message, so an assistant message first is the greeting.
     const std::string greeting =
         !s.history.empty() && s.history.front().role == "assistant" ? s.history.front().content : std::string();
-    TROUPE_RETURN_IF_ERROR(store_->UpdateSessionSetup(
-        s.tenant, id, SessionSetupToJson(s.setup, {.greeting = greeting, .summary = summary,
-                                         .summarized_turns = summarized_turns})));
+    tenant = s.tenant;
+    setup_json = SessionSetupToJson(s.setup, {.greeting = greeting, .summary = summary,
+                                              .summarized_turns = summarized_turns});
   }
-  s.summary = std::move(summary);
-  s.summarized_turns = summarized_turns;
+  TROUPE_RETURN_IF_ERROR(store_->UpdateSessionSetup(tenant, id, setup_json));
+  absl::MutexLock lock(&mu_);
+  // Still there: Delete takes the write mutex first.
+  if (auto it = sessions_.find(id); it != sessions_.end()) {
+    it->second.summary = std::move(summary);
+    it->second.summarized_turns = summarized_turns;
+  }
   return absl::OkStatus();
 }
 
@@ -238,32 +285,46 @@ void SessionStore::SetMood(const SessionId& id, const EmotionVector& mood) {
 }
 
 absl::Status SessionStore::Delete(const std::string& tenant, const SessionId& id) {
+  const absl::Status unknown = absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+  std::shared_ptr<absl::Mutex> write_mutex;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it != sessions_.end() && it->second.tenant != tenant) return unknown;  // left alone
+    if (it != sessions_.end() && it->second.character_id.empty()) {  // inline: memory only
+      sessions_.erase(it);
+      inline_last_use_.erase(id);
+      return absl::OkStatus();
+    }
+    if (store_ == nullptr) return unknown;
+    write_mutex = WriteMutexLocked(id);
+  }
+  // After any write of this session in flight; the row goes first, then the cached copy, so a
+  // Get that loads meanwhile either finds no row or sees deletions_ move (and caches nothing).
+  absl::MutexLock write(write_mutex.get());
+  const absl::Status deleted = store_->DeleteSession(tenant, id);
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(id);
-  if (it != sessions_.end() && it->second.tenant != tenant) {
-    return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));  // left alone
-  }
-  const bool cached = it != sessions_.end();
-  if (cached) sessions_.erase(it);
-  inline_last_use_.erase(id);
-  if (store_ != nullptr) {
-    const absl::Status deleted = store_->DeleteSession(tenant, id);
-    if (deleted.ok() || (cached && absl::IsNotFound(deleted))) return absl::OkStatus();
-    if (!absl::IsNotFound(deleted)) return deleted;
-  } else if (cached) {
+  const bool cached = it != sessions_.end() && it->second.tenant == tenant;
+  const bool gone = deleted.ok() || absl::IsNotFound(deleted);
+  // Kept only while the session stays (the Store failed): no id a client makes up stays here.
+  if (gone || !cached) write_mutexes_.erase(id);
+  if (deleted.ok() || (cached && gone)) {
+    if (cached) sessions_.erase(it);
+    ++deletions_;
     return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+  if (!absl::IsNotFound(deleted)) return deleted;
+  return unknown;
 }
 
-absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, Turn turn) {
-  absl::MutexLock lock(&mu_);
+absl::Status SessionStore::CheckAppendLocked(const SessionId& id, size_t base_version, const Turn& turn,
+                                             Session** session) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrCat("session '", id, "' was deleted during the turn"));
   }
-  Session& session = it->second;
-  std::vector<ChatMessage>& history = session.history;
+  const std::vector<ChatMessage>& history = it->second.history;
   if (history.size() != base_version) {
     return absl::AbortedError(absl::StrCat(
         "session '", id, "' changed during the turn (another turn finished first); retry"));
@@ -273,16 +334,12 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, 
     return absl::ResourceExhaustedError(absl::StrCat(
         "session history is full (", options_.max_history_messages, " messages)"));
   }
-  if (!session.character_id.empty()) {
-    // Committed before the client sees the end of the turn (held under mu_, so turns of all
-    // sessions commit one at a time; a commit is one synced write).
-    TROUPE_RETURN_IF_ERROR(store_->AppendTurn(session.tenant, {.session_id = id,
-                                               .turn_index = session.num_turns,
-                                               .user_text = turn.user_message,
-                                               .context_text = turn.context,
-                                               .reply_text = turn.reply,
-                                               .time_ms = absl::ToUnixMillis(absl::Now())}));
-  }
+  *session = &it->second;
+  return absl::OkStatus();
+}
+
+void SessionStore::ApplyTurnLocked(const SessionId& id, Session& session, Turn turn) {
+  std::vector<ChatMessage>& history = session.history;
   history.push_back(ChatMessage{"user", std::move(turn.user_message)});
   if (!turn.context.empty()) history.push_back(ChatMessage{"system", std::move(turn.context)});
   history.push_back(ChatMessage{"assistant", std::move(turn.reply)});
@@ -290,6 +347,43 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, 
   session.character_version = turn.character_version;
   ++session.num_turns;
   if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) last_use->second = Now();
+}
+
+absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, Turn turn) {
+  std::shared_ptr<absl::Mutex> write_mutex;
+  {
+    absl::MutexLock lock(&mu_);
+    Session* session = nullptr;
+    TROUPE_RETURN_IF_ERROR(CheckAppendLocked(id, base_version, turn, &session));
+    if (session->character_id.empty()) {  // inline: memory only
+      ApplyTurnLocked(id, *session, std::move(turn));
+      return absl::OkStatus();
+    }
+    write_mutex = WriteMutexLocked(id);
+  }
+  // A durable turn is committed to the Store before the client sees the end of the turn, under
+  // the session's write mutex only: other sessions' turns and every inline call go on meanwhile.
+  absl::MutexLock write(write_mutex.get());
+  TurnRecord record;
+  std::string tenant;
+  {
+    absl::MutexLock lock(&mu_);
+    Session* session = nullptr;  // checked again: a turn of this session may have landed meanwhile
+    TROUPE_RETURN_IF_ERROR(CheckAppendLocked(id, base_version, turn, &session));
+    tenant = session->tenant;
+    record = {.session_id = id,
+              .turn_index = session->num_turns,
+              .user_text = turn.user_message,
+              .context_text = turn.context,
+              .reply_text = turn.reply,
+              .time_ms = absl::ToUnixMillis(absl::Now())};
+  }
+  TROUPE_RETURN_IF_ERROR(store_->AppendTurn(tenant, record));
+  absl::MutexLock lock(&mu_);
+  // Still there and unchanged: Delete and every other write of this session take the write mutex.
+  auto it = sessions_.find(id);
+  TROUPE_CHECK(it != sessions_.end() && it->second.history.size() == base_version);
+  ApplyTurnLocked(id, it->second, std::move(turn));
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,8 +76,12 @@ struct SessionStoreOptions {
   std::function<absl::Time()> now;
 };
 
-// Owns all sessions. Thread-safe: every method takes mu_ briefly and never calls out while
-// holding it; Get returns a copy so callers can render prompts without the lock.
+// Owns all sessions. Thread-safe. mu_ guards the in-memory state and is only ever held briefly:
+// never across a Store call, so an inline session's calls, size() and a cached Get never wait
+// for a disk. A durable session's writes (AppendTurn, SetSummary, Delete) are serialized by a
+// mutex of its own, taken before mu_ and held across its Store write, so turns of different
+// sessions commit concurrently (as far as the Store allows) while one session's never interleave.
+// Get returns a copy so callers can render prompts without any lock.
 class SessionStore {
  public:
   // `store` (may be null: no durable sessions) must outlive this.
@@ -144,8 +149,16 @@ class SessionStore {
   int num_inline() const ABSL_LOCKS_EXCLUDED(mu_);  // inline sessions held, expired ones included
 
  private:
-  absl::StatusOr<Session> LoadLocked(const std::string& tenant, const SessionId& id) const
+  // Reads a durable session from the Store (no lock held: disk I/O).
+  absl::StatusOr<Session> Load(const std::string& tenant, const SessionId& id) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The mutex that serializes the Store writes of session `id`, made on first use. Callers lock
+  // it after releasing mu_ (lock order: a session's write mutex, then mu_).
+  std::shared_ptr<absl::Mutex> WriteMutexLocked(const SessionId& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AppendTurn's checks: the session exists, `base_version` is its history size and the turn
+  // fits; sets *session.
+  absl::Status CheckAppendLocked(const SessionId& id, size_t base_version, const Turn& turn, Session** session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyTurnLocked(const SessionId& id, Session& session, Turn turn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time Now() const { return options_.now ? options_.now() : absl::Now(); }
   bool ExpiredLocked(const SessionId& id, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops every expired inline session.
@@ -161,6 +174,13 @@ class SessionStore {
   // The inline sessions of sessions_ and when each was last used (Get counts, so mutable).
   mutable std::unordered_map<SessionId, absl::Time> inline_last_use_ ABSL_GUARDED_BY(mu_);
   absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Per durable session, the mutex of its Store writes (WriteMutexLocked); dropped on Delete.
+  std::unordered_map<SessionId, std::shared_ptr<absl::Mutex>> write_mutexes_ ABSL_GUARDED_BY(mu_);
+  // Durable sessions deleted so far: Get caches a session it loaded without mu_ only when no
+  // delete happened meanwhile, so a delete racing with a load never leaves a ghost in memory.
+  uint64_t deletions_ ABSL_GUARDED_BY(mu_) = 0;
+  // CreateDurable calls writing their session now, counted against max_sessions.
+  int durable_creating_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 

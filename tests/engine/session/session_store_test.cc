@@ -1,12 +1,18 @@
 #include "engine/session/session_store.h"
 
+#include <chrono>
 #include <functional>
+#include <future>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/store/sqlite_store.h"
 #include "gtest/gtest.h"
+#include "tests/testing/gated_store.h"
+#include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {
@@ -203,6 +209,172 @@ TEST(SessionStoreTest, ConcurrentTurnsNeverInterleave) {
     EXPECT_EQ(session.history[i + 1].role, "assistant");
     EXPECT_EQ(session.history[i].content.substr(1), session.history[i + 1].content.substr(1));
   }
+}
+
+// Durable sessions on a real SQLite file, behind a GatedStore that can hold one write
+// mid-flight.
+class DurableSessionStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> opened = SqliteStore::Open(dir_.File("troupe.db"));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    sqlite_ = std::move(*opened);
+    ASSERT_TRUE(sqlite_->PutCharacter("t", {.id = "mara", .card_json = R"({"data":{"name":"Mara"}})",
+                                            .create_time_ms = 1, .update_time_ms = 1})
+                    .ok());
+    gated_ = std::make_unique<testing::GatedStore>(sqlite_.get());
+  }
+
+  SessionId NewDurable(SessionStore& sessions) {
+    absl::StatusOr<Session> created = sessions.CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->id : SessionId();
+  }
+
+  // Runs `calls` on another thread while a write is held at the gate, and says whether they
+  // all returned without the held write going on. Before the per-session write mutex, they
+  // waited for the held write (SessionStore's one mutex was held across it): then the gate is
+  // opened after a minute so the test ends, failing, instead of hanging.
+  bool RunBesideHeldWrite(std::function<void()> calls) {
+    std::future<void> done = std::async(std::launch::async, std::move(calls));
+    if (done.wait_for(std::chrono::seconds(60)) == std::future_status::ready) return true;
+    gated_->Release();
+    done.wait();
+    return false;
+  }
+
+  testing::ScopedTempDir dir_{"session_store"};
+  std::unique_ptr<SqliteStore> sqlite_;
+  std::unique_ptr<testing::GatedStore> gated_;
+};
+
+// While one durable turn is being written, inline sessions, other durable sessions, reads of
+// the session itself and size() go on: none waits for that disk write.
+TEST_F(DurableSessionStoreTest, AWriteInFlightBlocksNoOtherCall) {
+  SessionStore sessions({}, gated_.get());
+  const SessionId busy = NewDurable(sessions);
+  const SessionId other = NewDurable(sessions);
+  gated_->HoldNext(testing::GatedStore::Op::kAppendTurn);
+  std::future<absl::Status> held = std::async(std::launch::async, [&] {
+    return sessions.AppendTurn(busy, 1, T("hi", "hello"));
+  });
+  gated_->WaitUntilHeld();
+  const bool ran_beside = RunBesideHeldWrite([&] {
+    absl::StatusOr<Session> inline_session = sessions.Create("t", Character{"Ina", ""});
+    ASSERT_TRUE(inline_session.ok());
+    EXPECT_TRUE(sessions.AppendTurn(inline_session->id, 0, T("a", "b")).ok());
+    EXPECT_TRUE(sessions.AppendTurn(other, 1, T("c", "d")).ok());  // a durable write of its own
+    absl::StatusOr<Session> snapshot = sessions.Get("t", busy);
+    ASSERT_TRUE(snapshot.ok());
+    EXPECT_EQ(snapshot->history.size(), 1u);  // the greeting; the held turn is not in yet
+    EXPECT_EQ(sessions.size(), 3);
+    EXPECT_TRUE(sessions.Delete("t", inline_session->id).ok());
+  });
+  EXPECT_TRUE(ran_beside) << "a call waited for another session's disk write";
+  gated_->Release();
+  EXPECT_TRUE(held.get().ok());
+  EXPECT_EQ(sessions.Get("t", busy)->history.size(), 3u);
+  EXPECT_EQ(sessions.Get("t", other)->history.size(), 3u);
+}
+
+// Two turns of one session rendered from the same version: the second waits for the first's
+// write, then is refused with kAborted; the Store holds the first only.
+TEST_F(DurableSessionStoreTest, ASecondTurnOfTheSameSessionWaitsAndIsAborted) {
+  SessionStore sessions({}, gated_.get());
+  const SessionId id = NewDurable(sessions);
+  gated_->HoldNext(testing::GatedStore::Op::kAppendTurn);
+  std::future<absl::Status> first = std::async(std::launch::async, [&] {
+    return sessions.AppendTurn(id, 1, T("first", "one"));
+  });
+  gated_->WaitUntilHeld();
+  std::future<absl::Status> second = std::async(std::launch::async, [&] {
+    return sessions.AppendTurn(id, 1, T("second", "two"));
+  });
+  gated_->Release();
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_EQ(second.get().code(), absl::StatusCode::kAborted);
+  absl::StatusOr<std::vector<TurnRecord>> turns = sqlite_->ListTurns("t", id);
+  ASSERT_TRUE(turns.ok());
+  ASSERT_EQ(turns->size(), 1u);
+  EXPECT_EQ((*turns)[0].user_text, "first");
+}
+
+// A delete that lands while another call loads the session from the Store leaves no copy in
+// memory: the next Get answers kNotFound.
+TEST_F(DurableSessionStoreTest, ADeleteDuringALoadLeavesNoGhost) {
+  SessionId id;
+  {
+    SessionStore writer({}, sqlite_.get());
+    id = NewDurable(writer);
+    ASSERT_TRUE(writer.AppendTurn(id, 1, T("hi", "hello")).ok());
+  }
+  SessionStore sessions({}, gated_.get());  // a restart: nothing cached
+  gated_->HoldNext(testing::GatedStore::Op::kListTurns);  // the load has read the session row
+  std::future<absl::StatusOr<Session>> load = std::async(std::launch::async, [&] { return sessions.Get("t", id); });
+  gated_->WaitUntilHeld();
+  const bool ran_beside = RunBesideHeldWrite([&] { EXPECT_TRUE(sessions.Delete("t", id).ok()); });
+  EXPECT_TRUE(ran_beside) << "Delete waited for another call's load";
+  gated_->Release();
+  (void)load.get();  // whatever it read before the delete
+  EXPECT_EQ(sessions.Get("t", id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(sessions.size(), 0);
+}
+
+// A durable session being written counts against max_sessions.
+TEST_F(DurableSessionStoreTest, ACreateInFlightHoldsItsPlaceUnderTheCap) {
+  SessionStoreOptions options;
+  options.max_sessions = 1;
+  SessionStore sessions(options, gated_.get());
+  gated_->HoldNext(testing::GatedStore::Op::kCreateSession);
+  std::future<absl::StatusOr<Session>> first = std::async(std::launch::async, [&] {
+    return sessions.CreateDurable("t", "mara", "Mara", SessionSetup{}, "");
+  });
+  gated_->WaitUntilHeld();
+  EXPECT_EQ(sessions.CreateDurable("t", "mara", "Mara", SessionSetup{}, "").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  gated_->Release();
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_EQ(sessions.size(), 1);
+}
+
+// Turns of many durable sessions from many threads: each session's history in memory and in
+// the Store is whole turns in order, and a restart loads the same.
+TEST_F(DurableSessionStoreTest, ConcurrentTurnsOfManySessionsAreAllStoredInOrder) {
+  constexpr int kSessions = 4;
+  constexpr int kThreads = 4;
+  constexpr int kTurnsPerThread = 8;
+  SessionStore sessions({}, sqlite_.get());
+  std::vector<SessionId> ids;
+  for (int i = 0; i < kSessions; ++i) ids.push_back(NewDurable(sessions));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int turn = 0; turn < kTurnsPerThread;) {
+        const SessionId& id = ids[(t + turn) % kSessions];
+        const size_t version = sessions.Get("t", id)->history.size();
+        const std::string tag = std::to_string(t) + ":" + std::to_string(turn);
+        const absl::Status status = sessions.AppendTurn(id, version, T("u" + tag, "a" + tag));
+        if (status.ok()) ++turn;
+        else ASSERT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  SessionStore reloaded({}, sqlite_.get());
+  int total_turns = 0;
+  for (const SessionId& id : ids) {
+    const Session live = *sessions.Get("t", id);
+    absl::StatusOr<Session> loaded = reloaded.Get("t", id);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    ASSERT_EQ(loaded->history.size(), live.history.size());
+    for (size_t i = 1; i < live.history.size(); i += 2) {  // after the greeting: user, reply
+      EXPECT_EQ(live.history[i].content.substr(1), live.history[i + 1].content.substr(1));
+      EXPECT_EQ(loaded->history[i].content, live.history[i].content);
+      EXPECT_EQ(loaded->history[i + 1].content, live.history[i + 1].content);
+    }
+    total_turns += live.num_turns;
+  }
+  EXPECT_EQ(total_turns, kThreads * kTurnsPerThread);
 }
 
 }  // namespace
