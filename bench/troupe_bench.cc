@@ -49,6 +49,7 @@ struct Flags {
   bool ignore_eos = true;
   double temperature = 0;
   int priority = 0;
+  bool stored_characters = false;
   std::string api_key, cache_salt;
   std::string dataset, save_dataset;
   std::string goodput;
@@ -126,6 +127,9 @@ int Main(int argc, char** argv) {
   parser.AddBool("ignore-eos", &f.ignore_eos, "generate exactly max-tokens per turn (=false to stop at EOS)");
   parser.AddDouble("temperature", &f.temperature, "sampling temperature (0 = greedy)");
   parser.AddInt("priority", &f.priority, "request priority");
+  parser.AddBool("stored-characters", &f.stored_characters,
+                 "store each character (CreateCharacter) and run durable sessions of it, with memory "
+                 "(the server needs --data-dir); default: inline sessions");
   parser.AddString("api-key", &f.api_key, "API key of a server started with --api-keys (sent as x-api-key)");
   parser.AddString("cache-salt", &f.cache_salt, "request cache_salt");
   parser.AddString("dataset", &f.dataset, "JSONL conversations instead of synthetic ones");
@@ -194,6 +198,7 @@ int Main(int argc, char** argv) {
   options.ignore_eos = f.ignore_eos;
   options.temperature = static_cast<float>(f.temperature);
   options.priority = f.priority;
+  options.stored_characters = f.stored_characters;
   options.api_key = f.api_key;
   options.cache_salt = f.cache_salt;
   options.seed = static_cast<uint64_t>(f.seed);
@@ -221,7 +226,8 @@ int Main(int argc, char** argv) {
                    {"max_tokens", f.max_tokens}, {"think_time_ms", f.think_time_ms},
                    {"rate", std::isfinite(f.rate) ? nlohmann::json(f.rate) : nlohmann::json("inf")},
                    {"burstiness", f.burstiness}, {"dataset", f.dataset},
-                   {"goodput", f.goodput},      {"seed", f.seed}};
+                   {"goodput", f.goodput},      {"seed", f.seed},
+                   {"stored_characters", f.stored_characters}};
     std::ofstream out(f.result_json);
     out << j.dump(1) << '\n';
     if (!out) {

@@ -98,6 +98,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddInt64("lore-scan-budget-mib", &lore_scan_budget_mib,
                   "Mi key-bytes (keys x bytes scanned) one turn's lorebook scan may search; "
                   "lower-priority entries past it are skipped (0 = no limit)");
+  parser.AddInt("turn-context-tokens", &server.conversation.context_budget_tokens,
+                "tokens a chat turn's context (memories, lore, post-history instructions) may take "
+                "(0 = a sixteenth of the context)");
+  parser.AddDouble("fold-high-water", &server.conversation.fold_high,
+                   "a session prompt past this share of the context is re-rendered with old turns folded");
+  parser.AddDouble("fold-low-water", &server.conversation.fold_low, "... down to this share");
   parser.AddString("data-dir", &server.data_dir,
                    "where characters, sessions and memories are kept (\"\" = nowhere)");
   parser.AddString("embedding-model", &server.embedding_model_dir,
@@ -134,6 +140,13 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   }
   server.characters.max_cached_bytes = static_cast<int64_t>(character_cache_mb) << 20;
   server.lore_scan_budget = lore_scan_budget_mib << 20;
+  const troupe::ConversationOptions& conversation = server.conversation;
+  if (conversation.context_budget_tokens < 0 || !(conversation.fold_low > 0) ||
+      !(conversation.fold_low <= conversation.fold_high) || !(conversation.fold_high <= 1)) {
+    std::fprintf(stderr, "troupe-server: need --turn-context-tokens >= 0 and "
+                         "0 < --fold-low-water <= --fold-high-water <= 1\n");
+    return 2;
+  }
   if (dummy_seed < 0) {
     std::fprintf(stderr, "troupe-server: --dummy-seed must be >= 0\n");
     return 2;

@@ -44,6 +44,11 @@ constexpr char kPreemptions[] = "troupe:num_preemptions_total";
 constexpr char kEngineSteps[] = "troupe:engine_steps_total";
 constexpr char kSessions[] = "troupe:sessions_active";
 constexpr char kMemoryWritesPending[] = "troupe:memory_writes_pending";
+constexpr char kChatTurns[] = "troupe:chat_turns_total";
+constexpr char kSessionFolds[] = "troupe:session_folds_total";
+constexpr char kFoldedTurns[] = "troupe:session_folded_turns_total";
+constexpr char kSummaryLatency[] = "troupe:summary_latency_seconds";
+constexpr char kTurnContextTokens[] = "troupe:turn_context_tokens";
 
 // ---- buckets (seconds; vLLM's) ----
 const std::vector<double>& TimeToFirstTokenBuckets() {
@@ -216,6 +221,35 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsOptions& o
                                   "tpm, max_streams) and, for a known key, tenant.")
                             .Register(registry);
 
+  metrics->chat_turns_ = &prometheus::BuildCounter()
+                             .Name(kChatTurns)
+                             .Help("Chat turns planned (prompt built and submitted).")
+                             .Register(registry)
+                             .Add({});
+  metrics->session_folds_ = &prometheus::BuildCounter()
+                                .Name(kSessionFolds)
+                                .Help("Chat turns whose prompt passed the high mark and folded old turns "
+                                      "into the summary (inline sessions: dropped them).")
+                                .Register(registry)
+                                .Add({});
+  metrics->folded_turns_ = &prometheus::BuildCounter()
+                               .Name(kFoldedTurns)
+                               .Help("Turns folded into summaries or dropped, in all.")
+                               .Register(registry)
+                               .Add({});
+  metrics->summary_latency_ = &prometheus::BuildHistogram()
+                                  .Name(kSummaryLatency)
+                                  .Help("Time a folding turn spent waiting for its summary.")
+                                  .Register(registry)
+                                  .Add({}, RequestLatencyBuckets());
+  metrics->turn_context_tokens_ = &prometheus::BuildHistogram()
+                                      .Name(kTurnContextTokens)
+                                      .Help("Tokens of a chat turn's context message (memories, lore, "
+                                            "post-history instructions); inline turns count 0.")
+                                      .Register(registry)
+                                      .Add({}, prometheus::Histogram::BucketBoundaries{
+                                                   0, 32, 64, 128, 256, 512, 1024, 2048, 4096});
+
   if (options.port >= 0) {
     const std::string address = absl::StrCat(options.bind_host, ":", options.port);
     try {
@@ -256,6 +290,16 @@ void Metrics::ObserveSuccess(FinishReason reason, const Completion& completion) 
   }
   e2e_latency_->Observe(absl::ToDoubleSeconds(completion.e2e_latency));
   queue_time_->Observe(absl::ToDoubleSeconds(completion.queue_time));
+}
+
+void Metrics::ObserveTurnPlan(int folded_turns, absl::Duration summary_time, int context_tokens) {
+  chat_turns_->Increment();
+  if (folded_turns > 0) {
+    session_folds_->Increment();
+    folded_turns_->Increment(folded_turns);
+    if (summary_time > absl::ZeroDuration()) summary_latency_->Observe(absl::ToDoubleSeconds(summary_time));
+  }
+  turn_context_tokens_->Observe(context_tokens);
 }
 
 void Metrics::CountRequest(absl::StatusCode code) {

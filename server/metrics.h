@@ -63,6 +63,10 @@ class Metrics {
   // A request that finished OK (stop, eos or length): success counter and latency histograms.
   void ObserveSuccess(FinishReason reason, const Completion& completion);
 
+  // A chat turn's prompt plan (engine/session/turn_planner.h): turns it folded (0 = none), the
+  // time it waited for a summary, its context message's tokens.
+  void ObserveTurnPlan(int folded_turns, absl::Duration summary_time, int context_tokens);
+
   // The final status of every Generate/Chat RPC, by canonical code name ("OK", "CANCELLED", ...).
   void CountRequest(absl::StatusCode code);
 
@@ -91,6 +95,11 @@ class Metrics {
   prometheus::Counter* success_length_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+  prometheus::Counter* chat_turns_ = nullptr;
+  prometheus::Counter* session_folds_ = nullptr;
+  prometheus::Counter* folded_turns_ = nullptr;
+  prometheus::Histogram* summary_latency_ = nullptr;
+  prometheus::Histogram* turn_context_tokens_ = nullptr;
 };
 
 }  // namespace troupe

@@ -100,7 +100,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .summarizer = server->summarizer_.get(),
                         .commit_queue = server->commit_queue_.get(),
                         .prompt_options = options.prompt,
-                        .lore_scan_budget = options.lore_scan_budget};
+                        .lore_scan_budget = options.lore_scan_budget,
+                        .conversation = options.conversation};
   server->service_ = std::make_unique<RolePlayService>(*server->engine_, *server->sessions_,
                                                        *server->prepare_queue_, server->metrics_.get(),
                                                        std::move(roleplay),

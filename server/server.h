@@ -11,6 +11,7 @@
 #include "engine/character/character_registry.h"
 #include "engine/engine.h"
 #include "engine/session/session_store.h"
+#include "engine/session/turn_planner.h"
 #include "server/auth/caller.h"
 #include "server/auth/tls.h"
 #include "server/metrics.h"
@@ -40,6 +41,7 @@ struct ServerOptions {
   SessionStoreOptions sessions;
   CharacterRegistryOptions characters;  // the cache of parsed stored characters
   int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes one turn's lorebook scan may search
+  ConversationOptions conversation;  // long conversations: the context budget, the fold marks
   // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
   // (inline sessions only, no memory).
   std::string data_dir;

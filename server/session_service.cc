@@ -93,13 +93,31 @@ void SessionService::PrepareTurn(const std::shared_ptr<ChatStreamReactor>& react
 
 void SessionService::PrepareInlineTurn(const std::shared_ptr<ChatStreamReactor>& reactor, ChatJob& job,
                                        const Session& session) {
-  const TurnPlan plan =
-      PlanInlineTurn(engine_.tokenizer(), engine_.model_info().chat_family, session, job.message);
   Request& req = job.request;
+  const TurnPlan plan = PlanInlineTurn(engine_.tokenizer(), engine_.model_info().chat_family, session,
+                                       job.message, FoldMarksFor(req.sampling.max_tokens));
   req.prompt = plan.prompt;
   for (const std::string& stop : plan.stop) req.sampling.stop.push_back(stop);
   CommitWhenDone(*reactor, PendingTurnFor(session, job.message, plan));
+  reactor->set_on_final([prompt_plan = ReportPlan(plan)](v1::ChatResponse& final_message) {
+    *final_message.mutable_prompt_plan() = prompt_plan;
+  });
   reactor->Submit(std::move(req));
+}
+
+FoldMarks SessionService::FoldMarksFor(int max_tokens) const {
+  const ConversationOptions& conversation = roleplay_.conversation;
+  return troupe::FoldMarksFor(std::max(1, engine_.model_info().max_model_len - max_tokens), conversation.fold_high,
+                              conversation.fold_low);
+}
+
+v1::PromptPlan SessionService::ReportPlan(const TurnPlan& plan) const {
+  if (metrics_ != nullptr) metrics_->ObserveTurnPlan(plan.folded_turns, plan.summary_time, plan.context_tokens);
+  v1::PromptPlan out;
+  out.set_rendered_in_full(plan.rendered_in_full);
+  out.set_folded_turns(plan.folded_turns);
+  out.set_context_tokens(plan.context_tokens);
+  return out;
 }
 
 void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReactor>& reactor, ChatJob& job,
@@ -118,7 +136,9 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   TurnPlannerDeps deps;
   deps.tokenizer = &engine_.tokenizer();
   deps.family = engine_.model_info().chat_family;
-  deps.max_prompt_tokens = std::max(1, engine_.model_info().max_model_len - req.sampling.max_tokens);
+  deps.fold = FoldMarksFor(req.sampling.max_tokens);
+  deps.context_budget_tokens = roleplay_.conversation.ContextBudget(engine_.model_info().max_model_len);
+  if (roleplay_.summarizer != nullptr) deps.summary_tokens = roleplay_.summarizer->options().max_tokens;
   deps.memory = roleplay_.memory;
   deps.rater = roleplay_.rater;
   deps.prompt_options = roleplay_.prompt_options;
@@ -142,10 +162,11 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   pending.remember = TurnMemoryFor(session, **character, job.message, job.turn_emotion);
   CommitWhenDone(*reactor, std::move(pending));
   reactor->set_on_final([memories = std::move(plan->memories), lore = std::move(plan->lore),
-                         lore_skipped = plan->lore_entries_skipped,
+                         lore_skipped = plan->lore_entries_skipped, prompt_plan = ReportPlan(*plan),
                          character = *character](v1::ChatResponse& final_message) {
     TurnRefsToProto(memories, lore, character->profile, &final_message);
     final_message.set_lore_entries_skipped(lore_skipped);
+    *final_message.mutable_prompt_plan() = prompt_plan;
   });
   reactor->Submit(std::move(req));
 }

@@ -13,6 +13,7 @@
 #include "engine/session/character_prompt.h"
 #include "engine/session/session_store.h"
 #include "engine/session/turn_commit.h"
+#include "engine/session/turn_planner.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/auth/caller.h"
@@ -36,6 +37,7 @@ struct RolePlayDeps {
   WorkQueue* commit_queue = nullptr;
   CharacterPromptOptions prompt_options;
   int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes per turn (engine/character/lorebook.h)
+  ConversationOptions conversation;  // the context budget and fold marks (turn_planner.h)
 };
 
 // Thread-safe: gRPC calls the handlers concurrently; the service holds no mutable state. The
@@ -80,6 +82,10 @@ class SessionService {
   // Commits `turn` (CommitTurn) once the reply finished OK and the client is still there, on a
   // commit worker.
   void CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn);
+  // The fold marks of a turn that may generate max_tokens.
+  FoldMarks FoldMarksFor(int max_tokens) const;
+  // Counts the plan in the metrics; what the final ChatResponse reports of it.
+  v1::PromptPlan ReportPlan(const TurnPlan& plan) const;
 
   // Constant after construction.
   Engine& engine_;

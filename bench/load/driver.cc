@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -31,11 +32,24 @@ class Run {
     v1::Session session;
     {
       v1::CreateSessionRequest create;
-      create.mutable_character()->set_name("Character");
-      create.mutable_character()->set_system_prompt(conv.character);
-      grpc::ClientContext context;
-      Prepare(context);
-      const grpc::Status status = stub_->CreateSession(&context, create, &session);
+      grpc::Status status;
+      if (options_.stored_characters) {
+        absl::StatusOr<std::string> character_id = StoredCharacterFor(conv.character);
+        if (character_id.ok()) {
+          create.set_character_id(*character_id);
+          create.mutable_setup()->set_user_name("User");
+        } else {
+          status = grpc::Status(grpc::StatusCode::UNKNOWN, std::string(character_id.status().message()));
+        }
+      } else {
+        create.mutable_character()->set_name("Character");
+        create.mutable_character()->set_system_prompt(conv.character);
+      }
+      if (status.ok()) {
+        grpc::ClientContext context;
+        Prepare(context);
+        status = stub_->CreateSession(&context, create, &session);
+      }
       if (!status.ok()) {
         RequestRecord r;
         r.conversation = index;
@@ -84,6 +98,23 @@ class Run {
     if (!options_.api_key.empty()) context.AddMetadata("x-api-key", options_.api_key);
   }
 
+  // The stored character of a character prompt (its description), made on first use.
+  absl::StatusOr<std::string> StoredCharacterFor(const std::string& prompt) {
+    std::lock_guard<std::mutex> lock(characters_mu_);  // one CreateCharacter per prompt
+    if (auto it = characters_.find(prompt); it != characters_.end()) return it->second;
+    v1::CreateCharacterRequest create;
+    v1::CharacterProfile* profile = create.mutable_profile();
+    profile->set_name(absl::StrCat("Character ", characters_.size() + 1));
+    profile->set_description(prompt);
+    v1::StoredCharacter stored;
+    grpc::ClientContext context;
+    Prepare(context);
+    const grpc::Status status = stub_->CreateCharacter(&context, create, &stored);
+    if (!status.ok()) return absl::UnknownError(absl::StrCat("CreateCharacter: ", status.error_message()));
+    characters_.emplace(prompt, stored.character_id());
+    return stored.character_id();
+  }
+
   RequestRecord ChatTurn(const std::string& session_id, const Turn& turn) {
     v1::ChatRequest request;
     request.set_session_id(session_id);
@@ -112,6 +143,10 @@ class Run {
         r.prompt_tokens = response.usage().prompt_tokens();
         r.cached_prompt_tokens = response.usage().cached_prompt_tokens();
         r.completion_tokens = response.usage().completion_tokens();
+        r.has_prompt_plan = response.has_prompt_plan();
+        r.rendered_in_full = response.prompt_plan().rendered_in_full();
+        r.folded_turns = response.prompt_plan().folded_turns();
+        r.context_tokens = response.prompt_plan().context_tokens();
       }
     }
     const grpc::Status status = reader->Finish();
@@ -131,6 +166,8 @@ class Run {
   const Clock::time_point start_;
   std::mutex mu_;
   std::vector<RequestRecord> records_;
+  std::mutex characters_mu_;
+  std::map<std::string, std::string> characters_;  // character prompt -> stored character id
 };
 
 // At most `limit` holders at once (0 = no limit).

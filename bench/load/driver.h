@@ -1,7 +1,7 @@
 // Runs conversations against a troupe server over gRPC and records every request.
 //
-// Each conversation is one server-side session (CreateSession with the character prompt, one
-// streamed Chat per turn, DeleteSession at the end), so the server keeps the history and a
+// Each conversation is one server-side session (CreateSession with the character prompt, or a
+// stored character made from it, one streamed Chat per turn, DeleteSession at the end), so the server keeps the history and a
 // turn sends only the new user message, as a role-play front end would.
 //   - kMultiTurn: `concurrency` clients, each running whole conversations one after another,
 //     pausing `think_time_s` between a reply and the next message (closed loop).
@@ -46,6 +46,10 @@ struct DriverOptions {
   bool ignore_eos = true;  // exact reply lengths, as vLLM's random dataset
   float temperature = 0.0f;
   int priority = 0;
+  // Each distinct character prompt becomes a stored character (CreateCharacter, the prompt as
+  // its description) and each conversation a durable session of it, with memory and lore as
+  // the server has them; false: inline sessions (the prompt as their system prompt).
+  bool stored_characters = false;
   std::string api_key;     // sent as x-api-key metadata when set (servers with --api-keys)
   std::string cache_salt;
   uint64_t seed = 1;       // arrival times

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,7 @@ Distribution Summarize(std::vector<double> values) {
   d.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
   d.p50 = Percentile(values, 50);
   d.p90 = Percentile(values, 90);
+  d.p95 = Percentile(values, 95);
   d.p99 = Percentile(values, 99);
   d.max = values.back();
   return d;
@@ -108,7 +110,7 @@ GroupStats Group(const std::vector<const RequestRecord*>& records, const Slo& sl
 }
 
 nlohmann::json DistributionJson(const Distribution& d) {
-  return {{"count", d.count}, {"mean", d.mean}, {"p50", d.p50}, {"p90", d.p90}, {"p99", d.p99}, {"max", d.max}};
+  return {{"count", d.count}, {"mean", d.mean}, {"p50", d.p50}, {"p90", d.p90}, {"p95", d.p95}, {"p99", d.p99}, {"max", d.max}};
 }
 
 nlohmann::json GroupJson(const GroupStats& g) {
@@ -125,11 +127,54 @@ nlohmann::json GroupJson(const GroupStats& g) {
           {"cache_hit_rate", g.cache_hit_rate}};
 }
 
+nlohmann::json LongConversationsJson(const LongConversationStats& l) {
+  return {{"later_turns", l.later_turns},
+          {"folds", l.folds},
+          {"fold_rate", l.fold_rate()},
+          {"appended", l.appended},
+          {"appended_warm", l.appended_warm},
+          {"warm_share", l.warm_share()},
+          {"reuse_share_mean", l.reuse_share_mean},
+          {"ttft_ms", DistributionJson(l.ttft_ms)},
+          {"fold_ttft_ms", DistributionJson(l.fold_ttft_ms)},
+          {"max_prompt_tokens", l.max_prompt_tokens}};
+}
+
 std::string Row(const std::string& label, const GroupStats& g) {
   return absl::StrFormat("%-8s %5d %9.1f %9.1f %9.1f %8.1f %8.1f %8.1f %9.1f %8.1f %6.1f%%\n", label,
                          g.requests, g.ttft_ms.mean, g.ttft_ms.p50, g.ttft_ms.p99, g.tpot_ms.mean,
                          g.itl_ms.p50, g.itl_ms.p99, g.e2el_ms.mean, g.e2el_ms.p99,
                          100.0 * g.cache_hit_rate);
+}
+
+LongConversationStats LongConversations(const std::vector<RequestRecord>& sorted) {
+  LongConversationStats out;
+  std::vector<double> ttft, fold_ttft;
+  double reuse_sum = 0.0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const RequestRecord& r = sorted[i];
+    out.max_prompt_tokens = std::max(out.max_prompt_tokens, r.prompt_tokens);
+    if (i == 0 || !r.ok || r.turn == 0) continue;
+    const RequestRecord& previous = sorted[i - 1];
+    if (previous.conversation != r.conversation || previous.turn != r.turn - 1 || !previous.ok) continue;
+    ++out.later_turns;
+    const double ttft_ms = Derive(r).ttft_ms;
+    if (r.folded_turns > 0) {
+      ++out.folds;
+      fold_ttft.push_back(ttft_ms);
+      continue;
+    }
+    ++out.appended;
+    ttft.push_back(ttft_ms);
+    const int reusable = previous.prompt_tokens + std::max(0, previous.completion_tokens - 1);
+    const double share = reusable > 0 ? static_cast<double>(r.cached_prompt_tokens) / reusable : 1.0;
+    reuse_sum += share;
+    if (share >= LongConversationStats::kWarmShare) ++out.appended_warm;
+  }
+  out.reuse_share_mean = out.appended > 0 ? reuse_sum / out.appended : 0.0;
+  out.ttft_ms = Summarize(std::move(ttft));
+  out.fold_ttft_ms = Summarize(std::move(fold_ttft));
+  return out;
 }
 
 }  // namespace
@@ -153,6 +198,11 @@ Report BuildReport(const std::vector<RequestRecord>& records, double duration_s,
     }
     report.per_turn.push_back(Group(of_turn, slo));
   }
+  report.records = records;
+  std::sort(report.records.begin(), report.records.end(), [](const RequestRecord& a, const RequestRecord& b) {
+    return std::tie(a.conversation, a.turn) < std::tie(b.conversation, b.turn);
+  });
+  report.long_conversations = LongConversations(report.records);
   if (duration_s > 0) {
     report.request_throughput = report.overall.requests / duration_s;
     report.output_throughput = static_cast<double>(report.overall.completion_tokens) / duration_s;
@@ -172,6 +222,22 @@ Report BuildReport(const std::vector<RequestRecord>& records, double duration_s,
 }
 
 nlohmann::json ReportToJson(const Report& report) {
+  // Per request: what a long-conversation analysis needs, turn by turn.
+  nlohmann::json requests = nlohmann::json::array();
+  for (const RequestRecord& r : report.records) {
+    nlohmann::json j = {{"conversation", r.conversation}, {"turn", r.turn},
+                        {"ok", r.ok},                     {"prompt_tokens", r.prompt_tokens},
+                        {"cached_prompt_tokens", r.cached_prompt_tokens},
+                        {"completion_tokens", r.completion_tokens},
+                        {"ttft_ms", Derive(r).ttft_ms},   {"e2el_ms", Derive(r).e2el_ms}};
+    if (r.has_prompt_plan) {
+      j["rendered_in_full"] = r.rendered_in_full;
+      j["folded_turns"] = r.folded_turns;
+      j["context_tokens"] = r.context_tokens;
+    }
+    if (!r.ok) j["error"] = r.error;
+    requests.push_back(std::move(j));
+  }
   nlohmann::json per_turn = nlohmann::json::array();
   for (const GroupStats& g : report.per_turn) per_turn.push_back(GroupJson(g));
   return {{"duration_s", report.duration_s},
@@ -182,7 +248,9 @@ nlohmann::json ReportToJson(const Report& report) {
           {"overall", GroupJson(report.overall)},
           {"turns_2_and_later", GroupJson(report.later_turns)},
           {"per_turn", per_turn},
-          {"output_tokens_per_second", report.output_tokens_per_second}};
+          {"output_tokens_per_second", report.output_tokens_per_second},
+          {"long_conversations", LongConversationsJson(report.long_conversations)},
+          {"requests", requests}};
 }
 
 std::string FormatReport(const Report& report, const Slo& slo) {
@@ -201,6 +269,19 @@ std::string FormatReport(const Report& report, const Slo& slo) {
   }
   absl::StrAppend(&out, Row("all", report.overall));
   absl::StrAppend(&out, "(milliseconds; cache = prompt tokens served from the prefix cache)\n");
+  const LongConversationStats& l = report.long_conversations;
+  if (l.later_turns > 0) {
+    absl::StrAppend(
+        &out, absl::StrFormat(
+                  "\nlong conversations: %d later turns, %d folded (%.1f%%); of the %d others %.1f%% took >= %.0f%% "
+                  "of the previous prompt and reply from the cache (mean %.1f%%)\n"
+                  "TTFT of non-folding turns p50 %.1f ms, p95 %.1f ms (%.2fx p50); folding turns p50 %.1f ms; "
+                  "longest prompt %d tokens\n",
+                  l.later_turns, l.folds, 100.0 * l.fold_rate(), l.appended, 100.0 * l.warm_share(),
+                  100.0 * LongConversationStats::kWarmShare, 100.0 * l.reuse_share_mean, l.ttft_ms.p50,
+                  l.ttft_ms.p95, l.ttft_ms.p50 > 0 ? l.ttft_ms.p95 / l.ttft_ms.p50 : 0.0, l.fold_ttft_ms.p50,
+                  l.max_prompt_tokens));
+  }
   return out;
 }
 

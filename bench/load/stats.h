@@ -30,11 +30,16 @@ struct RequestRecord {
   bool ok = false;
   std::string error;                // gRPC status when !ok
   std::string reply;                // the streamed text
+  // ChatResponse.prompt_plan of the last message, when the server sent one.
+  bool has_prompt_plan = false;
+  bool rendered_in_full = false;
+  int folded_turns = 0;
+  int context_tokens = 0;
 };
 
 struct Distribution {
   int count = 0;
-  double mean = 0.0, p50 = 0.0, p90 = 0.0, p99 = 0.0, max = 0.0;
+  double mean = 0.0, p50 = 0.0, p90 = 0.0, p95 = 0.0, p99 = 0.0, max = 0.0;
 };
 // Linear interpolation between order statistics; q in [0, 100].
 double Percentile(std::vector<double> sorted_or_not, double q);
@@ -57,6 +62,25 @@ struct GroupStats {
   double cache_hit_rate = 0.0;  // cached / prompt tokens
 };
 
+// How well a server keeps long conversations warm (docs/kv_cache.md, "Long conversations").
+// A turn's reusable tokens are its predecessor's prompt and reply, less the reply's last token
+// (never fed back, so it has no KV); a turn is warm when the prefix cache served at least
+// kWarmShare of them. Folding turns come from prompt_plan (servers that send none: no folds
+// known, every later turn counts).
+struct LongConversationStats {
+  static constexpr double kWarmShare = 0.98;
+  int later_turns = 0;      // ok turns after each conversation's first, whose predecessor was ok
+  int folds = 0;            // of those, turns that folded (prompt_plan.folded_turns > 0)
+  int appended = 0;         // the others
+  int appended_warm = 0;    // of those, warm
+  double reuse_share_mean = 0.0;  // cached / reusable, mean over the non-folding turns
+  Distribution ttft_ms;           // non-folding turns
+  Distribution fold_ttft_ms;      // folding turns
+  int max_prompt_tokens = 0;
+  double warm_share() const { return appended > 0 ? static_cast<double>(appended_warm) / appended : 0.0; }
+  double fold_rate() const { return later_turns > 0 ? static_cast<double>(folds) / later_turns : 0.0; }
+};
+
 struct Report {
   double duration_s = 0.0;
   GroupStats overall;
@@ -67,6 +91,8 @@ struct Report {
   double total_throughput = 0.0;      // (prompt + completion) tokens / s
   double goodput = 0.0;               // good requests / s (0 without SLOs)
   std::vector<double> output_tokens_per_second;  // completion tokens arriving in each 1 s of the run
+  LongConversationStats long_conversations;
+  std::vector<RequestRecord> records;  // every request, by conversation and turn (for the JSON)
 };
 
 Report BuildReport(const std::vector<RequestRecord>& records, double duration_s, const Slo& slo);

@@ -34,6 +34,8 @@ class ModelSummarizer {
                                                       const std::string& character_name,
                                                       const std::string& user_name, int priority) const;
 
+  const SummarizerOptions& options() const { return options_; }
+
   // The prompt Summarize sends (SummaryPrompt for the engine's model); exposed for tests.
   PromptText PromptFor(const std::string& summary, const std::vector<ChatMessage>& turns,
                        const std::string& character_name, const std::string& user_name) const;

@@ -84,7 +84,8 @@ absl::Status MemoryService::AddToIndex(const MemoryRecord& record) {
   auto it = indexes_.find(key);
   if (it == indexes_.end()) it = indexes_.emplace(key, MemoryIndex(embedder_->dim())).first;
   TROUPE_RETURN_IF_ERROR(it->second.Add(UnitOf(record)));
-  entries_[record.id] = Entry{record.scope, record.text, record.story_time};
+  entries_[record.id] = Entry{.scope = record.scope, .text = record.text, .story_time = record.story_time,
+                             .session_id = record.session_id, .turn_index = record.turn_index};
   return absl::OkStatus();
 }
 
@@ -167,14 +168,26 @@ absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequ
   query.now_ms = NowMs();
   const std::string keys[] = {TurnScopeKey(request.keys),
                               CharacterKey(request.keys.tenant, request.keys.character_id)};
+  const int num_skipped = std::max(0, request.skip_turns_to - request.skip_turns_from);
+  const auto skipped = [&request](const Entry& e) {
+    return e.turn_index >= request.skip_turns_from && e.turn_index < request.skip_turns_to &&
+           e.session_id == request.keys.session_id;
+  };
   std::vector<RecalledUnit> out;
   absl::ReaderMutexLock lock(&mu_);
   for (const std::string& key : keys) {
     auto it = indexes_.find(key);
     if (it == indexes_.end()) continue;
-    TROUPE_ASSIGN_OR_RETURN(std::vector<RetrievalHit> hits, it->second.Search(query, request.options));
+    // As many more hits as there are memories to leave out (one per turn), so that k remain.
+    RetrievalOptions options = request.options;
+    if (key == keys[0]) {
+      options.k += num_skipped;
+      options.pool += num_skipped;
+    }
+    TROUPE_ASSIGN_OR_RETURN(std::vector<RetrievalHit> hits, it->second.Search(query, options));
     for (const RetrievalHit& hit : hits) {
       const Entry& e = entries_.at(hit.id);
+      if (skipped(e)) continue;
       out.push_back({.id = hit.id, .scope = e.scope, .text = e.text, .story_time = e.story_time, .hit = hit});
     }
   }

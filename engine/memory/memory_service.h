@@ -90,6 +90,10 @@ struct RecallRequest {
   EmotionVector query_emotion = kNeutralEmotion;
   std::optional<int64_t> point_in_time;
   RetrievalOptions options;
+  // The memories of keys.session_id's turns [skip_turns_from, skip_turns_to) are left out:
+  // those turns are still in the rendered history, in front of the model already.
+  int skip_turns_from = 0;
+  int skip_turns_to = 0;
 };
 
 class MemoryService {
@@ -156,6 +160,8 @@ class MemoryService {
     MemoryScope scope;
     std::string text;
     std::optional<int64_t> story_time;
+    std::string session_id;  // the turn it was made from ("" and -1 for experiences)
+    int turn_index = -1;
   };
   struct CharacterExperiences {  // a character's experiences to (re)index
     std::string tenant;

@@ -345,6 +345,7 @@ void SessionStore::ApplyTurnLocked(const SessionId& id, Session& session, Turn t
   history.push_back(ChatMessage{"assistant", std::move(turn.reply)});
   session.context_tokens = std::move(turn.context_tokens);
   session.character_version = turn.character_version;
+  if (turn.rendered_in_full) session.contexts_from_turn = session.num_turns;
   ++session.num_turns;
   if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) last_use->second = Now();
 }

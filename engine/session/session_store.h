@@ -63,6 +63,10 @@ struct Session {
   // tokens plus the continuation (BuildChatContinuation), so every turn's prompt extends the
   // previous one token for token and the prefix cache serves the whole history.
   std::vector<TokenId> context_tokens;
+  // The first turn whose context message context_tokens holds: a full render shows only its
+  // new turn's context (docs/kv_cache.md, "Long conversations"), the turns appended since add
+  // theirs. In memory only: a loaded session has no context_tokens.
+  int contexts_from_turn = 0;
 };
 
 struct SessionStoreOptions {
@@ -136,6 +140,7 @@ class SessionStore {
     std::string reply;
     std::vector<TokenId> context_tokens;  // replaces Session::context_tokens (empty: render in full)
     int64_t character_version = 0;
+    bool rendered_in_full = false;  // the prompt was rendered afresh (Session::contexts_from_turn)
   };
   // Appends one turn. `base_version` is the history size of the snapshot the turn was rendered
   // from: if another turn landed in between, the turn is refused with kAborted so the history

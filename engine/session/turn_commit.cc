@@ -16,6 +16,7 @@ PendingTurn PendingTurnFor(const Session& session, const std::string& message, c
   turn.context = plan.context;
   turn.prompt = plan.prompt;
   turn.character_version = plan.character_version;
+  turn.rendered_in_full = plan.rendered_in_full;
   turn.new_summary = plan.new_summary;
   turn.new_summarized_turns = plan.new_summarized_turns;
   return turn;
@@ -50,6 +51,7 @@ absl::Status CommitTurn(SessionStore& sessions, MemoryService* memory, PendingTu
     appended.context_tokens.insert(appended.context_tokens.end(), reply_tokens.begin(), reply_tokens.end());
   }
   appended.character_version = turn.character_version;
+  appended.rendered_in_full = turn.rendered_in_full;
   TROUPE_RETURN_IF_ERROR(sessions.AppendTurn(turn.session_id, turn.base_version, std::move(appended)));
   if (memory != nullptr && turn.remember) {
     turn.remember->reply_text = std::move(reply);

@@ -31,6 +31,7 @@ struct PendingTurn {
   std::string context;          // the turn's system message ("" = none)
   std::vector<TokenId> prompt;  // the tokens the turn ran on
   int64_t character_version = 0;
+  bool rendered_in_full = false;
   // Set when the turn folded turns into the running summary (TurnPlan::new_summary).
   std::optional<std::string> new_summary;
   int new_summarized_turns = 0;

@@ -1,6 +1,9 @@
 #include "engine/session/turn_planner.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string_view>
 #include <utility>
 
 #include "common/log.h"
@@ -13,6 +16,10 @@ namespace {
 
 // How many recent messages (history + the new one) lore keys are scanned in, at most.
 constexpr size_t kMaxLoreScan = 64;
+// Template tokens around one message (role header, end of turn), for planning a fold.
+constexpr int kMessageOverheadTokens = 6;
+// Ends a memory text cut to fit the context budget.
+constexpr char kCutMark[] = "…";
 
 std::vector<ChatMessage> NewMessages(const std::string& message, const std::string& context) {
   std::vector<ChatMessage> out = {ChatMessage{"user", message}};
@@ -30,18 +37,150 @@ std::vector<size_t> TurnStarts(const std::vector<ChatMessage>& history) {
   return starts;
 }
 
+// Where turn `turn` starts in the history: the greeting goes with turn 0, and turn num_turns
+// is the end.
+size_t TurnBegin(const std::vector<size_t>& starts, int turn, size_t history_size) {
+  if (turn <= 0) return 0;
+  return turn < static_cast<int>(starts.size()) ? starts[turn] : history_size;
+}
+
+int CountTokens(const Tokenizer& tokenizer, std::string_view text) {
+  return static_cast<int>(tokenizer.Encode(text, false, false).size());
+}
+
+// `text` cut to about `max_tokens` tokens, at a character boundary (and a space when one is
+// near), marked with "…". Unchanged when it is short enough.
+std::string CutToTokens(const Tokenizer& tokenizer, const std::string& text, int max_tokens) {
+  const int tokens = CountTokens(tokenizer, text);
+  if (tokens <= max_tokens) return text;
+  size_t end = text.size() * static_cast<size_t>(std::max(0, max_tokens)) / static_cast<size_t>(tokens);
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;  // not inside a character
+  const size_t space = text.rfind(' ', end);
+  if (space != std::string::npos && space + 24 >= end) end = space;
+  return text.substr(0, end) + kCutMark;
+}
+
+// Tokens each turn in [from, to) adds to a rendered prompt, its context messages left out.
+std::vector<int> TurnTokens(const Tokenizer& tokenizer, const std::vector<ChatMessage>& history,
+                            const std::vector<size_t>& starts, int from, int to) {
+  std::vector<int> out;
+  for (int t = from; t < to; ++t) {
+    int n = 0;
+    for (size_t i = TurnBegin(starts, t, history.size()); i < TurnBegin(starts, t + 1, history.size()); ++i) {
+      if (history[i].role != "system") n += CountTokens(tokenizer, history[i].content) + kMessageOverheadTokens;
+    }
+    out.push_back(n);
+  }
+  return out;
+}
+
+int PriorityOf(const CharacterProfile& profile, const ActivatedLore& lore) {
+  return profile.lorebook && lore.entry_index < profile.lorebook->entries.size()
+             ? profile.lorebook->entries[lore.entry_index].priority
+             : 0;
+}
+
+// The turn's context within the budget: post-history instructions always, then triggered lore
+// by priority (shown in activation order), then memories by rank, each cut to a quarter of the budget;
+// an item that does not fit is left out. A memory whose text a context message in `shown`
+// already holds is left out too.
+struct FittedContext {
+  std::string text;
+  int tokens = 0;
+  std::vector<RecalledUnit> memories;
+  std::vector<ActivatedLore> lore;
+};
+
+FittedContext FitTurnContext(const TurnPlannerDeps& deps, const CharacterProfile& profile, const SessionSetup& setup,
+                             const std::vector<RecalledUnit>& memories, const std::vector<ActivatedLore>& lore,
+                             const std::vector<std::string_view>& shown) {
+  const Tokenizer& tokenizer = *deps.tokenizer;
+  const int budget = deps.context_budget_tokens;
+  FittedContext out;
+  std::vector<RecalledMemory> kept_memories;
+  const auto build = [&] {
+    return BuildTurnContext(profile, setup, kept_memories, out.lore, deps.prompt_options);
+  };
+  const auto fits = [&](const std::string& text) { return budget <= 0 || CountTokens(tokenizer, text) <= budget; };
+  if (budget <= 0) {
+    out.lore = lore;
+  } else {
+    // Highest priority first (LoreEntry::priority), shown in activation order.
+    std::vector<size_t> by_priority(lore.size());
+    for (size_t i = 0; i < lore.size(); ++i) by_priority[i] = i;
+    std::stable_sort(by_priority.begin(), by_priority.end(),
+                     [&](size_t a, size_t b) { return PriorityOf(profile, lore[a]) > PriorityOf(profile, lore[b]); });
+    std::vector<bool> kept(lore.size(), false);
+    for (size_t i : by_priority) {
+      kept[i] = true;
+      out.lore.clear();
+      for (size_t j = 0; j < lore.size(); ++j) {
+        if (kept[j]) out.lore.push_back(lore[j]);
+      }
+      if (!fits(build())) kept[i] = false;
+    }
+    out.lore.clear();
+    for (size_t j = 0; j < lore.size(); ++j) {
+      if (kept[j]) out.lore.push_back(lore[j]);
+    }
+  }
+  for (const RecalledUnit& m : memories) {
+    RecalledUnit cut = m;
+    if (budget > 0) cut.text = CutToTokens(tokenizer, m.text, std::max(16, budget / 4));
+    std::string_view as_shown = cut.text;  // what a context message holds of it
+    if (cut.text != m.text) as_shown.remove_suffix(std::string_view(kCutMark).size());
+    if (as_shown.empty() || std::any_of(shown.begin(), shown.end(), [as_shown](std::string_view s) {
+          return s.find(as_shown) != std::string_view::npos;
+        })) {
+      continue;
+    }
+    kept_memories.push_back({cut.text, ""});
+    if (!fits(build())) {
+      kept_memories.pop_back();
+      continue;
+    }
+    out.memories.push_back(std::move(cut));
+  }
+  out.text = build();
+  out.tokens = out.text.empty() ? 0 : CountTokens(tokenizer, out.text);
+  return out;
+}
+
 }  // namespace
+
+int FoldMarks::High() const {
+  if (max_prompt_tokens <= 0) return std::numeric_limits<int>::max();
+  return high > 0 ? std::min(high, max_prompt_tokens) : max_prompt_tokens;
+}
+
+int FoldMarks::Low() const {
+  if (max_prompt_tokens <= 0) return std::numeric_limits<int>::max();
+  return low > 0 ? std::min(low, High()) : High() / 2;
+}
+
+FoldMarks FoldMarksFor(int max_prompt_tokens, double high_fraction, double low_fraction) {
+  FoldMarks marks;
+  marks.max_prompt_tokens = max_prompt_tokens;
+  marks.high = std::max(1, static_cast<int>(max_prompt_tokens * high_fraction));
+  marks.low = std::max(1, static_cast<int>(max_prompt_tokens * low_fraction));
+  return marks;
+}
 
 absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& session,
                                   const StoredCharacter& character, const std::string& message,
                                   const TurnMemoryOptions& memory_options) {
   const CharacterProfile& profile = character.profile;
   const SessionSetup& setup = session.setup;
+  const Tokenizer& tokenizer = *deps.tokenizer;
+  const std::vector<ChatMessage>& history = session.history;
+  const std::vector<size_t> starts = TurnStarts(history);
+  const int num_turns = static_cast<int>(starts.size());
+  const int window_from = std::min(session.summarized_turns, num_turns);  // first turn not folded
   TurnPlan plan;
   plan.character_version = character.update_time_ms;
 
-  // Memories.
-  std::vector<RecalledMemory> recalled;
+  // Memories, not of the turns the window still shows.
+  std::vector<RecalledUnit> recalled;
   if (deps.memory != nullptr && memory_options.enabled) {
     RecallRequest recall;
     recall.keys = {.tenant = session.tenant, .session_id = session.id, .character_id = session.character_id, .user_id = setup.user_id};
@@ -54,29 +193,28 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
     }
     if (setup.point_in_time) recall.point_in_time = setup.point_in_time->ordinal;
     recall.options = memory_options.retrieval;
-    TROUPE_ASSIGN_OR_RETURN(plan.memories, deps.memory->Recall(recall));
-    for (const RecalledUnit& m : plan.memories) recalled.push_back({m.text, ""});
+    recall.skip_turns_from = window_from;
+    recall.skip_turns_to = num_turns;
+    TROUPE_ASSIGN_OR_RETURN(recalled, deps.memory->Recall(recall));
   }
 
   // Lore triggered by the recent messages and the new one.
+  std::vector<ActivatedLore> lore;
   if (profile.lorebook) {
     std::vector<std::string> recent;
-    const size_t from = session.history.size() > kMaxLoreScan ? session.history.size() - kMaxLoreScan : 0;
-    for (size_t i = from; i < session.history.size(); ++i) {
-      if (session.history[i].role != "system") recent.push_back(session.history[i].content);
+    const size_t from = history.size() > kMaxLoreScan ? history.size() - kMaxLoreScan : 0;
+    for (size_t i = from; i < history.size(); ++i) {
+      if (history[i].role != "system") recent.push_back(history[i].content);
     }
     recent.push_back(message);
     LoreOptions lore_options = deps.lore_options;
     lore_options.point_in_time = setup.point_in_time;
     lore_options.budget_excludes_constant = true;  // constant entries are in the preamble
-    const Tokenizer* tokenizer = deps.tokenizer;
-    lore_options.count_tokens = [tokenizer](std::string_view text) {
-      return static_cast<int>(tokenizer->Encode(text, false, false).size());
-    };
+    lore_options.count_tokens = [&tokenizer](std::string_view text) { return CountTokens(tokenizer, text); };
     lore_options.keys = character.lore_keys.get();
     LoreScanReport report;
     for (ActivatedLore& l : ActivateLore(*profile.lorebook, recent, lore_options, &report)) {
-      if (l.trigger != LoreTrigger::kConstant) plan.lore.push_back(std::move(l));
+      if (l.trigger != LoreTrigger::kConstant) lore.push_back(std::move(l));
     }
     plan.lore_entries_skipped = report.entries_skipped;
     if (report.entries_skipped > 0) {
@@ -86,75 +224,114 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
                          report.entries_skipped);
     }
   }
-  plan.context = BuildTurnContext(profile, setup, recalled, plan.lore, deps.prompt_options);
+  const auto use_context = [&plan](FittedContext fitted) {
+    plan.context = std::move(fitted.text);
+    plan.context_tokens = fitted.tokens;
+    plan.memories = std::move(fitted.memories);
+    plan.lore = std::move(fitted.lore);
+  };
 
-  // Append to the previous turn's tokens when they are still valid.
-  const Tokenizer& tokenizer = *deps.tokenizer;
-  const std::vector<ChatMessage> next = NewMessages(message, plan.context);
-  if (!session.context_tokens.empty() && session.character_version == character.update_time_ms &&
-      deps.family != ChatFamily::kRaw) {
-    const PromptText continuation = BuildMessagesContinuation(deps.family, next);
+  // Append to the previous turn's tokens when they are still valid and the result stays under
+  // the high mark. The context messages that prompt holds: those since its last full render.
+  const bool can_append = !session.context_tokens.empty() && session.character_version == character.update_time_ms &&
+                          deps.family != ChatFamily::kRaw;
+  std::vector<std::string_view> shown;
+  if (can_append) {
+    const int contexts_from = std::max(window_from, session.contexts_from_turn);
+    for (size_t i = TurnBegin(starts, contexts_from, history.size()); i < history.size(); ++i) {
+      if (history[i].role == "system") shown.push_back(history[i].content);
+    }
+  }
+  use_context(FitTurnContext(deps, profile, setup, recalled, lore, shown));
+  bool passed_high = false;  // appending would pass the high mark: this turn folds to the low mark
+  if (can_append) {
+    const PromptText continuation = BuildMessagesContinuation(deps.family, NewMessages(message, plan.context));
     if (!continuation.empty()) {
       plan.prompt = session.context_tokens;
       const std::vector<TokenId> tail = tokenizer.EncodePrompt(continuation, /*add_bos=*/false);
       plan.prompt.insert(plan.prompt.end(), tail.begin(), tail.end());
-      if (deps.max_prompt_tokens <= 0 || static_cast<int>(plan.prompt.size()) <= deps.max_prompt_tokens) {
-        return plan;
-      }
+      if (static_cast<int>(plan.prompt.size()) <= deps.fold.High()) return plan;
+      passed_high = true;
     }
+    // Rendered afresh below, without the past contexts: a memory held back as shown is not.
+    if (!shown.empty()) use_context(FitTurnContext(deps, profile, setup, recalled, lore, {}));
   }
 
-  // Render in full, shortening until it fits: examples first, then fold the oldest turns.
+  // Render in full: the preamble, the summary of the folded turns, the turns after them (their
+  // context messages left out) and the new turn.
   plan.rendered_in_full = true;
   CharacterPromptOptions options = deps.prompt_options;
-  const std::vector<size_t> starts = TurnStarts(session.history);
-  const int num_turns = static_cast<int>(starts.size());
   std::string summary = session.summary;
-  int folded = std::min(session.summarized_turns, num_turns);
-  for (;;) {
+  int folded = window_from;
+  const auto render = [&] {
     std::vector<ChatMessage> messages = BuildCharacterPreamble(profile, setup, options);
     if (folded > 0 && !summary.empty()) {
       messages.push_back(ChatMessage{"system", "Summary of the conversation so far: " + summary});
     }
-    // The greeting (before the first turn) is folded with the first turn.
-    const size_t first_kept = folded == 0 ? 0 : folded < num_turns ? starts[folded] : session.history.size();
-    messages.insert(messages.end(), session.history.begin() + first_kept, session.history.end());
+    for (size_t i = TurnBegin(starts, folded, history.size()); i < history.size(); ++i) {
+      if (history[i].role != "system") messages.push_back(history[i]);
+    }
+    const std::vector<ChatMessage> next = NewMessages(message, plan.context);
     messages.insert(messages.end(), next.begin(), next.end());
     const ChatPrompt prompt = BuildMessagesPrompt(deps.family, MacroCharName(profile), messages);
     plan.prompt = tokenizer.EncodePrompt(prompt.text, tokenizer.add_bos());
     plan.stop = prompt.stop;
-    if (deps.max_prompt_tokens <= 0 || static_cast<int>(plan.prompt.size()) <= deps.max_prompt_tokens) {
-      if (folded != session.summarized_turns) {
-        plan.new_summary = summary;
-        plan.new_summarized_turns = folded;
-      }
-      return plan;
-    }
-    if (options.include_examples && !profile.example_dialogues.empty()) {
-      options.include_examples = false;
-      continue;
-    }
-    if (folded >= num_turns) {
+    return static_cast<int>(plan.prompt.size());
+  };
+  // A render for another reason (no tokens held, a new character version) that fits is left
+  // as it is. One that passes the high mark, or replaces an append that would have, goes down
+  // to the low mark: shortened only to under the high mark, the next turn would pass it again
+  // and pay another full render. The example dialogues go first.
+  int size = render();
+  if (size <= (passed_high ? deps.fold.Low() : deps.fold.High())) return plan;
+  if (options.include_examples && !profile.example_dialogues.empty()) {
+    options.include_examples = false;
+    size = render();
+    if (size <= deps.fold.Low()) return plan;
+  }
+  // Then the oldest turns, as many as the estimate says bring the prompt to the low mark, into
+  // one summary; should the estimate fall short (the summary came out longer), half of the
+  // rest at a time until the prompt is under the high mark.
+  const std::vector<int> turn_tokens = TurnTokens(tokenizer, history, starts, folded, num_turns);
+  const int old_summary_tokens = folded > 0 && !summary.empty() ? CountTokens(tokenizer, summary) + 16 : 0;
+  const int new_summary_tokens = deps.summarize ? deps.summary_tokens + 16 : 0;
+  const int64_t need = static_cast<int64_t>(size) - deps.fold.Low() - old_summary_tokens + new_summary_tokens;
+  int fold_to = folded;
+  for (int64_t freed = 0; fold_to < num_turns && freed < need; ++fold_to) freed += turn_tokens[fold_to - folded];
+  if (fold_to == folded && folded < num_turns) ++fold_to;
+  for (;;) {
+    if (fold_to <= folded) {
+      if (size <= deps.fold.High()) return plan;  // nothing left to fold, and it fits
       return absl::InvalidArgumentError(
           "the character's preamble and this message alone exceed the context; shorten the message "
           "or the character's profile");
     }
-    const int fold_to = folded + std::max(1, (num_turns - folded) / 2);
     if (deps.summarize) {
-      const size_t from = folded == 0 ? 0 : starts[folded];
-      const size_t to = fold_to < num_turns ? starts[fold_to] : session.history.size();
       std::vector<ChatMessage> turns;
-      for (size_t i = from; i < to; ++i) {
-        if (session.history[i].role != "system") turns.push_back(session.history[i]);
+      for (size_t i = TurnBegin(starts, folded, history.size()); i < TurnBegin(starts, fold_to, history.size()); ++i) {
+        if (history[i].role != "system") turns.push_back(history[i]);
       }
-      TROUPE_ASSIGN_OR_RETURN(summary, deps.summarize(summary, turns));
+      const absl::Time start = absl::Now();
+      absl::StatusOr<std::string> folded_summary = deps.summarize(summary, turns);
+      plan.summary_time += absl::Now() - start;
+      TROUPE_RETURN_IF_ERROR(folded_summary.status());
+      summary = *std::move(folded_summary);
     }
+    plan.folded_turns += fold_to - folded;
     folded = fold_to;
+    size = render();
+    if (size <= deps.fold.High()) {
+      plan.new_summary = summary;
+      plan.new_summarized_turns = folded;
+      return plan;
+    }
+    fold_to = folded + std::max(1, (num_turns - folded) / 2);
+    if (folded >= num_turns) fold_to = folded;  // nothing left to fold: fails above
   }
 }
 
 TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
-                        const std::string& message) {
+                        const std::string& message, const FoldMarks& fold) {
   TurnPlan plan;
   const PromptText continuation = session.context_tokens.empty()
                                       ? PromptText()
@@ -165,12 +342,43 @@ TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Ses
     plan.prompt = session.context_tokens;
     const std::vector<TokenId> tail = tokenizer.EncodePrompt(continuation, /*add_bos=*/false);
     plan.prompt.insert(plan.prompt.end(), tail.begin(), tail.end());
-    return plan;
+    if (static_cast<int>(plan.prompt.size()) <= fold.High()) return plan;
   }
-  ChatPrompt prompt = BuildChatPrompt(family, session.character, session.history, message);
-  plan.prompt = tokenizer.EncodePrompt(prompt.text, tokenizer.add_bos());
-  plan.stop = std::move(prompt.stop);
+  // Render the turns after the dropped ones; past the high mark (or replacing an append that
+  // passed it), drop the oldest down to the low mark.
+  const bool passed_high = !continuation.empty();
   plan.rendered_in_full = true;
+  const std::vector<ChatMessage>& history = session.history;
+  const std::vector<size_t> starts = TurnStarts(history);
+  const int num_turns = static_cast<int>(starts.size());
+  int dropped = std::min(session.summarized_turns, num_turns);
+  const auto render = [&] {
+    const std::vector<ChatMessage> kept(history.begin() + static_cast<ptrdiff_t>(TurnBegin(starts, dropped, history.size())),
+                                        history.end());
+    ChatPrompt prompt = BuildChatPrompt(family, session.character, kept, message);
+    plan.prompt = tokenizer.EncodePrompt(prompt.text, tokenizer.add_bos());
+    plan.stop = std::move(prompt.stop);
+    return static_cast<int>(plan.prompt.size());
+  };
+  int size = render();
+  if (size <= (passed_high ? fold.Low() : fold.High())) return plan;
+  const std::vector<int> turn_tokens = TurnTokens(tokenizer, history, starts, dropped, num_turns);
+  const int64_t need = static_cast<int64_t>(size) - fold.Low();
+  int drop_to = dropped;
+  for (int64_t freed = 0; drop_to < num_turns && freed < need; ++drop_to) freed += turn_tokens[drop_to - dropped];
+  const int first_dropped = dropped;
+  while (drop_to > dropped) {
+    dropped = drop_to;
+    size = render();
+    if (size <= fold.High()) break;
+    drop_to = dropped + std::max(1, (num_turns - dropped) / 2);
+    if (dropped >= num_turns) break;  // the message alone is too long: the engine says so
+  }
+  if (dropped != first_dropped) {
+    plan.new_summary = "";
+    plan.new_summarized_turns = dropped;
+    plan.folded_turns = dropped - first_dropped;
+  }
   return plan;
 }
 

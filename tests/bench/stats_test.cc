@@ -70,6 +70,43 @@ TEST(StatsTest, PerTurnCacheHitRateAndFailures) {
   EXPECT_EQ(report.overall.failed, 1);
 }
 
+// A long conversation: a turn is warm when the cache served >= 98% of its predecessor's prompt
+// and reply (less the reply's last token); folding turns are counted apart.
+TEST(StatsTest, LongConversationsCountWarmTurnsAndFolds) {
+  const auto turn = [](int conversation, int index, double ttft, int prompt, int cached, int completion,
+                       int folded) {
+    RequestRecord r = Record(index, 10.0 * index, {10.0 * index + ttft}, {completion}, prompt, cached);
+    r.conversation = conversation;
+    r.has_prompt_plan = true;
+    r.folded_turns = folded;
+    r.rendered_in_full = folded > 0;
+    return r;
+  };
+  std::vector<RequestRecord> records = {
+      turn(0, 0, 1.0, 500, 0, 33, 0),
+      turn(0, 1, 0.2, 800, 532, 33, 0),    // reusable 500 + 32: all of it
+      turn(0, 2, 0.3, 1100, 800, 33, 0),   // reusable 832: 800 = 96%, not warm
+      turn(0, 3, 5.0, 600, 100, 33, 4),    // a fold
+      turn(1, 1, 0.25, 700, 600, 33, 0),   // no turn 0 of its conversation: not counted
+  };
+  const Report report = BuildReport(records, 40.0, Slo{});
+  const LongConversationStats& l = report.long_conversations;
+  EXPECT_EQ(l.later_turns, 3);
+  EXPECT_EQ(l.folds, 1);
+  EXPECT_EQ(l.appended, 2);
+  EXPECT_EQ(l.appended_warm, 1);
+  EXPECT_DOUBLE_EQ(l.warm_share(), 0.5);
+  EXPECT_NEAR(l.reuse_share_mean, (1.0 + 800.0 / 832.0) / 2, 1e-12);
+  EXPECT_NEAR(l.ttft_ms.p50, 250, 1e-9);
+  EXPECT_NEAR(l.fold_ttft_ms.p50, 5000, 1e-9);
+  EXPECT_EQ(l.max_prompt_tokens, 1100);
+  const nlohmann::json j = ReportToJson(report);
+  EXPECT_EQ(j["long_conversations"]["folds"], 1);
+  ASSERT_EQ(j["requests"].size(), 5u);
+  EXPECT_EQ(j["requests"][3]["folded_turns"], 4);
+  EXPECT_NE(FormatReport(report, Slo{}).find("3 later turns, 1 folded"), std::string::npos);
+}
+
 TEST(StatsTest, GoodputCountsRequestsMeetingEverySlo) {
   absl::StatusOr<Slo> slo = ParseSlo("ttft:300,e2el:1000");
   ASSERT_TRUE(slo.ok());

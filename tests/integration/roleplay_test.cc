@@ -91,10 +91,12 @@ class RolePlayTest : public ::testing::Test {
     return character.character_id();
   }
 
-  std::string CreateSession(v1::RolePlay::Stub& stub, const std::string& character_id) {
+  std::string CreateSession(v1::RolePlay::Stub& stub, const std::string& character_id,
+                            const std::string& user_id = "") {
     v1::CreateSessionRequest request;
     request.set_character_id(character_id);
     request.mutable_setup()->set_user_name("Ash");
+    request.mutable_setup()->set_user_id(user_id);
     v1::Session session;
     grpc::ClientContext context;
     const grpc::Status status = stub.CreateSession(&context, request, &session);
@@ -184,8 +186,9 @@ TEST_F(RolePlayTest, CharactersFromCardsRoundTripAndReportErrors) {
   }
 }
 
-// The end-to-end check: turns through the real server, a restart, and the next turn
-// recalls an earlier memory (its id is in the final message).
+// The end-to-end check: turns through the real server, a restart, and a turn recalls
+// an earlier memory (its id is in the final message): a new session of the same user and
+// character does; the session itself, whose turns its prompt still shows, does not (#17).
 TEST_F(RolePlayTest, SessionSurvivesRestartAndRecallsEarlierTurns) {
   std::string character_id, session_id;
   std::vector<std::string> history_before;
@@ -194,7 +197,7 @@ TEST_F(RolePlayTest, SessionSurvivesRestartAndRecallsEarlierTurns) {
     ASSERT_NE(server, nullptr);
     auto stub = StubFor(server->port());
     character_id = CreateCharacterFromCard(*stub, "v2_lighthouse_keeper.json");
-    session_id = CreateSession(*stub, character_id);
+    session_id = CreateSession(*stub, character_id, "ash");
     const v1::EmotionVector calm = Calm();
     for (const char* message : {"My cat is named Pepper and she is afraid of thunder.",
                                        "I grew up in a village that makes blue glass bottles.",
@@ -240,15 +243,24 @@ TEST_F(RolePlayTest, SessionSurvivesRestartAndRecallsEarlierTurns) {
   for (const v1::ChatMessage& m : session.history()) history_after.push_back(m.content());
   EXPECT_EQ(history_after, history_before);
 
-  const TurnResult turn = ChatTurn(*stub, session_id, "Is my cat Pepper still scared of thunderstorms?");
+  const std::string question = "Is my cat Pepper still scared of thunderstorms?";
+  const TurnResult same = ChatTurn(*stub, session_id, question);
+  ASSERT_TRUE(same.status.ok()) << same.status.error_message();
+  EXPECT_TRUE(same.last.prompt_plan().rendered_in_full()) << "a restarted server holds no tokens of the session";
+  EXPECT_EQ(same.last.prompt_plan().folded_turns(), 0);
+  for (const v1::MemoryRef& m : same.last.memories()) {
+    EXPECT_FALSE(all_ids.contains(m.memory_id())) << "a turn still in the prompt is not recalled: " << m.text();
+  }
+
+  const TurnResult turn = ChatTurn(*stub, CreateSession(*stub, character_id, "ash"), question);
   ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
   ASSERT_GE(turn.last.memories_size(), 1);
   EXPECT_TRUE(pepper_ids.contains(turn.last.memories(0).memory_id())) << turn.last.memories(0).text();
   for (const v1::MemoryRef& m : turn.last.memories()) {
-    // The session's memories, or the character's own experiences from its card.
+    // The user's memories with the character, or the character's own experiences from its card.
     EXPECT_TRUE(all_ids.contains(m.memory_id()) || m.scope() == "character") << m.text();
   }
-  EXPECT_EQ(turn.last.memories(0).scope(), "session");
+  EXPECT_EQ(turn.last.memories(0).scope(), "user_character");
 }
 
 // The server half of AcknowledgedTurnSurvivesKill9, run in a fresh process (a fork of a
@@ -273,11 +285,13 @@ TEST_F(RolePlayTest, MemoryFallsBackToTheServedModelsHiddenStates) {
   ASSERT_NE(server->memory(), nullptr);
   EXPECT_EQ(server->memory()->embedder().dim(), 576);  // SmolLM2's width, not MiniLM's 384
   auto stub = StubFor(server->port());
-  const std::string session_id = CreateSession(*stub, CreateCharacterFromCard(*stub, "v1_tavern_cat.json"));
+  const std::string character_id = CreateCharacterFromCard(*stub, "v1_tavern_cat.json");
   const v1::EmotionVector calm = Calm();
-  ASSERT_TRUE(ChatTurn(*stub, session_id, "I lost my red scarf in the tavern.", &calm).status.ok());
+  ASSERT_TRUE(ChatTurn(*stub, CreateSession(*stub, character_id, "ash"), "I lost my red scarf in the tavern.", &calm)
+                  .status.ok());
   server->memory()->Flush();
-  const TurnResult turn = ChatTurn(*stub, session_id, "Have you seen my scarf?", &calm);
+  // Another session of the same user and character recalls it (the first still shows the turn).
+  const TurnResult turn = ChatTurn(*stub, CreateSession(*stub, character_id, "ash"), "Have you seen my scarf?", &calm);
   ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
   ASSERT_GE(turn.last.memories_size(), 1);
   EXPECT_NE(turn.last.memories(0).text().find("red scarf"), std::string::npos);

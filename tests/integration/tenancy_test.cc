@@ -327,8 +327,11 @@ TEST_F(TenancyTest, SameUserIdInAnotherTenantRecallsNoneOfItsMemories) {
     }
     server->memory()->Flush();
     const std::string question = "Is my cat Pepper still scared of thunder? Where are my savings?";
-    // Alpha's recall works, so beta's empty one below is not for want of memories.
-    const ChatResult alpha_turn = alpha_client.Chat(alpha_session.session_id(), question);
+    // Alpha's recall works, so beta's empty one below is not for want of memories (in a second
+    // session of the user: the first still shows those turns, which are not recalled then).
+    v1::Session alpha_again;
+    ASSERT_TRUE(alpha_client.CreateSession(alphas.character_id(), "user-1", &alpha_again).ok());
+    const ChatResult alpha_turn = alpha_client.Chat(alpha_again.session_id(), question);
     ASSERT_TRUE(alpha_turn.status.ok()) << alpha_turn.status.error_message();
     bool alpha_recalls_pepper = false;
     for (const v1::MemoryRef& m : alpha_turn.last.memories()) {

@@ -137,6 +137,56 @@ TEST_F(MemoryServiceTest, RemembersTurnsAndRecallsByMeaning) {
   EXPECT_GT(mood[4], 1.0f);  // and sadness
 }
 
+// The turns a prompt still shows are not recalled (turn_planner.h): the skip range leaves out
+// exactly this session's memories of those turns, and k memories still come back when there are.
+TEST_F(MemoryServiceTest, TurnsStillInTheWindowAreNotRecalled) {
+  auto service = NewService();
+  const std::vector<std::pair<std::string, std::string>> turns = {
+      {"Do you like the sea?", "I was born on a fishing boat; the sea is my home."},
+      {"What happened to your brother?", "He drowned in the storm of '09. I still dream of it."},
+      {"What do you eat on long voyages?", "Salted fish, hard biscuits and too much rum."},
+      {"Where did you learn to sail?", "My mother taught me on the bay, before the war."},
+  };
+  for (int i = 0; i < static_cast<int>(turns.size()); ++i) {
+    ASSERT_TRUE(service->Remember(Turn("s2", "ash", i, turns[i].first, turns[i].second, kJoyful)).ok());
+  }
+  // Another session of the same user and character: its turn 1 is not in this session's window.
+  SessionRecord other;
+  other.id = "s4";
+  other.character_id = "mara";
+  other.user_id = "ash";
+  other.setup_json = "{}";
+  other.mood = kNeutralEmotion;
+  ASSERT_TRUE(store_->CreateSession("", other).ok());
+  ASSERT_TRUE(service->Remember(Turn("s4", "ash", 1, "Any family at sea?", "My brother sailed with me once.", kSad)).ok());
+  service->Flush();
+
+  RecallRequest all = Query("s2", "ash", "Tell me about your brother and the storm.");
+  all.options.strategy = RetrievalStrategy::kSemantic;
+  all.options.k = 2;
+  auto before = service->Recall(all);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_EQ(before->size(), 2u);
+  EXPECT_NE((*before)[0].text.find("drowned"), std::string::npos);
+
+  RecallRequest window = all;
+  window.skip_turns_from = 1;  // turns 1..3 of s2 are still in the prompt
+  window.skip_turns_to = 4;
+  auto after = service->Recall(window);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->size(), 2u) << "k memories remain when enough lie outside the window";
+  for (const RecalledUnit& m : *after) {
+    EXPECT_EQ(m.text.find("drowned"), std::string::npos) << m.text;
+    EXPECT_EQ(m.text.find("Salted fish"), std::string::npos) << m.text;
+    EXPECT_EQ(m.text.find("My mother"), std::string::npos) << m.text;
+  }
+  // What is left: s2's turn 0 and s4's turn 1 (same index, another session: not skipped).
+  std::vector<std::string> texts;
+  for (const RecalledUnit& m : *after) texts.push_back(m.text);
+  EXPECT_TRUE(std::any_of(texts.begin(), texts.end(), [](const std::string& t) { return t.find("My brother sailed") != std::string::npos; }));
+  EXPECT_TRUE(std::any_of(texts.begin(), texts.end(), [](const std::string& t) { return t.find("fishing boat") != std::string::npos; }));
+}
+
 TEST_F(MemoryServiceTest, EmotionBreaksSemanticTiesUnderCombinedStrategy) {
   auto service = NewService();
   ASSERT_TRUE(service->Remember(Turn("s1", "", 0, "How was the harbour festival?", "The harbour festival was loud and full of music.", kJoyful)).ok());

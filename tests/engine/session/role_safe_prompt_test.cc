@@ -196,8 +196,8 @@ std::vector<Field> Fields() {
                      [](C& c, S&, M&, T& t) { c.profile.lorebook->entries[1].content = t; }),
       CharacterField("history message", [](C&, S& s, M&, T& t) { s.history[3].content = t; }),
       CharacterField("history reply", [](C&, S& s, M&, T& t) { s.history[5].content = t; }),
-      CharacterField("memory shown in an earlier turn",
-                     [](C&, S& s, M&, T& t) { s.history[4].content = "Memories: " + t; }),
+      // (An earlier turn's context message, history[4], is not rendered again: a full render
+      // leaves past contexts out, turn_planner.h; continuations hold it as tokens already.)
       CharacterField("summary", [](C&, S& s, M&, T& t) { s.summary = t; }),
   };
 

@@ -1,5 +1,7 @@
 #include "engine/session/turn_planner.h"
 
+#include <algorithm>
+
 #include "engine/clients/summarizer.h"
 #include "engine/formats/gguf.h"
 #include "engine/session/prompt_builder.h"
@@ -57,7 +59,7 @@ class TurnPlannerTest : public ::testing::Test {
     TurnPlannerDeps deps;
     deps.tokenizer = tokenizer_;
     deps.family = ChatFamily::kChatMl;
-    deps.max_prompt_tokens = max_prompt_tokens;
+    deps.fold.max_prompt_tokens = max_prompt_tokens;  // high mark = the limit, low = half of it
     return deps;
   }
 
@@ -78,31 +80,39 @@ TEST_F(TurnPlannerTest, FitsWithoutShorteningWhenThereIsRoom) {
   EXPECT_NE(text.find("Hello again."), std::string::npos);
 }
 
-// Over the limit: examples go first, then the oldest half of the turns is folded into the summary.
-TEST_F(TurnPlannerTest, DropsExamplesThenFoldsTheOldestTurnsIntoTheSummary) {
-  const Session session = SessionWithTurns(8);
+// Past the high mark: examples go first, then as many of the oldest turns as bring the prompt to
+// the low mark, with one summarizer call.
+TEST_F(TurnPlannerTest, PastTheHighMarkFoldsDownToTheLowMarkWithOneSummary) {
+  const Session session = SessionWithTurns(20);
   auto full = PlanTurn(Deps(0), session, Character(), "Hello again.", {});
   ASSERT_TRUE(full.ok());
   const int full_size = static_cast<int>(full->prompt.size());
 
   std::vector<int> folded_sizes;
-  TurnPlannerDeps deps = Deps(full_size - 80);  // examples alone do not make room
+  TurnPlannerDeps deps = Deps(full_size - 10);
+  deps.fold.low = full_size / 2;
   deps.summarize = [&](const std::string& summary, const std::vector<ChatMessage>& turns) {
     folded_sizes.push_back(static_cast<int>(turns.size()));
     return absl::StatusOr<std::string>(summary + "[" + std::to_string(turns.size() / 2) + " turns]");
   };
   auto plan = PlanTurn(deps, session, Character(), "Hello again.", {});
   ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_LE(static_cast<int>(plan->prompt.size()), full_size - 80);
-  ASSERT_EQ(folded_sizes, std::vector<int>({9}));  // the greeting, then half of 8 turns (user + reply)
+  EXPECT_TRUE(plan->rendered_in_full);
+  EXPECT_LE(static_cast<int>(plan->prompt.size()), full_size / 2) << "down to the low mark";
+  ASSERT_EQ(folded_sizes.size(), 1u) << "one summary per fold";
   ASSERT_TRUE(plan->new_summary.has_value());
-  EXPECT_EQ(*plan->new_summary, "[4 turns]");
-  EXPECT_EQ(plan->new_summarized_turns, 4);
+  const int folded = plan->new_summarized_turns;
+  EXPECT_EQ(plan->folded_turns, folded);
+  EXPECT_GE(folded, 8);
+  EXPECT_LT(folded, 20);
+  EXPECT_EQ(folded_sizes[0], 2 * folded + 1);  // the greeting, then each folded turn's user + reply
   const std::string text = Text(*plan);
   EXPECT_EQ(text.find("North, always north"), std::string::npos) << "examples dropped first";
-  EXPECT_NE(text.find("Summary of the conversation so far: [4 turns]"), std::string::npos);
-  EXPECT_EQ(text.find("Turn 3:"), std::string::npos);
-  EXPECT_NE(text.find("Turn 4:"), std::string::npos);
+  EXPECT_NE(text.find("A sea captain."), std::string::npos) << "the preamble stays";
+  EXPECT_NE(text.find("Summary of the conversation so far: [" + std::to_string(folded) + " turns]"), std::string::npos);
+  EXPECT_EQ(text.find("Turn " + std::to_string(folded - 1) + ":"), std::string::npos);
+  EXPECT_NE(text.find("Turn " + std::to_string(folded) + ":"), std::string::npos);
+  EXPECT_NE(text.find("Turn 19:"), std::string::npos);
 
   // The next turn starts from the stored summary: no new fold while it fits.
   Session next = session;
@@ -113,7 +123,105 @@ TEST_F(TurnPlannerTest, DropsExamplesThenFoldsTheOldestTurnsIntoTheSummary) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(folded_sizes.empty());
   EXPECT_FALSE(again->new_summary.has_value());
-  EXPECT_NE(Text(*again).find("[4 turns]"), std::string::npos);
+  EXPECT_NE(Text(*again).find("[" + std::to_string(folded) + " turns]"), std::string::npos);
+}
+
+// A full render that stays under the high mark is left as it is: no fold for a prompt that fits.
+TEST_F(TurnPlannerTest, UnderTheHighMarkNothingIsFolded) {
+  const Session session = SessionWithTurns(8);
+  auto full = PlanTurn(Deps(0), session, Character(), "Hello again.", {});
+  ASSERT_TRUE(full.ok());
+  TurnPlannerDeps deps = Deps(static_cast<int>(full->prompt.size()));
+  deps.fold.low = 10;
+  deps.summarize = [](const std::string&, const std::vector<ChatMessage>&) -> absl::StatusOr<std::string> {
+    ADD_FAILURE() << "no summary under the high mark";
+    return "";
+  };
+  auto plan = PlanTurn(deps, session, Character(), "Hello again.", {});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->prompt, full->prompt);
+  EXPECT_EQ(plan->folded_turns, 0);
+}
+
+// A turn whose append would pass the high mark folds to the low mark even when a fresh render
+// (leaner than the tokens held: past contexts left out, replies re-encoded) would fit under the
+// high mark: otherwise every following turn would pass it again and render in full again.
+TEST_F(TurnPlannerTest, AnAppendPastTheHighMarkFoldsToTheLowMark) {
+  const StoredCharacter character = Character();
+  Session session = SessionWithTurns(20);
+  auto fresh = PlanTurn(Deps(0), session, character, "Hello again.", {});
+  ASSERT_TRUE(fresh.ok());
+  const int fresh_size = static_cast<int>(fresh->prompt.size());
+  session.character_version = character.update_time_ms;
+  session.context_tokens = fresh->prompt;  // the tokens held run 300 longer than a fresh render
+  session.context_tokens.insert(session.context_tokens.end(), 300, 42);
+  TurnPlannerDeps deps = Deps(fresh_size + 200);
+  deps.fold.low = fresh_size / 2;
+  int summaries = 0;
+  deps.summarize = [&](const std::string&, const std::vector<ChatMessage>&) {
+    ++summaries;
+    return absl::StatusOr<std::string>("Harbour talk.");
+  };
+  auto plan = PlanTurn(deps, session, character, "Hello again.", {});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->rendered_in_full);
+  EXPECT_GT(plan->folded_turns, 0);
+  EXPECT_EQ(summaries, 1);
+  EXPECT_LE(static_cast<int>(plan->prompt.size()), fresh_size / 2);
+}
+
+// A conversation that crosses the limit again and again: turns between folds extend the
+// previous prompt token for token, folds are few, and every prompt keeps the preamble, the
+// summary and the recent turns within the limit.
+TEST_F(TurnPlannerTest, ALongConversationFoldsRarelyAndKeepsItsShape) {
+  TurnPlannerDeps deps = Deps(1200);
+  deps.fold = FoldMarksFor(1200, 0.9, 0.5);
+  deps.summary_tokens = 40;
+  int summaries = 0;
+  deps.summarize = [&](const std::string&, const std::vector<ChatMessage>& turns) {
+    ++summaries;
+    return absl::StatusOr<std::string>("They talked of the harbour (" + std::to_string(turns.size()) + " messages).");
+  };
+  const StoredCharacter character = Character();
+  Session session = SessionWithTurns(0);
+  session.character_version = character.update_time_ms;
+  int folds = 0;
+  const int kTurns = 80;
+  for (int t = 0; t < kTurns; ++t) {
+    const std::string message = "Turn " + std::to_string(t) + ": tell me about the harbour and the gulls there.";
+    auto plan = PlanTurn(deps, session, character, message, {});
+    ASSERT_TRUE(plan.ok()) << "turn " << t << ": " << plan.status();
+    ASSERT_LE(static_cast<int>(plan->prompt.size()), 1200) << "turn " << t;
+    if (t > 0 && plan->folded_turns == 0) {
+      EXPECT_FALSE(plan->rendered_in_full) << "turn " << t << " between folds appends";
+      ASSERT_GE(plan->prompt.size(), session.context_tokens.size());
+      EXPECT_TRUE(std::equal(session.context_tokens.begin(), session.context_tokens.end(), plan->prompt.begin()))
+          << "turn " << t << " extends the previous prompt";
+    }
+    if (plan->folded_turns > 0) {
+      ++folds;
+      const std::string text = Text(*plan);
+      EXPECT_NE(text.find("A sea captain."), std::string::npos) << "turn " << t;
+      EXPECT_NE(text.find("Summary of the conversation so far: They talked"), std::string::npos) << "turn " << t;
+      EXPECT_NE(text.find("Turn " + std::to_string(t - 1) + ":"), std::string::npos) << "turn " << t;
+      EXPECT_LE(static_cast<int>(plan->prompt.size()), deps.fold.High());
+    }
+    // What the session stores after the turn (SessionStore::AppendTurn).
+    if (plan->new_summary) {
+      session.summary = *plan->new_summary;
+      session.summarized_turns = plan->new_summarized_turns;
+    }
+    const std::string reply = "Reply " + std::to_string(t) + ": the harbour is loud and the gulls steal fish.";
+    session.history.push_back({"user", message});
+    session.history.push_back({"assistant", reply});
+    session.num_turns++;
+    session.context_tokens = plan->prompt;
+    const std::vector<TokenId> reply_tokens = tokenizer_->Encode(reply, false, false);
+    session.context_tokens.insert(session.context_tokens.end(), reply_tokens.begin(), reply_tokens.end());
+  }
+  EXPECT_GE(folds, 3) << "the conversation crossed the limit several times";
+  EXPECT_LE(folds * 5, kTurns) << "at most one turn in five folds at these marks";
+  EXPECT_EQ(summaries, folds);
 }
 
 TEST_F(TurnPlannerTest, WithoutSummarizerOldTurnsAreDroppedAndTooLongFails) {
@@ -126,6 +234,92 @@ TEST_F(TurnPlannerTest, WithoutSummarizerOldTurnsAreDroppedAndTooLongFails) {
   EXPECT_EQ(Text(*plan).find("Turn 0:"), std::string::npos);
   auto impossible = PlanTurn(Deps(10), session, Character(), "Hello again.", {});
   EXPECT_EQ(impossible.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The turn's context holds to its budget: post-history instructions always, then lore by
+// priority; an entry that does not fit is left out, a smaller one of lower priority still goes in.
+TEST_F(TurnPlannerTest, TheTurnContextHoldsToItsBudgetByPriority) {
+  StoredCharacter character = Character();
+  character.profile.post_history_instructions = "Stay in character.";
+  Lorebook book;
+  const auto entry = [](std::string key, std::string content, int priority) {
+    LoreEntry e;
+    e.keys = {std::move(key)};
+    e.content = std::move(content);
+    e.priority = priority;
+    return e;
+  };
+  std::string long_lore = "The reef:";
+  for (int i = 0; i < 60; ++i) long_lore += " a long tale of the old reef and its wrecks,";
+  book.entries = {entry("harbour", "The harbour is old.", 1), entry("harbour", long_lore, 5),
+                  entry("gulls", "Gulls are sacred here.", 9)};
+  character.profile.lorebook = book;
+  const std::string message = "Tell me of the harbour and the gulls.";
+
+  auto unbounded = PlanTurn(Deps(0), SessionWithTurns(1), character, message, {});
+  ASSERT_TRUE(unbounded.ok()) << unbounded.status();
+  EXPECT_EQ(unbounded->lore.size(), 3u);
+  EXPECT_GT(unbounded->context_tokens, 200);
+
+  TurnPlannerDeps deps = Deps(0);
+  deps.context_budget_tokens = 60;
+  auto plan = PlanTurn(deps, SessionWithTurns(1), character, message, {});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_LE(plan->context_tokens, 60);
+  EXPECT_EQ(plan->context_tokens, static_cast<int>(tokenizer_->Encode(plan->context, false, false).size()));
+  EXPECT_NE(plan->context.find("Stay in character."), std::string::npos);
+  EXPECT_NE(plan->context.find("Gulls are sacred here."), std::string::npos) << "highest priority first";
+  EXPECT_EQ(plan->context.find("The reef:"), std::string::npos) << "too long for the budget";
+  EXPECT_NE(plan->context.find("The harbour is old."), std::string::npos) << "a smaller entry still fits";
+  ASSERT_EQ(plan->lore.size(), 2u);
+  EXPECT_EQ(plan->lore[0].content, "The harbour is old.") << "shown in activation order";
+}
+
+// A full render leaves the context messages of past turns out (they were shown when those turns
+// ran; a continuation keeps them as tokens), so stale memories do not pile up across folds.
+TEST_F(TurnPlannerTest, AFullRenderLeavesPastContextsOut) {
+  Session session = SessionWithTurns(3);
+  session.history.insert(session.history.begin() + 2, ChatMessage{"system", "Mara remembers:\n- an old storm"});
+  auto plan = PlanTurn(Deps(0), session, Character(), "Hello again.", {});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->rendered_in_full);
+  EXPECT_EQ(Text(*plan).find("an old storm"), std::string::npos);
+  EXPECT_NE(Text(*plan).find("Reply 0:"), std::string::npos);
+}
+
+// An inline session passes the context limit without an error: the oldest turns are dropped
+// down to the low mark, then turns append again until the next drop.
+TEST_F(TurnPlannerTest, AnInlineSessionDropsItsOldestTurnsPastTheHighMark) {
+  Session session;
+  session.character = {"Mira", "You are Mira, a bard."};
+  const FoldMarks marks = FoldMarksFor(600, 0.9, 0.5);
+  int drops = 0;
+  for (int t = 0; t < 60; ++t) {
+    const std::string message = "Verse " + std::to_string(t) + ": sing of the harbour, the gulls and the sea.";
+    const TurnPlan plan = PlanInlineTurn(*tokenizer_, ChatFamily::kChatMl, session, message, marks);
+    ASSERT_LE(static_cast<int>(plan.prompt.size()), marks.High()) << "turn " << t;
+    const std::string text = Text(plan);
+    EXPECT_NE(text.find("You are Mira, a bard."), std::string::npos) << "turn " << t;
+    if (plan.new_summary) {
+      ++drops;
+      EXPECT_EQ(*plan.new_summary, "");
+      EXPECT_GT(plan.new_summarized_turns, session.summarized_turns);
+      EXPECT_LE(static_cast<int>(plan.prompt.size()), marks.Low()) << "turn " << t;
+      EXPECT_EQ(text.find("Verse " + std::to_string(plan.new_summarized_turns - 1) + ":"), std::string::npos);
+      EXPECT_NE(text.find("Verse " + std::to_string(t - 1) + ":"), std::string::npos);
+      session.summarized_turns = plan.new_summarized_turns;
+    } else if (t > 0) {
+      EXPECT_FALSE(plan.rendered_in_full) << "turn " << t;
+    }
+    const std::string reply = "A verse of the sea, turn " + std::to_string(t) + ".";
+    session.history.push_back({"user", message});
+    session.history.push_back({"assistant", reply});
+    session.context_tokens = plan.prompt;
+    const std::vector<TokenId> reply_tokens = tokenizer_->Encode(reply, false, false);
+    session.context_tokens.insert(session.context_tokens.end(), reply_tokens.begin(), reply_tokens.end());
+  }
+  EXPECT_GE(drops, 3);
+  EXPECT_LE(drops * 5, 60);
 }
 
 // With the previous turn's tokens (same character version), the prompt extends them.
