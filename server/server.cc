@@ -79,6 +79,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   }
   server->summarizer_ = std::make_unique<ModelSummarizer>(server->engine_.get());
   server->commit_queue_ = std::make_unique<WorkQueue>(options.commit);
+  server->summary_queue_ = std::make_unique<WorkQueue>(
+      WorkQueueOptions{.num_threads = 1, .max_queued = 64, .name = "background summaries"});
 
   Engine* engine_ptr = server->engine_.get();
   SessionStore* sessions_ptr = server->sessions_.get();
@@ -99,6 +101,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .rater = server->rater_.get(),
                         .summarizer = server->summarizer_.get(),
                         .commit_queue = server->commit_queue_.get(),
+                        .summary_queue = server->summary_queue_.get(),
                         .prompt_options = options.prompt,
                         .lore_scan_budget = options.lore_scan_budget,
                         .conversation = options.conversation};
@@ -156,6 +159,12 @@ void Server::Shutdown() {
   }
   if (prepare_queue_ != nullptr) prepare_queue_->Shutdown();
   if (commit_queue_ != nullptr) commit_queue_->Shutdown();
+  // Summaries made ahead of a fold are a saving, not a promise: the waiting ones are dropped,
+  // the one being made finishes (the engine still runs).
+  if (summary_queue_ != nullptr) {
+    summary_queue_->DropQueued();
+    summary_queue_->Shutdown();
+  }
   // Queued memory writes get one more grace period (their ratings need the engine still
   // running); the rest are dropped: their turns are stored, and the next start's backfill
   // writes their memories.

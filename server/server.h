@@ -99,6 +99,7 @@ class Server {
   std::unique_ptr<MemoryService> memory_;
   std::unique_ptr<ModelSummarizer> summarizer_;
   std::unique_ptr<WorkQueue> commit_queue_;
+  std::unique_ptr<WorkQueue> summary_queue_;  // the next fold's summaries, made ahead
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<WorkQueue> prepare_queue_;
   std::unique_ptr<RolePlayService> service_;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/log.h"
 #include "engine/character/character_card.h"
 #include "engine/session/turn_planner.h"
 #include "server/proto_convert.h"
@@ -105,6 +106,21 @@ void SessionService::PrepareInlineTurn(const std::shared_ptr<ChatStreamReactor>&
   reactor->Submit(std::move(req));
 }
 
+void SessionService::StartPrefold(const Session& session, const std::string& character_name, int priority,
+                                  PrefoldJob job) {
+  if (roleplay_.summary_queue == nullptr || roleplay_.summarizer == nullptr) return;
+  if (!sessions_.ClaimPendingSummary(session.id, job.from_turn, job.to_turn)) return;
+  const absl::Status scheduled = roleplay_.summary_queue->Schedule(
+      [&sessions = sessions_, summarizer = roleplay_.summarizer, id = session.id, user = session.setup.user_name,
+       character_name, priority, job = std::move(job)] {
+        absl::StatusOr<std::string> summary = summarizer->Summarize(job.summary, job.turns, character_name, user, priority);
+        if (!summary.ok()) TROUPE_LOG_WARNING("background summary: %s", summary.status().ToString().c_str());
+        sessions.SetPendingSummary(id, job.from_turn, summary.ok() ? std::optional<std::string>(*std::move(summary))
+                                                                   : std::nullopt);
+      });
+  if (!scheduled.ok()) sessions_.SetPendingSummary(session.id, job.from_turn, std::nullopt);  // the fold makes it
+}
+
 FoldMarks SessionService::FoldMarksFor(int max_tokens) const {
   const ConversationOptions& conversation = roleplay_.conversation;
   return troupe::FoldMarksFor(std::max(1, engine_.model_info().max_model_len - max_tokens), conversation.fold_high,
@@ -157,6 +173,7 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
   }
   req.prompt = plan->prompt;
   for (const std::string& stop : plan->stop) req.sampling.stop.push_back(stop);
+  if (plan->prefold) StartPrefold(session, MacroCharName((*character)->profile), req.priority, *std::move(plan->prefold));
 
   PendingTurn pending = PendingTurnFor(session, job.message, *plan);
   pending.remember = TurnMemoryFor(session, **character, job.message, job.turn_emotion);

@@ -35,6 +35,9 @@ struct RolePlayDeps {
   // Every turn's commit runs here, never on the engine thread; full: the turn ends
   // RESOURCE_EXHAUSTED, uncommitted. REQUIRES: non-null.
   WorkQueue* commit_queue = nullptr;
+  // The next fold's summaries, made ahead of the turn that folds (turn_planner.h); null: the
+  // folding turn makes its own.
+  WorkQueue* summary_queue = nullptr;
   CharacterPromptOptions prompt_options;
   int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes per turn (engine/character/lorebook.h)
   ConversationOptions conversation;  // the context budget and fold marks (turn_planner.h)
@@ -82,6 +85,8 @@ class SessionService {
   // Commits `turn` (CommitTurn) once the reply finished OK and the client is still there, on a
   // commit worker.
   void CommitWhenDone(ChatStreamReactor& reactor, PendingTurn turn);
+  // Starts the background summary a turn's plan asks for, if no other has claimed it.
+  void StartPrefold(const Session& session, const std::string& character_name, int priority, PrefoldJob job);
   // The fold marks of a turn that may generate max_tokens.
   FoldMarks FoldMarksFor(int max_tokens) const;
   // Counts the plan in the metrics; what the final ChatResponse reports of it.

@@ -40,6 +40,13 @@ void WorkQueue::WorkerLoop() {
   }
 }
 
+int WorkQueue::DropQueued() {
+  absl::MutexLock lock(&mu_);
+  const int dropped = static_cast<int>(jobs_.size());
+  jobs_.clear();
+  return dropped;
+}
+
 void WorkQueue::Shutdown() {
   absl::MutexLock join_lock(&join_mu_);
   {

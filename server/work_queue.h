@@ -33,6 +33,9 @@ class WorkQueue {
   //  kResourceExhausted: max_queued jobs are already waiting.  kUnavailable: shut down.
   [[nodiscard]] absl::Status Schedule(std::function<void()> job) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Drops the jobs still waiting (not the ones running); returns how many.
+  int DropQueued() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Refuses new jobs, runs the ones already queued, and joins the workers. Idempotent.
   // REQUIRES: not called from a worker thread.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);

@@ -249,6 +249,7 @@ absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, 
     if (it->second.character_id.empty()) {  // inline: memory only
       it->second.summary = std::move(summary);
       it->second.summarized_turns = summarized_turns;
+      it->second.pending_summary.reset();
       return absl::OkStatus();
     }
     write_mutex = WriteMutexLocked(id);
@@ -274,8 +275,33 @@ absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, 
   if (auto it = sessions_.find(id); it != sessions_.end()) {
     it->second.summary = std::move(summary);
     it->second.summarized_turns = summarized_turns;
+    it->second.pending_summary.reset();
   }
   return absl::OkStatus();
+}
+
+bool SessionStore::ClaimPendingSummary(const SessionId& id, int from_turn, int to_turn) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return false;
+  Session& session = it->second;
+  if (session.summarized_turns != from_turn || to_turn <= from_turn || to_turn > session.num_turns) return false;
+  if (session.pending_summary && session.pending_summary->from_turn == from_turn) return false;
+  session.pending_summary = PendingSummary{.from_turn = from_turn, .to_turn = to_turn, .summary = std::nullopt};
+  return true;
+}
+
+void SessionStore::SetPendingSummary(const SessionId& id, int from_turn, std::optional<std::string> summary) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  std::optional<PendingSummary>& pending = it->second.pending_summary;
+  if (!pending || pending->from_turn != from_turn || it->second.summarized_turns != from_turn) return;
+  if (summary) {
+    pending->summary = std::move(summary);
+  } else {
+    pending.reset();
+  }
 }
 
 void SessionStore::SetMood(const SessionId& id, const EmotionVector& mood) {

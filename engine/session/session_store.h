@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,15 @@ using SessionId = std::string;  // 32 lowercase hex digits (128 random bits)
 struct Character {
   std::string name;           // speaker name in raw transcripts; never empty once stored
   std::string system_prompt;  // may be empty
+};
+
+// The summary of the next fold, made in the background before the turn that folds needs it
+// (turn_planner.h): turns [from_turn, to_turn) folded into the running summary of the first
+// from_turn turns. `summary` is unset while it is being made.
+struct PendingSummary {
+  int from_turn = 0;
+  int to_turn = 0;
+  std::optional<std::string> summary;
 };
 
 // A snapshot of one session. `history` holds the conversation after the character's preamble,
@@ -67,6 +77,8 @@ struct Session {
   // new turn's context (docs/kv_cache.md, "Long conversations"), the turns appended since add
   // theirs. In memory only: a loaded session has no context_tokens.
   int contexts_from_turn = 0;
+  // In memory only; dropped when the summary changes (SetSummary).
+  std::optional<PendingSummary> pending_summary;
 };
 
 struct SessionStoreOptions {
@@ -120,6 +132,15 @@ class SessionStore {
 
   // Sets the cached mood of a session (the memory writer stored it already). Unknown ids are
   // ignored.
+  // Claims the making of the next fold's summary, for turns [from_turn, to_turn): false when the
+  // session is gone, its summary no longer covers exactly from_turn turns, or a pending summary
+  // for that start is already made or being made.
+  bool ClaimPendingSummary(const SessionId& id, int from_turn, int to_turn) ABSL_LOCKS_EXCLUDED(mu_);
+  // The claimed summary, made (or nullopt: it failed, and the claim is let go). Kept only while
+  // the session's summary still covers from_turn turns.
+  void SetPendingSummary(const SessionId& id, int from_turn, std::optional<std::string> summary)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   void SetMood(const SessionId& id, const EmotionVector& mood) ABSL_LOCKS_EXCLUDED(mu_);
 
   bool durable() const { return store_ != nullptr; }

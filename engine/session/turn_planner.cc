@@ -74,6 +74,25 @@ std::vector<int> TurnTokens(const Tokenizer& tokenizer, const std::vector<ChatMe
   return out;
 }
 
+// The user and assistant messages of turns [from, to).
+std::vector<ChatMessage> TurnMessages(const std::vector<ChatMessage>& history, const std::vector<size_t>& starts,
+                                      int from, int to) {
+  std::vector<ChatMessage> out;
+  for (size_t i = TurnBegin(starts, from, history.size()); i < TurnBegin(starts, to, history.size()); ++i) {
+    if (history[i].role != "system") out.push_back(history[i]);
+  }
+  return out;
+}
+
+// The end of the oldest turns from `from` on that free at least `need` tokens (at least one
+// turn when there is one).
+int FoldEnd(const std::vector<int>& turn_tokens, int from, int num_turns, int64_t need) {
+  int end = from;
+  for (int64_t freed = 0; end < num_turns && freed < need; ++end) freed += turn_tokens[end - from];
+  if (end == from && from < num_turns) ++end;
+  return end;
+}
+
 int PriorityOf(const CharacterProfile& profile, const ActivatedLore& lore) {
   return profile.lorebook && lore.entry_index < profile.lorebook->entries.size()
              ? profile.lorebook->entries[lore.entry_index].priority
@@ -156,6 +175,11 @@ int FoldMarks::High() const {
 int FoldMarks::Low() const {
   if (max_prompt_tokens <= 0) return std::numeric_limits<int>::max();
   return low > 0 ? std::min(low, High()) : High() / 2;
+}
+
+int FoldMarks::Pre() const {
+  if (max_prompt_tokens <= 0) return std::numeric_limits<int>::max();
+  return pre > 0 ? std::min(pre, High()) : Low() + (High() - Low()) / 2;
 }
 
 FoldMarks FoldMarksFor(int max_prompt_tokens, double high_fraction, double low_fraction) {
@@ -250,7 +274,24 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
       plan.prompt = session.context_tokens;
       const std::vector<TokenId> tail = tokenizer.EncodePrompt(continuation, /*add_bos=*/false);
       plan.prompt.insert(plan.prompt.end(), tail.begin(), tail.end());
-      if (static_cast<int>(plan.prompt.size()) <= deps.fold.High()) return plan;
+      const int size = static_cast<int>(plan.prompt.size());
+      if (size <= deps.fold.High()) {
+        // Past the pre-fold mark: the next fold's summary can start now, in the background.
+        const bool pending = session.pending_summary && session.pending_summary->from_turn == window_from;
+        if (deps.summarize && size >= deps.fold.Pre() && !pending && window_from < num_turns) {
+          const int old_summary_tokens =
+              window_from > 0 && !session.summary.empty() ? CountTokens(tokenizer, session.summary) + 16 : 0;
+          const int64_t need = static_cast<int64_t>(deps.fold.High()) - deps.fold.Low() - old_summary_tokens +
+                               deps.summary_tokens + 16;
+          const int end = FoldEnd(TurnTokens(tokenizer, history, starts, window_from, num_turns), window_from,
+                                  num_turns, need);
+          plan.prefold = PrefoldJob{.from_turn = window_from,
+                                    .to_turn = end,
+                                    .summary = window_from > 0 ? session.summary : std::string(),
+                                    .turns = TurnMessages(history, starts, window_from, end)};
+        }
+        return plan;
+      }
       passed_high = true;
     }
     // Rendered afresh below, without the past contexts: a memory held back as shown is not.
@@ -296,9 +337,17 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   const int old_summary_tokens = folded > 0 && !summary.empty() ? CountTokens(tokenizer, summary) + 16 : 0;
   const int new_summary_tokens = deps.summarize ? deps.summary_tokens + 16 : 0;
   const int64_t need = static_cast<int64_t>(size) - deps.fold.Low() - old_summary_tokens + new_summary_tokens;
-  int fold_to = folded;
-  for (int64_t freed = 0; fold_to < num_turns && freed < need; ++fold_to) freed += turn_tokens[fold_to - folded];
-  if (fold_to == folded && folded < num_turns) ++fold_to;
+  int fold_to = FoldEnd(turn_tokens, folded, num_turns, need);
+  // A summary made in the background for this start covers its turns; only turns past it, if
+  // the estimate now wants more, are summarized here.
+  int summarized_to = folded;
+  if (deps.summarize && session.pending_summary && session.pending_summary->summary &&
+      session.pending_summary->from_turn == folded) {
+    summary = *session.pending_summary->summary;
+    summarized_to = std::min(session.pending_summary->to_turn, num_turns);
+    fold_to = std::max(fold_to, summarized_to);
+    plan.summary_was_pending = true;
+  }
   for (;;) {
     if (fold_to <= folded) {
       if (size <= deps.fold.High()) return plan;  // nothing left to fold, and it fits
@@ -306,16 +355,14 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
           "the character's preamble and this message alone exceed the context; shorten the message "
           "or the character's profile");
     }
-    if (deps.summarize) {
-      std::vector<ChatMessage> turns;
-      for (size_t i = TurnBegin(starts, folded, history.size()); i < TurnBegin(starts, fold_to, history.size()); ++i) {
-        if (history[i].role != "system") turns.push_back(history[i]);
-      }
+    if (deps.summarize && summarized_to < fold_to) {
       const absl::Time start = absl::Now();
-      absl::StatusOr<std::string> folded_summary = deps.summarize(summary, turns);
+      absl::StatusOr<std::string> folded_summary =
+          deps.summarize(summary, TurnMessages(history, starts, summarized_to, fold_to));
       plan.summary_time += absl::Now() - start;
       TROUPE_RETURN_IF_ERROR(folded_summary.status());
       summary = *std::move(folded_summary);
+      summarized_to = fold_to;
     }
     plan.folded_turns += fold_to - folded;
     folded = fold_to;
@@ -363,9 +410,7 @@ TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Ses
   int size = render();
   if (size <= (passed_high ? fold.Low() : fold.High())) return plan;
   const std::vector<int> turn_tokens = TurnTokens(tokenizer, history, starts, dropped, num_turns);
-  const int64_t need = static_cast<int64_t>(size) - fold.Low();
-  int drop_to = dropped;
-  for (int64_t freed = 0; drop_to < num_turns && freed < need; ++drop_to) freed += turn_tokens[drop_to - dropped];
+  int drop_to = FoldEnd(turn_tokens, dropped, num_turns, static_cast<int64_t>(size) - fold.Low());
   const int first_dropped = dropped;
   while (drop_to > dropped) {
     dropped = drop_to;

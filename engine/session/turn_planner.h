@@ -14,7 +14,10 @@
 // Folding has hysteresis (FoldMarks): only a prompt that would pass the high mark is rendered
 // afresh, and then shortened to the low mark at once: the example dialogues are dropped first,
 // then the oldest turns are folded into the session's running summary (shown in their place)
-// with one summarizer call (without a summarizer they are dropped). A full render leaves out
+// with one summarizer call (without a summarizer they are dropped). That call is usually made
+// before: a turn that appends past the pre-fold mark (midway between the marks) asks for the next
+// fold's summary to be made in the background (TurnPlan::prefold), and the folding turn takes
+// it (Session::pending_summary), summarizing only turns past it, if any. A full render leaves out
 // the context messages of past turns. So folds are rare, and every turn between two folds is
 // the previous one plus its new tokens.
 //
@@ -55,9 +58,13 @@ struct FoldMarks {
   int max_prompt_tokens = 0;  // the hard limit (the context minus max_tokens); 0 = none, no folds
   int high = 0;               // 0 = max_prompt_tokens
   int low = 0;                // 0 = half of the high mark
+  // An appended prompt past this starts the next fold's summary in the background
+  // (TurnPlan::prefold); 0 = midway between the low and the high mark.
+  int pre = 0;
 
   int High() const;
   int Low() const;
+  int Pre() const;
 };
 
 // Marks at fractions of max_prompt_tokens (0 < low_fraction <= high_fraction <= 1).
@@ -92,6 +99,16 @@ struct TurnPlannerDeps {
   LoreOptions lore_options;            // point_in_time and count_tokens are filled per turn
 };
 
+// The next fold's summary, to be made in the background (SessionStore::ClaimPendingSummary):
+// `summary` (the running summary of the first from_turn turns) updated with `turns`, the
+// messages of turns [from_turn, to_turn).
+struct PrefoldJob {
+  int from_turn = 0;
+  int to_turn = 0;
+  std::string summary;
+  std::vector<ChatMessage> turns;
+};
+
 struct TurnPlan {
   std::vector<TokenId> prompt;
   std::vector<std::string> stop;    // stop strings the rendering needs (raw transcripts)
@@ -108,6 +125,9 @@ struct TurnPlan {
   int new_summarized_turns = 0;
   int folded_turns = 0;             // turns this turn folded or dropped
   absl::Duration summary_time;      // spent in the summarizer
+  bool summary_was_pending = false; // the fold took Session::pending_summary
+  // Set when this turn appended past FoldMarks::Pre and no summary for the next fold is pending.
+  std::optional<PrefoldJob> prefold;
 };
 
 [[nodiscard]] absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& session,

@@ -263,6 +263,43 @@ TEST_F(RolePlayTest, SessionSurvivesRestartAndRecallsEarlierTurns) {
   EXPECT_EQ(turn.last.memories(0).scope(), "user_character");
 }
 
+// Issue #17 through the real server: a conversation that outgrows the fold marks many times
+// over never fails, folds rarely, and every turn between folds takes the whole previous prompt
+// and reply from the prefix cache (marks lowered so that it happens within a few turns).
+TEST_F(RolePlayTest, ALongConversationFoldsRarelyAndStaysWarm) {
+  std::unique_ptr<Server> server = testing::StartTestServer(
+      {.model_path = kSmolLmPath, .data_dir = dir_.string(), .embedding_model_dir = kEmbedderDir},
+      [](ServerOptions& options) {
+        options.conversation.fold_high = 0.6;
+        options.conversation.fold_low = 0.3;
+      });
+  ASSERT_NE(server, nullptr);
+  auto stub = StubFor(server->port());
+  const std::string session_id = CreateSession(*stub, CreateCharacterFromCard(*stub, "v2_lighthouse_keeper.json"));
+  const v1::EmotionVector calm = Calm();
+  std::string filler;
+  for (int i = 0; i < 16; ++i) filler += " The lamp needs oil, the stairs need sweeping, and the gulls are loud.";
+  int folds = 0;
+  v1::ChatResponse previous;
+  const int kTurns = 14;
+  for (int t = 0; t < kTurns; ++t) {
+    const TurnResult turn = ChatTurn(*stub, session_id, "Day " + std::to_string(t) + "." + filler, &calm);
+    ASSERT_TRUE(turn.status.ok()) << "turn " << t << ": " << turn.status.error_message();
+    const v1::PromptPlan& plan = turn.last.prompt_plan();
+    if (plan.folded_turns() > 0) {
+      ++folds;
+      EXPECT_TRUE(plan.rendered_in_full());
+    } else if (t > 0) {
+      EXPECT_FALSE(plan.rendered_in_full()) << "turn " << t;
+      const int reusable = previous.usage().prompt_tokens() + previous.usage().completion_tokens() - 1;
+      EXPECT_GE(turn.last.usage().cached_prompt_tokens(), reusable - 16) << "turn " << t << " (one block short at most)";
+    }
+    previous = turn.last;
+  }
+  EXPECT_GE(folds, 2) << "the conversation passed the high mark more than once";
+  EXPECT_LE(folds * 3, kTurns) << "and folded at most every third turn at these marks";
+}
+
 // The server half of AcknowledgedTurnSurvivesKill9, run in a fresh process (a fork of a
 // process that already used gRPC cannot serve): starts a server on the data directory named by
 // TROUPE_KILL9_DATA_DIR, writes its port to the file descriptor TROUPE_KILL9_PORT_FD, waits.

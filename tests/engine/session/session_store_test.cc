@@ -156,6 +156,37 @@ TEST(SessionStoreTest, AppendTurnGrowsHistoryInOrder) {
   EXPECT_EQ(session.history[3].content, "well");
 }
 
+// The next fold's summary made ahead (turn_planner.h): one claim per start, kept only while the
+// session's summary still starts there, dropped when the summary moves on.
+TEST(SessionStoreTest, APendingSummaryIsClaimedOnceAndDroppedWhenTheSummaryMovesOn) {
+  SessionStore store;
+  const SessionId id = store.Create("", Character{"Mira", ""})->id;
+  for (int t = 0; t < 4; ++t) ASSERT_TRUE(store.AppendTurn(id, 2 * t, T("hello", "hi")).ok());
+  EXPECT_FALSE(store.ClaimPendingSummary(id, 1, 3)) << "the summary covers 0 turns, not 1";
+  EXPECT_FALSE(store.ClaimPendingSummary(id, 0, 5)) << "past the turns there are";
+  EXPECT_FALSE(store.ClaimPendingSummary("nope", 0, 2));
+  ASSERT_TRUE(store.ClaimPendingSummary(id, 0, 3));
+  EXPECT_FALSE(store.ClaimPendingSummary(id, 0, 2)) << "claimed already";
+  ASSERT_TRUE(store.Get("", id)->pending_summary.has_value());
+  EXPECT_FALSE(store.Get("", id)->pending_summary->summary.has_value()) << "being made";
+
+  store.SetPendingSummary(id, 0, "They met.");
+  const Session made = *store.Get("", id);
+  ASSERT_TRUE(made.pending_summary.has_value());
+  EXPECT_EQ(made.pending_summary->to_turn, 3);
+  EXPECT_EQ(made.pending_summary->summary, "They met.");
+
+  ASSERT_TRUE(store.SetSummary(id, "They met.", 3).ok());  // the fold took it
+  EXPECT_FALSE(store.Get("", id)->pending_summary.has_value());
+  store.SetPendingSummary(id, 0, "late");  // a summary for the old start lands after the fold
+  EXPECT_FALSE(store.Get("", id)->pending_summary.has_value());
+
+  ASSERT_TRUE(store.ClaimPendingSummary(id, 3, 4));
+  store.SetPendingSummary(id, 3, std::nullopt);  // it failed: the claim is let go
+  EXPECT_FALSE(store.Get("", id)->pending_summary.has_value());
+  EXPECT_TRUE(store.ClaimPendingSummary(id, 3, 4));
+}
+
 TEST(SessionStoreTest, AppendTurnFromStaleSnapshotIsAborted) {
   SessionStore store;
   const SessionId id = store.Create("", Character{"Mira", ""})->id;

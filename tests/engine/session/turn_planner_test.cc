@@ -65,6 +65,17 @@ class TurnPlannerTest : public ::testing::Test {
 
   std::string Text(const TurnPlan& plan) const { return tokenizer_->Decode(plan.prompt); }
 
+  // What SessionStore::AppendTurn keeps of a turn that ran on `plan` and replied `reply`.
+  static void AppendTurn(Session& session, const std::string& message, const std::string& reply,
+                         const TurnPlan& plan) {
+    session.history.push_back({"user", message});
+    session.history.push_back({"assistant", reply});
+    session.num_turns++;
+    session.context_tokens = plan.prompt;
+    const std::vector<TokenId> reply_tokens = tokenizer_->Encode(reply, false, false);
+    session.context_tokens.insert(session.context_tokens.end(), reply_tokens.begin(), reply_tokens.end());
+  }
+
   static Tokenizer* tokenizer_;
 };
 Tokenizer* TurnPlannerTest::tokenizer_ = nullptr;
@@ -143,6 +154,57 @@ TEST_F(TurnPlannerTest, UnderTheHighMarkNothingIsFolded) {
   EXPECT_EQ(plan->folded_turns, 0);
 }
 
+// The next fold's summary is made ahead: a turn that appends past the pre-fold mark asks for
+// it (TurnPlan::prefold), and the folding turn takes it instead of calling the summarizer.
+TEST_F(TurnPlannerTest, ALongConversationFoldsWithSummariesMadeAhead) {
+  TurnPlannerDeps deps = Deps(1200);
+  deps.fold = FoldMarksFor(1200, 0.9, 0.5);
+  deps.summary_tokens = 40;
+  int in_fold = 0;
+  deps.summarize = [&](const std::string&, const std::vector<ChatMessage>&) {
+    ++in_fold;
+    return absl::StatusOr<std::string>("Made in the fold.");
+  };
+  const StoredCharacter character = Character();
+  Session session = SessionWithTurns(0);
+  session.character_version = character.update_time_ms;
+  int folds = 0, ahead = 0;
+  for (int t = 0; t < 80; ++t) {
+    const std::string message = "Turn " + std::to_string(t) + ": tell me about the harbour and the gulls there.";
+    auto plan = PlanTurn(deps, session, character, message, {});
+    ASSERT_TRUE(plan.ok()) << "turn " << t << ": " << plan.status();
+    if (plan->prefold) {
+      // What the server's background job does (SessionStore::ClaimPendingSummary, then Set).
+      ++ahead;
+      EXPECT_FALSE(plan->rendered_in_full);
+      EXPECT_GE(static_cast<int>(plan->prompt.size()), deps.fold.Pre());
+      EXPECT_EQ(plan->prefold->from_turn, session.summarized_turns);
+      EXPECT_GT(plan->prefold->to_turn, plan->prefold->from_turn);
+      EXPECT_EQ(plan->prefold->turns.size(),
+                static_cast<size_t>(2 * (plan->prefold->to_turn - plan->prefold->from_turn) + (plan->prefold->from_turn == 0 ? 1 : 0)))
+          << "user and reply of each turn (and the greeting with turn 0)";
+      session.pending_summary = PendingSummary{.from_turn = plan->prefold->from_turn,
+                                               .to_turn = plan->prefold->to_turn,
+                                               .summary = "Made ahead (" + std::to_string(plan->prefold->to_turn) + ")."};
+    }
+    if (plan->folded_turns > 0) {
+      ++folds;
+      EXPECT_TRUE(plan->summary_was_pending) << "turn " << t;
+      EXPECT_NE(Text(*plan).find("Summary of the conversation so far: Made ahead"), std::string::npos);
+      EXPECT_LE(static_cast<int>(plan->prompt.size()), deps.fold.High());
+      session.summary = *plan->new_summary;
+      session.summarized_turns = plan->new_summarized_turns;
+      session.pending_summary.reset();  // SessionStore::SetSummary
+    }
+    AppendTurn(session, message, "Reply " + std::to_string(t) + ": the harbour is loud and the gulls steal fish.",
+               *plan);
+  }
+  EXPECT_GE(folds, 3);
+  EXPECT_GE(ahead, folds) << "one summary made ahead per fold";
+  EXPECT_LE(ahead, folds + 1) << "(and one for the fold to come)";
+  EXPECT_EQ(in_fold, 0) << "no folding turn waited for the summarizer";
+}
+
 // A turn whose append would pass the high mark folds to the low mark even when a fresh render
 // (leaner than the tokens held: past contexts left out, replies re-encoded) would fit under the
 // high mark: otherwise every following turn would pass it again and render in full again.
@@ -211,13 +273,8 @@ TEST_F(TurnPlannerTest, ALongConversationFoldsRarelyAndKeepsItsShape) {
       session.summary = *plan->new_summary;
       session.summarized_turns = plan->new_summarized_turns;
     }
-    const std::string reply = "Reply " + std::to_string(t) + ": the harbour is loud and the gulls steal fish.";
-    session.history.push_back({"user", message});
-    session.history.push_back({"assistant", reply});
-    session.num_turns++;
-    session.context_tokens = plan->prompt;
-    const std::vector<TokenId> reply_tokens = tokenizer_->Encode(reply, false, false);
-    session.context_tokens.insert(session.context_tokens.end(), reply_tokens.begin(), reply_tokens.end());
+    AppendTurn(session, message, "Reply " + std::to_string(t) + ": the harbour is loud and the gulls steal fish.",
+               *plan);
   }
   EXPECT_GE(folds, 3) << "the conversation crossed the limit several times";
   EXPECT_LE(folds * 5, kTurns) << "at most one turn in five folds at these marks";
