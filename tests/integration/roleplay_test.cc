@@ -300,6 +300,36 @@ TEST_F(RolePlayTest, ALongConversationFoldsRarelyAndStaysWarm) {
   EXPECT_LE(folds * 3, kTurns) << "and folded at most every third turn at these marks";
 }
 
+// An inline session (a name and a system prompt) past the context: its oldest turns are dropped
+// instead of the turn failing, and the turns between drops stay warm.
+TEST_F(RolePlayTest, AnInlineSessionPassesTheContextLimitWithoutAnError) {
+  std::unique_ptr<Server> server = testing::StartTestServer(
+      {.model_path = kSmolLmPath, .data_dir = "", .embedding_model_dir = ""}, [](ServerOptions& options) {
+        options.conversation.fold_high = 0.5;
+        options.conversation.fold_low = 0.25;
+      });
+  ASSERT_NE(server, nullptr);
+  auto stub = StubFor(server->port());
+  v1::CreateSessionRequest create;
+  create.mutable_character()->set_name("Mira");
+  create.mutable_character()->set_system_prompt("You are Mira, a bard of the harbour.");
+  v1::Session session;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->CreateSession(&context, create, &session).ok());
+  std::string filler;
+  for (int i = 0; i < 20; ++i) filler += " Sing of the lamp, the stairs, the gulls and the grey sea.";
+  int drops = 0;
+  for (int t = 0; t < 12; ++t) {
+    const TurnResult turn = ChatTurn(*stub, session.session_id(), "Verse " + std::to_string(t) + "." + filler);
+    ASSERT_TRUE(turn.status.ok()) << "turn " << t << ": " << turn.status.error_message();
+    const v1::PromptPlan& plan = turn.last.prompt_plan();
+    if (plan.folded_turns() > 0) ++drops;
+    if (t > 0 && plan.folded_turns() == 0) EXPECT_FALSE(plan.rendered_in_full()) << "turn " << t;
+    EXPECT_EQ(plan.context_tokens(), 0);
+  }
+  EXPECT_GE(drops, 1) << "the session passed the high mark";
+}
+
 // The server half of AcknowledgedTurnSurvivesKill9, run in a fresh process (a fork of a
 // process that already used gRPC cannot serve): starts a server on the data directory named by
 // TROUPE_KILL9_DATA_DIR, writes its port to the file descriptor TROUPE_KILL9_PORT_FD, waits.
