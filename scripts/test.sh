@@ -10,7 +10,9 @@
 # Sanitizer builds (docs/reliability.md), clang, without CUDA:
 #   scripts/test.sh --sanitize=address,undefined [--label=unit]   build-asan (also builds the
 #                                                                  fuzzers, scripts/fuzz.sh)
-#   scripts/test.sh --sanitize=thread [--label=unit]               build-tsan
+#   scripts/test.sh --sanitize=thread [--label=unit]               build-tsan (and Debian's
+#                                                                  Abseil rebuilt with TSan,
+#                                                                  scripts/sanitizers/tsan-abseil.sh)
 # build and run the tests not labelled gpu (only those of one label with --label, e.g. unit:
 # what CI runs under ASan+UBSan) and stop at the first sanitizer report.
 set -euo pipefail
@@ -54,6 +56,12 @@ case $sanitize in
   *) echo "test.sh: --sanitize takes address,undefined or thread, not '$sanitize'" >&2; exit 2 ;;
 esac
 configure_sanitizer_build "$dir" "$sanitize" "$fuzz"
+if [[ $sanitize == thread ]]; then
+  # Debian's Abseil, rebuilt with TSan (its mutexes are invisible to TSan otherwise); the tests
+  # and gRPC load it in place of the system's.
+  tsan_absl=$(scripts/sanitizers/tsan-abseil.sh "$dir/abseil")
+  export LD_LIBRARY_PATH=$tsan_absl${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 if [[ -n $label ]]; then
   cmake --build "$dir" -j "$jobs" --target "troupe_tests_$label"
   ctest_select=(-L "^$label\$")
