@@ -93,6 +93,14 @@ int FoldEnd(const std::vector<int>& turn_tokens, int from, int num_turns, int64_
   return end;
 }
 
+// Tokens the oldest turns must free for a prompt of `size` tokens, whose summary covers `folded`
+// turns, to come down to the low mark once a new summary replaces that one.
+int64_t FoldNeed(const TurnPlannerDeps& deps, int size, const std::string& summary, int folded) {
+  const int old_summary = folded > 0 && !summary.empty() ? CountTokens(*deps.tokenizer, summary) + 16 : 0;
+  const int new_summary = deps.summarize ? deps.summary_tokens + 16 : 0;
+  return static_cast<int64_t>(size) - deps.fold.Low() - old_summary + new_summary;
+}
+
 int PriorityOf(const CharacterProfile& profile, const ActivatedLore& lore) {
   return profile.lorebook && lore.entry_index < profile.lorebook->entries.size()
              ? profile.lorebook->entries[lore.entry_index].priority
@@ -279,12 +287,9 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
         // Past the pre-fold mark: the next fold's summary can start now, in the background.
         const bool pending = session.pending_summary && session.pending_summary->from_turn == window_from;
         if (deps.summarize && size >= deps.fold.Pre() && !pending && window_from < num_turns) {
-          const int old_summary_tokens =
-              window_from > 0 && !session.summary.empty() ? CountTokens(tokenizer, session.summary) + 16 : 0;
-          const int64_t need = static_cast<int64_t>(deps.fold.High()) - deps.fold.Low() - old_summary_tokens +
-                               deps.summary_tokens + 16;
+          // The fold to come starts from the high mark.
           const int end = FoldEnd(TurnTokens(tokenizer, history, starts, window_from, num_turns), window_from,
-                                  num_turns, need);
+                                  num_turns, FoldNeed(deps, deps.fold.High(), session.summary, window_from));
           plan.prefold = PrefoldJob{.from_turn = window_from,
                                     .to_turn = end,
                                     .summary = window_from > 0 ? session.summary : std::string(),
@@ -334,10 +339,7 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   // one summary; should the estimate fall short (the summary came out longer), half of the
   // rest at a time until the prompt is under the high mark.
   const std::vector<int> turn_tokens = TurnTokens(tokenizer, history, starts, folded, num_turns);
-  const int old_summary_tokens = folded > 0 && !summary.empty() ? CountTokens(tokenizer, summary) + 16 : 0;
-  const int new_summary_tokens = deps.summarize ? deps.summary_tokens + 16 : 0;
-  const int64_t need = static_cast<int64_t>(size) - deps.fold.Low() - old_summary_tokens + new_summary_tokens;
-  int fold_to = FoldEnd(turn_tokens, folded, num_turns, need);
+  int fold_to = FoldEnd(turn_tokens, folded, num_turns, FoldNeed(deps, size, summary, folded));
   // A summary made in the background for this start covers its turns; only turns past it, if
   // the estimate now wants more, are summarized here.
   int summarized_to = folded;
