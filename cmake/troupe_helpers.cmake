@@ -2,7 +2,7 @@
 # One executable per test file; gtest_discover_tests registers each case with its label, and
 # the executable joins the custom target troupe_tests_<label>.
 function(troupe_add_test name)
-  cmake_parse_arguments(T "GPU" "LABEL;PREFIX" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "GPU" "LABEL;PREFIX" "SOURCES;LIBS;PROPERTIES" ${ARGN})
   if(T_GPU AND NOT TROUPE_HAVE_CUDA)
     return()
   endif()
@@ -17,7 +17,7 @@ function(troupe_add_test name)
   target_compile_definitions(${name} PRIVATE
       TROUPE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
       TROUPE_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
-  gtest_discover_tests(${name} TEST_PREFIX "${T_PREFIX}" PROPERTIES LABELS ${T_LABEL}
+  gtest_discover_tests(${name} TEST_PREFIX "${T_PREFIX}" PROPERTIES LABELS ${T_LABEL} ${T_PROPERTIES}
                        DISCOVERY_TIMEOUT 60)
   # troupe_tests_<label> builds every test of one label (scripts/test.sh --label=unit builds
   # just those in a sanitizer tree).

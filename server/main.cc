@@ -105,7 +105,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                    "a session prompt past this share of the context is re-rendered with old turns folded");
   parser.AddDouble("fold-low-water", &server.conversation.fold_low, "... down to this share");
   parser.AddString("data-dir", &server.data_dir,
-                   "where characters, sessions and memories are kept (\"\" = nowhere)");
+                   "where characters, sessions and memories are kept, as troupe.db (\"\" = nowhere)");
+  parser.AddString("database", &server.database_url,
+                   "the database instead of <data-dir>/troupe.db: sqlite:PATH, or postgresql://... "
+                   "shared by replicas");
   parser.AddString("embedding-model", &server.embedding_model_dir,
                    "all-MiniLM-L6-v2 folder for memory retrieval (scripts/fetch-embedder.sh)");
   parser.AddString("system-prompt", &server.prompt.global_system_prompt,

@@ -13,7 +13,7 @@
 #include "engine/clients/summarizer.h"
 #include "engine/embedding/bert_embedder.h"
 #include "engine/memory/memory_service.h"
-#include "engine/store/sqlite_store.h"
+#include "engine/store/open_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -27,21 +27,21 @@ namespace {
 constexpr char kServiceName[] = "troupe.v1.RolePlay";
 }  // namespace
 
+std::string DatabaseUrl(const ServerOptions& options) {
+  if (!options.database_url.empty()) return options.database_url;
+  if (options.data_dir.empty()) return "";
+  return "sqlite:" + (std::filesystem::path(options.data_dir) / "troupe.db").string();
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> engine,
                                                        const ServerOptions& options) {
   TROUPE_CHECK(engine != nullptr);
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
   server->engine_ = std::move(engine);
-  if (!options.data_dir.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(options.data_dir, error);
-    if (error) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot create the data directory ", options.data_dir, ": ", error.message()));
-    }
-    absl::StatusOr<std::unique_ptr<SqliteStore>> store =
-        SqliteStore::Open((std::filesystem::path(options.data_dir) / "troupe.db").string());
+  const std::string database = DatabaseUrl(options);
+  if (!database.empty()) {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(database);
     if (!store.ok()) return store.status();
     server->store_ = *std::move(store);
     server->characters_ = std::make_unique<CharacterRegistry>(server->store_.get(), options.characters);

@@ -25,7 +25,6 @@ namespace troupe {
 
 class MemoryService;
 class ModelRater;
-class SqliteStore;
 class BertEmbedder;
 class ModelEmbedder;
 class ModelSummarizer;
@@ -42,8 +41,10 @@ struct ServerOptions {
   CharacterRegistryOptions characters;  // the cache of parsed stored characters
   int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes one turn's lorebook scan may search
   ConversationOptions conversation;  // long conversations: the context budget, the fold marks
-  // Where characters, durable sessions and memories are kept (troupe.db, SQLite); "" = none
-  // (inline sessions only, no memory).
+  // Where characters, durable sessions and memories are kept: a --database URL
+  // (engine/store/open_store.h: sqlite:PATH, or postgresql://... shared by replicas). "" = the
+  // SQLite file troupe.db in data_dir; both empty = nowhere (inline sessions only, no memory).
+  std::string database_url;
   std::string data_dir;
   // all-MiniLM-L6-v2 (scripts/fetch-embedder.sh) for memory retrieval; "" or missing = the
   // served model's own hidden states (ModelEmbedder), a weaker fallback.
@@ -56,6 +57,9 @@ struct ServerOptions {
   // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
+
+// The database the options name: database_url, else sqlite:<data_dir>/troupe.db, else "".
+std::string DatabaseUrl(const ServerOptions& options);
 
 // Owns the engine and everything serving it. Thread-safe: Shutdown may race with itself and with
 // the accessors; the accessors return objects whose own thread-safety is documented.
@@ -90,7 +94,7 @@ class Server {
   // Declaration order is destruction order reversed: the gRPC server goes first, the engine last.
   ServerOptions options_;
   std::unique_ptr<Engine> engine_;
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<BertEmbedder> embedder_;
   std::unique_ptr<ModelEmbedder> fallback_embedder_;  // when embedder_ did not load
   std::unique_ptr<ModelRater> rater_;

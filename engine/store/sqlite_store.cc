@@ -570,6 +570,11 @@ absl::Status SqliteStore::ReplaceCharacterMemories(const std::string& tenant, co
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   TROUPE_RETURN_IF_ERROR(txn.status());
+  Statement owned(db_, "SELECT 1 FROM characters WHERE id = ? AND tenant = ?");
+  TROUPE_RETURN_IF_ERROR(owned.status());
+  owned.Bind(1, character_id);
+  owned.Bind(2, tenant);
+  if (owned.Step() != SQLITE_ROW) return absl::NotFoundError(absl::StrCat("character ", character_id, " not found"));
   Statement del(db_, "DELETE FROM memories WHERE tenant = ? AND character_id = ? AND scope = ?");
   TROUPE_RETURN_IF_ERROR(del.status());
   del.Bind(1, tenant);

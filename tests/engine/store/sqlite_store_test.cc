@@ -11,13 +11,17 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/testing/store_records.h"
 #include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {
 
-// The tenant the single-tenant tests store under (the cross-tenant tests use others).
-const std::string kTenant = "acme";
+using testing::Character;
+using testing::kTenant;
+using testing::Memory;
+using testing::SessionOf;
+using testing::Turn;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -31,194 +35,6 @@ class SqliteStoreTest : public ::testing::Test {
   std::string path_ = dir_.File("troupe.db");
 };
 
-CharacterRecord Character(const std::string& id) {
-  return {.id = id, .card_json = R"({"spec":"chara_card_v3","data":{"name":")" + id + R"("}})",
-          .create_time_ms = 1000, .update_time_ms = 1000};
-}
-
-SessionRecord SessionOf(const std::string& id, const std::string& character_id) {
-  return {.id = id, .character_id = character_id, .user_id = "u1", .setup_json = "{}",
-          .mood = {5, 5, 1, 1, 1, 1, 1, 5}, .create_time_ms = 2000};
-}
-
-TurnRecord Turn(const std::string& session_id, int index, const std::string& user = "u",
-                const std::string& reply = "r", int64_t time_ms = 0) {
-  TurnRecord t;
-  t.session_id = session_id;
-  t.turn_index = index;
-  t.user_text = user;
-  t.context_text = "ctx " + user;
-  t.reply_text = reply;
-  t.time_ms = time_ms;
-  return t;
-}
-
-MemoryRecord Memory(MemoryScope scope, const std::string& session_id, int turn) {
-  return {.scope = scope, .character_id = "c1", .user_id = "u1", .session_id = session_id,
-          .turn_index = turn, .text = "user: hi\nchar: hello " + std::to_string(turn),
-          .embedding = {0.6f, 0.8f, 0.0f}, .emotion = {9, 2, 1, 3, 1, 1, 1, 4},
-          .importance = 7, .wall_time_ms = 3000 + turn, .story_time = std::nullopt};
-}
-
-TEST_F(SqliteStoreTest, CharactersPutGetListDelete) {
-  auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("b")).ok());
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("a")).ok());
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c")).ok());
-  CharacterRecord updated = Character("b");
-  updated.card_json = "{}";
-  updated.create_time_ms = 5;  // ignored on update: the first create time stays
-  updated.update_time_ms = 9000;
-  ASSERT_TRUE(store->PutCharacter(kTenant, updated).ok());
-  auto b = store->GetCharacter(kTenant, "b");
-  ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->card_json, "{}");
-  EXPECT_EQ(b->create_time_ms, 1000);
-  EXPECT_EQ(b->update_time_ms, 9000);
-
-  auto page1 = store->ListCharacters(kTenant, {.after_id = "", .limit = 2});
-  ASSERT_TRUE(page1.ok());
-  ASSERT_EQ(page1->size(), 2u);
-  EXPECT_EQ((*page1)[0].id, "a");
-  EXPECT_EQ((*page1)[1].id, "b");
-  auto page2 = store->ListCharacters(kTenant, {.after_id = "b", .limit = 2});
-  ASSERT_TRUE(page2.ok());
-  ASSERT_EQ(page2->size(), 1u);
-  EXPECT_EQ((*page2)[0].id, "c");
-
-  EXPECT_TRUE(store->DeleteCharacter(kTenant, "a").ok());
-  EXPECT_EQ(store->GetCharacter(kTenant, "a").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->DeleteCharacter(kTenant, "a").code(), absl::StatusCode::kNotFound);
-}
-
-TEST_F(SqliteStoreTest, CharacterInUseCannotBeDeleted) {
-  auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
-  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
-  EXPECT_EQ(store->DeleteCharacter(kTenant, "c1").code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(store->DeleteSession(kTenant, "s1").ok());
-  EXPECT_TRUE(store->DeleteCharacter(kTenant, "c1").ok());
-}
-
-TEST_F(SqliteStoreTest, SessionsNeedTheirCharacterAndUniqueIds) {
-  auto store = OpenStore();
-  EXPECT_EQ(store->CreateSession(kTenant, SessionOf("s1", "nobody")).code(), absl::StatusCode::kNotFound);
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c2")).ok());
-  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
-  EXPECT_EQ(store->CreateSession(kTenant, SessionOf("s1", "c2")).code(), absl::StatusCode::kAlreadyExists);
-  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s2", "c2")).ok());
-  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s3", "c1")).ok());
-
-  auto of_c1 = store->ListSessions(kTenant, "c1", {});
-  ASSERT_TRUE(of_c1.ok());
-  ASSERT_EQ(of_c1->size(), 2u);
-  EXPECT_EQ((*of_c1)[0].id, "s1");
-  EXPECT_EQ((*of_c1)[1].id, "s3");
-  auto all = store->ListSessions(kTenant, "", {});
-  ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), 3u);
-
-  ASSERT_TRUE(store->UpdateSessionSetup(kTenant, "s2", R"({"scenario":"a storm"})").ok());
-  auto s2 = store->GetSession(kTenant, "s2");
-  ASSERT_TRUE(s2.ok());
-  EXPECT_EQ(s2->setup_json, R"({"scenario":"a storm"})");
-  EXPECT_EQ(s2->mood, (std::array<float, 8>{5, 5, 1, 1, 1, 1, 1, 5}));
-  EXPECT_EQ(store->UpdateSessionSetup(kTenant, "nope", "{}").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->GetSession(kTenant, "nope").status().code(), absl::StatusCode::kNotFound);
-}
-
-TEST_F(SqliteStoreTest, TurnsAppendInOrderAndMoodUpdates) {
-  auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
-  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
-  const std::array<float, 8> mood{8, 6, 1, 2, 1, 1, 1, 6};
-  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0, "hi", "hello", 10))
-                  .ok());
-  // A gap or a repeat is refused, and so is an unknown session.
-  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 2)).code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 0)).code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->AppendTurn(kTenant, Turn("zz", 0)).code(),
-            absl::StatusCode::kNotFound);
-  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 1, "and?", "and so on", 20))
-                  .ok());
-  auto turns = store->ListTurns(kTenant, "s1");
-  ASSERT_TRUE(turns.ok());
-  ASSERT_EQ(turns->size(), 2u);
-  EXPECT_EQ((*turns)[0].reply_text, "hello");
-  EXPECT_EQ((*turns)[1].user_text, "and?");
-  EXPECT_EQ((*turns)[1].time_ms, 20);
-  EXPECT_EQ((*turns)[1].context_text, "ctx and?");
-  ASSERT_TRUE(store->UpdateSessionMood(kTenant, "s1", mood).ok());
-  EXPECT_EQ(store->GetSession(kTenant, "s1")->mood, mood);
-  EXPECT_EQ(store->UpdateSessionMood(kTenant, "zz", mood).code(), absl::StatusCode::kNotFound);
-}
-
-TEST_F(SqliteStoreTest, DeletingASessionKeepsWiderScopedMemories) {
-  auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
-  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
-  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0)).ok());
-  auto m1 = store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 0));
-  auto m2 = store->AddMemory(kTenant, Memory(MemoryScope::kUserCharacter, "s1", 0));
-  ASSERT_TRUE(m1.ok() && m2.ok());
-  EXPECT_LT(*m1, *m2);
-  ASSERT_TRUE(store->DeleteSession(kTenant, "s1").ok());
-  EXPECT_TRUE(store->ListTurns(kTenant, "s1")->empty());
-  auto left = store->ListMemories();
-  ASSERT_TRUE(left.ok());
-  ASSERT_EQ(left->size(), 1u);
-  EXPECT_EQ((*left)[0].id, *m2);
-  EXPECT_EQ((*left)[0].scope, MemoryScope::kUserCharacter);
-  EXPECT_EQ(store->DeleteSession(kTenant, "s1").code(), absl::StatusCode::kNotFound);
-}
-
-TEST_F(SqliteStoreTest, MemoriesRoundTripEveryField) {
-  auto store = OpenStore();
-  MemoryRecord timed = Memory(MemoryScope::kSession, "s9", 3);
-  timed.story_time = 1204;
-  MemoryRecord timeless = Memory(MemoryScope::kCharacter, "", -1);
-  timeless.embedding = {};
-  ASSERT_TRUE(store->AddMemory(kTenant, timed).ok());
-  ASSERT_TRUE(store->AddMemory(kTenant, timeless).ok());
-  auto all = store->ListMemories();
-  ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 2u);
-  const MemoryRecord& a = (*all)[0];
-  EXPECT_EQ(a.scope, MemoryScope::kSession);
-  EXPECT_EQ(a.session_id, "s9");
-  EXPECT_EQ(a.turn_index, 3);
-  EXPECT_EQ(a.text, timed.text);
-  EXPECT_EQ(a.embedding, timed.embedding);
-  EXPECT_EQ(a.emotion, timed.emotion);
-  EXPECT_FLOAT_EQ(a.importance, 7);
-  EXPECT_EQ(a.wall_time_ms, timed.wall_time_ms);
-  EXPECT_EQ(a.story_time, std::optional<int64_t>(1204));
-  EXPECT_FALSE((*all)[1].story_time.has_value());
-  EXPECT_TRUE((*all)[1].embedding.empty());
-  auto of_s9 = store->ListSessionMemories(kTenant, "s9");
-  ASSERT_TRUE(of_s9.ok());
-  EXPECT_EQ(of_s9->size(), 1u);
-}
-
-TEST_F(SqliteStoreTest, EverythingSurvivesReopening) {
-  {
-    auto store = OpenStore();
-    ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
-    ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
-    ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0)).ok());
-    ASSERT_TRUE(store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 0)).ok());
-  }
-  auto store = OpenStore();
-  EXPECT_TRUE(store->GetCharacter(kTenant, "c1").ok());
-  EXPECT_TRUE(store->GetSession(kTenant, "s1").ok());
-  EXPECT_EQ(store->ListTurns(kTenant, "s1")->size(), 1u);
-  EXPECT_EQ(store->ListMemories()->size(), 1u);
-}
-
-// A turn acknowledged (AppendTurn returned OK) survives the process being killed right after.
 TEST_F(SqliteStoreTest, AcknowledgedTurnSurvivesKill9) {
   {
     auto store = OpenStore();
@@ -250,64 +66,6 @@ TEST_F(SqliteStoreTest, AcknowledgedTurnSurvivesKill9) {
   EXPECT_EQ((*turns)[4].reply_text, "acked 4");
 }
 
-// Another tenant's ids answer kNotFound on every call, exactly as unknown ids do; listings and
-// the memories of a character, a session or a scope are the tenant's only.
-TEST_F(SqliteStoreTest, TenantsSeeOnlyTheirOwnRecords) {
-  auto store = OpenStore();
-  ASSERT_TRUE(store->PutCharacter("a", Character("ca")).ok());
-  ASSERT_TRUE(store->PutCharacter("b", Character("cb")).ok());
-  ASSERT_TRUE(store->CreateSession("a", SessionOf("sa", "ca")).ok());
-  ASSERT_TRUE(store->AppendTurn("a", Turn("sa", 0, "a's secret", "noted")).ok());
-  MemoryRecord memory = Memory(MemoryScope::kUserCharacter, "sa", 0);
-  memory.character_id = "ca";
-  ASSERT_TRUE(store->AddMemory("a", memory).ok());
-  MemoryRecord experience = Memory(MemoryScope::kCharacter, "", -1);
-  ASSERT_TRUE(store->ReplaceCharacterMemories("a", "ca", {experience}).ok());
-
-  // Characters: b cannot read, overwrite, list, delete or start a session with a's.
-  EXPECT_EQ(store->GetCharacter("b", "ca").status().code(), absl::StatusCode::kNotFound);
-  CharacterRecord hijack = Character("ca");
-  hijack.card_json = "{}";
-  EXPECT_EQ(store->PutCharacter("b", hijack).code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(store->GetCharacter("a", "ca")->card_json, "{}");
-  auto b_characters = store->ListCharacters("b", {});
-  ASSERT_TRUE(b_characters.ok());
-  ASSERT_EQ(b_characters->size(), 1u);
-  EXPECT_EQ((*b_characters)[0].id, "cb");
-  EXPECT_EQ(store->DeleteCharacter("b", "ca").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->CreateSession("b", SessionOf("sb", "ca")).code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(store->ListCharacterMemories("b", "ca")->empty());
-  EXPECT_EQ(store->ListCharacterMemories("a", "ca")->size(), 1u);
-
-  // Sessions and their turns, mood and memories.
-  EXPECT_EQ(store->GetSession("b", "sa").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(store->ListSessions("b", "", {})->empty());
-  EXPECT_TRUE(store->ListSessions("b", "ca", {})->empty());
-  EXPECT_EQ(store->UpdateSessionSetup("b", "sa", "{}").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->UpdateSessionMood("b", "sa", {}).code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->AppendTurn("b", Turn("sa", 1)).code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(store->ListTurns("b", "sa")->empty());
-  EXPECT_TRUE(store->ListSessionMemories("b", "sa")->empty());
-  EXPECT_EQ(store->DeleteSession("b", "sa").code(), absl::StatusCode::kNotFound);
-
-  // a still has everything; the start-up listings carry the owner.
-  ASSERT_TRUE(store->GetSession("a", "sa").ok());
-  EXPECT_EQ(store->GetSession("a", "sa")->tenant, "a");
-  EXPECT_EQ(store->ListTurns("a", "sa")->size(), 1u);
-  EXPECT_EQ(store->ListSessions("a", "", {})->size(), 1u);
-  EXPECT_EQ(store->ListSessionMemories("a", "sa")->size(), 1u);
-  auto all_sessions = store->ListSessionsOfAllTenants({});
-  ASSERT_TRUE(all_sessions.ok());
-  ASSERT_EQ(all_sessions->size(), 1u);
-  EXPECT_EQ((*all_sessions)[0].tenant, "a");
-  auto all_memories = store->ListMemories();
-  ASSERT_TRUE(all_memories.ok());
-  ASSERT_EQ(all_memories->size(), 2u);
-  for (const MemoryRecord& m : *all_memories) EXPECT_EQ(m.tenant, "a");
-  // b replacing "its" experiences of a's character leaves a's alone.
-  ASSERT_TRUE(store->ReplaceCharacterMemories("b", "ca", {}).ok());
-  EXPECT_EQ(store->ListCharacterMemories("a", "ca")->size(), 1u);
-}
 
 // Per-tenant lookups and listings are served by indexes, not by scanning every tenant's rows.
 TEST_F(SqliteStoreTest, PerTenantQueriesUseIndexes) {

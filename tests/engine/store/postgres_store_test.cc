@@ -1,0 +1,119 @@
+// What only the PostgreSQL store has (the shared contract is store_test.cc): schema migrations
+// under a lock, retries when the server drops the connection, its error codes, and URLs whose
+// passwords never reach a message. Each test has a database of its own on the server ctest's
+// fixture "postgres" starts.
+#include "engine/store/postgres_store.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/postgres_database.h"
+#include "tests/testing/store_records.h"
+
+namespace troupe {
+namespace {
+
+using testing::Character;
+using testing::kTenant;
+using testing::SessionOf;
+using testing::Turn;
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(database_.ok()); }
+
+  std::unique_ptr<PostgresStore> Open(const PostgresPoolOptions& options = {}) {
+    auto store = PostgresStore::Open(database_.url(), options);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  testing::PostgresDatabase database_;
+};
+
+TEST_F(PostgresStoreTest, MigratesOnceAndRefusesANewerSchema) {
+  ASSERT_NE(Open(), nullptr);
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "1");
+  ASSERT_NE(Open(), nullptr);  // an up-to-date database opens as it is
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT COUNT(*) FROM troupe_schema"), "1");
+  ASSERT_TRUE(testing::PostgresAdminExec(database_.url(), "UPDATE troupe_schema SET version = 99"));
+  auto newer = PostgresStore::Open(database_.url());
+  ASSERT_FALSE(newer.ok());
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(newer.status().message().find("schema version 99"), absl::string_view::npos) << newer.status();
+}
+
+// Replicas starting together on an empty database: the advisory lock lets one migrate, the
+// others find the schema made.
+TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
+  std::vector<absl::Status> opened(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < opened.size(); ++i) {
+    threads.emplace_back([&, i] { opened[i] = PostgresStore::Open(database_.url()).status(); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& status : opened) EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "1");
+}
+
+// The server drops every connection (a restart, a failover, an idle timeout in a pooler): the
+// next call reconnects and succeeds, and its turn is committed once.
+TEST_F(PostgresStoreTest, ACallRetriesWhenTheServerDropsTheConnection) {
+  auto store = Open({.num_connections = 1});
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+  ASSERT_TRUE(testing::PostgresAdminExec(
+      database_.admin_url(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                                 database_.name() + "' AND pid <> pg_backend_pid()"));
+  const absl::Status appended = store->AppendTurn(kTenant, Turn("s1", 0, "after the drop", "still here"));
+  ASSERT_TRUE(appended.ok()) << appended;
+  auto turns = store->ListTurns(kTenant, "s1");
+  ASSERT_TRUE(turns.ok());
+  ASSERT_EQ(turns->size(), 1u);
+  EXPECT_EQ((*turns)[0].reply_text, "still here");
+}
+
+// PostgreSQL's text holds no NUL byte and only valid UTF-8: such text is the caller's error,
+// kInvalidArgument, and nothing is stored.
+TEST_F(PostgresStoreTest, TextPostgresCannotHoldIsInvalidArgument) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 0, std::string("a\0b", 3))).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 0, "\xff\xfe")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store->ListTurns(kTenant, "s1")->empty());
+  EXPECT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0)).ok());
+}
+
+TEST_F(PostgresStoreTest, ARefusedLoginIsFailedPreconditionAndHidesThePassword) {
+  std::string url = database_.url();
+  url.replace(url.find("/" + database_.name()), database_.name().size() + 1, "/no_such_database");
+  url.replace(url.find("postgresql://"), 13, "postgresql://troupe:hunter2@");
+  auto store = PostgresStore::Open(url);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_EQ(store.status().message().find("hunter2"), absl::string_view::npos) << store.status();
+  EXPECT_NE(store.status().message().find("no_such_database"), absl::string_view::npos) << store.status();
+}
+
+TEST_F(PostgresStoreTest, AServerThatDoesNotAnswerIsUnavailable) {
+  auto store = PostgresStore::Open("postgresql:///postgres?host=/nonexistent-troupe-socket-dir&user=troupe");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
+}
+
+TEST(RedactDatabaseUrlTest, LeavesOutPasswords) {
+  EXPECT_EQ(RedactDatabaseUrl("postgresql://app:s3cret@db:5432/troupe"), "postgresql://app:***@db:5432/troupe");
+  EXPECT_EQ(RedactDatabaseUrl("postgresql://app@db/troupe?password=s3cret&sslmode=require"),
+            "postgresql://app@db/troupe?password=***&sslmode=require");
+  EXPECT_EQ(RedactDatabaseUrl("postgresql:///postgres?host=/tmp/pg&user=troupe"),
+            "postgresql:///postgres?host=/tmp/pg&user=troupe");
+}
+
+}  // namespace
+}  // namespace troupe
