@@ -50,6 +50,8 @@ struct Flags {
   double temperature = 0;
   int priority = 0;
   bool stored_characters = false;
+  int max_retries = 0;
+  bool keep_sessions = false;
   std::string api_key, cache_salt;
   std::string dataset, save_dataset;
   std::string goodput;
@@ -130,6 +132,11 @@ int Main(int argc, char** argv) {
   parser.AddBool("stored-characters", &f.stored_characters,
                  "store each character (CreateCharacter) and run durable sessions of it, with memory "
                  "(the server needs --data-dir); default: inline sessions");
+  parser.AddInt("retries", &f.max_retries,
+                "send an RPC that fails with UNAVAILABLE again up to N times (0.5 s, 1 s, 2 s, ... apart): "
+                "a fleet's clients while a replica dies or drains");
+  parser.AddBool("keep-sessions", &f.keep_sessions,
+                 "keep each conversation's session at its end (to check its turns in the database)");
   parser.AddString("api-key", &f.api_key, "API key of a server started with --api-keys (sent as x-api-key)");
   parser.AddString("cache-salt", &f.cache_salt, "request cache_salt");
   parser.AddString("dataset", &f.dataset, "JSONL conversations instead of synthetic ones");
@@ -200,6 +207,8 @@ int Main(int argc, char** argv) {
   options.priority = f.priority;
   options.stored_characters = f.stored_characters;
   options.api_key = f.api_key;
+  options.max_retries = f.max_retries;
+  options.keep_sessions = f.keep_sessions;
   options.cache_salt = f.cache_salt;
   options.seed = static_cast<uint64_t>(f.seed);
   const bool tty = isatty(STDERR_FILENO) != 0;
@@ -243,7 +252,8 @@ int Main(int argc, char** argv) {
     });
     std::ofstream out(f.save_replies);
     for (const RequestRecord* r : sorted) {
-      out << nlohmann::json{{"conversation", r->conversation}, {"turn", r->turn}, {"ok", r->ok}, {"reply", r->reply}}.dump()
+      out << nlohmann::json{{"conversation", r->conversation}, {"turn", r->turn}, {"session_id", r->session_id},
+                            {"ok", r->ok}, {"reply", r->reply}}.dump()
           << '\n';
     }
     if (!out) {

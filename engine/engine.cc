@@ -117,6 +117,8 @@ class Engine::Impl {
   // Never throws: a sink that throws is logged, and the request is forgotten all the same.
   void Finish(RequestId id, FinishReason reason, const absl::Status& status);
   void PublishStats();
+  // Hands kv_events_ to options_.on_kv_events, when set and not empty.
+  void PublishKvEvents();
 
   // ---- constant after Load ----
   const EngineOptions options_;
@@ -128,6 +130,7 @@ class Engine::Impl {
   ModelInfo info_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<BlockPool> pool_;
+  std::vector<KvEvent> kv_events_;  // the step's, recorded by pool_ (options_.on_kv_events)
 
   // ---- thread-safe ----
   Inbox inbox_;
@@ -202,6 +205,7 @@ absl::Status Engine::Impl::Load() {
   // (common/thread_owner.h) bind on first use, so they bind to the engine thread. Load must
   // call none of their mutators.
   pool_ = std::make_unique<BlockPool>(static_cast<int>(num_blocks));
+  if (options_.on_kv_events) pool_->RecordEvents(&kv_events_);
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running = options_.max_running,
                        .max_batched_tokens = options_.max_batched_tokens,
@@ -287,7 +291,17 @@ void Engine::Impl::Shutdown() {
 
 // ---- engine thread ----
 
+void Engine::Impl::PublishKvEvents() {
+  if (!options_.on_kv_events || kv_events_.empty()) return;
+  std::vector<KvEvent> events;
+  events.swap(kv_events_);
+  options_.on_kv_events(std::move(events));
+}
+
 void Engine::Impl::Loop() {
+  // Whatever a subscriber knew of this replica's cache (an earlier run's) is gone.
+  kv_events_.push_back(KvEvent{.kind = KvEvent::Kind::kCleared, .hash = 0, .parent = kNoParentHash, .tokens = {}});
+  PublishKvEvents();
   while (true) {
     const bool idle = scheduler_->num_running() == 0 && scheduler_->num_waiting() == 0;
     Inbox::Batch batch = inbox_.Take(/*block=*/idle);
@@ -302,11 +316,14 @@ void Engine::Impl::Loop() {
         Finish(id, FinishReason::kCancelled, absl::UnavailableError("the server is shutting down"));
       }
       PublishStats();
+      kv_events_.push_back(KvEvent{.kind = KvEvent::Kind::kCleared, .hash = 0, .parent = kNoParentHash, .tokens = {}});
+      PublishKvEvents();
       return;
     }
     Accept(batch);
     Step();
     PublishStats();
+    PublishKvEvents();
   }
 }
 

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/histogram.h"
+#include "engine/kv/kv_event.h"
 #include "engine/request/request.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -56,6 +57,10 @@ struct EngineOptions {
   int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails
   int max_model_len = 0;             // context limit in tokens; 0 = the model's own (capped by KV)
   bool enable_prefix_caching = true; // reuse cached KV blocks of equal prompt prefixes
+  // KV-cache events (engine/kv/kv_event.h), when set: called on the engine thread with the
+  // events of each step that stored or evicted full blocks, with one kCleared event when the
+  // engine starts and when it shuts down. Must not block (queue and return).
+  std::function<void(std::vector<KvEvent> events)> on_kv_events;
   EngineFaultHooks fault_hooks_for_testing;
 };
 

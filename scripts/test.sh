@@ -2,7 +2,8 @@
 # The project's test command (README, CI): install dependencies, fetch the default model,
 # check the folder layering (scripts/check-layers.py), configure build/ (Release, Ninja), build
 # with 2 jobs, run every test not labelled gpu, soak the real server for 60 s (scripts/soak.sh),
-# then build the custom-command targets with the Unix Makefiles generator too
+# run the fleet test (scripts/fleet-test.sh) and the deployment checks (scripts/deploy/), then
+# build the custom-command targets with the Unix Makefiles generator too
 # (scripts/check-makefiles-build.sh).
 # CUDA targets are compiled when nvcc exists (TROUPE_CUDA=AUTO); GPU tests run only with
 # `ctest --test-dir build -L gpu` on a machine with a device.
@@ -45,6 +46,13 @@ if [[ -z $sanitize ]]; then
   ctest --test-dir build -LE gpu --output-on-failure
   # 60 s of the soak (docs/reliability.md): the real server, 16 streams, every check.
   scripts/soak.sh --streams 16 --seconds 60
+  # The fleet (docs/operations.md): 3 replicas, nginx, PostgreSQL, a replica killed and one
+  # drained mid-load; then what deploy/ ships: the chart, the monitoring rules and dashboard,
+  # and the image's runtime layer.
+  scripts/fleet-test.sh --sessions 9 --turns 5
+  scripts/deploy/check-chart.sh
+  scripts/deploy/check-monitoring.sh
+  scripts/deploy/check-image.sh build
   scripts/check-makefiles-build.sh build-make "$jobs"
   exit 0
 fi

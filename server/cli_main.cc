@@ -25,6 +25,7 @@
 #include "server/auth/key_file.h"
 #include "server/auth/sha256.h"
 #include "server/status_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
 
 namespace {
@@ -32,16 +33,18 @@ namespace {
 namespace v1 = troupe::v1;
 
 constexpr char kUsage[] =
-    "usage: troupe-cli <generate|chat|info|hash-key> [flags]\n"
+    "usage: troupe-cli <generate|chat|info|health|hash-key> [flags]\n"
     "  generate  stream a completion of --prompt (raw, no chat template)\n"
     "  chat      chat with a character: one --message, or an interactive session reading lines\n"
     "            from stdin (new session unless --session ID)\n"
     "  info      print the server's model information\n"
+    "  health    exit 0 when the server's grpc.health.v1 --service (readiness) is SERVING, else 1\n"
     "  hash-key  print the --api-keys line of a key: troupe-cli hash-key --tenant T [limits] < KEYFILE\n"
     "            (the key is read from stdin, or from the one argument after hash-key)\n\nflags:\n";
 
 struct CliFlags {
   std::string addr = "127.0.0.1:50051";
+  std::string service = "readiness";  // health
   int timeout_s = 0;
   std::string prompt;
   std::string message;
@@ -68,6 +71,7 @@ struct CliFlags {
 
 void AddFlags(troupe::FlagParser& parser, CliFlags& f) {
   parser.AddString("addr", &f.addr, "server host:port");
+  parser.AddString("service", &f.service, "health: the grpc.health.v1 service (readiness, liveness, \"\")");
   parser.AddInt("timeout-s", &f.timeout_s, "deadline per RPC in seconds (0 = none)");
   parser.AddString("prompt", &f.prompt, "generate: prompt text");
   parser.AddString("message", &f.message, "chat: one message (otherwise read stdin lines)");
@@ -188,9 +192,12 @@ void FillSampling(const CliFlags& f, v1::SamplingParams* s) {
   }
 }
 
-// The deadline and the API key of every RPC.
-void PrepareContext(const CliFlags& f, grpc::ClientContext& context) {
+// The deadline and the API key of every RPC, and the session id of a session's RPCs as
+// `x-session-id` metadata, on which a gateway routes a session's turns to one replica
+// (docs/operations.md).
+void PrepareContext(const CliFlags& f, grpc::ClientContext& context, const std::string& session_id = "") {
   if (!f.api_key.empty()) context.AddMetadata("authorization", "Bearer " + f.api_key);
+  if (!session_id.empty()) context.AddMetadata("x-session-id", session_id);
   if (f.timeout_s > 0) {
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(f.timeout_s));
   }
@@ -269,7 +276,7 @@ bool ChatTurn(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& se
   request.set_message(message);
   FillSampling(f, request.mutable_sampling());
   grpc::ClientContext context;
-  PrepareContext(f, context);
+  PrepareContext(f, context, session_id);
   std::fprintf(stdout, "%s: ", speaker.c_str());
   std::fflush(stdout);
   std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub.Chat(&context, request);
@@ -296,7 +303,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     request.set_session_id(session_id);
     v1::Session session;
     grpc::ClientContext context;
-    PrepareContext(f, context);
+    PrepareContext(f, context, session_id);
     if (ReportError(stub.GetSession(&context, request, &session))) return 1;
     speaker = session.character().name();
   }
@@ -317,10 +324,24 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     request.set_session_id(session_id);
     v1::DeleteSessionResponse response;
     grpc::ClientContext context;
-    PrepareContext(f, context);
+    PrepareContext(f, context, session_id);
     ReportError(stub.DeleteSession(&context, request, &response));
   }
   return ok ? 0 : 1;
+}
+
+// grpc.health.v1 Check of f.service; prints the status. The container images' HEALTHCHECK.
+int Health(const std::shared_ptr<grpc::Channel>& channel, const CliFlags& f) {
+  std::unique_ptr<grpc::health::v1::Health::Stub> health = grpc::health::v1::Health::NewStub(channel);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(f.service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  PrepareContext(f, context);
+  if (f.timeout_s <= 0) context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (ReportError(health->Check(&context, request, &response))) return 1;
+  std::printf("%s\n", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()).c_str());
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
 }
 
 int Info(v1::RolePlay::Stub& stub, const CliFlags& f) {
@@ -367,6 +388,7 @@ int Run(int argc, char** argv) {
   if (command == "generate") return Generate(*stub, f);
   if (command == "chat") return Chat(*stub, f);
   if (command == "info") return Info(*stub, f);
+  if (command == "health") return Health(channel, f);
   std::fprintf(stderr, "troupe-cli: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }

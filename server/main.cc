@@ -3,8 +3,10 @@
 // server/server.h, server/auth/ and the engine.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -14,7 +16,9 @@
 #include "common/flag_parser.h"
 #include "engine/engine.h"
 #include "engine/model/dummy_model.h"
+#include "engine/backend/backend.h"
 #include "server/auth/api_keys.h"
+#include "server/fleet/kv_event_publisher.h"
 #include "server/server.h"
 
 namespace {
@@ -27,6 +31,11 @@ struct Flags {
   troupe::EngineOptions engine;
   troupe::ServerOptions server;
   std::string api_keys_file;  // "" = single tenant
+  // SIGTERM: readiness off, every RPC still served this long, then shutdown (docs/operations.md).
+  absl::Duration drain_delay = absl::ZeroDuration();
+  // KV-cache events (server/fleet/kv_event_publisher.h): "" = none; the topic "" = kv@<host>@<model>.
+  std::string kv_events_endpoint;
+  std::string kv_events_topic;
 };
 
 // Fills `flags` from argv. Returns an exit code when the process should stop here.
@@ -108,7 +117,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                    "where characters, sessions and memories are kept, as troupe.db (\"\" = nowhere)");
   parser.AddString("database", &server.database_url,
                    "the database instead of <data-dir>/troupe.db: sqlite:PATH, or postgresql://... "
-                   "shared by replicas");
+                   "shared by replicas (default: $TROUPE_DATABASE_URL when set)");
   parser.AddString("embedding-model", &server.embedding_model_dir,
                    "all-MiniLM-L6-v2 folder for memory retrieval (scripts/fetch-embedder.sh)");
   parser.AddString("system-prompt", &server.prompt.global_system_prompt,
@@ -116,6 +125,14 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddString("post-history-instructions", &server.prompt.global_post_history,
                    "post-history instructions of characters without them");
   parser.AddInt("shutdown-grace-s", &shutdown_grace_s, "seconds live RPCs get on shutdown");
+  parser.AddString("kv-events-endpoint", &flags.kv_events_endpoint,
+                   "publish KV-cache events (vLLM's ZeroMQ + msgpack format) on this tcp://HOST:PORT "
+                   "(\"\" = none)");
+  parser.AddString("kv-events-topic", &flags.kv_events_topic,
+                   "the events' topic (\"\" = kv@<host name>@<model file name>)");
+  parser.AddDuration("drain-delay", &flags.drain_delay,
+                     "on SIGTERM, readiness goes off and new RPCs are still served this long before "
+                     "shutdown refuses them (5s; 0 = refuse at once)");
   parser.AddBool("help", &help, "print this help");
   std::vector<std::string> positional;
   const absl::Status parsed = parser.Parse(argc, argv, &positional);
@@ -137,6 +154,11 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     return 2;
   }
   server.shutdown_grace = absl::Seconds(shutdown_grace_s);
+  // A database URL holds a password: it may come from the environment instead of the command
+  // line, where every local user could read it (/proc/PID/cmdline).
+  if (const char* url = std::getenv("TROUPE_DATABASE_URL"); server.database_url.empty() && url != nullptr) {
+    server.database_url = url;
+  }
   if (server.characters.max_cached < 1 || character_cache_mb < 1) {
     std::fprintf(stderr, "troupe-server: --character-cache-size and --character-cache-mb must be >= 1\n");
     return 2;
@@ -176,6 +198,21 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   return std::nullopt;
 }
 
+// The publisher's options from the flags: the topic defaults to kv@<host>@<model file name>.
+troupe::KvEventPublisherOptions KvEventOptions(const Flags& flags) {
+  troupe::KvEventPublisherOptions options;
+  options.endpoint = flags.kv_events_endpoint;
+  options.topic = flags.kv_events_topic;
+  if (options.topic.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    options.topic = "kv@" + std::string(host) + "@" + std::filesystem::path(flags.engine.model_path).stem().string();
+  }
+  options.block_size = flags.engine.block_size;
+  options.medium = troupe::ResolveDevice(flags.engine.device) == "cuda" ? "GPU" : "CPU";
+  return options;
+}
+
 int Serve(const Flags& flags) {
   // Block the signals before any thread starts, so every thread inherits the mask and only
   // sigwait below sees them.
@@ -199,7 +236,23 @@ int Serve(const Flags& flags) {
     options.server.resolve_caller = api_keys->Resolver();
   }
 
-  absl::StatusOr<std::unique_ptr<troupe::Engine>> engine = troupe::Engine::Create(flags.engine);
+  // The publisher outlives the server, whose engine thread hands it events until shutdown.
+  std::unique_ptr<troupe::KvEventPublisher> kv_events;
+  if (!flags.kv_events_endpoint.empty()) {
+    absl::StatusOr<std::unique_ptr<troupe::KvEventPublisher>> started =
+        troupe::KvEventPublisher::Start(KvEventOptions(flags));
+    if (!started.ok()) {
+      std::fprintf(stderr, "troupe-server: %s\n", std::string(started.status().message()).c_str());
+      return 1;
+    }
+    kv_events = *std::move(started);
+    troupe::KvEventPublisher* publisher = kv_events.get();
+    options.engine.on_kv_events = [publisher](std::vector<troupe::KvEvent> events) {
+      publisher->Publish(std::move(events));
+    };
+  }
+
+  absl::StatusOr<std::unique_ptr<troupe::Engine>> engine = troupe::Engine::Create(options.engine);
   if (!engine.ok()) {
     std::fprintf(stderr, "troupe-server: cannot load the model: %s\n",
                  engine.status().ToString().c_str());
@@ -252,9 +305,11 @@ int Serve(const Flags& flags) {
                    std::string(reloaded.status().message()).c_str());
     }
   }
-  std::fprintf(stderr, "troupe-server: %s received, shutting down (grace %s)\n",
-               signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+  std::fprintf(stderr, "troupe-server: %s received: readiness off, draining for %s, then live RPCs get %s\n",
+               signal_number == SIGINT ? "SIGINT" : "SIGTERM", absl::FormatDuration(flags.drain_delay).c_str(),
                absl::FormatDuration(flags.server.shutdown_grace).c_str());
+  (*server)->Drain();
+  if (flags.drain_delay > absl::ZeroDuration()) absl::SleepFor(flags.drain_delay);
   (*server)->Shutdown();
   std::fprintf(stderr, "troupe-server: stopped\n");
   return 0;

@@ -38,6 +38,10 @@ constexpr char kNumWaiting[] = "troupe:num_requests_waiting";
 constexpr char kKvBlocksUsed[] = "troupe:kv_blocks_used";
 constexpr char kKvBlocksTotal[] = "troupe:kv_blocks_total";
 constexpr char kKvCacheUsage[] = "troupe:kv_cache_usage_perc";
+// vLLM's cache_config_info: the KV cache's shape as labels of a gauge of value 1, which the
+// Gateway API Inference Extension's endpoint picker reads (docs/operations.md).
+constexpr char kCacheConfigInfo[] = "troupe:cache_config_info";
+constexpr char kReady[] = "troupe:ready";
 constexpr char kPromptTokens[] = "troupe:prompt_tokens_total";
 constexpr char kGenerationTokens[] = "troupe:generation_tokens_total";
 constexpr char kPreemptions[] = "troupe:num_preemptions_total";
@@ -49,6 +53,7 @@ constexpr char kSessionFolds[] = "troupe:session_folds_total";
 constexpr char kFoldedTurns[] = "troupe:session_folded_turns_total";
 constexpr char kSummaryLatency[] = "troupe:summary_latency_seconds";
 constexpr char kTurnContextTokens[] = "troupe:turn_context_tokens";
+constexpr char kMemoryRetrieval[] = "troupe:memory_retrieval_seconds";
 
 // ---- buckets (seconds; vLLM's) ----
 const std::vector<double>& TimeToFirstTokenBuckets() {
@@ -159,6 +164,18 @@ class EngineStatsCollector : public prometheus::Collectable {
       families.push_back(HistogramFamily(kIterationSequences, "Sequences batched per engine step.",
                                          stats.step_sequences));
     }
+    if (sources_.engine_stats && sources_.kv_block_size > 0) {
+      prometheus::MetricFamily family = OneValueFamily(
+          kCacheConfigInfo, "The KV cache's configuration (labels; the value is 1).", MetricType::Gauge, 1);
+      family.metric.back().label = {
+          {"block_size", std::to_string(sources_.kv_block_size)},
+          {"num_gpu_blocks", std::to_string(sources_.engine_stats().kv_blocks_total)}};
+      families.push_back(std::move(family));
+    }
+    if (sources_.ready) {
+      families.push_back(OneValueFamily(kReady, "1 while the server is ready (grpc.health.v1 \"readiness\"), else 0.",
+                                        MetricType::Gauge, sources_.ready() ? 1 : 0));
+    }
     if (sources_.num_sessions) {
       families.push_back(OneValueFamily(kSessions, "Chat sessions held in memory.",
                                         MetricType::Gauge, sources_.num_sessions()));
@@ -242,6 +259,13 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const MetricsOptions& o
                                   .Help("Time a folding turn spent waiting for its summary.")
                                   .Register(registry)
                                   .Add({}, RequestLatencyBuckets());
+  metrics->memory_retrieval_ = &prometheus::BuildHistogram()
+                                   .Name(kMemoryRetrieval)
+                                   .Help("Time a chat turn spent recalling memories (embedding the query and "
+                                         "searching the session's scopes).")
+                                   .Register(registry)
+                                   .Add({}, prometheus::Histogram::BucketBoundaries{
+                                                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
   metrics->turn_context_tokens_ = &prometheus::BuildHistogram()
                                       .Name(kTurnContextTokens)
                                       .Help("Tokens of a chat turn's context message (memories, lore, "
@@ -292,8 +316,10 @@ void Metrics::ObserveSuccess(FinishReason reason, const Completion& completion) 
   queue_time_->Observe(absl::ToDoubleSeconds(completion.queue_time));
 }
 
-void Metrics::ObserveTurnPlan(int folded_turns, absl::Duration summary_time, int context_tokens) {
+void Metrics::ObserveTurnPlan(int folded_turns, absl::Duration summary_time, int context_tokens,
+                              std::optional<absl::Duration> recall_time) {
   chat_turns_->Increment();
+  if (recall_time) memory_retrieval_->Observe(absl::ToDoubleSeconds(*recall_time));
   if (folded_turns > 0) {
     session_folds_->Increment();
     folded_turns_->Increment(folded_turns);

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,8 @@ struct MetricsSources {
   std::function<EngineStats()> engine_stats;
   std::function<int()> num_sessions;
   std::function<int64_t()> memory_writes_pending;  // unset: no memory service
+  std::function<bool()> ready;  // readiness (server.h); unset: no troupe:ready
+  int kv_block_size = 0;        // tokens per KV block, for troupe:cache_config_info (0: none)
 };
 
 // Owns the registry, the engine-stats collector and the HTTP exposer.
@@ -65,7 +68,9 @@ class Metrics {
 
   // A chat turn's prompt plan (engine/session/turn_planner.h): turns it folded (0 = none), the
   // time it waited for a summary, its context message's tokens.
-  void ObserveTurnPlan(int folded_turns, absl::Duration summary_time, int context_tokens);
+  // `recall_time`: the memory recall's, when the turn recalled memories.
+  void ObserveTurnPlan(int folded_turns, absl::Duration summary_time, int context_tokens,
+                       std::optional<absl::Duration> recall_time);
 
   // The final status of every Generate/Chat RPC, by canonical code name ("OK", "CANCELLED", ...).
   void CountRequest(absl::StatusCode code);
@@ -99,6 +104,7 @@ class Metrics {
   prometheus::Counter* session_folds_ = nullptr;
   prometheus::Counter* folded_turns_ = nullptr;
   prometheus::Histogram* summary_latency_ = nullptr;
+  prometheus::Histogram* memory_retrieval_ = nullptr;
   prometheus::Histogram* turn_context_tokens_ = nullptr;
 };
 

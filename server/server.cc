@@ -7,12 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "engine/character/character_registry.h"
 #include "engine/clients/model_embedder.h"
 #include "engine/clients/model_rater.h"
 #include "engine/clients/summarizer.h"
 #include "engine/embedding/bert_embedder.h"
 #include "engine/memory/memory_service.h"
+#include "engine/request/collecting_sink.h"
 #include "engine/store/open_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -25,6 +27,24 @@
 namespace troupe {
 namespace {
 constexpr char kServiceName[] = "troupe.v1.RolePlay";
+
+// One token through the engine: the first step's allocations, kernels and (on a GPU) graphs
+// happen here rather than in a client's first turn, and a server that cannot run a step never
+// reports ready.
+absl::Status WarmUp(Engine& engine) {
+  Request request;
+  request.id = engine.NewRequestId();
+  request.prompt = engine.tokenizer().Encode("Hello", /*add_bos=*/true, /*parse_special=*/false);
+  request.sampling.temperature = 0;
+  request.sampling.max_tokens = 1;
+  request.sampling.seed = 0;
+  request.cache_salt = "troupe-internal/warm-up";
+  auto sink = std::make_shared<CollectingSink>();
+  request.sink = sink;
+  TROUPE_RETURN_IF_ERROR(engine.Submit(std::move(request)));
+  sink->Wait();
+  return sink->status();
+}
 }  // namespace
 
 std::string DatabaseUrl(const ServerOptions& options) {
@@ -87,6 +107,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   MetricsSources sources;
   sources.engine_stats = [engine_ptr] { return engine_ptr->Stats(); };
   sources.num_sessions = [sessions_ptr] { return sessions_ptr->size(); };
+  Server* server_ptr = server.get();
+  sources.ready = [server_ptr] { return server_ptr->ready(); };
+  sources.kv_block_size = server->engine_->options().block_size;
   if (MemoryService* memory_ptr = server->memory_.get()) {
     sources.memory_writes_pending = [memory_ptr] { return memory_ptr->num_pending_writes(); };
   }
@@ -137,21 +160,35 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   TROUPE_CHECK(health != nullptr);  // enabled above
-  health->SetServingStatus(kServiceName, true);
-  health->SetServingStatus("", true);
+  health->SetServingStatus(kLivenessService, true);
+  server->SetReady(false);
+  if (absl::Status warm = WarmUp(*server->engine_); !warm.ok()) {
+    return absl::Status(warm.code(), absl::StrCat("the engine's first step failed: ", warm.message()));
+  }
+  server->SetReady(true);
   return server;
 }
 
 Server::~Server() { Shutdown(); }
+
+void Server::SetReady(bool ready) {
+  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+  for (const char* service : {kReadinessService, kServiceName, ""}) health->SetServingStatus(service, ready);
+  ready_.store(ready);
+}
+
+void Server::Drain() {
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_ || grpc_server_ == nullptr) return;
+  SetReady(false);
+}
 
 void Server::Shutdown() {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
   if (grpc_server_ != nullptr) {
-    if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
-      health->SetServingStatus(false);
-    }
+    SetReady(false);  // liveness stays on while live RPCs finish
     // Blocks until every RPC has finished; cancelled ones finish through the still-running engine.
     const auto deadline = std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(options_.shutdown_grace);

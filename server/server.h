@@ -2,6 +2,7 @@
 // workers, the session store and the metrics exposer, around one Engine.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -58,6 +59,12 @@ struct ServerOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
 
+// grpc.health.v1 services (docs/operations.md, "Probes"): kLivenessService is SERVING while the
+// process serves RPCs at all; kReadinessService, "" and troupe.v1.RolePlay once the engine has
+// run its first step, and NOT_SERVING again from the moment the server drains (SIGTERM).
+inline constexpr char kLivenessService[] = "liveness";
+inline constexpr char kReadinessService[] = "readiness";
+
 // The database the options name: database_url, else sqlite:<data_dir>/troupe.db, else "".
 std::string DatabaseUrl(const ServerOptions& options);
 
@@ -81,7 +88,14 @@ class Server {
   MemoryService* memory() { return memory_.get(); }  // null without data dir or embedder
   Metrics& metrics() { return *metrics_; }
 
-  // Graceful stop, in this order: health NOT_SERVING; grpc Shutdown(now + shutdown_grace) (new
+  // Turns readiness off (kReadinessService, "" and troupe.v1.RolePlay NOT_SERVING) and keeps
+  // serving every RPC, new ones included, so a gateway's health checks move traffic away before
+  // Shutdown refuses it. Idempotent; a no-op after Shutdown.
+  void Drain() ABSL_LOCKS_EXCLUDED(shutdown_mu_);
+  // Whether readiness is on (started, first step run, not draining).
+  bool ready() const { return ready_.load(); }
+
+  // Graceful stop, in this order: readiness NOT_SERVING (liveness stays SERVING); grpc Shutdown(now + shutdown_grace) (new
   // RPCs refused, live ones finish or are cancelled through the engine); preparation and commit
   // workers joined; queued memory writes given one more shutdown_grace, the rest dropped (the
   // next start's backfill writes them); engine shut down and joined. Blocks until
@@ -110,6 +124,10 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
 
+  // Sets the readiness services' status. REQUIRES: grpc_server_ is running.
+  void SetReady(bool ready);
+
+  std::atomic<bool> ready_{false};
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

@@ -128,7 +128,7 @@ FoldMarks SessionService::FoldMarksFor(int max_tokens) const {
 }
 
 v1::PromptPlan SessionService::ReportPlan(const TurnPlan& plan) const {
-  if (metrics_ != nullptr) metrics_->ObserveTurnPlan(plan.folded_turns, plan.summary_time, plan.context_tokens);
+  if (metrics_ != nullptr) metrics_->ObserveTurnPlan(plan.folded_turns, plan.summary_time, plan.context_tokens, plan.recall_time);
   v1::PromptPlan out;
   out.set_rendered_in_full(plan.rendered_in_full);
   out.set_folded_turns(plan.folded_turns);

@@ -46,9 +46,11 @@ class Run {
         create.mutable_character()->set_system_prompt(conv.character);
       }
       if (status.ok()) {
-        grpc::ClientContext context;
-        Prepare(context);
-        status = stub_->CreateSession(&context, create, &session);
+        status = WithRetries([&] {
+          grpc::ClientContext context;
+          Prepare(context);
+          return stub_->CreateSession(&context, create, &session);
+        });
       }
       if (!status.ok()) {
         RequestRecord r;
@@ -64,7 +66,7 @@ class Run {
       if (t > 0 && options_.think_time_s > 0) {
         std::this_thread::sleep_for(std::chrono::duration<double>(options_.think_time_s));
       }
-      RequestRecord r = ChatTurn(session.session_id(), conv.turns[t]);
+      RequestRecord r = ChatTurnWithRetries(session.session_id(), conv.turns[t]);
       r.conversation = index;
       r.turn = static_cast<int>(t);
       const bool ok = r.ok;
@@ -75,12 +77,15 @@ class Run {
         break;
       }
     }
+    if (options_.keep_sessions) return;
     v1::DeleteSessionRequest del;
     del.set_session_id(session.session_id());
     v1::DeleteSessionResponse deleted;
-    grpc::ClientContext context;
-    Prepare(context);
-    (void)stub_->DeleteSession(&context, del, &deleted);
+    (void)WithRetries([&] {
+      grpc::ClientContext context;
+      Prepare(context, session.session_id());
+      return stub_->DeleteSession(&context, del, &deleted);
+    });
   }
 
   std::vector<RequestRecord> TakeRecords() {
@@ -92,10 +97,13 @@ class Run {
   std::atomic<long long> output_tokens_{0};
 
  private:
-  void Prepare(grpc::ClientContext& context) const {
+  // The deadline and key of every RPC; a session's RPCs also carry its id as `x-session-id`,
+  // on which a gateway routes the session's turns to one replica.
+  void Prepare(grpc::ClientContext& context, const std::string& session_id = "") const {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(static_cast<int64_t>(options_.rpc_timeout_s * 1e3)));
     if (!options_.api_key.empty()) context.AddMetadata("x-api-key", options_.api_key);
+    if (!session_id.empty()) context.AddMetadata("x-session-id", session_id);
   }
 
   // The stored character of a character prompt (its description), made on first use.
@@ -115,7 +123,36 @@ class Run {
     return stored.character_id();
   }
 
-  RequestRecord ChatTurn(const std::string& session_id, const Turn& turn) {
+  // The wait before retry `retry` (0-based) of an RPC that failed with UNAVAILABLE.
+  static std::chrono::milliseconds RetryBackoff(int retry) {
+    return std::chrono::milliseconds(std::min(8000, 500 << std::min(retry, 4)));
+  }
+
+  // Runs `rpc` (returning its grpc::Status) again while it fails with UNAVAILABLE, up to
+  // max_retries times.
+  template <typename Rpc>
+  grpc::Status WithRetries(Rpc rpc) {
+    grpc::Status status = rpc();
+    for (int retry = 0; retry < options_.max_retries && status.error_code() == grpc::StatusCode::UNAVAILABLE;
+         ++retry) {
+      std::this_thread::sleep_for(RetryBackoff(retry));
+      status = rpc();
+    }
+    return status;
+  }
+
+  RequestRecord ChatTurnWithRetries(const std::string& session_id, const Turn& turn) {
+    grpc::StatusCode code = grpc::StatusCode::OK;
+    RequestRecord r = ChatTurn(session_id, turn, &code);
+    for (int retry = 0; retry < options_.max_retries && code == grpc::StatusCode::UNAVAILABLE; ++retry) {
+      std::this_thread::sleep_for(RetryBackoff(retry));
+      r = ChatTurn(session_id, turn, &code);
+      r.retries = retry + 1;
+    }
+    return r;
+  }
+
+  RequestRecord ChatTurn(const std::string& session_id, const Turn& turn, grpc::StatusCode* code) {
     v1::ChatRequest request;
     request.set_session_id(session_id);
     request.set_message(turn.user);
@@ -126,8 +163,9 @@ class Run {
     sampling->set_max_tokens(turn.max_tokens > 0 ? turn.max_tokens : options_.default_max_tokens);
     sampling->set_ignore_eos(options_.ignore_eos);
     grpc::ClientContext context;
-    Prepare(context);
+    Prepare(context, session_id);
     RequestRecord r;
+    r.session_id = session_id;
     r.start = Now();
     std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub_->Chat(&context, request);
     v1::ChatResponse response;
@@ -152,6 +190,7 @@ class Run {
     const grpc::Status status = reader->Finish();
     r.end = Now();
     r.ok = status.ok();
+    *code = status.error_code();
     if (!r.ok) r.error = absl::StrCat(status.error_code(), ": ", status.error_message());
     return r;
   }

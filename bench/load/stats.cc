@@ -225,7 +225,8 @@ nlohmann::json ReportToJson(const Report& report) {
   // Per request: what a long-conversation analysis needs, turn by turn.
   nlohmann::json requests = nlohmann::json::array();
   for (const RequestRecord& r : report.records) {
-    nlohmann::json j = {{"conversation", r.conversation}, {"turn", r.turn},
+    nlohmann::json j = {{"conversation", r.conversation}, {"turn", r.turn}, {"session_id", r.session_id},
+                        {"retries", r.retries},
                         {"ok", r.ok},                     {"prompt_tokens", r.prompt_tokens},
                         {"cached_prompt_tokens", r.cached_prompt_tokens},
                         {"completion_tokens", r.completion_tokens},

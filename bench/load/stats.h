@@ -20,6 +20,8 @@ namespace troupe::load {
 struct RequestRecord {
   int conversation = 0;
   int turn = 0;                     // 0-based turn index within its conversation
+  std::string session_id;           // the conversation's session ("" before it was created)
+  int retries = 0;                  // times it was sent again after UNAVAILABLE
   double start = 0.0;               // seconds since the run started
   double end = 0.0;
   std::vector<double> token_times;  // arrival of each message that carried tokens

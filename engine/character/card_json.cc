@@ -1,5 +1,8 @@
 #include "engine/character/card_json.h"
 
+#include <cmath>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "common/json_depth.h"
 #include "engine/character/character_card.h"
@@ -108,11 +111,15 @@ absl::Status ToInteger(const json& value, absl::string_view path, int64_t min, i
 }
 
 absl::Status ToFloats(const json& value, absl::string_view path, size_t count, float* out) {
-  const std::string what = absl::StrCat("an array of ", count, " numbers");
+  const std::string what = absl::StrCat("an array of ", count, " numbers within float's range");
   if (!value.is_array() || value.size() != count) return Expected(path, what);
   for (size_t i = 0; i < count; ++i) {
     if (!value[i].is_number()) return Expected(path, what);
-    out[i] = value[i].get<float>();
+    // Past float's range the value would become infinity (and the conversion is undefined),
+    // which no export could write back as a number.
+    const double d = value[i].get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) return Expected(path, what);
+    out[i] = static_cast<float>(d);
   }
   return absl::OkStatus();
 }

@@ -47,6 +47,10 @@ void BlockPool::Uncache(BlockId b) {
     partial_[b] = false;
   } else {
     by_hash_.erase(keys_[b].hash);
+    if (events_ != nullptr) {
+      events_->push_back(KvEvent{.kind = KvEvent::Kind::kRemoved, .hash = keys_[b].hash, .parent = kNoParentHash,
+                                 .tokens = {}});
+    }
   }
   keys_[b] = BlockKey{};
   cached_[b] = false;
@@ -141,6 +145,10 @@ bool BlockPool::Register(BlockId block, BlockKey key) {
   TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(block >= 0 && block < num_blocks() && ref_counts_[block] > 0 && !cached_[block]);
   if (!by_hash_.emplace(key.hash, block).second) return false;
+  if (events_ != nullptr) {
+    events_->push_back(
+        KvEvent{.kind = KvEvent::Kind::kStored, .hash = key.hash, .parent = key.parent, .tokens = key.tokens});
+  }
   keys_[block] = std::move(key);
   cached_[block] = true;
   return true;

@@ -23,6 +23,7 @@
 
 #include "common/thread_owner.h"
 #include "engine/kv/block_hash.h"
+#include "engine/kv/kv_event.h"
 
 namespace troupe {
 
@@ -84,6 +85,11 @@ class BlockPool {
                                       int max_tokens);
   int num_partial() const { return static_cast<int>(partial_by_parent_.size()); }
 
+  // From now on appends a kStored event to *log for each full block registered and a kRemoved
+  // one for each full block evicted, in order (kv_event.h); null stops it. The caller drains
+  // the log. `log` must outlive the recording.
+  void RecordEvents(std::vector<KvEvent>* log) { events_ = log; }
+
  private:
   void Unlink(BlockId block);      // from the eviction queue
   void PushBack(BlockId block);    // onto the eviction queue's tail (most recent)
@@ -100,6 +106,7 @@ class BlockPool {
   BlockId head_ = -1, tail_ = -1;         // head = least recently released
   std::vector<bool> partial_;             // [num_blocks]: cached as a partial block
   int num_evictable_ = 0;
+  std::vector<KvEvent>* events_ = nullptr;  // RecordEvents
   ThreadOwner engine_thread_;
 };
 

@@ -93,6 +93,7 @@ absl::Status MemoryService::Load() {
   TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> records, store_->ListMemories());
   int skipped = 0;
   for (const MemoryRecord& r : records) {
+    high_water_ = std::max(high_water_, r.id);
     if (r.turn_index >= 0) remembered_turns_.emplace(r.session_id, r.turn_index);
     if (static_cast<int>(r.embedding.size()) != embedder_->dim()) {
       ++skipped;  // made by another embedding model; not searchable with this one
@@ -301,19 +302,62 @@ int64_t MemoryService::num_memories() const {
   return static_cast<int64_t>(entries_.size());
 }
 
+void MemoryService::CatchUp() {
+  // Memory ids come from a sequence, but transactions commit out of order: one with a lower id
+  // may become visible after a higher one was read, so each look starts a little behind.
+  constexpr int64_t kLookBack = 256;
+  constexpr int kBatch = 1000;
+  int64_t after = std::max<int64_t>(0, high_water_ - kLookBack);
+  for (;;) {
+    absl::StatusOr<std::vector<MemoryRecord>> batch = store_->ListMemoriesAfter(after, kBatch);
+    if (!batch.ok()) {
+      TROUPE_LOG_WARNING("memory: cannot read other replicas' memories (%s); retrying later",
+                         batch.status().ToString().c_str());
+      return;
+    }
+    for (const MemoryRecord& r : *batch) {
+      high_water_ = std::max(high_water_, r.id);
+      after = r.id;
+      if (r.turn_index >= 0) remembered_turns_.emplace(r.session_id, r.turn_index);
+      bool indexed;
+      {
+        absl::ReaderMutexLock lock(&mu_);
+        indexed = entries_.count(r.id) != 0;
+      }
+      if (indexed || static_cast<int>(r.embedding.size()) != embedder_->dim()) continue;
+      if (const absl::Status added = AddToIndex(r); !added.ok()) {
+        TROUPE_LOG_WARNING("memory %lld not indexed: %s", static_cast<long long>(r.id), added.ToString().c_str());
+      }
+    }
+    if (static_cast<int>(batch->size()) < kBatch) return;
+  }
+}
+
 void MemoryService::WriterLoop() {
   for (;;) {
     Job job;
+    bool idle = false;
     {
       absl::MutexLock lock(&queue_mu_);
-      queue_mu_.Await(absl::Condition(
+      const absl::Condition work(
           +[](MemoryService* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->queue_mu_) {
             return s->stopping_ || !s->queue_.empty();
           },
-          this));
-      if (queue_.empty()) return;  // stopping, and every queued write done
-      job = std::move(queue_.front());
-      queue_.pop_front();
+          this);
+      if (store_->shared()) {
+        idle = !queue_mu_.AwaitWithTimeout(work, options_.catch_up_interval);
+      } else {
+        queue_mu_.Await(work);
+      }
+      if (!idle) {
+        if (queue_.empty()) return;  // stopping, and every queued write done
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (idle) {  // learn what other replicas stored, without the queue's lock
+      CatchUp();
+      continue;
     }
     if (job.turn) {
       const absl::Status written = WriteTurn(*job.turn);

@@ -20,6 +20,12 @@
 // the stored turns that have none, in the background, a bounded batch at a time between the
 // clients' writes (Load only starts it).
 //
+// Replicas: on a shared Store (Store::shared()) each replica's indexes also take the memories
+// the others store, read by the writer thread when it is idle, every catch_up_interval (so a
+// session that moves to another replica recalls its past turns there within about a second).
+// Experiences a replica replaces, and memories of sessions it deletes, stay in the others'
+// indexes until they restart; neither is recalled by any other session of another tenant.
+//
 // Thread-safe: Recall runs concurrently with other Recalls (reader lock); the writer thread
 // takes the writer lock only to add to an index.
 #pragma once
@@ -54,6 +60,9 @@ struct MemoryServiceOptions {
   // The backfill's batch: at most this many turns are remembered before the writes queued
   // meanwhile get their turn. >= 1.
   int backfill_batch_turns = 16;
+  // On a shared Store (replicas on one database): how often the writer thread, when idle,
+  // indexes the memories other replicas added (Store::ListMemoriesAfter).
+  absl::Duration catch_up_interval = absl::Seconds(1);
 };
 
 // Where a session's memories live and what it may see.
@@ -193,6 +202,9 @@ class MemoryService {
   // may both reach a turn). Writer thread.
   absl::Status WriteTurn(const TurnMemoryInput& turn);
   absl::Status AddToIndex(const MemoryRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  // Indexes the stored memories with ids above catch_up_from_ not indexed yet (other replicas'),
+  // looking back a little for late commits. Writer thread, shared Stores only.
+  void CatchUp();
   static std::string ScopeKey(MemoryScope scope, const MemoryRecord& record);
 
   Store* const store_;
@@ -204,6 +216,7 @@ class MemoryService {
   // (session id, turn index) of every turn with a memory. Filled by Load, then writer thread only.
   std::set<std::pair<std::string, int>> remembered_turns_;
   int64_t backfill_before_ms_ = 0;  // the backfill takes turns stored before this; set by Load
+  int64_t high_water_ = 0;  // the highest memory id read from the store; Load, then writer thread
 
   mutable absl::Mutex mu_;
   std::unordered_map<std::string, MemoryIndex> indexes_ ABSL_GUARDED_BY(mu_);

@@ -167,10 +167,18 @@ absl::StatusOr<Session> SessionStore::Load(const std::string& tenant, const Sess
     session.history.push_back(ChatMessage{"assistant", t.reply_text});
   }
   session.num_turns = static_cast<int>(turns.size());
+  session.store_version = record.version;
   return session;  // no context_tokens: the first turn after loading renders in full
 }
 
 absl::StatusOr<Session> SessionStore::Get(const std::string& tenant, const SessionId& id) const {
+  if (store_ != nullptr && store_->shared()) {
+    absl::StatusOr<std::optional<Session>> current = GetIfCurrent(tenant, id);
+    if (!current.ok() || current->has_value()) {
+      if (!current.ok()) return current.status();
+      return **current;
+    }
+  }
   uint64_t deletions_before_load = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -207,6 +215,36 @@ absl::StatusOr<Session> SessionStore::Get(const std::string& tenant, const Sessi
   }
   if (deletions_ == deletions_before_load) sessions_.emplace(id, *loaded);
   return loaded;
+}
+
+absl::StatusOr<std::optional<Session>> SessionStore::GetIfCurrent(const std::string& tenant,
+                                                                  const SessionId& id) const {
+  int64_t held_version = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || it->second.character_id.empty()) return std::nullopt;  // not held, or inline
+    if (it->second.tenant != tenant) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+    held_version = it->second.store_version;
+  }
+  absl::StatusOr<SessionRecord> stored = store_->GetSession(tenant, id);
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (!stored.ok()) {
+    if (!absl::IsNotFound(stored.status())) return stored.status();
+    // Deleted by another replica: forget it here too.
+    if (it != sessions_.end() && it->second.store_version == held_version) sessions_.erase(it);
+    return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
+  }
+  if (it == sessions_.end()) return std::nullopt;  // dropped meanwhile: load it
+  if (it->second.store_version != stored->version) {
+    // Another replica gave it a turn or a new setup: drop this copy unless a turn of this
+    // process moved it meanwhile, and load afresh.
+    if (it->second.store_version == held_version) sessions_.erase(it);
+    return std::nullopt;
+  }
+  it->second.mood = stored->mood;  // the memory writer of whichever replica ran the last turn
+  return it->second;
 }
 
 std::shared_ptr<absl::Mutex> SessionStore::WriteMutexLocked(const SessionId& id) {
@@ -276,6 +314,7 @@ absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, 
     it->second.summary = std::move(summary);
     it->second.summarized_turns = summarized_turns;
     it->second.pending_summary.reset();
+    ++it->second.store_version;  // UpdateSessionSetup bumped it
   }
   return absl::OkStatus();
 }
@@ -373,6 +412,7 @@ void SessionStore::ApplyTurnLocked(const SessionId& id, Session& session, Turn t
   session.character_version = turn.character_version;
   if (turn.rendered_in_full) session.contexts_from_turn = session.num_turns;
   ++session.num_turns;
+  ++session.store_version;  // the Store's AppendTurn bumped it (durable sessions)
   if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) last_use->second = Now();
 }
 
@@ -405,12 +445,22 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, 
               .reply_text = turn.reply,
               .time_ms = absl::ToUnixMillis(absl::Now())};
   }
-  TROUPE_RETURN_IF_ERROR(store_->AppendTurn(tenant, record));
+  if (absl::Status appended = store_->AppendTurn(tenant, record); !appended.ok()) {
+    if (!absl::IsFailedPrecondition(appended)) return appended;
+    // Another replica committed this turn index first (a shared Store): this copy is stale.
+    absl::MutexLock lock(&mu_);
+    if (auto it = sessions_.find(id); it != sessions_.end() && it->second.history.size() == base_version) {
+      sessions_.erase(it);
+    }
+    return absl::AbortedError(absl::StrCat("session '", id,
+                                            "' was given a turn elsewhere (another replica) during this one; retry"));
+  }
   absl::MutexLock lock(&mu_);
-  // Still there and unchanged: Delete and every other write of this session take the write mutex.
+  // Delete and every other write of this session take the write mutex, so the copy is unchanged
+  // unless, on a shared Store, a Get saw the version this commit made and dropped the copy (and
+  // perhaps loaded it again, this turn included): the turn is committed either way.
   auto it = sessions_.find(id);
-  TROUPE_CHECK(it != sessions_.end() && it->second.history.size() == base_version);
-  ApplyTurnLocked(id, it->second, std::move(turn));
+  if (it != sessions_.end() && it->second.history.size() == base_version) ApplyTurnLocked(id, it->second, std::move(turn));
   return absl::OkStatus();
 }
 

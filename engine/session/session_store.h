@@ -79,6 +79,10 @@ struct Session {
   int contexts_from_turn = 0;
   // In memory only; dropped when the summary changes (SetSummary).
   std::optional<PendingSummary> pending_summary;
+  // Durable sessions: the Store's SessionRecord::version this copy matches (loaded with it, and
+  // counted on by this process's own turns and summaries). On a shared Store a Get that finds
+  // the stored version moved on loads the session afresh.
+  int64_t store_version = 0;
 };
 
 struct SessionStoreOptions {
@@ -147,7 +151,9 @@ class SessionStore {
 
   // A copy of the session, loaded from the Store on first use after a restart. kNotFound for an
   // unknown id, another tenant's or an expired inline session. Counts as a use of an inline
-  // session.
+  // session. On a shared Store (Store::shared(): replicas on one database) a durable session
+  // held in memory is checked against the Store's version first (one read), and loaded again
+  // when another replica changed it; its mood is taken from the Store either way.
   [[nodiscard]] absl::StatusOr<Session> Get(const std::string& tenant, const SessionId& id) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -165,7 +171,8 @@ class SessionStore {
   };
   // Appends one turn. `base_version` is the history size of the snapshot the turn was rendered
   // from: if another turn landed in between, the turn is refused with kAborted so the history
-  // never interleaves two turns. kNotFound if the session was deleted meanwhile;
+  // never interleaves two turns; so is a turn another replica committed first (shared Store),
+  // and the copy held here is dropped so that the retry loads the session afresh. kNotFound if the session was deleted meanwhile;
   // kResourceExhausted past max_history_messages. A durable session's turn is committed to the
   // Store (synced to disk) before this returns OK.
   [[nodiscard]] absl::Status AppendTurn(const SessionId& id, size_t base_version, Turn turn)
@@ -175,6 +182,11 @@ class SessionStore {
   int num_inline() const ABSL_LOCKS_EXCLUDED(mu_);  // inline sessions held, expired ones included
 
  private:
+  // Get's check of a held durable session on a shared Store: the copy when the Store's version
+  // matches it (its mood refreshed), nullopt when it must be loaded (not held, or stale: then it
+  // is dropped), kNotFound when it is another tenant's or was deleted elsewhere.
+  absl::StatusOr<std::optional<Session>> GetIfCurrent(const std::string& tenant, const SessionId& id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Reads a durable session from the Store (no lock held: disk I/O).
   absl::StatusOr<Session> Load(const std::string& tenant, const SessionId& id) const ABSL_LOCKS_EXCLUDED(mu_);
   // The mutex that serializes the Store writes of session `id`, made on first use. Callers lock

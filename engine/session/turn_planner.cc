@@ -227,7 +227,9 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
     recall.options = memory_options.retrieval;
     recall.skip_turns_from = window_from;
     recall.skip_turns_to = num_turns;
+    const absl::Time recall_start = absl::Now();
     TROUPE_ASSIGN_OR_RETURN(recalled, deps.memory->Recall(recall));
+    plan.recall_time = absl::Now() - recall_start;
   }
 
   // Lore triggered by the recent messages and the new one.

@@ -125,6 +125,7 @@ struct TurnPlan {
   int new_summarized_turns = 0;
   int folded_turns = 0;             // turns this turn folded or dropped
   absl::Duration summary_time;      // spent in the summarizer
+  std::optional<absl::Duration> recall_time;  // spent recalling memories (unset: no recall)
   bool summary_was_pending = false; // the fold took Session::pending_summary
   // Set when this turn appended past FoldMarks::Pre and no summary for the next fold is pending.
   std::optional<PrefoldJob> prefold;

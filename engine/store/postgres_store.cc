@@ -61,7 +61,13 @@ CREATE INDEX memories_by_session ON memories (session_id, id);
 CREATE INDEX memories_by_tenant_character ON memories (tenant, character_id, scope, id);
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1};
+// Version 2: sessions carry a version, bumped by each turn and setup change (Store's
+// SessionRecord::version), which replicas compare with the copy they hold.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE sessions ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 // Taken by the connection that migrates: replicas starting at once migrate one after another.
@@ -76,7 +82,7 @@ bool Violated(const PgConnection& c, const char* sqlstate) { return c.sqlstate()
 int64_t ClampLimit(int limit) { return limit <= 0 || limit > 1000 ? 1000 : limit; }
 
 constexpr const char* kSessionColumns =
-    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms, tenant FROM sessions ";
+    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms, tenant, version FROM sessions ";
 
 SessionRecord ReadSession(const PgRows& r, int row) {
   SessionRecord s;
@@ -87,6 +93,7 @@ SessionRecord ReadSession(const PgRows& r, int row) {
   s.mood = r.Emotion(row, 4);
   s.create_time_ms = r.Int(row, 5);
   s.tenant = r.Text(row, 6);
+  s.version = r.Int(row, 7);
   return s;
 }
 
@@ -344,7 +351,8 @@ absl::Status PostgresStore::UpdateSessionSetup(const std::string& tenant, const 
                                                const std::string& setup_json) {
   return pool_->Run("update session setup", false, [&](PgConnection& c, bool) -> absl::Status {
     TROUPE_ASSIGN_OR_RETURN(PgRows done, c.Exec("update session setup",
-                                                "UPDATE sessions SET setup_json = $1 WHERE id = $2 AND tenant = $3",
+                                                "UPDATE sessions SET setup_json = $1, version = version + 1 "
+                                                "WHERE id = $2 AND tenant = $3",
                                                 {PgParam::Text(setup_json), PgParam::Text(id), PgParam::Text(tenant)}));
     if (done.affected() == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
     return absl::OkStatus();
@@ -388,11 +396,14 @@ absl::Status PostgresStore::AppendTurn(const std::string& tenant, const TurnReco
       return absl::FailedPreconditionError(
           absl::StrCat("session ", t.session_id, " is at turn ", at, ", not ", t.turn_index));
     }
-    return c.Run("append turn",
-                 "INSERT INTO turns (session_id, turn_index, user_text, context_text, reply_text, time_ms) "
-                 "VALUES ($1, $2, $3, $4, $5, $6)",
-                 {PgParam::Text(t.session_id), PgParam::Int(t.turn_index), PgParam::Text(t.user_text),
-                  PgParam::Text(t.context_text), PgParam::Text(t.reply_text), PgParam::Int(t.time_ms)});
+    TROUPE_RETURN_IF_ERROR(
+        c.Run("append turn",
+              "INSERT INTO turns (session_id, turn_index, user_text, context_text, reply_text, time_ms) "
+              "VALUES ($1, $2, $3, $4, $5, $6)",
+              {PgParam::Text(t.session_id), PgParam::Int(t.turn_index), PgParam::Text(t.user_text),
+               PgParam::Text(t.context_text), PgParam::Text(t.reply_text), PgParam::Int(t.time_ms)}));
+    return c.Run("append turn", "UPDATE sessions SET version = version + 1 WHERE id = $1",
+                 {PgParam::Text(t.session_id)});
   });
 }
 
@@ -493,6 +504,17 @@ absl::StatusOr<std::vector<MemoryRecord>> PostgresStore::ListMemories() {
   TROUPE_RETURN_IF_ERROR(pool_->Run("list memories", false, [&](PgConnection& c, bool) -> absl::Status {
     TROUPE_ASSIGN_OR_RETURN(
         out, ReadMemories(c.Exec("list memories", absl::StrCat(kMemoryColumns, "ORDER BY id").c_str())));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<MemoryRecord>> PostgresStore::ListMemoriesAfter(int64_t after_id, int limit) {
+  std::vector<MemoryRecord> out;
+  TROUPE_RETURN_IF_ERROR(pool_->Run("list new memories", false, [&](PgConnection& c, bool) -> absl::Status {
+    TROUPE_ASSIGN_OR_RETURN(
+        out, ReadMemories(c.Exec("list new memories", absl::StrCat(kMemoryColumns, "WHERE id > $1 ORDER BY id LIMIT $2").c_str(),
+                                 {PgParam::Int(after_id), PgParam::Int(ClampLimit(limit))})));
     return absl::OkStatus();
   }));
   return out;

@@ -13,7 +13,7 @@
 // checks the turn index, so two replicas appending turn N of one session commit one turn N and
 // the other gets kFailedPrecondition; the turns' primary key backs this up.
 //
-// Schema (version 1, in postgres_store.cc): the tables of SqliteStore's version 2, with ids
+// Schema (version 2, in postgres_store.cc): the tables of SqliteStore's version 3, with ids
 // ordered bytewise (COLLATE "C", as SQLite orders them) and vectors as bytea of little-endian
 // float32. Versions live in the table troupe_schema; Open applies missing migrations under an
 // advisory lock, so replicas starting together migrate once. Text must be valid UTF-8 without
@@ -36,6 +36,8 @@ class PostgresStore final : public Store {
   // the password out.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(const std::string& url,
                                                                            const PostgresPoolOptions& options = {});
+
+  bool shared() const override { return true; }
 
   absl::Status PutCharacter(const std::string& tenant, const CharacterRecord& character) override;
   absl::StatusOr<CharacterRecord> GetCharacter(const std::string& tenant, const std::string& id) override;
@@ -65,6 +67,7 @@ class PostgresStore final : public Store {
   absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(const std::string& tenant,
                                                                   const std::string& character_id) override;
   absl::StatusOr<std::vector<MemoryRecord>> ListMemories() override;
+  absl::StatusOr<std::vector<MemoryRecord>> ListMemoriesAfter(int64_t after_id, int limit) override;
   absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(const std::string& tenant,
                                                                 const std::string& session_id) override;
 

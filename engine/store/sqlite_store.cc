@@ -75,7 +75,13 @@ CREATE INDEX sessions_by_tenant_character ON sessions(tenant, character_id, id);
 CREATE INDEX memories_by_tenant_character ON memories(tenant, character_id, scope, id);
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+// Version 3: sessions carry a version, bumped by each turn and setup change (Store's
+// SessionRecord::version).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 absl::string_view PathOf(sqlite3* db) {
@@ -185,11 +191,12 @@ SessionRecord ReadSession(const Statement& q) {
   s.setup_json = q.Text(3);
   s.mood = q.Emotion(4);
   s.create_time_ms = q.Int(5);
+  s.version = q.Int(7);
   return s;
 }
 
 constexpr const char* kSessionColumns =
-    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms, tenant FROM sessions ";
+    "SELECT id, character_id, user_id, setup_json, mood, create_time_ms, tenant, version FROM sessions ";
 
 MemoryRecord ReadMemory(const Statement& q) {
   MemoryRecord m;
@@ -459,7 +466,7 @@ absl::StatusOr<std::vector<SessionRecord>> SqliteStore::ListSessionsOfAllTenants
 absl::Status SqliteStore::UpdateSessionSetup(const std::string& tenant, const std::string& id,
                                              const std::string& setup_json) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "UPDATE sessions SET setup_json = ? WHERE id = ? AND tenant = ?");
+  Statement q(db_, "UPDATE sessions SET setup_json = ?, version = version + 1 WHERE id = ? AND tenant = ?");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, setup_json);
   q.Bind(2, id);
@@ -523,6 +530,10 @@ absl::Status SqliteStore::AppendTurn(const std::string& tenant, const TurnRecord
     }
     return SqliteError(db_, "append turn");
   }
+  Statement bump(db_, "UPDATE sessions SET version = version + 1 WHERE id = ?");
+  TROUPE_RETURN_IF_ERROR(bump.status());
+  bump.Bind(1, t.session_id);
+  TROUPE_RETURN_IF_ERROR(bump.Run());
   return txn.Commit();
 }
 

@@ -3,9 +3,10 @@
 // never block the writer. One connection, serialised by a mutex: the role-play layer's writes
 // are a few per chat turn, far below what one connection sustains.
 //
-// Schema (version 2, in sqlite_store.cc, built by numbered migrations kept in user_version):
+// Schema (version 3, in sqlite_store.cc, built by numbered migrations kept in user_version):
 // characters, sessions, turns, memories; characters, sessions and memories carry their tenant
-// (a version 1 database is migrated on open, its rows going to the anonymous tenant ""). Vectors
+// (a version 1 database is migrated on open, its rows going to the anonymous tenant ""), and
+// sessions a version (version 3). Vectors
 // are stored as little-endian float32 BLOBs.
 #pragma once
 

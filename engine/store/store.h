@@ -46,6 +46,10 @@ struct SessionRecord {
   std::string setup_json;  // persona, scenario, point in time, ... (server/session layer)
   std::array<float, 8> mood{};  // running Plutchik mood, updated after every turn
   int64_t create_time_ms = 0;
+  // Filled in by reads: bumped by every AppendTurn and UpdateSessionSetup of the session (not
+  // by mood updates). A process holding a copy of the session compares it with the version it
+  // loaded to learn whether another process changed the session since (Store::shared()).
+  int64_t version = 0;
 };
 
 struct TurnRecord {
@@ -82,6 +86,11 @@ struct PageRequest {
 class Store {
  public:
   virtual ~Store() = default;
+
+  // Whether other processes may write these records too (a database shared by replicas): then
+  // a copy held in memory may be stale, and a holder checks SessionRecord::version before
+  // trusting it. False for a store this process alone writes.
+  virtual bool shared() const { return false; }
 
   // Inserts or replaces a character of `tenant` (same id: card and update time replaced).
   // kNotFound when the id is another tenant's.
@@ -136,6 +145,20 @@ class Store {
   // Every tenant's memories, oldest first (the server builds its in-memory indexes from them at
   // start); each record's tenant is set.
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListMemories() = 0;
+  // Every tenant's memories with ids above `after_id`, oldest first, at most `limit`: how a
+  // process on a shared store learns of the memories others added. Ids grow with each memory
+  // added, though on a shared store a memory may become visible after one with a higher id
+  // (transactions commit out of order): readers look back a little. The default filters
+  // ListMemories; stores shared by processes answer it with one indexed read.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListMemoriesAfter(int64_t after_id, int limit) {
+    absl::StatusOr<std::vector<MemoryRecord>> all = ListMemories();
+    if (!all.ok()) return all.status();
+    std::vector<MemoryRecord> out;
+    for (MemoryRecord& m : *all) {
+      if (m.id > after_id && static_cast<int>(out.size()) < limit) out.push_back(std::move(m));
+    }
+    return out;
+  }
   // Memories made from the turns of one session (any scope), oldest first.
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListSessionMemories(
       const std::string& tenant, const std::string& session_id) = 0;

@@ -347,8 +347,13 @@ TEST(AuthTest, ReloadAddsAndRemovesKeysWhileAStreamRuns) {
   EXPECT_TRUE(ServerInfo(*stub, "new-key").ok());
   EXPECT_EQ(ServerInfo(*stub, "old-key").error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
-  // The stream admitted with the removed key goes on streaming until its client ends it.
-  EXPECT_EQ(server->server->engine().Stats().num_running, 1);
+  // The stream admitted with the removed key goes on streaming until its client ends it. (The
+  // engine publishes its stats after the step that pushed the first token: wait for them.)
+  int running = 0;
+  for (int i = 0; i < 500 && (running = server->server->engine().Stats().num_running) != 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(running, 1);
   v1::GenerateResponse response;
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(stream.reader->Read(&response)) << "message " << i;
   const grpc::Status status = stream.CancelAndFinish();

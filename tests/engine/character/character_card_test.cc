@@ -423,7 +423,14 @@ TEST(CharacterCardTest, WrongTypesNameTheFieldPath) {
       {{{"data",
          {{"extensions", {{"troupe/profile", {{"psychometrics", {{"big_five", {1, 2}}}}}}}}}}},
        "data.extensions[\"troupe/profile\"].psychometrics.big_five: expected an array of 5 "
-       "numbers"},
+       "numbers within float's range"},
+      // Found by fuzz_card_json (fuzz/corpus/card_json/regression-float-overflow): 4.4e87 became
+      // infinity, which the export wrote as null and no import read back.
+      {{{"data",
+         {{"extensions",
+           {{"troupe/profile", {{"psychometrics", {{"big_five", {3.1, 4.4e87, 2.0, 3.4, 2.2}}}}}}}}}}},
+       "data.extensions[\"troupe/profile\"].psychometrics.big_five: expected an array of 5 "
+       "numbers within float's range"},
       {{{"data", {{"extensions", {{"troupe/profile", {{"experiences", {{{"text", 5}}}}}}}}}}},
        "data.extensions[\"troupe/profile\"].experiences[0].text: expected a string"},
       {{{"data", {{"extensions", {{"troupe/profile", {{"identity", "tall"}}}}}}}},

@@ -35,7 +35,7 @@ class PostgresStoreTest : public ::testing::Test {
 
 TEST_F(PostgresStoreTest, MigratesOnceAndRefusesANewerSchema) {
   ASSERT_NE(Open(), nullptr);
-  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "1");
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "2");
   ASSERT_NE(Open(), nullptr);  // an up-to-date database opens as it is
   EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT COUNT(*) FROM troupe_schema"), "1");
   ASSERT_TRUE(testing::PostgresAdminExec(database_.url(), "UPDATE troupe_schema SET version = 99"));
@@ -55,13 +55,15 @@ TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
   }
   for (std::thread& t : threads) t.join();
   for (const absl::Status& status : opened) EXPECT_TRUE(status.ok()) << status;
-  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "1");
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "2");
 }
 
 // The server drops every connection (a restart, a failover, an idle timeout in a pooler): the
 // next call reconnects and succeeds, and its turn is committed once.
 TEST_F(PostgresStoreTest, ACallRetriesWhenTheServerDropsTheConnection) {
-  auto store = Open({.num_connections = 1});
+  PostgresPoolOptions one_connection;
+  one_connection.num_connections = 1;
+  auto store = Open(one_connection);
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
   ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());

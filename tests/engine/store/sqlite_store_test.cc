@@ -100,7 +100,7 @@ TEST_F(SqliteStoreTest, PerTenantQueriesUseIndexes) {
 }
 
 // A database written by schema version 1 (before tenants), made here with that version's own
-// SQL, opens under version 2: its rows belong to the anonymous tenant "", every record reads
+// SQL, opens under the latest version: its rows belong to the anonymous tenant "", every record reads
 // back unchanged, and new tenants' records live beside them.
 TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseToTheAnonymousTenant) {
   {
@@ -165,13 +165,13 @@ INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text
   EXPECT_EQ(store->ListCharacters("acme", {})->size(), 1u);
   store.reset();
 
-  // Migrated once: the version is now 2, and reopening changes nothing.
+  // Migrated once: the version is now the latest (3), and reopening changes nothing.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* q = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 3);
   sqlite3_finalize(q);
   sqlite3_close(db);
   store = OpenStore();

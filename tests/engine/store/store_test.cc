@@ -274,6 +274,23 @@ TEST_P(StoreTest, TenantsSeeOnlyTheirOwnRecords) {
   EXPECT_EQ(store->ListCharacterMemories("a", "ca")->size(), 1u);
 }
 
+// A session's version moves with each turn and setup change, not with its mood: what a replica
+// compares to learn that its copy is stale.
+TEST_P(StoreTest, SessionVersionCountsTurnsAndSetupChanges) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s1", "c1")).ok());
+  EXPECT_EQ(store->GetSession(kTenant, "s1")->version, 0);
+  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s1", 0)).ok());
+  EXPECT_EQ(store->GetSession(kTenant, "s1")->version, 1);
+  ASSERT_TRUE(store->UpdateSessionSetup(kTenant, "s1", "{}").ok());
+  EXPECT_EQ(store->GetSession(kTenant, "s1")->version, 2);
+  ASSERT_TRUE(store->UpdateSessionMood(kTenant, "s1", {1, 2, 3, 4, 5, 6, 7, 8}).ok());
+  EXPECT_EQ(store->GetSession(kTenant, "s1")->version, 2);
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s1", 5)).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->ListSessions(kTenant, "", {})->at(0).version, 2);
+}
+
 // Two stores on one database (two replicas, or two connections to one SQLite file) appending the
 // same turns of one session at once: each turn index commits exactly once, the loser of each
 // race gets kFailedPrecondition, and the history has no gap and no duplicate.
