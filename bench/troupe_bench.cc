@@ -133,8 +133,8 @@ int Main(int argc, char** argv) {
                  "store each character (CreateCharacter) and run durable sessions of it, with memory "
                  "(the server needs --data-dir); default: inline sessions");
   parser.AddInt("retries", &f.max_retries,
-                "send an RPC that fails with UNAVAILABLE again up to N times (0.5 s, 1 s, 2 s, ... apart): "
-                "a fleet's clients while a replica dies or drains");
+                "send an RPC that fails with UNAVAILABLE (or a stream reset by a gateway) again up to N "
+                "times (0.5 s, 1 s, 2 s, ... apart): a fleet's clients while a replica dies or drains");
   parser.AddBool("keep-sessions", &f.keep_sessions,
                  "keep each conversation's session at its end (to check its turns in the database)");
   parser.AddString("api-key", &f.api_key, "API key of a server started with --api-keys (sent as x-api-key)");

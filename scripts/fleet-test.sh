@@ -8,11 +8,13 @@
 # never moved kept >= 90% of their turn-2+ prompt tokens from the cache. Loopback only.
 #
 #   scripts/fleet-test.sh [--routing session|round-robin] [--sessions N] [--turns T]
-#                         [--no-faults] [--out DIR]
+#                         [--no-faults] [--keep-database] [--out DIR] [-- TROUPE_BENCH_ARGS...]
 #
 # --routing round-robin runs the same load with nginx's round-robin instead (the comparison in
-# docs/benchmarks.md "Fleet"; its cache figure is reported, not checked). The summary is
-# OUT/summary.json (OUT defaults to a temporary folder, printed). Needs a build (TROUPE_BUILD,
+# docs/benchmarks.md "Fleet"; its cache figure is reported, not checked). Arguments after --
+# go to troupe-bench (later flags win: --max-tokens 48, --user-words 80, ...). The summary is
+# OUT/summary.json (OUT defaults to a temporary folder, printed). --keep-database leaves the
+# PostgreSQL server running at the end (its URL printed) to look at what was stored. Needs a build (TROUPE_BUILD,
 # default build/), nginx and postgresql (scripts/install-deps.sh).
 set -euo pipefail
 
@@ -23,15 +25,19 @@ routing=session
 sessions=12
 turns=6
 faults=1
+keep_database=0
 out=""
+bench_args=()
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --) shift; bench_args=("$@"); break ;;
     --routing) routing=$2; shift 2 ;;
     --sessions) sessions=$2; shift 2 ;;
     --turns) turns=$2; shift 2 ;;
     --no-faults) faults=0; shift ;;
+    --keep-database) keep_database=1; shift ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--routing session|round-robin] [--sessions N] [--turns T] [--no-faults] [--out DIR]" >&2
+    *) echo "usage: $0 [--routing session|round-robin] [--sessions N] [--turns T] [--no-faults] [--keep-database] [--out DIR]" >&2
        exit 2 ;;
   esac
 done
@@ -49,12 +55,21 @@ chmod 755 "$work"
 [[ -n $out ]] || out=$work/out
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-pids=()
+pids=()        # the replicas
+nginx_pid=""
 cleanup() {
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  [[ -f $work/nginx/nginx.pid ]] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
-  scripts/postgres-test-server.sh stop "$work/pg" >/dev/null 2>&1 || true
-  rm -rf "$work/pg"
+  # TERM to nginx's master stops its workers too (SIGKILL would orphan them).
+  if [[ -n $nginx_pid ]]; then
+    kill -TERM "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+  fi
+  if [[ $keep_database == 1 ]]; then
+    echo "fleet-test: PostgreSQL left running: $database (scripts/postgres-test-server.sh stop $work/pg)"
+  else
+    scripts/postgres-test-server.sh stop "$work/pg" >/dev/null 2>&1 || true
+    rm -rf "$work/pg"
+  fi
 }
 trap cleanup EXIT
 
@@ -96,13 +111,13 @@ if [[ $routing == round-robin ]]; then
 fi
 nginx -t -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$out/nginx-check.log" || { cat "$out/nginx-check.log" >&2; exit 1; }
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>>"$out/nginx.log" &
-pids+=("$!")
+nginx_pid=$!
 sleep 1
 echo "fleet-test: nginx ($routing routing) on 127.0.0.1:$gateway"
 
 "$bench" --target "127.0.0.1:$gateway" --stored-characters --sessions "$sessions" --turns "$turns" \
   --max-tokens 24 --retries 6 --keep-sessions --no-progress \
-  --result-json "$out/bench.json" --save-replies "$out/replies.jsonl" >"$out/bench.log" 2>&1 &
+  --result-json "$out/bench.json" --save-replies "$out/replies.jsonl" "${bench_args[@]}" >"$out/bench.log" 2>&1 &
 bench_pid=$!
 
 if [[ $faults == 1 ]]; then
@@ -114,8 +129,8 @@ if [[ $faults == 1 ]]; then
     sleep 0.5
   done
   echo "fleet-test: after ${done_turns:-0} turns: SIGKILL replica 0 (port ${replica_ports[0]}), SIGTERM replica 1 (port ${replica_ports[1]})"
-  kill -9 "${pids[0]}"
-  kill -TERM "${pids[1]}"
+  kill -9 "${pids[0]}" 2>/dev/null || echo "fleet-test: replica 0 had already exited" >&2
+  kill -TERM "${pids[1]}" 2>/dev/null || echo "fleet-test: replica 1 had already exited" >&2
 fi
 bench_status=0
 wait "$bench_pid" || bench_status=$?
@@ -128,4 +143,8 @@ python3 scripts/fleet/fleet_check.py --result "$out/bench.json" --replies "$out/
   --access-log "$out/access.log" --database "$database" --routing "$routing" --turns "$turns" \
   --summary "$out/summary.json" || status=$?
 echo "fleet-test: summary in $out/summary.json"
+if [[ $bench_status -ne 0 && $status -eq 0 ]]; then
+  echo "fleet-test: troupe-bench failed (exit $bench_status); see $out/bench.log" >&2
+  status=1
+fi
 exit $status

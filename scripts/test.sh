@@ -52,7 +52,7 @@ if [[ -z $sanitize ]]; then
   scripts/fleet-test.sh --sessions 9 --turns 5
   scripts/deploy/check-chart.sh
   scripts/deploy/check-monitoring.sh
-  scripts/deploy/check-image.sh build
+  scripts/deploy/check-image.sh build-image
   scripts/check-makefiles-build.sh build-make "$jobs"
   exit 0
 fi

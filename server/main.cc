@@ -132,7 +132,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                    "the events' topic (\"\" = kv@<host name>@<model file name>)");
   parser.AddDuration("drain-delay", &flags.drain_delay,
                      "on SIGTERM, readiness goes off and new RPCs are still served this long before "
-                     "shutdown refuses them (5s; 0 = refuse at once)");
+                     "shutdown refuses them (e.g. 5s; default 0 = refuse at once)");
   parser.AddBool("help", &help, "print this help");
   std::vector<std::string> positional;
   const absl::Status parsed = parser.Parse(argc, argv, &positional);

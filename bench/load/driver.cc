@@ -123,6 +123,15 @@ class Run {
     return stored.character_id();
   }
 
+  // Whether an RPC that failed so is sent again (with max_retries): UNAVAILABLE (no replica
+  // answered, or one refused the call while draining), and a stream a gateway reset because its
+  // replica died mid-reply (INTERNAL "Received RST_STREAM"): both mean "try another replica".
+  static bool Retryable(const grpc::Status& status) {
+    return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+           (status.error_code() == grpc::StatusCode::INTERNAL &&
+            status.error_message().rfind("Received RST_STREAM", 0) == 0);
+  }
+
   // The wait before retry `retry` (0-based) of an RPC that failed with UNAVAILABLE.
   static std::chrono::milliseconds RetryBackoff(int retry) {
     return std::chrono::milliseconds(std::min(8000, 500 << std::min(retry, 4)));
@@ -133,8 +142,7 @@ class Run {
   template <typename Rpc>
   grpc::Status WithRetries(Rpc rpc) {
     grpc::Status status = rpc();
-    for (int retry = 0; retry < options_.max_retries && status.error_code() == grpc::StatusCode::UNAVAILABLE;
-         ++retry) {
+    for (int retry = 0; retry < options_.max_retries && Retryable(status); ++retry) {
       std::this_thread::sleep_for(RetryBackoff(retry));
       status = rpc();
     }
@@ -142,17 +150,17 @@ class Run {
   }
 
   RequestRecord ChatTurnWithRetries(const std::string& session_id, const Turn& turn) {
-    grpc::StatusCode code = grpc::StatusCode::OK;
-    RequestRecord r = ChatTurn(session_id, turn, &code);
-    for (int retry = 0; retry < options_.max_retries && code == grpc::StatusCode::UNAVAILABLE; ++retry) {
+    grpc::Status status;
+    RequestRecord r = ChatTurn(session_id, turn, &status);
+    for (int retry = 0; retry < options_.max_retries && Retryable(status); ++retry) {
       std::this_thread::sleep_for(RetryBackoff(retry));
-      r = ChatTurn(session_id, turn, &code);
+      r = ChatTurn(session_id, turn, &status);
       r.retries = retry + 1;
     }
     return r;
   }
 
-  RequestRecord ChatTurn(const std::string& session_id, const Turn& turn, grpc::StatusCode* code) {
+  RequestRecord ChatTurn(const std::string& session_id, const Turn& turn, grpc::Status* final_status) {
     v1::ChatRequest request;
     request.set_session_id(session_id);
     request.set_message(turn.user);
@@ -190,7 +198,7 @@ class Run {
     const grpc::Status status = reader->Finish();
     r.end = Now();
     r.ok = status.ok();
-    *code = status.error_code();
+    *final_status = status;
     if (!r.ok) r.error = absl::StrCat(status.error_code(), ": ", status.error_message());
     return r;
   }

@@ -54,9 +54,10 @@ struct DriverOptions {
   std::string cache_salt;
   uint64_t seed = 1;       // arrival times
   double rpc_timeout_s = 600.0;
-  // An RPC that fails with UNAVAILABLE (a replica gone, a gateway with no backend) is sent again
-  // up to this many times, after 0.5 s, 1 s, 2 s, ... (at most 8 s): what clients of a fleet do
-  // while a replica dies or drains. A turn sent again is a new turn.
+  // An RPC that fails with UNAVAILABLE (a replica gone, a gateway with no backend), or whose
+  // stream a gateway reset because its replica died mid-reply (INTERNAL "Received RST_STREAM"),
+  // is sent again up to this many times, after 0.5 s, 1 s, 2 s, ... (at most 8 s): what clients
+  // of a fleet do while a replica dies or drains. A turn sent again is a new turn.
   int max_retries = 0;
   // Keep each conversation's session when it ends (by default it is deleted), so that its turns
   // can be checked in the database afterwards.

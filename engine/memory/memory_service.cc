@@ -93,7 +93,7 @@ absl::Status MemoryService::Load() {
   TROUPE_ASSIGN_OR_RETURN(std::vector<MemoryRecord> records, store_->ListMemories());
   int skipped = 0;
   for (const MemoryRecord& r : records) {
-    high_water_ = std::max(high_water_, r.id);
+    if (store_->shared()) seen_above_.emplace(r.id, r.wall_time_ms);
     if (r.turn_index >= 0) remembered_turns_.emplace(r.session_id, r.turn_index);
     if (static_cast<int>(r.embedding.size()) != embedder_->dim()) {
       ++skipped;  // made by another embedding model; not searchable with this one
@@ -107,6 +107,7 @@ absl::Status MemoryService::Load() {
     }
   }
   if (skipped > 0) TROUPE_LOG_WARNING("%d stored memories could not be indexed", skipped);
+  AdvanceLowWater(NowMs());
   TROUPE_LOG_INFO("memory: %lld memories indexed", static_cast<long long>(num_memories()));
   // Backfill: turns acknowledged before a crash whose memory was still queued. Only turns
   // stored before now: later ones are this run's, remembered by their own Remember.
@@ -151,7 +152,7 @@ absl::StatusOr<std::optional<MemoryService::BackfillCursor>> MemoryService::Back
     }
     after = s.id;
   }
-  return BackfillCursor{.after_session = after};
+  return BackfillCursor{.after_session = after, .partial_session = "", .next_turn = 0};
 }
 
 void MemoryService::WaitForBackfill() {
@@ -302,12 +303,21 @@ int64_t MemoryService::num_memories() const {
   return static_cast<int64_t>(entries_.size());
 }
 
+void MemoryService::AdvanceLowWater(int64_t now_ms) {
+  // Longer than any troupe transaction can stay open (statements time out after 30 s), with
+  // room for clock skew between replicas.
+  constexpr int64_t kSettledMs = 60'000;
+  while (!seen_above_.empty()) {
+    const auto first = seen_above_.begin();
+    if (first->first != low_water_ + 1 && first->second > now_ms - kSettledMs) break;
+    low_water_ = first->first;
+    seen_above_.erase(first);
+  }
+}
+
 void MemoryService::CatchUp() {
-  // Memory ids come from a sequence, but transactions commit out of order: one with a lower id
-  // may become visible after a higher one was read, so each look starts a little behind.
-  constexpr int64_t kLookBack = 256;
   constexpr int kBatch = 1000;
-  int64_t after = std::max<int64_t>(0, high_water_ - kLookBack);
+  int64_t after = low_water_;
   for (;;) {
     absl::StatusOr<std::vector<MemoryRecord>> batch = store_->ListMemoriesAfter(after, kBatch);
     if (!batch.ok()) {
@@ -316,8 +326,8 @@ void MemoryService::CatchUp() {
       return;
     }
     for (const MemoryRecord& r : *batch) {
-      high_water_ = std::max(high_water_, r.id);
       after = r.id;
+      seen_above_.emplace(r.id, r.wall_time_ms);
       if (r.turn_index >= 0) remembered_turns_.emplace(r.session_id, r.turn_index);
       bool indexed;
       {
@@ -329,14 +339,20 @@ void MemoryService::CatchUp() {
         TROUPE_LOG_WARNING("memory %lld not indexed: %s", static_cast<long long>(r.id), added.ToString().c_str());
       }
     }
-    if (static_cast<int>(batch->size()) < kBatch) return;
+    if (static_cast<int>(batch->size()) < kBatch) break;
   }
+  AdvanceLowWater(NowMs());
 }
 
 void MemoryService::WriterLoop() {
   for (;;) {
+    // On a shared Store: learn what other replicas stored, every catch_up_interval, whether or
+    // not writes keep coming (without the queue's lock).
+    if (store_->shared() && absl::Now() >= next_catch_up_) {
+      CatchUp();
+      next_catch_up_ = absl::Now() + options_.catch_up_interval;
+    }
     Job job;
-    bool idle = false;
     {
       absl::MutexLock lock(&queue_mu_);
       const absl::Condition work(
@@ -345,19 +361,13 @@ void MemoryService::WriterLoop() {
           },
           this);
       if (store_->shared()) {
-        idle = !queue_mu_.AwaitWithTimeout(work, options_.catch_up_interval);
+        if (!queue_mu_.AwaitWithDeadline(work, next_catch_up_)) continue;  // time to catch up
       } else {
         queue_mu_.Await(work);
       }
-      if (!idle) {
-        if (queue_.empty()) return;  // stopping, and every queued write done
-        job = std::move(queue_.front());
-        queue_.pop_front();
-      }
-    }
-    if (idle) {  // learn what other replicas stored, without the queue's lock
-      CatchUp();
-      continue;
+      if (queue_.empty()) return;  // stopping, and every queued write done
+      job = std::move(queue_.front());
+      queue_.pop_front();
     }
     if (job.turn) {
       const absl::Status written = WriteTurn(*job.turn);
@@ -432,10 +442,20 @@ absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
   }
   r.wall_time_ms = NowMs();
   r.story_time = turn.story_time;
-  TROUPE_ASSIGN_OR_RETURN(r.id, store_->AddMemory(tenant, r));
+  absl::StatusOr<int64_t> added = store_->AddMemory(tenant, r);
+  if (absl::IsAlreadyExists(added.status())) {
+    // Another replica remembered this turn first (a shared store): it indexed it, moved the
+    // mood, and CatchUp brings the memory here.
+    remembered_turns_.emplace(r.session_id, r.turn_index);
+    return absl::OkStatus();
+  }
+  TROUPE_RETURN_IF_ERROR(added.status());
+  r.id = *added;
   remembered_turns_.emplace(r.session_id, r.turn_index);
   TROUPE_RETURN_IF_ERROR(AddToIndex(r));
-  // The writer is the only one to update moods, in turn order, so the stored mood is current.
+  // The writer is the only one to update this session's moods, in turn order, so the stored mood
+  // is current (with replicas: the writer of the replica that first remembered the turn; turns
+  // of one session run on one replica at a time, routed by session id).
   TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, turn.keys.session_id));
   const EmotionVector mood = UpdateMood(session.mood, r.emotion, options_.mood_beta);
   TROUPE_RETURN_IF_ERROR(store_->UpdateSessionMood(tenant, turn.keys.session_id, mood));

@@ -21,8 +21,9 @@
 // clients' writes (Load only starts it).
 //
 // Replicas: on a shared Store (Store::shared()) each replica's indexes also take the memories
-// the others store, read by the writer thread when it is idle, every catch_up_interval (so a
-// session that moves to another replica recalls its past turns there within about a second).
+// the others store, read by the writer thread every catch_up_interval, between its own writes
+// (so a session that moves to another replica recalls its past turns there within about a
+// second of their memories being stored).
 // Experiences a replica replaces, and memories of sessions it deletes, stay in the others'
 // indexes until they restart; neither is recalled by any other session of another tenant.
 //
@@ -32,6 +33,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -202,9 +204,13 @@ class MemoryService {
   // may both reach a turn). Writer thread.
   absl::Status WriteTurn(const TurnMemoryInput& turn);
   absl::Status AddToIndex(const MemoryRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
-  // Indexes the stored memories with ids above catch_up_from_ not indexed yet (other replicas'),
-  // looking back a little for late commits. Writer thread, shared Stores only.
+  // Indexes the stored memories not indexed yet (other replicas') with ids above low_water_,
+  // then moves low_water_ up (AdvanceLowWater). Writer thread, shared Stores only.
   void CatchUp();
+  // Moves low_water_ over the ids of seen_above_ that follow it without a gap, and over a gap
+  // once the memory after it is older than any transaction still open could be: a missing id
+  // is then a transaction that rolled back, not one that will commit later.
+  void AdvanceLowWater(int64_t now_ms);
   static std::string ScopeKey(MemoryScope scope, const MemoryRecord& record);
 
   Store* const store_;
@@ -216,7 +222,13 @@ class MemoryService {
   // (session id, turn index) of every turn with a memory. Filled by Load, then writer thread only.
   std::set<std::pair<std::string, int>> remembered_turns_;
   int64_t backfill_before_ms_ = 0;  // the backfill takes turns stored before this; set by Load
-  int64_t high_water_ = 0;  // the highest memory id read from the store; Load, then writer thread
+  // Catch-up state (shared Stores; Load, then the writer thread): every memory id up to
+  // low_water_ has been read (or is known never to commit); seen_above_ holds the ids read
+  // above it, with their wall times. Ids come from a sequence, but transactions commit out of
+  // order, so a gap below a read id may still fill.
+  int64_t low_water_ = 0;
+  std::map<int64_t, int64_t> seen_above_;
+  absl::Time next_catch_up_ = absl::InfinitePast();
 
   mutable absl::Mutex mu_;
   std::unordered_map<std::string, MemoryIndex> indexes_ ABSL_GUARDED_BY(mu_);

@@ -16,6 +16,11 @@
 namespace troupe {
 namespace {
 
+// A session's greeting: turns start with a user message, so an assistant message first is it.
+std::string GreetingOf(const Session& s) {
+  return !s.history.empty() && s.history.front().role == "assistant" ? s.history.front().content : std::string();
+}
+
 // A stored setup holds a few capped texts (persona and scenario 64 KiB each, names 256 bytes),
 // the greeting (a card text, 256 KiB) and the running summary: 4 MiB is far above any real one.
 constexpr size_t kMaxStoredSetupJsonBytes = 4 << 20;
@@ -295,26 +300,30 @@ absl::Status SessionStore::SetSummary(const SessionId& id, std::string summary, 
   absl::MutexLock write(write_mutex.get());
   std::string tenant;
   std::string setup_json;
+  int64_t held_version = 0;
   {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("unknown session '", id, "'"));
     const Session& s = it->second;
-    // Turns start with a user message, so an assistant message first is the greeting.
-    const std::string greeting =
-        !s.history.empty() && s.history.front().role == "assistant" ? s.history.front().content : std::string();
     tenant = s.tenant;
-    setup_json = SessionSetupToJson(s.setup, {.greeting = greeting, .summary = summary,
+    held_version = s.store_version;
+    setup_json = SessionSetupToJson(s.setup, {.greeting = GreetingOf(s), .summary = summary,
                                               .summarized_turns = summarized_turns});
   }
   TROUPE_RETURN_IF_ERROR(store_->UpdateSessionSetup(tenant, id, setup_json));
   absl::MutexLock lock(&mu_);
-  // Still there: Delete takes the write mutex first.
+  // Delete takes the write mutex first; only a Get on a shared Store may have replaced the copy
+  // meanwhile (then the next Get loads what the Store holds, this summary included).
   if (auto it = sessions_.find(id); it != sessions_.end()) {
-    it->second.summary = std::move(summary);
-    it->second.summarized_turns = summarized_turns;
-    it->second.pending_summary.reset();
-    ++it->second.store_version;  // UpdateSessionSetup bumped it
+    if (it->second.store_version != held_version) {
+      sessions_.erase(it);
+    } else {
+      it->second.summary = std::move(summary);
+      it->second.summarized_turns = summarized_turns;
+      it->second.pending_summary.reset();
+      ++it->second.store_version;  // UpdateSessionSetup bumped it
+    }
   }
   return absl::OkStatus();
 }
@@ -387,6 +396,10 @@ absl::Status SessionStore::CheckAppendLocked(const SessionId& id, size_t base_ve
                                              Session** session) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
+    // On a shared Store a copy is also dropped when another replica changed the session.
+    if (store_ != nullptr && store_->shared()) {
+      return absl::AbortedError(absl::StrCat("session '", id, "' changed or was deleted elsewhere during the turn; retry"));
+    }
     return absl::NotFoundError(absl::StrCat("session '", id, "' was deleted during the turn"));
   }
   const std::vector<ChatMessage>& history = it->second.history;
@@ -411,6 +424,11 @@ void SessionStore::ApplyTurnLocked(const SessionId& id, Session& session, Turn t
   session.context_tokens = std::move(turn.context_tokens);
   session.character_version = turn.character_version;
   if (turn.rendered_in_full) session.contexts_from_turn = session.num_turns;
+  if (turn.new_summary) {
+    session.summary = *std::move(turn.new_summary);
+    session.summarized_turns = turn.new_summarized_turns;
+    session.pending_summary.reset();
+  }
   ++session.num_turns;
   ++session.store_version;  // the Store's AppendTurn bumped it (durable sessions)
   if (auto last_use = inline_last_use_.find(id); last_use != inline_last_use_.end()) last_use->second = Now();
@@ -433,34 +451,48 @@ absl::Status SessionStore::AppendTurn(const SessionId& id, size_t base_version, 
   absl::MutexLock write(write_mutex.get());
   TurnRecord record;
   std::string tenant;
+  int64_t held_version = 0;
   {
     absl::MutexLock lock(&mu_);
     Session* session = nullptr;  // checked again: a turn of this session may have landed meanwhile
     TROUPE_RETURN_IF_ERROR(CheckAppendLocked(id, base_version, turn, &session));
     tenant = session->tenant;
-    record = {.session_id = id,
-              .turn_index = session->num_turns,
-              .user_text = turn.user_message,
-              .context_text = turn.context,
-              .reply_text = turn.reply,
-              .time_ms = absl::ToUnixMillis(absl::Now())};
+    held_version = session->store_version;
+    record.session_id = id;
+    record.turn_index = session->num_turns;
+    record.user_text = turn.user_message;
+    record.context_text = turn.context;
+    record.reply_text = turn.reply;
+    record.time_ms = absl::ToUnixMillis(absl::Now());
+    if (turn.new_summary) {
+      record.setup_json = SessionSetupToJson(
+          session->setup, {.greeting = GreetingOf(*session), .summary = *turn.new_summary,
+                           .summarized_turns = turn.new_summarized_turns});
+    }
   }
   if (absl::Status appended = store_->AppendTurn(tenant, record); !appended.ok()) {
-    if (!absl::IsFailedPrecondition(appended)) return appended;
-    // Another replica committed this turn index first (a shared Store): this copy is stale.
+    if (!absl::IsAborted(appended)) return appended;
+    // Another replica committed this turn index first, or the database had a conflict (a
+    // shared Store): this copy may be stale.
     absl::MutexLock lock(&mu_);
-    if (auto it = sessions_.find(id); it != sessions_.end() && it->second.history.size() == base_version) {
+    if (auto it = sessions_.find(id); it != sessions_.end() && it->second.store_version == held_version) {
       sessions_.erase(it);
     }
-    return absl::AbortedError(absl::StrCat("session '", id,
-                                            "' was given a turn elsewhere (another replica) during this one; retry"));
+    return absl::AbortedError(absl::StrCat("session '", id, "' changed elsewhere during this turn (",
+                                            appended.message(), "); retry"));
   }
   absl::MutexLock lock(&mu_);
-  // Delete and every other write of this session take the write mutex, so the copy is unchanged
-  // unless, on a shared Store, a Get saw the version this commit made and dropped the copy (and
-  // perhaps loaded it again, this turn included): the turn is committed either way.
+  // Delete and every other write of this session take the write mutex, so the copy is the one
+  // this turn was checked against unless, on a shared Store, a Get dropped it meanwhile (and
+  // perhaps loaded it again, this turn included). Only that copy takes the turn; a newer one
+  // is dropped so that the next Get loads what the Store holds. The turn is committed either way.
   auto it = sessions_.find(id);
-  if (it != sessions_.end() && it->second.history.size() == base_version) ApplyTurnLocked(id, it->second, std::move(turn));
+  if (it == sessions_.end()) return absl::OkStatus();
+  if (it->second.store_version == held_version && it->second.history.size() == base_version) {
+    ApplyTurnLocked(id, it->second, std::move(turn));
+  } else {
+    sessions_.erase(it);
+  }
   return absl::OkStatus();
 }
 

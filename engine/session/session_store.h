@@ -168,11 +168,17 @@ class SessionStore {
     std::vector<TokenId> context_tokens;  // replaces Session::context_tokens (empty: render in full)
     int64_t character_version = 0;
     bool rendered_in_full = false;  // the prompt was rendered afresh (Session::contexts_from_turn)
+    // The turn folded old turns: the session's new running summary, covering its first
+    // new_summarized_turns turns, stored with the turn (one transaction) and dropping any
+    // pending summary.
+    std::optional<std::string> new_summary;
+    int new_summarized_turns = 0;
   };
   // Appends one turn. `base_version` is the history size of the snapshot the turn was rendered
   // from: if another turn landed in between, the turn is refused with kAborted so the history
   // never interleaves two turns; so is a turn another replica committed first (shared Store),
-  // and the copy held here is dropped so that the retry loads the session afresh. kNotFound if the session was deleted meanwhile;
+  // and the copy held here is dropped so that the retry loads the session afresh. kNotFound if
+  // the session was deleted meanwhile;
   // kResourceExhausted past max_history_messages. A durable session's turn is committed to the
   // Store (synced to disk) before this returns OK.
   [[nodiscard]] absl::Status AppendTurn(const SessionId& id, size_t base_version, Turn turn)

@@ -38,11 +38,9 @@ TurnMemoryInput TurnMemoryFor(const Session& session, const StoredCharacter& cha
 
 absl::Status CommitTurn(SessionStore& sessions, MemoryService* memory, PendingTurn turn, std::string reply,
                         std::vector<TokenId> reply_tokens, FinishReason reason) {
-  if (turn.new_summary) {
-    TROUPE_RETURN_IF_ERROR(
-        sessions.SetSummary(turn.session_id, *std::move(turn.new_summary), turn.new_summarized_turns));
-  }
   SessionStore::Turn appended;
+  appended.new_summary = std::move(turn.new_summary);
+  appended.new_summarized_turns = turn.new_summarized_turns;
   appended.user_message = std::move(turn.user_message);
   appended.context = std::move(turn.context);
   appended.reply = reply;

@@ -49,16 +49,17 @@ TurnMemoryInput TurnMemoryFor(const Session& session, const StoredCharacter& cha
                               const std::string& message, std::optional<EmotionVector> turn_emotion);
 
 // Commits `turn` with its reply (the text, the token ids as generated, why generation stopped):
-//  1. new_summary, when set, replaces the session's running summary (SessionStore::SetSummary);
-//  2. the turn is appended (SessionStore::AppendTurn with base_version). A reply that ended at
-//     end of turn (kEos) or at max_tokens (kLength) leaves prompt + reply tokens as the next
-//     turn's context tokens; after a stop string those tokens hold text the reply does not, so
-//     the context tokens are cleared and the next turn renders the text history instead;
-//  3. with `memory` (may be null) and `turn.remember`, the turn is queued to be remembered. The
+//  1. the turn is appended (SessionStore::AppendTurn with base_version), with new_summary, when
+//     set, as the session's new running summary in the same commit (a refused turn changes
+//     neither). A reply that ended at end of turn (kEos) or at max_tokens (kLength) leaves
+//     prompt + reply tokens as the next turn's context tokens; after a stop string those tokens
+//     hold text the reply does not, so the context tokens are cleared and the next turn renders
+//     the text history instead;
+//  2. with `memory` (may be null) and `turn.remember`, the turn is queued to be remembered. The
 //     turn is committed by then: a memory that cannot be queued is logged, not returned (it is
 //     rebuilt at the next start).
-// Returns the first error of 1 or 2 (kNotFound: the session was deleted; kAborted: another turn
-// landed first; kResourceExhausted: the history is full; a Store error); nothing later runs.
+// Returns the error of 1 (kNotFound: the session was deleted; kAborted: another turn landed
+// first; kResourceExhausted: the history is full; a Store error); then nothing else runs.
 [[nodiscard]] absl::Status CommitTurn(SessionStore& sessions, MemoryService* memory, PendingTurn turn,
                                       std::string reply, std::vector<TokenId> reply_tokens,
                                       FinishReason reason);

@@ -91,6 +91,11 @@ PgConnection::PgConnection(std::string url, const PostgresPoolOptions& options)
 
 PgConnection::~PgConnection() { PQfinish(conn_); }
 
+void PgConnection::Disconnect() {
+  PQfinish(conn_);
+  conn_ = nullptr;
+}
+
 bool PgConnection::connected() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
 
 absl::Status PgConnection::Connect() {
@@ -99,15 +104,21 @@ absl::Status PgConnection::Connect() {
   // Keywords before "dbname" are defaults the URL (expanded in place of dbname) may override.
   const std::string connect_timeout =
       std::to_string(std::max<int64_t>(1, absl::ToInt64Seconds(options_.connect_timeout)));
-  const std::string server_options =
-      absl::StrCat("-c statement_timeout=", absl::ToInt64Milliseconds(options_.statement_timeout));
-  const char* keywords[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
-  const char* values[] = {connect_timeout.c_str(), "troupe", server_options.c_str(), url_.c_str(), nullptr};
+  const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* values[] = {connect_timeout.c_str(), "troupe", url_.c_str(), nullptr};
   conn_ = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn_ == nullptr) return absl::ResourceExhaustedError("libpq could not allocate a connection");
   if (PQstatus(conn_) == CONNECTION_OK) {
     // NOTICEs ("relation already exists, skipping") are not errors; libpq would print them.
     PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    // What PgRows reads (bytea in hex), and the statement timeout, whatever the role's or the
+    // database's defaults say; SET rather than the startup "options", which poolers refuse.
+    const std::string settings = absl::StrCat("SET bytea_output = 'hex'; SET statement_timeout = ",
+                                              absl::ToInt64Milliseconds(options_.statement_timeout));
+    if (absl::Status set = RunScript("configure the connection", settings.c_str()); !set.ok()) {
+      Disconnect();
+      return set;
+    }
     return absl::OkStatus();
   }
   std::string message = PQerrorMessage(conn_);
@@ -223,8 +234,9 @@ absl::Duration PostgresPool::Backoff(int attempt) {
 }
 
 absl::Status PostgresPool::Run(std::string_view what, bool transaction,
-                               absl::FunctionRef<absl::Status(PgConnection& conn, bool retry)> work) {
+                               absl::FunctionRef<absl::Status(PgConnection& conn, bool may_have_committed)> work) {
   absl::Status last;
+  bool may_have_committed = false;
   const int attempts = std::max(1, options_.max_attempts);
   for (int attempt = 0; attempt < attempts; ++attempt) {
     if (attempt > 0) absl::SleepFor(Backoff(attempt - 1));
@@ -234,10 +246,24 @@ absl::Status PostgresPool::Run(std::string_view what, bool transaction,
     if (!status.ok()) {
       transient = conn->last_failure_transient();
     } else {
+      bool work_sent = false;  // the unit's own statements reached the server
+      bool committing = false;
       if (transaction) status = conn->Run(what, "BEGIN");
-      if (status.ok()) status = work(*conn, attempt > 0);
-      if (status.ok() && transaction) status = conn->Run(what, "COMMIT");
-      transient = !status.ok() && conn->last_failure_transient();
+      if (status.ok()) {
+        work_sent = true;
+        status = work(*conn, may_have_committed);
+      }
+      if (status.ok() && transaction) {
+        committing = true;
+        status = conn->Run(what, "COMMIT");
+        if (status.ok() && options_.lose_commit_reply_for_testing && options_.lose_commit_reply_for_testing(what)) {
+          conn->Disconnect();
+          status = absl::UnavailableError("the connection was lost before COMMIT's reply (test)");
+        }
+      }
+      transient = !status.ok() && (conn->last_failure_transient() || !conn->connected());
+      // A transaction is settled unless its COMMIT went out; a lone statement once it was sent.
+      if (transient && (transaction ? committing : work_sent)) may_have_committed = true;
       if (!status.ok() && transaction && conn->connected()) (void)conn->Run(what, "ROLLBACK");
     }
     Release(conn);

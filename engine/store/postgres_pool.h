@@ -2,12 +2,13 @@
 // statements and reads their rows, and a fixed-size pool of them (PostgresPool) that runs a
 // unit of work in a transaction and retries it, with backoff, when it failed for a transient
 // reason (postgres_status.h): a dropped connection, a server restarting, a serialization
-// failure. A unit of work is told whether it is a retry, so that one whose COMMIT was sent but
-// never answered (its outcome unknown) can find its own effect instead of doing it twice.
+// failure. A unit of work is told when an earlier try of it may have committed (its COMMIT was
+// sent and never answered), so that it can find its own effect instead of doing it twice.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -77,6 +78,10 @@ struct PostgresPoolOptions {
   // the URL sets its own.
   absl::Duration statement_timeout = absl::Seconds(30);
   absl::Duration connect_timeout = absl::Seconds(5);
+  // Tests only: called after each COMMIT that succeeded, with the unit of work's name; true makes
+  // the pool drop the connection and treat the COMMIT's answer as lost, so the unit runs again
+  // (as when the network fails between COMMIT and its reply). Production leaves it empty.
+  std::function<bool(std::string_view what)> lose_commit_reply_for_testing;
 };
 
 // One libpq connection. Not thread-safe: a PostgresPool lends it to one unit of work at a time.
@@ -89,6 +94,8 @@ class PgConnection {
 
   // Connects, or reconnects a broken connection; OK when already connected.
   [[nodiscard]] absl::Status Connect();
+  // Closes the connection; the next Connect opens a new one.
+  void Disconnect();
   bool connected() const;
 
   // Runs one statement ($1, $2, ... take `params` in order). An error carries the SQLSTATE
@@ -128,10 +135,11 @@ class PostgresPool {
 
   // Runs `work` on a pooled connection, in a transaction (BEGIN ... COMMIT, rolled back when
   // `work` fails) when `transaction` is set. A transient failure, the COMMIT's included, runs it
-  // again on a working connection after a backoff, up to max_attempts; `retry` tells `work` it
-  // is not the first try (its earlier try may have committed). Other failures return at once.
+  // again on a working connection after a backoff, up to max_attempts; `may_have_committed`
+  // tells `work` that an earlier try failed at or after its COMMIT (without a transaction: after
+  // its statements were sent), so its effect may be there already. Other failures return at once.
   [[nodiscard]] absl::Status Run(std::string_view what, bool transaction,
-                                 absl::FunctionRef<absl::Status(PgConnection& conn, bool retry)> work);
+                                 absl::FunctionRef<absl::Status(PgConnection& conn, bool may_have_committed)> work);
 
   // The URL without its password, for messages.
   const std::string& display_url() const { return display_url_; }

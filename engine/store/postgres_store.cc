@@ -1,5 +1,6 @@
 #include "engine/store/postgres_store.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -62,9 +63,12 @@ CREATE INDEX memories_by_tenant_character ON memories (tenant, character_id, sco
 )sql";
 
 // Version 2: sessions carry a version, bumped by each turn and setup change (Store's
-// SessionRecord::version), which replicas compare with the copy they hold.
+// SessionRecord::version), which replicas compare with the copy they hold; a turn has at most
+// one memory per scope, whichever replica writes it first.
 constexpr const char* kSchemaV2 = R"sql(
 ALTER TABLE sessions ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX memories_one_per_turn ON memories (tenant, session_id, turn_index, scope)
+  WHERE turn_index >= 0;
 )sql";
 
 constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
@@ -132,19 +136,23 @@ absl::StatusOr<std::vector<MemoryRecord>> ReadMemories(absl::StatusOr<PgRows> ro
   return out;
 }
 
-absl::StatusOr<int64_t> InsertMemory(PgConnection& c, const std::string& tenant, const MemoryRecord& m) {
+// Inserts a memory; nullopt when the turn already has a memory of that scope.
+absl::StatusOr<std::optional<int64_t>> InsertMemory(PgConnection& c, const std::string& tenant,
+                                                    const MemoryRecord& m) {
   TROUPE_ASSIGN_OR_RETURN(
       PgRows rows,
       c.Exec("add memory",
              "INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, embedding, "
              "emotion, importance, wall_time_ms, story_time, tenant) "
-             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+             "ON CONFLICT (tenant, session_id, turn_index, scope) WHERE turn_index >= 0 DO NOTHING RETURNING id",
              {PgParam::Int(static_cast<int64_t>(m.scope)), PgParam::Text(m.character_id), PgParam::Text(m.user_id),
               PgParam::Text(m.session_id), PgParam::Int(m.turn_index), PgParam::Text(m.text),
               PgParam::Floats(m.embedding.data(), m.embedding.size()),
               PgParam::Floats(m.emotion.data(), m.emotion.size()), PgParam::Real(m.importance),
               PgParam::Int(m.wall_time_ms), m.story_time ? PgParam::Int(*m.story_time) : PgParam::Null(),
               PgParam::Text(tenant)}));
+  if (rows.size() == 0) return std::nullopt;
   return rows.Int(0, 0);
 }
 
@@ -244,13 +252,13 @@ absl::StatusOr<std::vector<CharacterRecord>> PostgresStore::ListCharacters(const
 }
 
 absl::Status PostgresStore::DeleteCharacter(const std::string& tenant, const std::string& id) {
-  return pool_->Run("delete character", true, [&](PgConnection& c, bool retry) -> absl::Status {
+  return pool_->Run("delete character", true, [&](PgConnection& c, bool may_have_committed) -> absl::Status {
     TROUPE_ASSIGN_OR_RETURN(PgRows owned, c.Exec("delete character",
                                                  "SELECT 1 FROM characters WHERE id = $1 AND tenant = $2 FOR UPDATE",
                                                  {PgParam::Text(id), PgParam::Text(tenant)}));
     if (owned.size() == 0) {
       // A retry that finds nothing: the first try's COMMIT went through.
-      return retry ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("character ", id, " not found"));
+      return may_have_committed ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("character ", id, " not found"));
     }
     TROUPE_ASSIGN_OR_RETURN(PgRows used, c.Exec("count sessions",
                                                 "SELECT COUNT(*) FROM sessions WHERE tenant = $1 AND character_id = $2",
@@ -272,7 +280,15 @@ absl::Status PostgresStore::DeleteCharacter(const std::string& tenant, const std
 }
 
 absl::Status PostgresStore::CreateSession(const std::string& tenant, const SessionRecord& s) {
-  return pool_->Run("create session", false, [&](PgConnection& c, bool retry) -> absl::Status {
+  return pool_->Run("create session", true, [&](PgConnection& c, bool may_have_committed) -> absl::Status {
+    if (may_have_committed) {  // the first try's COMMIT may have gone through: then the session is ours
+      TROUPE_ASSIGN_OR_RETURN(PgRows mine, c.Exec("create session",
+                                                  "SELECT 1 FROM sessions WHERE id = $1 AND tenant = $2 AND "
+                                                  "character_id = $3 AND create_time_ms = $4",
+                                                  {PgParam::Text(s.id), PgParam::Text(tenant),
+                                                   PgParam::Text(s.character_id), PgParam::Int(s.create_time_ms)}));
+      if (mine.size() == 1) return absl::OkStatus();
+    }
     absl::StatusOr<PgRows> inserted = c.Exec(
         "create session",
         "INSERT INTO sessions (id, character_id, user_id, setup_json, mood, create_time_ms, tenant) "
@@ -281,14 +297,6 @@ absl::Status PostgresStore::CreateSession(const std::string& tenant, const Sessi
         {PgParam::Text(s.id), PgParam::Text(s.character_id), PgParam::Text(s.user_id), PgParam::Text(s.setup_json),
          PgParam::Floats(s.mood.data(), s.mood.size()), PgParam::Int(s.create_time_ms), PgParam::Text(tenant)});
     if (!inserted.ok() && Violated(c, kUniqueViolation)) {
-      if (retry) {  // ours, if the first try's COMMIT went through
-        TROUPE_ASSIGN_OR_RETURN(PgRows mine, c.Exec("create session",
-                                                    "SELECT 1 FROM sessions WHERE id = $1 AND tenant = $2 AND "
-                                                    "character_id = $3 AND create_time_ms = $4",
-                                                    {PgParam::Text(s.id), PgParam::Text(tenant),
-                                                     PgParam::Text(s.character_id), PgParam::Int(s.create_time_ms)}));
-        if (mine.size() == 1) return absl::OkStatus();
-      }
       return absl::AlreadyExistsError(absl::StrCat("session ", s.id, " exists"));
     }
     // The character was deleted between the check and the insert.
@@ -360,12 +368,12 @@ absl::Status PostgresStore::UpdateSessionSetup(const std::string& tenant, const 
 }
 
 absl::Status PostgresStore::DeleteSession(const std::string& tenant, const std::string& id) {
-  return pool_->Run("delete session", true, [&](PgConnection& c, bool retry) -> absl::Status {
+  return pool_->Run("delete session", true, [&](PgConnection& c, bool may_have_committed) -> absl::Status {
     TROUPE_ASSIGN_OR_RETURN(PgRows done, c.Exec("delete session",  // turns cascade
                                                 "DELETE FROM sessions WHERE id = $1 AND tenant = $2",
                                                 {PgParam::Text(id), PgParam::Text(tenant)}));
     if (done.affected() == 0) {
-      return retry ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("session ", id, " not found"));
+      return may_have_committed ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("session ", id, " not found"));
     }
     return c.Run("delete session memories", "DELETE FROM memories WHERE session_id = $1 AND scope = $2 AND tenant = $3",
                  {PgParam::Text(id), PgParam::Int(static_cast<int64_t>(MemoryScope::kSession)), PgParam::Text(tenant)});
@@ -373,7 +381,7 @@ absl::Status PostgresStore::DeleteSession(const std::string& tenant, const std::
 }
 
 absl::Status PostgresStore::AppendTurn(const std::string& tenant, const TurnRecord& t) {
-  return pool_->Run("append turn", true, [&](PgConnection& c, bool retry) -> absl::Status {
+  return pool_->Run("append turn", true, [&](PgConnection& c, bool may_have_committed) -> absl::Status {
     // The row lock orders concurrent appends of one session, whichever replica makes them.
     TROUPE_ASSIGN_OR_RETURN(PgRows owned, c.Exec("append turn",
                                                  "SELECT 1 FROM sessions WHERE id = $1 AND tenant = $2 FOR UPDATE",
@@ -384,7 +392,7 @@ absl::Status PostgresStore::AppendTurn(const std::string& tenant, const TurnReco
                                                 {PgParam::Text(t.session_id)}));
     const int64_t at = next.Int(0, 0);
     if (at != t.turn_index) {
-      if (retry && at == t.turn_index + 1) {  // the first try's COMMIT went through?
+      if (may_have_committed && at == t.turn_index + 1) {  // the first try's COMMIT went through?
         TROUPE_ASSIGN_OR_RETURN(PgRows same, c.Exec("append turn",
                                                     "SELECT 1 FROM turns WHERE session_id = $1 AND turn_index = $2 "
                                                     "AND user_text = $3 AND reply_text = $4 AND time_ms = $5",
@@ -393,7 +401,7 @@ absl::Status PostgresStore::AppendTurn(const std::string& tenant, const TurnReco
                                                      PgParam::Int(t.time_ms)}));
         if (same.size() == 1) return absl::OkStatus();
       }
-      return absl::FailedPreconditionError(
+      return absl::AbortedError(
           absl::StrCat("session ", t.session_id, " is at turn ", at, ", not ", t.turn_index));
     }
     TROUPE_RETURN_IF_ERROR(
@@ -402,8 +410,9 @@ absl::Status PostgresStore::AppendTurn(const std::string& tenant, const TurnReco
               "VALUES ($1, $2, $3, $4, $5, $6)",
               {PgParam::Text(t.session_id), PgParam::Int(t.turn_index), PgParam::Text(t.user_text),
                PgParam::Text(t.context_text), PgParam::Text(t.reply_text), PgParam::Int(t.time_ms)}));
-    return c.Run("append turn", "UPDATE sessions SET version = version + 1 WHERE id = $1",
-                 {PgParam::Text(t.session_id)});
+    return c.Run("append turn",
+                 "UPDATE sessions SET version = version + 1, setup_json = COALESCE($2, setup_json) WHERE id = $1",
+                 {PgParam::Text(t.session_id), t.setup_json ? PgParam::Text(*t.setup_json) : PgParam::Null()});
   });
 }
 
@@ -433,7 +442,7 @@ absl::StatusOr<std::vector<TurnRecord>> PostgresStore::ListTurns(const std::stri
     for (int i = 0; i < rows.size(); ++i) {
       out.push_back({.session_id = rows.Text(i, 0), .turn_index = static_cast<int>(rows.Int(i, 1)),
                      .user_text = rows.Text(i, 2), .context_text = rows.Text(i, 3), .reply_text = rows.Text(i, 4),
-                     .time_ms = rows.Int(i, 5)});
+                     .time_ms = rows.Int(i, 5), .setup_json = std::nullopt});
     }
     return absl::OkStatus();
   }));
@@ -442,8 +451,8 @@ absl::StatusOr<std::vector<TurnRecord>> PostgresStore::ListTurns(const std::stri
 
 absl::StatusOr<int64_t> PostgresStore::AddMemory(const std::string& tenant, const MemoryRecord& m) {
   int64_t id = 0;
-  TROUPE_RETURN_IF_ERROR(pool_->Run("add memory", false, [&](PgConnection& c, bool retry) -> absl::Status {
-    if (retry) {  // the first try's INSERT may have committed
+  TROUPE_RETURN_IF_ERROR(pool_->Run("add memory", true, [&](PgConnection& c, bool may_have_committed) -> absl::Status {
+    if (may_have_committed) {  // the first try's COMMIT may have gone through: find our row
       TROUPE_ASSIGN_OR_RETURN(PgRows same, c.Exec("add memory",
                                                   "SELECT id FROM memories WHERE tenant = $1 AND session_id = $2 AND "
                                                   "turn_index = $3 AND scope = $4 AND character_id = $5 AND "
@@ -457,7 +466,12 @@ absl::StatusOr<int64_t> PostgresStore::AddMemory(const std::string& tenant, cons
         return absl::OkStatus();
       }
     }
-    TROUPE_ASSIGN_OR_RETURN(id, InsertMemory(c, tenant, m));
+    TROUPE_ASSIGN_OR_RETURN(std::optional<int64_t> inserted, InsertMemory(c, tenant, m));
+    if (!inserted) {
+      return absl::AlreadyExistsError(absl::StrCat("session ", m.session_id, " turn ", m.turn_index,
+                                                   " already has a memory of this scope"));
+    }
+    id = *inserted;
     return absl::OkStatus();
   }));
   return id;
@@ -477,7 +491,7 @@ absl::Status PostgresStore::ReplaceCharacterMemories(const std::string& tenant, 
     for (MemoryRecord m : memories) {
       m.scope = MemoryScope::kCharacter;
       m.character_id = character_id;
-      TROUPE_RETURN_IF_ERROR(InsertMemory(c, tenant, m).status());
+      TROUPE_RETURN_IF_ERROR(InsertMemory(c, tenant, m).status());  // experiences: turn_index -1
     }
     return absl::OkStatus();
   });

@@ -11,7 +11,7 @@
 //
 // Concurrency between replicas: AppendTurn locks the session's row (SELECT ... FOR UPDATE) and
 // checks the turn index, so two replicas appending turn N of one session commit one turn N and
-// the other gets kFailedPrecondition; the turns' primary key backs this up.
+// the other gets kAborted; the turns' primary key backs this up.
 //
 // Schema (version 2, in postgres_store.cc): the tables of SqliteStore's version 3, with ids
 // ordered bytewise (COLLATE "C", as SQLite orders them) and vectors as bytea of little-endian

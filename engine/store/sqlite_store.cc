@@ -511,7 +511,7 @@ absl::Status SqliteStore::AppendTurn(const std::string& tenant, const TurnRecord
   next.Bind(1, t.session_id);
   if (next.Step() != SQLITE_ROW) return SqliteError(db_, "count turns");
   if (next.Int(0) != t.turn_index) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    return absl::AbortedError(absl::StrCat(
         "session ", t.session_id, " is at turn ", next.Int(0), ", not ", t.turn_index));
   }
   Statement ins(db_,
@@ -530,9 +530,14 @@ absl::Status SqliteStore::AppendTurn(const std::string& tenant, const TurnRecord
     }
     return SqliteError(db_, "append turn");
   }
-  Statement bump(db_, "UPDATE sessions SET version = version + 1 WHERE id = ?");
+  Statement bump(db_, "UPDATE sessions SET version = version + 1, setup_json = COALESCE(?, setup_json) WHERE id = ?");
   TROUPE_RETURN_IF_ERROR(bump.status());
-  bump.Bind(1, t.session_id);
+  if (t.setup_json) {
+    bump.Bind(1, *t.setup_json);
+  } else {
+    bump.BindNull(1);
+  }
+  bump.Bind(2, t.session_id);
   TROUPE_RETURN_IF_ERROR(bump.Run());
   return txn.Commit();
 }
@@ -565,7 +570,7 @@ absl::StatusOr<std::vector<TurnRecord>> SqliteStore::ListTurns(const std::string
   while ((rc = q.Step()) == SQLITE_ROW) {
     out.push_back({.session_id = q.Text(0), .turn_index = static_cast<int>(q.Int(1)),
                    .user_text = q.Text(2), .context_text = q.Text(3), .reply_text = q.Text(4),
-                   .time_ms = q.Int(5)});
+                   .time_ms = q.Int(5), .setup_json = std::nullopt});
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "list turns");
   return out;

@@ -59,6 +59,10 @@ struct TurnRecord {
   std::string context_text;  // what memory and lore added to the turn's prompt ("" for none)
   std::string reply_text;
   int64_t time_ms = 0;
+  // Writes only (AppendTurn): when set, replaces the session's setup_json in the same
+  // transaction (a turn that folded old turns into a new summary), so a turn that is refused
+  // leaves the setup as it was.
+  std::optional<std::string> setup_json;
 };
 
 struct MemoryRecord {
@@ -123,8 +127,8 @@ class Store {
   // Deletes the session, its turns and its kSession memories; memories of wider scopes stay.
   [[nodiscard]] virtual absl::Status DeleteSession(const std::string& tenant, const std::string& id) = 0;
 
-  // Appends turn `turn.turn_index`, which must be the session's next (kFailedPrecondition
-  // otherwise; kNotFound for an unknown session).
+  // Appends turn `turn.turn_index`, which must be the session's next: kAborted otherwise (another
+  // writer appended first; read the session again), kNotFound for an unknown session.
   [[nodiscard]] virtual absl::Status AppendTurn(const std::string& tenant, const TurnRecord& turn) = 0;
   [[nodiscard]] virtual absl::Status UpdateSessionMood(const std::string& tenant, const std::string& id,
                                                        const std::array<float, 8>& mood) = 0;
@@ -132,7 +136,9 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<std::vector<TurnRecord>> ListTurns(
       const std::string& tenant, const std::string& session_id) = 0;
 
-  // Stores a memory of `tenant` (memory.tenant is ignored) and returns its id.
+  // Stores a memory of `tenant` (memory.tenant is ignored) and returns its id. On a shared store,
+  // kAlreadyExists when a memory of the same session, turn and scope exists (another process
+  // remembered that turn first); a store one process writes leaves that check to its caller.
   [[nodiscard]] virtual absl::StatusOr<int64_t> AddMemory(const std::string& tenant,
                                                           const MemoryRecord& memory) = 0;
   // Replaces the kCharacter memories of a character with these (ids assigned), atomically.

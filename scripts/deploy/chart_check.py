@@ -7,7 +7,7 @@ rendered variants (CPU defaults, every option on, GPU values):
     Kubernetes schema covers them;
   - docs/operations.md's promises about the Deployment: native gRPC probes (startup and
     liveness on the "liveness" service, readiness on "readiness"), a preStop pause, a
-    termination grace period longer than preStop + drain delay + shutdown grace, the database
+    termination grace period longer than preStop + drain delay + twice the shutdown grace, the database
     URL from a Secret (never in the arguments), a non-root user, and on GPU nodes a GPU limit.
 
 Usage: chart_check.py CPU.yaml ALL.yaml GPU.yaml (PYTHONPATH with PyYAML and jsonschema).
@@ -97,8 +97,9 @@ def check_deployment(deployment, gpu, failures, where):
     grace = next((seconds(a) for a in args if a.startswith("--shutdown-grace-s=")), None)
     expect(drain is not None and grace is not None, "--drain-delay and --shutdown-grace-s are set")
     if drain is not None and grace is not None and pre_stop[:1] == ["sleep"]:
-        expect(pod["terminationGracePeriodSeconds"] > float(pre_stop[1]) + drain + grace,
-               "terminationGracePeriodSeconds exceeds preStop + drain delay + shutdown grace")
+        # Live RPCs get one shutdown grace, queued memory writes another (server.h, Shutdown).
+        expect(pod["terminationGracePeriodSeconds"] > float(pre_stop[1]) + drain + 2 * grace,
+               "terminationGracePeriodSeconds exceeds preStop + drain delay + 2 x shutdown grace")
     expect(not any("postgresql://" in a or "--database" in a for a in args), "no database URL in the arguments")
     env = {e["name"]: e for e in container.get("env", [])}
     expect("secretKeyRef" in env.get("TROUPE_DATABASE_URL", {}).get("valueFrom", {}),

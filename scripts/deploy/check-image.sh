@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Tests what the CPU container image (deploy/docker/Dockerfile.cpu) is made of, without a
-# container registry: `cmake --install` of the build into a staging root, a fresh minimal
+# container registry: the build the Dockerfile makes (its cmake options: no CUDA, no tests, no
+# benchmarks, portable code), `cmake --install` of it into a staging root, a fresh minimal
 # Debian 12 root made by mmdebstrap holding only the runtime packages the Dockerfile names (its
 # "# runtime packages:" line, which must match its apt-get line), the staging root copied in,
 # then, chrooted as the image's non-root user: no library is missing (ldd), the installed server
 # starts on the default model, `troupe-cli health` reports SERVING and one chat turn answers.
 #
-#   scripts/deploy/check-image.sh [BUILD_DIR]     (default build/; needs root for chroot)
+#   scripts/deploy/check-image.sh [BUILD_DIR]     (default build-image/; needs root for chroot)
 #
 # The Debian root is cached in third_party_cache/image-root-<hash of the package list>.tar.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo_root"
-build=${1:-build}
+build=${1:-build-image}
 dockerfile=deploy/docker/Dockerfile.cpu
+jobs=${TROUPE_JOBS:-2}
+# The Dockerfile's build options, each of which it must name.
+options=(-DCMAKE_BUILD_TYPE=Release -DTROUPE_CUDA=OFF -DTROUPE_BUILD_TESTS=OFF -DTROUPE_BUILD_BENCH=OFF
+         -DTROUPE_NATIVE=OFF)
+for option in "${options[@]}"; do
+  grep -q -- "$option" "$dockerfile" || { echo "check-image: $dockerfile does not build with $option" >&2; exit 1; }
+done
 [[ $(id -u) -eq 0 ]] || { echo "check-image: needs root (mmdebstrap, chroot)" >&2; exit 1; }
 command -v mmdebstrap >/dev/null || { echo "check-image: mmdebstrap missing (scripts/install-deps.sh)" >&2; exit 1; }
 
@@ -31,7 +39,10 @@ fi
 work=$(mktemp -d /tmp/troupe-image-XXXXXX)
 root=$work/root
 cleanup() {
-  [[ -f $work/server.pid ]] && kill -9 "$(cat "$work/server.pid")" 2>/dev/null || true
+  if [[ -f $work/server.pid ]]; then
+    kill -9 "$(cat "$work/server.pid")" 2>/dev/null || true
+    wait "$(cat "$work/server.pid")" 2>/dev/null || true
+  fi
   umount "$root/proc" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -48,6 +59,11 @@ fi
 mkdir -p "$root"
 tar -xf "$cache" -C "$root"
 
+echo "check-image: building $build as the image does (${options[*]})"
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S . -B "$build" -G Ninja "${options[@]}" "${launcher[@]}" >/dev/null
+cmake --build "$build" -j "$jobs" >/dev/null
 echo "check-image: cmake --install $build"
 cmake --install "$build" --prefix "$root/opt/troupe" --strip >/dev/null
 # The image's user, models and data folder.

@@ -4,8 +4,8 @@
 troupe_routes of deploy/gateway/nginx.conf) and what the shared PostgreSQL database holds, and
 checks, for issue #14's fleet run:
   - every session completed all its turns (clients retried UNAVAILABLE);
-  - no acknowledged turn is lost: each turn troupe-bench saw finish OK is in the database, its
-    reply word for word, in its session;
+  - no acknowledged turn is lost: the turns troupe-bench saw finish OK are in the database, each
+    reply word for word, in its session, in order;
   - sessions that never moved between replicas kept >= 90% of their turn-2+ prompt tokens
     from the prefix cache (only checked with session routing; round-robin is reported).
 Prints a summary and writes it as JSON (--summary); exits 1 when a check fails.
@@ -78,15 +78,29 @@ def main():
     if incomplete:
         failures.append(f"{len(incomplete)} of {len(sessions)} sessions did not complete {args.turns} turns")
 
-    # No acknowledged turn lost.
+    # No acknowledged turn lost: each session's acknowledged replies appear in its stored turns, in
+    # order (the database may hold more: a turn committed just before its replica died, whose
+    # client never saw the end and sent it again).
     lost = 0
     acknowledged = 0
-    for r in replies:
-        if not r["ok"]:
-            continue
-        acknowledged += 1
-        if r["reply"] not in db_turns.get(r["session_id"], []):
-            lost += 1
+    by_session = {}
+    for r in sorted(replies, key=lambda r: (r["conversation"], r["turn"])):
+        if r["ok"]:
+            # The server stores the reply with ASCII whitespace trimmed from both ends
+            # (server/generate_reactor.cc); the client saw it as streamed.
+            by_session.setdefault(r["session_id"], []).append(r["reply"].strip(" \t\n\r\f\v"))
+    for session_id, acked in by_session.items():
+        stored = db_turns.get(session_id, [])
+        acknowledged += len(acked)
+        position = 0
+        for reply in acked:
+            found = next((i for i in range(position, len(stored)) if stored[i] == reply), None)
+            if found is None:
+                lost += 1
+                print(f"lost: session {session_id}: acknowledged {reply!r} is not among the stored turns "
+                      f"after turn {position}: {stored!r}", file=sys.stderr)
+            else:
+                position = found + 1
     if lost:
         failures.append(f"{lost} of {acknowledged} acknowledged turns are not in the database")
 

@@ -107,6 +107,9 @@ absl::StatusOr<std::unique_ptr<KvEventPublisher>> KvEventPublisher::Start(const 
 
 KvEventPublisher::KvEventPublisher(const KvEventPublisherOptions& options, void* context, void* socket)
     : options_(options), context_(context), socket_(socket) {
+  char bound[256] = {};
+  size_t size = sizeof(bound);
+  endpoint_ = zmq_getsockopt(socket_, ZMQ_LAST_ENDPOINT, bound, &size) == 0 ? bound : options_.endpoint;
   sender_ = std::thread([this] { SendLoop(); });
 }
 

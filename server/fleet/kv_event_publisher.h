@@ -54,6 +54,8 @@ class KvEventPublisher {
   // Queues one step's events as a batch. Never blocks on the network.
   void Publish(std::vector<KvEvent> events) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The endpoint bound, with the port ZeroMQ chose for "tcp://HOST:*".
+  const std::string& endpoint() const { return endpoint_; }
   int64_t num_sent() const ABSL_LOCKS_EXCLUDED(mu_);     // batches sent
   int64_t num_dropped() const ABSL_LOCKS_EXCLUDED(mu_);  // batches dropped from a full queue
 
@@ -67,6 +69,7 @@ class KvEventPublisher {
   void SendLoop();
 
   const KvEventPublisherOptions options_;
+  std::string endpoint_;
   void* const context_;  // ZeroMQ's; owned
   void* const socket_;   // the PUB socket; used by the send thread only once started
 

@@ -139,6 +139,45 @@ TEST(BlockPoolTest, PartialBlockIsAdoptedByTheLongestMatchWithinItsTenant) {
   EXPECT_EQ(pool.num_partial(), 0);
 }
 
+// KV-cache events (kv_event.h): a full block registered is stored, a full block evicted is
+// removed, in order; partial blocks, second registrations of a hash and blocks merely released
+// make none.
+TEST(BlockPoolTest, RecordsStoredAndEvictedFullBlocksOnly) {
+  BlockPool pool(3);
+  std::vector<KvEvent> events;
+  pool.RecordEvents(&events);
+  const std::vector<BlockId> blocks = pool.Allocate(3);
+  const BlockKey first = KeyFor(kNoParentHash, {1});
+  const BlockKey second = KeyFor(first.hash, {2});
+  ASSERT_TRUE(pool.Register(blocks[0], first));
+  ASSERT_TRUE(pool.Register(blocks[1], second));
+  pool.RegisterPartial(blocks[2], BlockKey{.hash = 0, .parent = second.hash, .salt = 0, .tokens = {3}});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, KvEvent::Kind::kStored);
+  EXPECT_EQ(events[0].hash, first.hash);
+  EXPECT_EQ(events[0].parent, kNoParentHash);
+  EXPECT_EQ(events[0].tokens, first.tokens);
+  EXPECT_EQ(events[1].hash, second.hash);
+  EXPECT_EQ(events[1].parent, first.hash);
+
+  pool.ReleaseAll(blocks);  // cached, evictable: no event yet
+  EXPECT_EQ(events.size(), 2u);
+  const std::vector<BlockId> again = pool.Allocate(3);  // evicts everything
+  ASSERT_EQ(events.size(), 4u);  // the two full blocks; the partial one silently
+  EXPECT_EQ(events[2].kind, KvEvent::Kind::kRemoved);
+  EXPECT_EQ(events[3].kind, KvEvent::Kind::kRemoved);
+  EXPECT_EQ((std::vector<BlockHash>{events[2].hash, events[3].hash}),
+            (std::vector<BlockHash>{second.hash, first.hash}));  // the tail is evicted first
+
+  ASSERT_TRUE(pool.Register(again[0], first));
+  EXPECT_FALSE(pool.Register(again[1], first));  // the hash is held: no second event
+  EXPECT_EQ(events.size(), 5u);
+  pool.RecordEvents(nullptr);
+  pool.Release(again[0]);
+  pool.Allocate(1);  // evicts `first` again, unrecorded
+  EXPECT_EQ(events.size(), 5u);
+}
+
 TEST(BlockPoolTest, BlocksForTokensRoundsUp) {
   EXPECT_EQ(BlocksForTokens(0, 16), 0);
   EXPECT_EQ(BlocksForTokens(1, 16), 1);

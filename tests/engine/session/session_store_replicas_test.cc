@@ -90,6 +90,33 @@ TEST_F(SessionStoreReplicasTest, TheSecondReplicaToCommitATurnIsAborted) {
   EXPECT_EQ(store_a_->ListTurns("t", id)->size(), 2u);
 }
 
+// A turn that folds old turns into a summary carries the summary in its own commit: when another
+// replica's turn wins, the loser's summary never reaches the store.
+TEST_F(SessionStoreReplicasTest, ARefusedTurnLeavesTheSummaryAsItWas) {
+  absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
+  ASSERT_TRUE(created.ok());
+  const SessionId id = created->id;
+  absl::StatusOr<Session> on_a = replica_a_->Get("t", id);
+  absl::StatusOr<Session> on_b = replica_b_->Get("t", id);
+  ASSERT_TRUE(on_a.ok() && on_b.ok());
+  SessionStore::Turn winner = T("from b", "b's reply");
+  winner.new_summary = "B's summary.";
+  winner.new_summarized_turns = 1;
+  ASSERT_TRUE(replica_b_->AppendTurn(id, on_b->history.size(), std::move(winner)).ok());
+  SessionStore::Turn loser = T("from a", "a's reply");
+  loser.new_summary = "A's summary.";
+  loser.new_summarized_turns = 1;
+  EXPECT_EQ(replica_a_->AppendTurn(id, on_a->history.size(), std::move(loser)).code(), absl::StatusCode::kAborted);
+  absl::StatusOr<SessionRecord> stored = store_a_->GetSession("t", id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_NE(stored->setup_json.find("B's summary."), std::string::npos) << stored->setup_json;
+  EXPECT_EQ(stored->setup_json.find("A's summary."), std::string::npos) << stored->setup_json;
+  absl::StatusOr<Session> reloaded = replica_a_->Get("t", id);
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_EQ(reloaded->summary, "B's summary.");
+  EXPECT_EQ(reloaded->num_turns, 1);
+}
+
 // A session deleted on one replica is gone on the other, which held it in memory.
 TEST_F(SessionStoreReplicasTest, ADeleteOnOneReplicaReachesTheOther) {
   absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");

@@ -51,6 +51,7 @@ class FakeStore final : public Store {
   absl::Status AppendTurn(const std::string& tenant, const TurnRecord& turn) override {
     absl::MutexLock lock(&mu_);
     if (sessions_[turn.session_id].tenant != tenant) return absl::NotFoundError(turn.session_id);
+    if (turn.setup_json) sessions_[turn.session_id].setup_json = *turn.setup_json;  // one transaction
     turns_.push_back(turn);
     return absl::OkStatus();
   }
@@ -244,7 +245,7 @@ TEST(TurnCommitTest, TurnFromAStaleSnapshotIsAbortedWithoutSideEffects) {
   EXPECT_EQ(after->context_tokens, (std::vector<TokenId>{1, 2}));
 }
 
-// A summary that cannot be set (the session is gone) stops the commit before the turn.
+// A turn of a deleted session is refused, summary or not, and sets nothing.
 TEST(TurnCommitTest, DeletedSessionIsNotFound) {
   SessionStore sessions;
   const Session session = InlineSession(sessions);
@@ -272,8 +273,8 @@ TEST(TurnCommitTest, FoldedSummaryIsSetWithTheTurn) {
   EXPECT_EQ(after->history.size(), 2u);
 }
 
-// A stored character's turn: the summary and the turn (with its context) reach the Store, and
-// the turn is remembered with its reply.
+// A stored character's turn: the summary and the turn (with its context) reach the Store in one
+// AppendTurn, and the turn is remembered with its reply.
 TEST(TurnCommitTest, DurableTurnIsStoredThenRemembered) {
   FakeStore store;
   FakeEmbedder embedder;

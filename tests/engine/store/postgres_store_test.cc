@@ -4,7 +4,9 @@
 // fixture "postgres" starts.
 #include "engine/store/postgres_store.h"
 
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -17,6 +19,7 @@ namespace {
 
 using testing::Character;
 using testing::kTenant;
+using testing::Memory;
 using testing::SessionOf;
 using testing::Turn;
 
@@ -76,6 +79,55 @@ TEST_F(PostgresStoreTest, ACallRetriesWhenTheServerDropsTheConnection) {
   ASSERT_TRUE(turns.ok());
   ASSERT_EQ(turns->size(), 1u);
   EXPECT_EQ((*turns)[0].reply_text, "still here");
+}
+
+// The network fails between a COMMIT and its reply: the pool runs the write again, and the
+// retry finds what the first try committed instead of doing it twice or failing on it.
+TEST_F(PostgresStoreTest, AWriteWhoseCommitReplyIsLostIsDoneOnce) {
+  PostgresPoolOptions options;
+  options.first_backoff = absl::Milliseconds(1);
+  std::set<std::string> lost;  // each unit of work loses its first COMMIT reply
+  options.lose_commit_reply_for_testing = [&lost](std::string_view what) {
+    return lost.insert(std::string(what)).second;
+  };
+  auto store = Open(options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c1")).ok());
+  ASSERT_TRUE(store->PutCharacter(kTenant, Character("c2")).ok());
+  const absl::Status created = store->CreateSession(kTenant, SessionOf("s1", "c1"));
+  EXPECT_TRUE(created.ok()) << created;
+  const absl::Status appended = store->AppendTurn(kTenant, Turn("s1", 0, "hello", "hi", 42));
+  EXPECT_TRUE(appended.ok()) << appended;
+  absl::StatusOr<int64_t> memory = store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 0));
+  EXPECT_TRUE(memory.ok()) << memory.status();
+  EXPECT_EQ(store->ListTurns(kTenant, "s1")->size(), 1u);
+  ASSERT_EQ(store->ListSessionMemories(kTenant, "s1")->size(), 1u);
+  EXPECT_EQ(store->ListSessionMemories(kTenant, "s1")->at(0).id, *memory);
+  const absl::Status deleted = store->DeleteCharacter(kTenant, "c2");
+  EXPECT_TRUE(deleted.ok()) << deleted;
+  const absl::Status session_deleted = store->DeleteSession(kTenant, "s1");
+  EXPECT_TRUE(session_deleted.ok()) << session_deleted;
+  EXPECT_EQ(lost, (std::set<std::string>{"add memory", "append turn", "create session", "delete character",
+                                         "delete session"}));
+  // A second append of the same index is still refused: only a retry is forgiven.
+  ASSERT_TRUE(store->CreateSession(kTenant, SessionOf("s2", "c1")).ok());
+  ASSERT_TRUE(store->AppendTurn(kTenant, Turn("s2", 0)).ok());
+  EXPECT_EQ(store->AppendTurn(kTenant, Turn("s2", 0)).code(), absl::StatusCode::kAborted);
+}
+
+// Replicas racing to remember one turn (a backfill beside the turn's own writer): one memory per
+// turn and scope, the second writer told so.
+TEST_F(PostgresStoreTest, ATurnHasOneMemoryPerScope) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 3)).ok());
+  EXPECT_EQ(store->AddMemory(kTenant, Memory(MemoryScope::kSession, "s1", 3)).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store->AddMemory(kTenant, Memory(MemoryScope::kUserCharacter, "s1", 3)).ok());  // another scope
+  EXPECT_TRUE(store->AddMemory("other", Memory(MemoryScope::kSession, "s1", 3)).ok());        // another tenant
+  EXPECT_TRUE(store->AddMemory(kTenant, Memory(MemoryScope::kCharacter, "", -1)).ok());       // experiences:
+  EXPECT_TRUE(store->AddMemory(kTenant, Memory(MemoryScope::kCharacter, "", -1)).ok());       // no turn
+  EXPECT_EQ(store->ListMemories()->size(), 5u);
 }
 
 // PostgreSQL's text holds no NUL byte and only valid UTF-8: such text is the caller's error,
