@@ -80,6 +80,22 @@ class RolePlay:
             SERVICE + name, request_serializer=lambda b: b, response_deserializer=lambda b: b)
 
 
+class Checks:
+    """The verdicts of a test script: checks(condition, what) records and prints each failure;
+    checks.exit_code() is 1 when any failed."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, condition, what):
+        if not condition:
+            self.failures.append(what)
+            print("FAIL:", what)
+
+    def exit_code(self):
+        return 1 if self.failures else 0
+
+
 def code_name(error):
     """The gRPC status code name of an RpcError ("CANCELLED"), or "OK" for None."""
     if error is None:

@@ -111,12 +111,7 @@ def chain_end(parents, start_hashes):
 
 def main():
     binary = sys.argv[1]
-    failures = []
-
-    def check(condition, what):
-        if not condition:
-            failures.append(what)
-            print("FAIL:", what)
+    check = rig.Checks()
 
     with tempfile.TemporaryDirectory(prefix="troupe-kv-events-") as tmp:
         keys = rig.write_keys_file(os.path.join(tmp, "keys"), ["acme", "globex"])
@@ -199,8 +194,8 @@ def main():
         check(secret not in raw, f"{secret[:8]!r}... never appears in an event")
 
     print(f"kv_events_test: {len(messages)} batches, {len(stored)} BlockStored events, "
-          f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+          f"{len(check.failures)} failure(s)")
+    return check.exit_code()
 
 
 if __name__ == "__main__":

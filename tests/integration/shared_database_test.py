@@ -47,12 +47,7 @@ def main():
     psql(admin, f"DROP DATABASE IF EXISTS {name}")
     psql(admin, f"CREATE DATABASE {name}")
     database = admin.replace("/postgres?", f"/{name}?", 1)
-    failures = []
-
-    def check(condition, what):
-        if not condition:
-            failures.append(what)
-            print("FAIL:", what)
+    check = rig.Checks()
 
     servers = []
     try:
@@ -103,8 +98,8 @@ def main():
         for server in servers:
             server.kill()
         psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    print(f"shared_database_test: {len(failures)} failure(s)")
-    return 1 if failures else 0
+    print(f"shared_database_test: {len(check.failures)} failure(s)")
+    return check.exit_code()
 
 
 if __name__ == "__main__":
