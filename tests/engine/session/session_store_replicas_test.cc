@@ -7,17 +7,13 @@
 #include "engine/session/session_store.h"
 #include "engine/store/postgres_store.h"
 #include "gtest/gtest.h"
+#include "tests/testing/session_turn.h"
 #include "tests/testing/postgres_database.h"
 
 namespace troupe {
 namespace {
 
-SessionStore::Turn T(std::string user, std::string reply) {
-  SessionStore::Turn t;
-  t.user_message = std::move(user);
-  t.reply = std::move(reply);
-  return t;
-}
+constexpr auto T = &testing::TurnOf;
 
 class SessionStoreReplicasTest : public ::testing::Test {
  protected:

@@ -11,18 +11,14 @@
 
 #include "engine/store/sqlite_store.h"
 #include "gtest/gtest.h"
+#include "tests/testing/session_turn.h"
 #include "tests/testing/gated_store.h"
 #include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {
 
-SessionStore::Turn T(std::string user, std::string reply) {
-  SessionStore::Turn t;
-  t.user_message = std::move(user);
-  t.reply = std::move(reply);
-  return t;
-}
+constexpr auto T = &testing::TurnOf;
 
 TEST(SessionStoreTest, CreateGetDelete) {
   SessionStore store;
