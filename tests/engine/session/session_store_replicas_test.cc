@@ -31,6 +31,13 @@ class SessionStoreReplicasTest : public ::testing::Test {
     replica_b_ = std::make_unique<SessionStore>(SessionStoreOptions{}, store_b_.get());
   }
 
+  // A durable session created on replica A ("" and a test failure when it cannot be made).
+  SessionId NewSession() {
+    absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->id : SessionId();
+  }
+
   testing::PostgresDatabase database_;
   std::unique_ptr<PostgresStore> store_a_, store_b_;
   std::unique_ptr<SessionStore> replica_a_, replica_b_;
@@ -39,9 +46,8 @@ class SessionStoreReplicasTest : public ::testing::Test {
 // A session moves between replicas turn by turn: each serves it with the whole history,
 // whatever it held in memory before.
 TEST_F(SessionStoreReplicasTest, EitherReplicaServesTheSessionWithItsWholeHistory) {
-  absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
-  ASSERT_TRUE(created.ok()) << created.status();
-  const SessionId id = created->id;
+  const SessionId id = NewSession();
+  ASSERT_FALSE(id.empty());
   ASSERT_TRUE(replica_a_->AppendTurn(id, 1, T("one", "reply one")).ok());
 
   absl::StatusOr<Session> on_b = replica_b_->Get("t", id);  // B loads it
@@ -69,9 +75,8 @@ TEST_F(SessionStoreReplicasTest, EitherReplicaServesTheSessionWithItsWholeHistor
 // Two replicas running a turn of one session at once: the first to commit wins, the other gets
 // kAborted (as two turns in one process do), and its retry sees the winner's turn.
 TEST_F(SessionStoreReplicasTest, TheSecondReplicaToCommitATurnIsAborted) {
-  absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
-  ASSERT_TRUE(created.ok());
-  const SessionId id = created->id;
+  const SessionId id = NewSession();
+  ASSERT_FALSE(id.empty());
   absl::StatusOr<Session> on_a = replica_a_->Get("t", id);
   absl::StatusOr<Session> on_b = replica_b_->Get("t", id);
   ASSERT_TRUE(on_a.ok() && on_b.ok());
@@ -89,9 +94,8 @@ TEST_F(SessionStoreReplicasTest, TheSecondReplicaToCommitATurnIsAborted) {
 // A turn that folds old turns into a summary carries the summary in its own commit: when another
 // replica's turn wins, the loser's summary never reaches the store.
 TEST_F(SessionStoreReplicasTest, ARefusedTurnLeavesTheSummaryAsItWas) {
-  absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
-  ASSERT_TRUE(created.ok());
-  const SessionId id = created->id;
+  const SessionId id = NewSession();
+  ASSERT_FALSE(id.empty());
   absl::StatusOr<Session> on_a = replica_a_->Get("t", id);
   absl::StatusOr<Session> on_b = replica_b_->Get("t", id);
   ASSERT_TRUE(on_a.ok() && on_b.ok());
@@ -115,12 +119,12 @@ TEST_F(SessionStoreReplicasTest, ARefusedTurnLeavesTheSummaryAsItWas) {
 
 // A session deleted on one replica is gone on the other, which held it in memory.
 TEST_F(SessionStoreReplicasTest, ADeleteOnOneReplicaReachesTheOther) {
-  absl::StatusOr<Session> created = replica_a_->CreateDurable("t", "mara", "Mara", SessionSetup{}, "Hello.");
-  ASSERT_TRUE(created.ok());
-  ASSERT_TRUE(replica_b_->Get("t", created->id).ok());
-  ASSERT_TRUE(replica_a_->Delete("t", created->id).ok());
-  EXPECT_EQ(replica_b_->Get("t", created->id).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(replica_b_->Get("other-tenant", created->id).status().code(), absl::StatusCode::kNotFound);
+  const SessionId id = NewSession();
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(replica_b_->Get("t", id).ok());
+  ASSERT_TRUE(replica_a_->Delete("t", id).ok());
+  EXPECT_EQ(replica_b_->Get("t", id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(replica_b_->Get("other-tenant", id).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
