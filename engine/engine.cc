@@ -22,6 +22,7 @@
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
 #include "engine/model_runner.h"
+#include "engine/sampler/dry.h"
 #include "engine/sampler/stop_matcher.h"
 #include "engine/scheduler/scheduler.h"
 
@@ -50,16 +51,19 @@ absl::Status EngineFault(RequestId id, const char* where, const std::string& wha
 struct LiveRequest {
   LiveRequest(Request r, const Tokenizer& tokenizer)
       : request(std::move(r)),
-        sampler(request.sampling, request.prompt),
+        sampler(request.sampling, request.prompt, request.dry_breakers),
         detokenizer(tokenizer),
         stop(request.sampling.stop),
         device_seed(request.sampling.seed.value_or(std::random_device{}() * 0x100000001ull)) {}
   // Whether a backend that samples on the device can serve this request's draws: the device
-  // path has no penalties, no logprobs and no scored ids (backend.h RowSampling).
+  // path has no penalties, no DRY or XTC, no logprobs and no scored ids (backend.h
+  // RowSampling).
   bool DeviceSamplable() const {
     const SamplingParams& p = request.sampling;
+    const bool xtc = p.xtc_probability > 0.0f && p.xtc_threshold <= 0.5f;
     return !request.embed_only && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
-           p.frequency_penalty == 0.0f && p.logprobs < 0 && p.scored_token_ids.empty();
+           p.frequency_penalty == 0.0f && p.dry_multiplier == 0.0f && !xtc && p.logprobs < 0 &&
+           p.scored_token_ids.empty();
   }
   Request request;
   Sequence seq;
@@ -127,6 +131,7 @@ class Engine::Impl {
   ModelConfig config_;
   ModelWeights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<DryBreakerCache> dry_breakers_;  // thread-safe; over tokenizer_
   ModelInfo info_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<BlockPool> pool_;
@@ -183,6 +188,7 @@ absl::Status Engine::Impl::LoadModel() {
 
 absl::Status Engine::Impl::Load() {
   TROUPE_RETURN_IF_ERROR(LoadModel());
+  dry_breakers_ = std::make_unique<DryBreakerCache>(*tokenizer_);
   if (options_.block_size <= 0 || options_.max_running <= 0 || options_.max_batched_tokens <= 0) {
     return absl::InvalidArgumentError("block_size, max_running and max_batched_tokens must be > 0");
   }
@@ -263,6 +269,10 @@ absl::Status Engine::Impl::Submit(Request request) {
     }
   }
   TROUPE_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
+  if (request.sampling.dry_multiplier > 0.0f && request.dry_breakers == nullptr &&
+      dry_breakers_ != nullptr) {
+    request.dry_breakers = dry_breakers_->Get(request.sampling.dry_sequence_breakers);
+  }
   if (request.arrival_time == absl::InfinitePast()) request.arrival_time = absl::Now();
   return inbox_.PushRequest(std::move(request));
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/check.h"
+#include "engine/sampler/sampling_preset.h"
 #include "server/proto_convert.h"
 #include "server/rpc_util.h"
 #include "troupe/v1/roleplay.pb.h"
@@ -35,14 +36,14 @@ void CheckGenerate(const uint8_t* data, size_t size) {
   v1::GenerateRequest request;
   if (!Parse(data, size, &request)) return;
   if (!request.prompt().empty()) (void)ValidateText(request.prompt(), "prompt");
-  (void)SamplingFromProto(request.sampling());
+  (void)SamplingFromProto(request.sampling(), SamplingParams());
 }
 
 void CheckChat(const uint8_t* data, size_t size) {
   v1::ChatRequest request;
   if (!Parse(data, size, &request)) return;
   (void)ValidateText(request.message(), "message");
-  (void)SamplingFromProto(request.sampling());
+  (void)SamplingFromProto(request.sampling(), ChatSamplingPreset());
   (void)MemoryOptionsFromProto(request.memory());
   if (request.memory().has_turn_emotion()) {
     (void)EmotionFromProto(request.memory().turn_emotion(), "memory.turn_emotion");

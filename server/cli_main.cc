@@ -1,6 +1,9 @@
 // troupe-cli: a small client for the troupe.v1.RolePlay API.
 //   troupe-cli generate --addr A --prompt P [--max-tokens N --temperature T ...]
 //   troupe-cli chat --addr A [--session ID | --character NAME --system PROMPT] [--message M]
+//   troupe-cli chat --addr A --character-id ID [--user-name NAME] [--message M]
+//   troupe-cli character import FILE | list | export ID [--spec v2|v3] [--png] [--out F] | delete ID
+//   troupe-cli session list [--character-id ID] | show ID | delete ID
 //   troupe-cli info --addr A
 //   troupe-cli hash-key --tenant T [--max-priority N --rpm N --tpm N --max-streams N] [KEY]
 // Text streams to stdout as it arrives; usage and errors go to stderr. The API key of a server
@@ -10,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <iostream>
 #include <sstream>
 #include <memory>
@@ -33,10 +38,20 @@ namespace {
 namespace v1 = troupe::v1;
 
 constexpr char kUsage[] =
-    "usage: troupe-cli <generate|chat|info|health|hash-key> [flags]\n"
+    "usage: troupe-cli <generate|chat|character|session|info|health|hash-key> [flags]\n"
     "  generate  stream a completion of --prompt (raw, no chat template)\n"
     "  chat      chat with a character: one --message, or an interactive session reading lines\n"
-    "            from stdin (new session unless --session ID)\n"
+    "            from stdin; a new inline session (--character NAME --system PROMPT), a new\n"
+    "            durable session with a stored character (--character-id ID, kept for resuming),\n"
+    "            or an existing session (--session ID)\n"
+    "  character import FILE   store a character card (JSON, or a PNG carrying one); prints its id\n"
+    "  character list          the stored characters: id, name, format\n"
+    "  character export ID     the card as JSON (--spec v2|v3, default v3) or --png; to --out FILE\n"
+    "                          or stdout\n"
+    "  character delete ID     delete a stored character\n"
+    "  session list            durable sessions (--character-id ID: only that character's)\n"
+    "  session show ID         a session's history\n"
+    "  session delete ID       delete a session\n"
     "  info      print the server's model information\n"
     "  health    exit 0 when the server's grpc.health.v1 --service (readiness) is SERVING, else 1\n"
     "  hash-key  print the --api-keys line of a key: troupe-cli hash-key --tenant T [limits] < KEYFILE\n"
@@ -50,13 +65,19 @@ struct CliFlags {
   std::string message;
   std::string session;
   std::string character = "Assistant";
+  std::string character_id;  // chat, session list
+  std::string user_name;     // chat --character-id
+  std::string spec = "v3";   // character export
+  bool png = false;          // character export
+  std::string out;           // character export
   std::string system;
   bool keep_session = false;
   bool help = false;
   // Sampling: unset = server default.
   std::optional<int> max_tokens, top_k, penalty_last_n, logprobs;
   std::optional<float> temperature, top_p, min_p, repetition_penalty, presence_penalty,
-      frequency_penalty;
+      frequency_penalty, dry_multiplier, dry_base, xtc_probability, xtc_threshold;
+  std::optional<int> dry_allowed_length, dry_penalty_last_n;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool ignore_eos = false;
@@ -79,6 +100,12 @@ void AddFlags(troupe::FlagParser& parser, CliFlags& f) {
   parser.AddString("character", &f.character, "chat: character name of a new session");
   parser.AddString("system", &f.system, "chat: system prompt of a new session");
   parser.AddBool("keep-session", &f.keep_session, "chat: do not delete the session at exit");
+  parser.AddString("character-id", &f.character_id,
+                   "chat: a stored character (new durable session); session list: only its sessions");
+  parser.AddString("user-name", &f.user_name, "chat --character-id: the user's name ({{user}})");
+  parser.AddString("spec", &f.spec, "character export: card spec, v2 or v3");
+  parser.AddBool("png", &f.png, "character export: a PNG carrying the card instead of JSON");
+  parser.AddString("out", &f.out, "character export: write the card here instead of stdout");
   parser.AddOptionalInt("max-tokens", &f.max_tokens, "completion tokens");
   parser.AddOptionalFloat("temperature", &f.temperature, "0 = greedy");
   parser.AddOptionalInt("top-k", &f.top_k, "0 = off");
@@ -88,6 +115,12 @@ void AddFlags(troupe::FlagParser& parser, CliFlags& f) {
   parser.AddOptionalFloat("presence-penalty", &f.presence_penalty, "0 = off");
   parser.AddOptionalFloat("frequency-penalty", &f.frequency_penalty, "0 = off");
   parser.AddOptionalInt("penalty-last-n", &f.penalty_last_n, "penalty window (-1 = all)");
+  parser.AddOptionalFloat("dry-multiplier", &f.dry_multiplier, "DRY strength (0 = off)");
+  parser.AddOptionalFloat("dry-base", &f.dry_base, "DRY growth per repeated token");
+  parser.AddOptionalInt("dry-allowed-length", &f.dry_allowed_length, "DRY: repeats this long are free");
+  parser.AddOptionalInt("dry-penalty-last-n", &f.dry_penalty_last_n, "DRY window (-1 = all)");
+  parser.AddOptionalFloat("xtc-probability", &f.xtc_probability, "XTC: chance per token (0 = off)");
+  parser.AddOptionalFloat("xtc-threshold", &f.xtc_threshold, "XTC: probability of a top choice");
   parser.AddOptionalUint64("seed", &f.seed, "sampling seed");
   parser.AddStrings("stop", &f.stop, "stop string (repeatable)");
   parser.AddBool("ignore-eos", &f.ignore_eos, "keep generating past EOS");
@@ -183,6 +216,12 @@ void FillSampling(const CliFlags& f, v1::SamplingParams* s) {
   if (f.presence_penalty) s->set_presence_penalty(*f.presence_penalty);
   if (f.frequency_penalty) s->set_frequency_penalty(*f.frequency_penalty);
   if (f.penalty_last_n) s->set_penalty_last_n(*f.penalty_last_n);
+  if (f.dry_multiplier) s->set_dry_multiplier(*f.dry_multiplier);
+  if (f.dry_base) s->set_dry_base(*f.dry_base);
+  if (f.dry_allowed_length) s->set_dry_allowed_length(*f.dry_allowed_length);
+  if (f.dry_penalty_last_n) s->set_dry_penalty_last_n(*f.dry_penalty_last_n);
+  if (f.xtc_probability) s->set_xtc_probability(*f.xtc_probability);
+  if (f.xtc_threshold) s->set_xtc_threshold(*f.xtc_threshold);
   if (f.seed) s->set_seed(*f.seed);
   for (const std::string& stop : f.stop) s->add_stop(stop);
   s->set_ignore_eos(f.ignore_eos);
@@ -287,17 +326,29 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
   std::string session_id = f.session;
   std::string speaker = f.character;
   const bool created = session_id.empty();
+  // A durable session with a stored character is kept, to be resumed with --session.
+  const bool keep = f.keep_session || (created && !f.character_id.empty());
   if (created) {
     v1::CreateSessionRequest request;
-    request.mutable_character()->set_name(f.character);
-    request.mutable_character()->set_system_prompt(f.system);
+    if (!f.character_id.empty()) {
+      request.set_character_id(f.character_id);
+      if (!f.user_name.empty()) request.mutable_setup()->set_user_name(f.user_name);
+    } else {
+      request.mutable_character()->set_name(f.character);
+      request.mutable_character()->set_system_prompt(f.system);
+    }
     v1::Session session;
     grpc::ClientContext context;
     PrepareContext(f, context);
     if (ReportError(stub.CreateSession(&context, request, &session))) return 1;
     session_id = session.session_id();
     speaker = session.character().name();
-    std::fprintf(stderr, "session %s\n", session_id.c_str());
+    std::fprintf(stderr, "session %s%s\n", session_id.c_str(),
+                 keep ? " (kept: resume with --session)" : "");
+    // A stored character's greeting opens the session.
+    for (const v1::ChatMessage& m : session.history()) {
+      if (m.role() == v1::ROLE_ASSISTANT) std::printf("%s: %s\n", speaker.c_str(), m.content().c_str());
+    }
   } else {
     v1::GetSessionRequest request;
     request.set_session_id(session_id);
@@ -319,7 +370,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     }
     std::fputc('\n', stderr);  // end the last "> " prompt
   }
-  if (created && !f.keep_session) {
+  if (created && !keep) {
     v1::DeleteSessionRequest request;
     request.set_session_id(session_id);
     v1::DeleteSessionResponse response;
@@ -328,6 +379,170 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     ReportError(stub.DeleteSession(&context, request, &response));
   }
   return ok ? 0 : 1;
+}
+
+// A two-word command ("character export ID"): `list` takes no argument, every other verb one.
+// Runs the verb, or prints `usage` and returns 2.
+int TwoWordCommand(const std::vector<std::string>& positional,
+                   const std::map<std::string, std::function<int(const std::string&)>>& verbs,
+                   const char* usage) {
+  const std::string verb = positional.size() > 1 ? positional[1] : "";
+  const bool has_argument = positional.size() == 3;
+  auto it = verbs.find(verb);
+  if (it != verbs.end() && has_argument == (verb != "list")) {
+    return it->second(has_argument ? positional[2] : "");
+  }
+  std::fprintf(stderr, "troupe-cli: %s\n", usage);
+  return 2;
+}
+
+bool IsPng(const std::string& bytes) { return bytes.rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
+
+int ImportCharacter(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& path) {
+  std::string bytes;
+  if (path.empty() || !ReadAll(path, &bytes)) {
+    std::fprintf(stderr, "troupe-cli character import: cannot read card file '%s'\n", path.c_str());
+    return 2;
+  }
+  v1::CreateCharacterRequest request;
+  if (IsPng(bytes)) {
+    request.set_card_png(bytes);
+  } else {
+    request.set_card_json(bytes);
+  }
+  v1::StoredCharacter character;
+  grpc::ClientContext context;
+  PrepareContext(f, context);
+  if (ReportError(stub.CreateCharacter(&context, request, &character))) return 1;
+  std::printf("%s\t%s\t%s\n", character.character_id().c_str(), character.profile().name().c_str(),
+              character.import_format().c_str());
+  return 0;
+}
+
+int ListCharacters(v1::RolePlay::Stub& stub, const CliFlags& f) {
+  v1::ListCharactersRequest request;
+  do {
+    v1::ListCharactersResponse page;
+    grpc::ClientContext context;
+    PrepareContext(f, context);
+    if (ReportError(stub.ListCharacters(&context, request, &page))) return 1;
+    for (const v1::StoredCharacter& c : page.characters()) {
+      std::printf("%s\t%s\t%s\n", c.character_id().c_str(), c.profile().name().c_str(),
+                  c.import_format().empty() ? "profile" : c.import_format().c_str());
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  return 0;
+}
+
+int ExportCharacter(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& id) {
+  if (f.spec != "v2" && f.spec != "v3") {
+    std::fprintf(stderr, "troupe-cli character export: --spec must be v2 or v3, not '%s'\n", f.spec.c_str());
+    return 2;
+  }
+  v1::ExportCharacterRequest request;
+  request.set_character_id(id);
+  request.set_spec(f.spec == "v2" ? v1::CARD_SPEC_V2 : v1::CARD_SPEC_V3);
+  request.set_png(f.png);
+  v1::ExportCharacterResponse response;
+  grpc::ClientContext context;
+  PrepareContext(f, context);
+  if (ReportError(stub.ExportCharacter(&context, request, &response))) return 1;
+  if (f.out.empty()) {
+    std::fwrite(response.card().data(), 1, response.card().size(), stdout);
+    if (!f.png) std::fputc('\n', stdout);
+    return 0;
+  }
+  std::ofstream out(f.out, std::ios::binary | std::ios::trunc);
+  out.write(response.card().data(), static_cast<std::streamsize>(response.card().size()));
+  if (!out.flush()) {
+    std::fprintf(stderr, "troupe-cli character export: cannot write '%s'\n", f.out.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "wrote %s (%zu bytes, %s)\n", f.out.c_str(), response.card().size(),
+               response.content_type().c_str());
+  return 0;
+}
+
+int DeleteCharacter(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& id) {
+  v1::DeleteCharacterRequest request;
+  request.set_character_id(id);
+  v1::DeleteCharacterResponse response;
+  grpc::ClientContext context;
+  PrepareContext(f, context);
+  return ReportError(stub.DeleteCharacter(&context, request, &response)) ? 1 : 0;
+}
+
+int CharacterCommand(v1::RolePlay::Stub& stub, const CliFlags& f, const std::vector<std::string>& positional) {
+  return TwoWordCommand(positional,
+                        {{"import", [&](const std::string& path) { return ImportCharacter(stub, f, path); }},
+                         {"list", [&](const std::string&) { return ListCharacters(stub, f); }},
+                         {"export", [&](const std::string& id) { return ExportCharacter(stub, f, id); }},
+                         {"delete", [&](const std::string& id) { return DeleteCharacter(stub, f, id); }}},
+                        "character import FILE | list | export ID | delete ID");
+}
+
+const char* RoleName(v1::Role role) {
+  switch (role) {
+    case v1::ROLE_SYSTEM: return "system";
+    case v1::ROLE_USER: return "user";
+    case v1::ROLE_ASSISTANT: return "assistant";
+    default: return "unspecified";
+  }
+}
+
+int ListSessions(v1::RolePlay::Stub& stub, const CliFlags& f) {
+  v1::ListSessionsRequest request;
+  request.set_character_id(f.character_id);
+  do {
+    v1::ListSessionsResponse page;
+    grpc::ClientContext context;
+    PrepareContext(f, context);
+    if (ReportError(stub.ListSessions(&context, request, &page))) return 1;
+    for (const v1::Session& s : page.sessions()) {
+      std::printf("%s\t%s\t%s\n", s.session_id().c_str(), s.character_id().c_str(),
+                  s.character().name().c_str());
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  return 0;
+}
+
+int ShowSession(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& id) {
+  v1::GetSessionRequest request;
+  request.set_session_id(id);
+  v1::Session session;
+  grpc::ClientContext context;
+  PrepareContext(f, context, id);
+  if (ReportError(stub.GetSession(&context, request, &session))) return 1;
+  std::printf("session %s, character %s%s%s\n", session.session_id().c_str(),
+              session.character().name().c_str(), session.character_id().empty() ? "" : " ",
+              session.character_id().c_str());
+  const std::string user = session.setup().user_name().empty() ? "User" : session.setup().user_name();
+  for (const v1::ChatMessage& m : session.history()) {
+    const std::string speaker = m.role() == v1::ROLE_USER        ? user
+                                : m.role() == v1::ROLE_ASSISTANT ? session.character().name()
+                                                                 : RoleName(m.role());
+    std::printf("%s: %s\n", speaker.c_str(), m.content().c_str());
+  }
+  return 0;
+}
+
+int DeleteSession(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& id) {
+  v1::DeleteSessionRequest request;
+  request.set_session_id(id);
+  v1::DeleteSessionResponse response;
+  grpc::ClientContext context;
+  PrepareContext(f, context, id);
+  return ReportError(stub.DeleteSession(&context, request, &response)) ? 1 : 0;
+}
+
+int SessionCommand(v1::RolePlay::Stub& stub, const CliFlags& f, const std::vector<std::string>& positional) {
+  return TwoWordCommand(positional,
+                        {{"list", [&](const std::string&) { return ListSessions(stub, f); }},
+                         {"show", [&](const std::string& id) { return ShowSession(stub, f, id); }},
+                         {"delete", [&](const std::string& id) { return DeleteSession(stub, f, id); }}},
+                        "session list | show ID | delete ID");
 }
 
 // grpc.health.v1 Check of f.service; prints the status. The container images' HEALTHCHECK.
@@ -364,7 +579,9 @@ int Run(int argc, char** argv) {
   std::vector<std::string> positional;
   const absl::Status parsed = parser.Parse(argc, argv, &positional);
   const bool hash_key = !positional.empty() && positional[0] == "hash-key";
-  if (!parsed.ok() || f.help || positional.empty() || positional.size() > (hash_key ? 2u : 1u)) {
+  const bool two_words = !positional.empty() && (positional[0] == "character" || positional[0] == "session");
+  const size_t max_positional = hash_key ? 2u : two_words ? 3u : 1u;
+  if (!parsed.ok() || f.help || positional.empty() || positional.size() > max_positional) {
     if (!parsed.ok()) std::fprintf(stderr, "troupe-cli: %s\n", std::string(parsed.message()).c_str());
     std::fprintf(f.help ? stdout : stderr, "%s%s", kUsage, parser.Help().c_str());
     return f.help ? 0 : 2;
@@ -387,6 +604,8 @@ int Run(int argc, char** argv) {
   const std::string& command = positional[0];
   if (command == "generate") return Generate(*stub, f);
   if (command == "chat") return Chat(*stub, f);
+  if (command == "character") return CharacterCommand(*stub, f, positional);
+  if (command == "session") return SessionCommand(*stub, f, positional);
   if (command == "info") return Info(*stub, f);
   if (command == "health") return Health(channel, f);
   std::fprintf(stderr, "troupe-cli: unknown command '%s'\n%s", command.c_str(), kUsage);

@@ -34,7 +34,7 @@ absl::StatusOr<GenerateJob> ValidateGenerate(const v1::GenerateRequest& proto) {
   if (has_text) {
     if (absl::Status status = ValidateText(proto.prompt(), "prompt"); !status.ok()) return status;
   }
-  absl::StatusOr<SamplingParams> sampling = SamplingFromProto(proto.sampling());
+  absl::StatusOr<SamplingParams> sampling = SamplingFromProto(proto.sampling(), SamplingParams());
   if (!sampling.ok()) return sampling.status();
 
   GenerateJob job;

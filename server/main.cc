@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/flag_parser.h"
 #include "engine/engine.h"
+#include "engine/sampler/sampling_preset.h"
 #include "engine/model/dummy_model.h"
 #include "engine/backend/backend.h"
 #include "server/auth/api_keys.h"
@@ -36,6 +37,7 @@ struct Flags {
   // KV-cache events (server/fleet/kv_event_publisher.h): "" = none; the topic "" = kv@<host>@<model>.
   std::string kv_events_endpoint;
   std::string kv_events_topic;
+  std::string default_sampling_file;  // "" = the built-in chat preset
 };
 
 // Fills `flags` from argv. Returns an exit code when the process should stop here.
@@ -124,6 +126,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                    "system prompt of characters without one (and their {{original}})");
   parser.AddString("post-history-instructions", &server.prompt.global_post_history,
                    "post-history instructions of characters without them");
+  parser.AddString("default-sampling", &flags.default_sampling_file,
+                   "JSON file of the sampling a chat turn's unset fields take (docs/sampling.md; "
+                   "\"\" = the built-in chat preset: temperature 0.8, min-p 0.05, DRY 0.8)");
   parser.AddInt("shutdown-grace-s", &shutdown_grace_s, "seconds live RPCs get on shutdown");
   parser.AddString("kv-events-endpoint", &flags.kv_events_endpoint,
                    "publish KV-cache events (vLLM's ZeroMQ + msgpack format) on this tcp://HOST:PORT "
@@ -177,6 +182,15 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     return 2;
   }
   engine.dummy_seed = static_cast<uint64_t>(dummy_seed);
+  if (!flags.default_sampling_file.empty()) {
+    absl::StatusOr<troupe::SamplingParams> preset = troupe::LoadSamplingPreset(flags.default_sampling_file);
+    if (!preset.ok()) {
+      std::fprintf(stderr, "troupe-server: --default-sampling: %s\n",
+                   std::string(preset.status().message()).c_str());
+      return 2;
+    }
+    server.chat_sampling = *std::move(preset);
+  }
 
   // The engine checks the shape name (its error lists the known shapes).
   if (engine.load_format == "dummy") return std::nullopt;

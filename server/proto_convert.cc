@@ -135,8 +135,9 @@ absl::StatusOr<CharacterProfile> ProfileOfRequest(const Req& request) {
 
 // ---- generation ----
 
-absl::StatusOr<SamplingParams> SamplingFromProto(const v1::SamplingParams& proto) {
-  SamplingParams params;
+absl::StatusOr<SamplingParams> SamplingFromProto(const v1::SamplingParams& proto,
+                                                 const SamplingParams& defaults) {
+  SamplingParams params = defaults;
   if (proto.has_temperature()) params.temperature = proto.temperature();
   if (proto.has_top_k()) params.top_k = proto.top_k();
   if (proto.has_top_p()) params.top_p = proto.top_p();
@@ -148,6 +149,16 @@ absl::StatusOr<SamplingParams> SamplingFromProto(const v1::SamplingParams& proto
   if (proto.has_seed()) params.seed = proto.seed();
   if (proto.has_max_tokens()) params.max_tokens = proto.max_tokens();
   params.stop.assign(proto.stop().begin(), proto.stop().end());
+  if (proto.has_dry_multiplier()) params.dry_multiplier = proto.dry_multiplier();
+  if (proto.has_dry_base()) params.dry_base = proto.dry_base();
+  if (proto.has_dry_allowed_length()) params.dry_allowed_length = proto.dry_allowed_length();
+  if (proto.has_dry_penalty_last_n()) params.dry_penalty_last_n = proto.dry_penalty_last_n();
+  if (proto.has_dry_sequence_breakers()) {
+    params.dry_sequence_breakers.assign(proto.dry_sequence_breakers().values().begin(),
+                                        proto.dry_sequence_breakers().values().end());
+  }
+  if (proto.has_xtc_probability()) params.xtc_probability = proto.xtc_probability();
+  if (proto.has_xtc_threshold()) params.xtc_threshold = proto.xtc_threshold();
   params.ignore_eos = proto.ignore_eos();
 
   if (proto.top_logprobs() < 0 || proto.top_logprobs() > kMaxTopLogprobs) {
@@ -455,6 +466,7 @@ absl::StatusOr<TurnMemoryOptions> MemoryOptionsFromProto(const v1::MemoryOptions
   TurnMemoryOptions m;
   switch (p.strategy()) {
     case v1::RETRIEVAL_STRATEGY_UNSPECIFIED:
+      break;  // RetrievalOptions' default: weighted (1, 0.15, 0, 0), docs/memory.md
     case v1::RETRIEVAL_STRATEGY_COMBINED_ADDITIVE:
       m.retrieval.strategy = RetrievalStrategy::kCombinedAdditive;
       break;

@@ -24,10 +24,12 @@ namespace troupe {
 
 // ---- generation ----
 
-// Unset optional fields keep the engine defaults. kInvalidArgument names the field and its
-// allowed values (top_logprobs without logprobs, top_logprobs outside 0..20, and whatever
+// Fields the proto leaves unset keep `defaults`' values (SamplingParams() for Generate, the
+// server's chat preset for Chat). kInvalidArgument names the field and its allowed values
+// (top_logprobs without logprobs, top_logprobs outside 0..20, and whatever
 // ValidateSamplingParams rejects).
-[[nodiscard]] absl::StatusOr<SamplingParams> SamplingFromProto(const v1::SamplingParams& proto);
+[[nodiscard]] absl::StatusOr<SamplingParams> SamplingFromProto(const v1::SamplingParams& proto,
+                                                               const SamplingParams& defaults);
 
 // kNone and kError have no proto value (errors end the RPC with a status) and map to
 // FINISH_REASON_UNSPECIFIED.

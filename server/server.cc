@@ -127,7 +127,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
                         .summary_queue = server->summary_queue_.get(),
                         .prompt_options = options.prompt,
                         .lore_scan_budget = options.lore_scan_budget,
-                        .conversation = options.conversation};
+                        .conversation = options.conversation,
+                        .chat_sampling = options.chat_sampling};
   server->service_ = std::make_unique<RolePlayService>(*server->engine_, *server->sessions_,
                                                        *server->prepare_queue_, server->metrics_.get(),
                                                        std::move(roleplay),

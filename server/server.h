@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "engine/character/character_registry.h"
 #include "engine/engine.h"
+#include "engine/sampler/sampling_preset.h"
 #include "engine/session/session_store.h"
 #include "engine/session/turn_planner.h"
 #include "server/auth/caller.h"
@@ -42,6 +43,9 @@ struct ServerOptions {
   CharacterRegistryOptions characters;  // the cache of parsed stored characters
   int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes one turn's lorebook scan may search
   ConversationOptions conversation;  // long conversations: the context budget, the fold marks
+  // The sampling of chat turns where the request leaves a field unset (--default-sampling
+  // FILE, engine/sampler/sampling_preset.h). Generate keeps SamplingParams' plain defaults.
+  SamplingParams chat_sampling = ChatSamplingPreset();
   // Where characters, durable sessions and memories are kept: a --database URL
   // (engine/store/open_store.h: sqlite:PATH, or postgresql://... shared by replicas). "" = the
   // SQLite file troupe.db in data_dir; both empty = nowhere (inline sessions only, no memory).

@@ -43,7 +43,7 @@ grpc::ServerWriteReactor<v1::ChatResponse>* SessionService::Chat(grpc::CallbackS
   absl::Status valid = request->session_id().empty()
                            ? absl::InvalidArgumentError("session_id is empty")
                            : ValidateText(request->message(), "message");
-  absl::StatusOr<SamplingParams> sampling = SamplingFromProto(request->sampling());
+  absl::StatusOr<SamplingParams> sampling = SamplingFromProto(request->sampling(), roleplay_.chat_sampling);
   if (valid.ok()) valid = sampling.status();
   absl::StatusOr<TurnMemoryOptions> memory = MemoryOptionsFromProto(request->memory());
   if (valid.ok()) valid = memory.status();

@@ -10,6 +10,7 @@
 #include "engine/clients/summarizer.h"
 #include "engine/engine.h"
 #include "engine/memory/memory_service.h"
+#include "engine/sampler/sampling_params.h"
 #include "engine/session/character_prompt.h"
 #include "engine/session/session_store.h"
 #include "engine/session/turn_commit.h"
@@ -41,6 +42,8 @@ struct RolePlayDeps {
   CharacterPromptOptions prompt_options;
   int64_t lore_scan_budget = kDefaultLoreScanBudget;  // key-bytes per turn (engine/character/lorebook.h)
   ConversationOptions conversation;  // the context budget and fold marks (turn_planner.h)
+  // What a turn's unset sampling fields take (ServerOptions::chat_sampling).
+  SamplingParams chat_sampling;
 };
 
 // Thread-safe: gRPC calls the handlers concurrently; the service holds no mutable state. The

@@ -67,6 +67,9 @@ struct Request {
   RequestId id = 0;                 // from Engine::NewRequestId(); unique per engine
   std::vector<TokenId> prompt;      // token ids, BOS included when the model wants it
   SamplingParams sampling;
+  // DRY's sequence-breaker ids for sampling.dry_sequence_breakers; Engine::Submit fills it when
+  // DRY is on and it is null.
+  std::shared_ptr<const BreakerTokens> dry_breakers;
   int priority = 0;                 // larger runs first (#3 builds the policy on it)
   std::string cache_salt;           // tenant isolation for prefix caching (#3)
   // No generation: the prompt's last-token final-norm hidden state, L2-normalised, is returned

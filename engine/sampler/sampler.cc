@@ -1,4 +1,5 @@
-// Sampler: penalties -> (argmax | top-k -> softmax(T) -> top-p -> min-p -> seeded draw).
+// Sampler: penalties -> DRY -> (argmax | top-k -> softmax(T) -> top-p -> min-p -> XTC ->
+// seeded draw).
 // Engine thread only. See docs/sampling.md.
 #include "engine/sampler/sampler.h"
 
@@ -117,12 +118,15 @@ uint64_t SeedFor(const SamplingParams& params) {
 
 // ---- public ----
 
-Sampler::Sampler(const SamplingParams& params, std::span<const TokenId> prompt)
-    : params_(params), rng_(SeedFor(params)) {
-  size_t keep = prompt.size();
-  if (params_.penalty_last_n >= 0) {
-    keep = std::min(keep, static_cast<size_t>(params_.penalty_last_n));
-  }
+Sampler::Sampler(const SamplingParams& params, std::span<const TokenId> prompt,
+                 std::shared_ptr<const BreakerTokens> dry_breakers)
+    : params_(params), dry_breakers_(std::move(dry_breakers)), rng_(SeedFor(params)) {
+  // The longer of the two windows; -1 means the whole prompt.
+  const auto window = [&prompt](int last_n) {
+    return last_n < 0 ? prompt.size() : std::min(prompt.size(), static_cast<size_t>(last_n));
+  };
+  const size_t keep = std::max(window(params_.penalty_last_n),
+                               params_.dry_multiplier > 0.0f ? window(params_.dry_penalty_last_n) : 0);
   history_.assign(prompt.end() - static_cast<std::ptrdiff_t>(keep), prompt.end());
   num_prompt_ = keep;
 }
@@ -214,16 +218,23 @@ double Sampler::RawLogSumExp(std::span<const float> logits, SampleResult* result
 // Repetition (llama.cpp/HF): every id seen in the window, prompt or output, has a positive
 // logit divided by the penalty and a negative one multiplied by it. Presence/frequency
 // (OpenAI): ids generated c > 0 times in the window lose frequency * c + presence.
-bool Sampler::PenaltiesActive() const {
+bool Sampler::RepetitionActive() const {
   const bool any = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
                    params_.frequency_penalty != 0.0f;
   return any && params_.penalty_last_n != 0 && !history_.empty();
 }
 
+bool Sampler::DryActive() const {
+  return params_.dry_multiplier > 0.0f && params_.dry_penalty_last_n != 0 && history_.size() >= 2;
+}
+
 void Sampler::ApplyPenalties(std::span<float> logits) {
   saved_.clear();
-  if (!PenaltiesActive()) return;
+  if (RepetitionActive()) ApplyRepetitionPenalties(logits);
+  if (DryActive()) ApplyDry(logits);
+}
 
+void Sampler::ApplyRepetitionPenalties(std::span<float> logits) {
   const size_t vocab = logits.size();
   if (counts_.size() != vocab) counts_.assign(vocab, 0);
   size_t window = history_.size();
@@ -255,8 +266,60 @@ void Sampler::ApplyPenalties(std::span<float> logits) {
   }
 }
 
+// DRY after the other penalties, as in llama.cpp's chain: over the last dry_penalty_last_n
+// tokens of prompt + output.
+void Sampler::ApplyDry(std::span<float> logits) {
+  size_t window = history_.size();
+  if (params_.dry_penalty_last_n > 0) {
+    window = std::min(window, static_cast<size_t>(params_.dry_penalty_last_n));
+  }
+  DryPenalties(std::span<const TokenId>(history_).last(window), dry_breakers_.get(), params_,
+               &dry_scratch_, &dry_penalties_);
+  for (const auto& [id, penalty] : dry_penalties_) {
+    if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;  // not in this vocab
+    saved_.emplace_back(id, logits[id]);
+    logits[id] -= penalty;
+  }
+}
+
 void Sampler::RestoreLogits(std::span<float> logits) {
-  for (const auto& [id, v] : saved_) logits[id] = v;
+  // Backwards: an id both penalties touched was saved twice, its original value first.
+  for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) logits[it->first] = it->second;
+}
+
+// XTC (exclude top choices, as in llama.cpp and koboldcpp): the untempered probabilities of the
+// candidates (e^(logit - max) renormalised over them, since llama.cpp applies temperature
+// last); one uniform draw decides whether to act, made only when there are two candidates.
+bool Sampler::XtcActive() const {
+  return params_.xtc_probability > 0.0f && params_.xtc_threshold <= 0.5f;
+}
+
+void Sampler::ApplyXtc(std::span<const float> logits, float max_logit) {
+  if (!XtcActive() || candidates_.size() < 2) return;
+  if (Uniform01() >= params_.xtc_probability) return;
+  xtc_mass_.resize(candidates_.size());
+  double total = 0.0;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    xtc_mass_[i] = cpu::FastExpNonPositive(logits[candidates_[i].second] - max_logit);
+    total += xtc_mass_[i];
+  }
+  const double threshold = static_cast<double>(params_.xtc_threshold) * total;
+  // The least likely candidate at or above the threshold (ties: the later in BetterFirst's
+  // order, the higher id) stays; the others at or above it go.
+  size_t above = 0;
+  size_t keep = 0;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    if (xtc_mass_[i] < threshold) continue;
+    if (above == 0 || BetterFirst(candidates_[keep], candidates_[i])) keep = i;
+    ++above;
+  }
+  if (above < 2) return;
+  size_t out = 0;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    if (xtc_mass_[i] >= threshold && i != keep) continue;
+    candidates_[out++] = candidates_[i];
+  }
+  candidates_.resize(out);
 }
 
 // ---- selection ----
@@ -433,7 +496,7 @@ TokenId Sampler::SampleStochastic(std::span<const float> logits) {
     return Argmax(logits);  // degenerate row, or a temperature too small to divide by
   }
   const bool top_k_off = params_.top_k == 0 || static_cast<size_t>(params_.top_k) >= logits.size();
-  if (top_k_off && params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
+  if (top_k_off && params_.top_p >= 1.0f && params_.min_p <= 0.0f && !XtcActive()) {
     // Plain softmax(T): draw straight from the weights, in id order.
     weights_.resize(logits.size());
     const double total = ExpWeights(logits, max_logit, inv_t, weights_);
@@ -455,8 +518,9 @@ TokenId Sampler::SampleStochastic(std::span<const float> logits) {
   // total lets min-p filter first, which is cheaper.
   SelectCandidates(logits, max_logit, inv_t);
   TROUPE_DCHECK(!candidates_.empty());  // the best candidate (weight 1) always survives
+  ApplyXtc(logits, max_logit);  // 5. XTC, on what min-p left
 
-  // 5. Draw u in [0, mass) and walk the cumulative weights.
+  // 6. Draw u in [0, mass) and walk the cumulative weights.
   double mass = 0.0;
   for (const Candidate& c : candidates_) mass += c.first;
   const double u = Uniform01() * mass;

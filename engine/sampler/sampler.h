@@ -1,9 +1,11 @@
-// Token sampling over one row of logits: penalties, then greedy argmax or top-k -> softmax with
-// temperature -> top-p -> min-p -> a seeded draw. One Sampler per request; engine thread only.
+// Token sampling over one row of logits: penalties and DRY, then greedy argmax or top-k ->
+// softmax with temperature -> top-p -> min-p -> XTC -> a seeded draw. One Sampler per request;
+// engine thread only.
 // docs/sampling.md describes the order and the determinism contract.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <utility>
@@ -11,6 +13,7 @@
 
 #include "common/thread_owner.h"
 #include "common/types.h"
+#include "engine/sampler/dry.h"
 #include "engine/sampler/sampling_params.h"
 
 namespace troupe {
@@ -46,10 +49,13 @@ struct SampleResult {
 // Sampler binds anew to the first thread that samples with it.
 class Sampler {
  public:
-  // `prompt` feeds the repetition penalty window (only its last params.penalty_last_n tokens
-  // are kept). The RNG is seeded from params.seed, or from std::random_device when absent.
+  // `prompt` feeds the penalty and DRY windows (only its last max(penalty_last_n,
+  // dry_penalty_last_n) tokens are kept). `dry_breakers` flags the sequence-breaker ids of
+  // params.dry_sequence_breakers (DryBreakerCache); null means no token breaks a repeat. The
+  // RNG is seeded from params.seed, or from std::random_device when absent.
   // REQUIRES: ValidateSamplingParams(params).ok().
-  Sampler(const SamplingParams& params, std::span<const TokenId> prompt);
+  Sampler(const SamplingParams& params, std::span<const TokenId> prompt,
+          std::shared_ptr<const BreakerTokens> dry_breakers = nullptr);
 
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
@@ -75,11 +81,19 @@ class Sampler {
   int num_generated() const { return static_cast<int>(history_.size() - num_prompt_); }
 
  private:
-  // Applies repetition/presence/frequency penalties in place, saving the original values of the
-  // logits it touches in saved_ so RestoreLogits can undo them.
+  // Applies repetition/presence/frequency penalties, then DRY, in place, saving the original
+  // values of the logits it touches in saved_ so RestoreLogits can undo them.
   void ApplyPenalties(std::span<float> logits);
+  void ApplyRepetitionPenalties(std::span<float> logits);
+  void ApplyDry(std::span<float> logits);
   void RestoreLogits(std::span<float> logits);
-  bool PenaltiesActive() const;
+  bool PenaltiesActive() const { return RepetitionActive() || DryActive(); }
+  bool RepetitionActive() const;
+  bool DryActive() const;
+  bool XtcActive() const;
+  // XTC over candidates_ (after min-p): with probability xtc_probability, drops every
+  // candidate whose untempered probability reaches xtc_threshold except the least likely.
+  void ApplyXtc(std::span<const float> logits, float max_logit);
   bool WantsLogprobs() const { return params_.logprobs >= 0 || !params_.scored_token_ids.empty(); }
   // Greedy or stochastic choice over the penalised row.
   TokenId Choose(std::span<const float> penalised);
@@ -119,6 +133,7 @@ class Sampler {
   size_t num_prompt_ = 0;  // prompt tokens kept at the front of history_
 
   std::vector<TokenId> history_;  // kept prompt tail, then generated ids
+  std::shared_ptr<const BreakerTokens> dry_breakers_;
   std::mt19937_64 rng_;
 
   // Scratch, sized on the first Sample call and reused.
@@ -132,6 +147,9 @@ class Sampler {
   std::vector<double> bucket_weight_;               // [kNumBuckets + kDropSlots]
   std::vector<std::pair<float, TokenId>> tail_;     // CollectBuckets scratch
   std::vector<std::pair<float, TokenId>> candidates_;  // (logit, then weight; id)
+  std::vector<int32_t> dry_scratch_;                   // DryPenalties' Z-function
+  std::vector<std::pair<TokenId, float>> dry_penalties_;
+  std::vector<float> xtc_mass_;                        // [candidates] untempered weights
 
   ThreadOwner engine_thread_;
 };

@@ -20,16 +20,17 @@ absl::Status CheckRange(const char* field, float value, float lo, bool lo_open, 
                                                     hi_open ? ')' : ']', value));
 }
 
-absl::Status CheckStop(const std::vector<std::string>& stop) {
-  if (stop.size() > static_cast<size_t>(kMaxStopStrings)) {
+absl::Status CheckStrings(const char* field, const std::vector<std::string>& strings,
+                          int max_strings, int max_bytes) {
+  if (strings.size() > static_cast<size_t>(max_strings)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "stop must have at most %d strings, got %d", kMaxStopStrings, stop.size()));
+        "%s must have at most %d strings, got %d", field, max_strings, strings.size()));
   }
-  for (size_t i = 0; i < stop.size(); ++i) {
-    const size_t n = stop[i].size();
-    if (n < 1 || n > static_cast<size_t>(kMaxStopStringBytes)) {
+  for (size_t i = 0; i < strings.size(); ++i) {
+    const size_t n = strings[i].size();
+    if (n < 1 || n > static_cast<size_t>(max_bytes)) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "stop[%d] must be 1..%d bytes long, got %d bytes", i, kMaxStopStringBytes, n));
+          "%s[%d] must be 1..%d bytes long, got %d bytes", field, i, max_bytes, n));
     }
   }
   return absl::OkStatus();
@@ -59,7 +60,23 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
     s = absl::InvalidArgumentError(absl::StrFormat("logprobs must be in [-1, %d], got %d",
                                                    kMaxLogprobs, p.logprobs));
   }
-  if (s.ok()) s = CheckStop(p.stop);
+  if (s.ok()) s = CheckStrings("stop", p.stop, kMaxStopStrings, kMaxStopStringBytes);
+  if (s.ok()) s = CheckRange("dry_multiplier", p.dry_multiplier, 0.0f, false, 100.0f, false);
+  if (s.ok()) s = CheckRange("dry_base", p.dry_base, 1.0f, false, 10.0f, false);
+  if (s.ok() && (p.dry_allowed_length < 1 || p.dry_allowed_length > kMaxDryAllowedLength)) {
+    s = absl::InvalidArgumentError(absl::StrFormat("dry_allowed_length must be in [1, %d], got %d",
+                                                   kMaxDryAllowedLength, p.dry_allowed_length));
+  }
+  if (s.ok() && p.dry_penalty_last_n < -1) {
+    s = absl::InvalidArgumentError(
+        absl::StrFormat("dry_penalty_last_n must be >= -1, got %d", p.dry_penalty_last_n));
+  }
+  if (s.ok()) {
+    s = CheckStrings("dry_sequence_breakers", p.dry_sequence_breakers, kMaxDryBreakers,
+                     kMaxDryBreakerBytes);
+  }
+  if (s.ok()) s = CheckRange("xtc_probability", p.xtc_probability, 0.0f, false, 1.0f, false);
+  if (s.ok()) s = CheckRange("xtc_threshold", p.xtc_threshold, 0.0f, false, 1.0f, false);
   return s;
 }
 

@@ -50,10 +50,14 @@ trap cleanup EXIT
 
 mkdir -p third_party_cache
 cache=third_party_cache/image-root-$(echo "$packages" | sha256sum | cut -c1-16).tar
+[[ -d $cache ]] && rm -rf "$cache"   # a folder left by an older version of this script
 if [[ ! -f $cache ]]; then
   echo "check-image: mmdebstrap bookworm minbase + $packages"
-  mmdebstrap --quiet --variant=minbase --include="${packages// /,}" bookworm "$cache.partial" \
-    http://deb.debian.org/debian
+  # --format=tar: mmdebstrap picks the output's format from its name otherwise, and the
+  # temporary name (so that an interrupted run leaves no cache behind) does not end in .tar.
+  rm -rf "$cache.partial"
+  mmdebstrap --quiet --variant=minbase --format=tar --include="${packages// /,}" bookworm \
+    "$cache.partial" http://deb.debian.org/debian
   mv "$cache.partial" "$cache"
 fi
 mkdir -p "$root"

@@ -1,12 +1,15 @@
 #include "server/proto_convert.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "engine/character/character_card.h"
+#include "engine/sampler/sampling_preset.h"
 #include "gtest/gtest.h"
 #include "tests/testing/assertions.h"
 #include "troupe/v1/character.pb.h"
+#include "troupe/v1/roleplay.pb.h"
 
 namespace troupe {
 namespace {
@@ -47,6 +50,53 @@ TEST(ProtoConvertTest, RefusesDeeplyNestedLorebookExtensions) {
   absl::StatusOr<CharacterProfile> profile = ProfileFromProto(proto);
   ASSERT_EQ(profile.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(profile.status().message(), "profile.lorebook.extensions_json"));
+}
+
+TEST(ProtoConvertTest, SamplingKeepsDryAndXtcAndTheBreakerListsPresence) {
+  v1::SamplingParams proto;
+  absl::StatusOr<SamplingParams> params = SamplingFromProto(proto, SamplingParams());
+  ASSERT_TRUE(params.ok()) << params.status();
+  EXPECT_EQ(params->dry_multiplier, 0.0f);
+  EXPECT_EQ(params->dry_sequence_breakers, (std::vector<std::string>{"\n", ":", "\"", "*"}));
+  EXPECT_EQ(params->xtc_probability, 0.0f);
+
+  proto.set_dry_multiplier(0.8f);
+  proto.set_dry_base(2.0f);
+  proto.set_dry_allowed_length(3);
+  proto.set_dry_penalty_last_n(512);
+  proto.set_xtc_probability(0.5f);
+  proto.set_xtc_threshold(0.2f);
+  proto.mutable_dry_sequence_breakers();  // present and empty: no breakers
+  params = SamplingFromProto(proto, SamplingParams());
+  ASSERT_TRUE(params.ok()) << params.status();
+  EXPECT_EQ(params->dry_multiplier, 0.8f);
+  EXPECT_EQ(params->dry_base, 2.0f);
+  EXPECT_EQ(params->dry_allowed_length, 3);
+  EXPECT_EQ(params->dry_penalty_last_n, 512);
+  EXPECT_TRUE(params->dry_sequence_breakers.empty());
+  EXPECT_EQ(params->xtc_probability, 0.5f);
+  EXPECT_EQ(params->xtc_threshold, 0.2f);
+
+  proto.mutable_dry_sequence_breakers()->add_values("\n");
+  proto.mutable_dry_sequence_breakers()->add_values(std::string(33, 'x'));
+  params = SamplingFromProto(proto, SamplingParams());
+  EXPECT_EQ(params.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(params.status().message().find("dry_sequence_breakers[1]"), std::string::npos)
+      << params.status();
+}
+
+TEST(ProtoConvertTest, UnsetSamplingFieldsTakeTheDefaultsGiven) {
+  v1::SamplingParams proto;
+  proto.set_temperature(0.0f);
+  absl::StatusOr<SamplingParams> params = SamplingFromProto(proto, ChatSamplingPreset());
+  ASSERT_TRUE(params.ok()) << params.status();
+  EXPECT_EQ(params->temperature, 0.0f);  // set: the request's
+  EXPECT_EQ(params->min_p, 0.05f);       // unset: the preset's
+  EXPECT_EQ(params->dry_multiplier, 0.8f);
+  params = SamplingFromProto(v1::SamplingParams(), SamplingParams());
+  ASSERT_TRUE(params.ok()) << params.status();
+  EXPECT_EQ(params->temperature, 1.0f);
+  EXPECT_EQ(params->dry_multiplier, 0.0f);
 }
 
 }  // namespace

@@ -20,10 +20,12 @@ namespace {
 
 constexpr int kK = 10;
 
+// k = 10, pool = 20; the weighted mode as C-A's linear counterpart, (1, 1, 0, 0).
 RetrievalOptions Options(RetrievalStrategy strategy) {
   RetrievalOptions o;
   o.strategy = strategy;
-  return o;  // k = 10, pool = 20, weighted defaults (1, 1, 0, 0)
+  o.weighted = {.w_sem = 1.0f, .w_emo = 1.0f, .w_rec = 0.0f, .w_imp = 0.0f};
+  return o;
 }
 
 RetrievalOptions WeightedEmotion(float w_emo) {
@@ -191,19 +193,71 @@ TEST_F(RetrievalSetTest, EmotionWeightTradesRecallForCongruence) {
   }
 }
 
-// The gate research/roleplay.md 5.3 suggests for emotional RAG (C-A raises congruence@10, loses at
-// most one point of Recall@10 against semantic-only). The labelled set does not show it: C-A gains
-// about 0.11 congruence and loses about 20 points of Recall@10 (docs/memory.md, "What the set
-// shows"). Checked not to be an artefact of the set (tests/testdata/memory/README.md, "Realism
-// checks": less templated texts or more realistic emotion vectors still lose 19-24 points).
-// Kept, disabled, as the statement of that expectation; run it with
-// --gtest_also_run_disabled_tests.
-TEST_F(RetrievalSetTest, DISABLED_CombinedAdditiveKeepsRecallWithinOnePoint) {
+// The rule that chose the server's default retrieval (docs/memory.md, "The default"): among the
+// paper's five strategies and the weighted mode with w_sem = 1, w_rec = w_imp = 0 and w_emo from
+// 0.05 to 1 in steps of 0.05, the best nDCG@10 (where a memory of the query's emotion gains 2,
+// another relevant one 1) of those that lose at most 3 points of Recall@10 against
+// semantic-only; a tie goes to the earlier candidate. It replaces the gate research 5.3
+// suggested (C-A within one point of recall), which the set refutes: C-A loses 19.6 points.
+struct Candidate {
+  std::string name;
+  RetrievalOptions options;
+};
+
+std::vector<Candidate> DefaultCandidates() {
+  std::vector<Candidate> candidates;
+  for (RetrievalStrategy s : kAllStrategies) {
+    if (s == RetrievalStrategy::kWeighted) continue;
+    candidates.push_back({std::string(StrategyName(s)), Options(s)});
+  }
+  for (int step = 1; step <= 20; ++step) {
+    const float w = static_cast<float>(step) / 20.0f;  // 0.15f exactly, as the literal
+    char name[64];
+    std::snprintf(name, sizeof(name), "weighted w_emo=%.2f", w);
+    candidates.push_back({name, WeightedEmotion(w)});
+  }
+  return candidates;
+}
+
+TEST_F(RetrievalSetTest, TheDefaultIsTheBestNdcgWithinThreePointsOfRecall) {
+  const RetrievalMetrics semantic = Evaluate(Options(RetrievalStrategy::kSemantic));
+  std::printf("\nThe default's rule: best nDCG@10 with Recall@10 >= %.4f - 0.03\n", semantic.recall);
+  PrintHeader();
+  const Candidate* chosen = nullptr;
+  RetrievalMetrics best;
+  const std::vector<Candidate> candidates = DefaultCandidates();
+  for (const Candidate& c : candidates) {
+    const RetrievalMetrics m = Evaluate(c.options);
+    PrintRow(c.name, m);
+    if (m.recall >= semantic.recall - 0.03 && (chosen == nullptr || m.ndcg > best.ndcg)) {
+      chosen = &c;
+      best = m;
+    }
+  }
+  std::fflush(stdout);
+  ASSERT_NE(chosen, nullptr);
+  const RetrievalOptions defaults;
+  EXPECT_EQ(defaults.strategy, chosen->options.strategy) << "the rule chose " << chosen->name;
+  EXPECT_EQ(defaults.weighted.w_sem, chosen->options.weighted.w_sem) << chosen->name;
+  EXPECT_EQ(defaults.weighted.w_emo, chosen->options.weighted.w_emo) << chosen->name;
+  EXPECT_EQ(defaults.weighted.w_rec, chosen->options.weighted.w_rec) << chosen->name;
+  EXPECT_EQ(defaults.weighted.w_imp, chosen->options.weighted.w_imp) << chosen->name;
+}
+
+// The default's figures on the set, as docs/memory.md quotes them, and what it buys and costs
+// against semantic-only and C-A.
+TEST_F(RetrievalSetTest, TheDefaultsFiguresArePinned) {
+  const RetrievalMetrics d = Evaluate(RetrievalOptions());
+  EXPECT_NEAR(d.recall, 0.75269, 5e-5);
+  EXPECT_NEAR(d.ndcg, 0.76446, 5e-5);
+  EXPECT_NEAR(d.congruence, 0.85058, 5e-5);
+  EXPECT_EQ(d.time_violations, 0);
   const RetrievalMetrics semantic = Evaluate(Options(RetrievalStrategy::kSemantic));
   const RetrievalMetrics ca = Evaluate(Options(RetrievalStrategy::kCombinedAdditive));
-  EXPECT_GT(ca.congruence, semantic.congruence);
-  EXPECT_GE(ca.recall, semantic.recall - 0.01);
-  EXPECT_EQ(ca.time_violations, 0);
+  EXPECT_GT(d.ndcg, semantic.ndcg);
+  EXPECT_GT(d.congruence, semantic.congruence);
+  EXPECT_GE(d.recall, semantic.recall - 0.03);
+  EXPECT_GT(d.recall, ca.recall + 0.1);
 }
 
 }  // namespace

@@ -525,6 +525,90 @@ TEST(SamplerTest, ScoredTokenIdsReportTheirLogprobs) {
 
 // ---- validation ----
 
+// XTC by the book: of the tokens min-p keeps, those whose untempered probability (renormalised
+// over the kept ones) reaches the threshold all go but the least likely, when there are two.
+std::vector<double> ReferenceXtc(const std::vector<float>& logits, float temperature, float min_p,
+                                 float threshold) {
+  const std::vector<double> tempered = Softmax(logits, temperature);
+  const double best = *std::max_element(tempered.begin(), tempered.end());
+  std::vector<bool> kept(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) kept[i] = tempered[i] >= min_p * best;
+  std::vector<double> plain = Softmax(logits);
+  double kept_mass = 0.0;
+  for (size_t i = 0; i < logits.size(); ++i) kept_mass += kept[i] ? plain[i] : 0.0;
+  std::vector<size_t> top;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (kept[i] && plain[i] / kept_mass >= threshold) top.push_back(i);
+  }
+  if (top.size() >= 2) {
+    const size_t least = *std::min_element(top.begin(), top.end(), [&](size_t a, size_t b) {
+      return plain[a] < plain[b] || (plain[a] == plain[b] && a > b);
+    });
+    for (size_t i : top) kept[i] = i == least;
+  }
+  std::vector<double> out(logits.size(), 0.0);
+  double mass = 0.0;
+  for (size_t i = 0; i < logits.size(); ++i) mass += kept[i] ? tempered[i] : 0.0;
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = kept[i] ? tempered[i] / mass : 0.0;
+  return out;
+}
+
+TEST(SamplerTest, XtcMatchesTheReferenceOnFixedLogits) {
+  std::mt19937 rng(23);
+  for (int trial = 0; trial < 12; ++trial) {
+    std::vector<float> logits(12);
+    for (float& v : logits) v = static_cast<float>(rng() % 400) / 100.0f;
+    const float temperature = trial % 3 == 0 ? 1.0f : 0.7f + 0.2f * static_cast<float>(trial % 4);
+    const float min_p = trial % 2 == 0 ? 0.0f : 0.1f;
+    const float threshold = 0.05f + 0.03f * static_cast<float>(trial % 5);
+    SamplingParams p = Seeded(100 + trial);
+    p.temperature = temperature;
+    p.min_p = min_p;
+    p.xtc_probability = 1.0f;
+    p.xtc_threshold = threshold;
+    Sampler sampler(p, {});
+    const int n = 20000;
+    const std::vector<int> counts = Histogram(sampler, logits, n);
+    const std::vector<double> want = ReferenceXtc(logits, temperature, min_p, threshold);
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (want[i] == 0.0) {
+        EXPECT_EQ(counts[i], 0) << "trial " << trial << " id " << i;
+      } else {
+        EXPECT_NEAR(counts[i] / double(n), want[i], 0.015) << "trial " << trial << " id " << i;
+      }
+    }
+  }
+}
+
+TEST(SamplerTest, XtcActsWithItsProbabilityAndNeedsTwoTopChoices) {
+  // probs 0.5, 0.3, 0.15, 0.05 and threshold 0.1: 0.5 and 0.3 go, 0.15 stays. With probability
+  // 0.5, half the draws follow softmax and half draw from {0.15, 0.05}.
+  const std::vector<double> probs = {0.5, 0.3, 0.15, 0.05};
+  SamplingParams p = Seeded(29);
+  p.xtc_probability = 0.5f;
+  p.xtc_threshold = 0.1f;
+  Sampler sampler(p, {});
+  const int n = 40000;
+  std::vector<int> counts = Histogram(sampler, LogitsFor(probs), n);
+  EXPECT_NEAR(counts[0] / double(n), 0.5 * 0.5, 0.015);
+  EXPECT_NEAR(counts[2] / double(n), 0.5 * 0.15 + 0.5 * 0.75, 0.015);
+  // Only one token reaches 0.4: nothing is removed.
+  p.xtc_probability = 1.0f;
+  p.xtc_threshold = 0.4f;
+  Sampler one(p, {});
+  counts = Histogram(one, LogitsFor(probs), n);
+  EXPECT_NEAR(counts[0] / double(n), 0.5, 0.015);
+  // Above 0.5 XTC is off, and greedy never applies it.
+  p.xtc_threshold = 0.6f;
+  Sampler off(p, {});
+  counts = Histogram(off, LogitsFor(probs), n);
+  EXPECT_NEAR(counts[0] / double(n), 0.5, 0.015);
+  p.xtc_threshold = 0.1f;
+  p.temperature = 0.0f;
+  Sampler greedy(p, {});
+  EXPECT_EQ(Histogram(greedy, LogitsFor(probs), 100)[0], 100);
+}
+
 TEST(SamplingParamsTest, DefaultsAreValid) {
   EXPECT_TRUE(ValidateSamplingParams(SamplingParams()).ok());
   SamplingParams p;
@@ -564,6 +648,18 @@ TEST(SamplingParamsTest, RejectsOutOfRangeFieldsByName) {
       {[](SamplingParams& p) { p.stop = std::vector<std::string>(17, "x"); }, "stop must have at most 16 strings, got 17"},
       {[](SamplingParams& p) { p.stop = {"ok", ""}; }, "stop[1] must be 1..256 bytes long, got 0"},
       {[](SamplingParams& p) { p.stop = {std::string(257, 'y')}; }, "stop[0] must be 1..256 bytes"},
+      {[](SamplingParams& p) { p.dry_multiplier = -1.0f; }, "dry_multiplier must be in [0, 100]"},
+      {[](SamplingParams& p) { p.dry_multiplier = std::nanf(""); }, "dry_multiplier"},
+      {[](SamplingParams& p) { p.dry_base = 0.9f; }, "dry_base must be in [1, 10], got 0.9"},
+      {[](SamplingParams& p) { p.dry_allowed_length = 0; }, "dry_allowed_length must be in [1, 1024], got 0"},
+      {[](SamplingParams& p) { p.dry_allowed_length = 1025; }, "dry_allowed_length must be in [1, 1024]"},
+      {[](SamplingParams& p) { p.dry_penalty_last_n = -2; }, "dry_penalty_last_n must be >= -1"},
+      {[](SamplingParams& p) { p.dry_sequence_breakers = std::vector<std::string>(17, ":"); },
+       "dry_sequence_breakers must have at most 16 strings, got 17"},
+      {[](SamplingParams& p) { p.dry_sequence_breakers = {"\n", ""}; },
+       "dry_sequence_breakers[1] must be 1..32 bytes long, got 0"},
+      {[](SamplingParams& p) { p.xtc_probability = 1.5f; }, "xtc_probability must be in [0, 1]"},
+      {[](SamplingParams& p) { p.xtc_threshold = -0.1f; }, "xtc_threshold must be in [0, 1]"},
   };
   for (const Case& c : cases) {
     SamplingParams p;
