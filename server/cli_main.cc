@@ -322,6 +322,15 @@ bool ChatTurn(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& se
   return !ReportError(StreamToStdout(*reader, f.logprobs.has_value()));
 }
 
+int DeleteSession(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& id) {
+  v1::DeleteSessionRequest request;
+  request.set_session_id(id);
+  v1::DeleteSessionResponse response;
+  grpc::ClientContext context;
+  PrepareContext(f, context, id);
+  return ReportError(stub.DeleteSession(&context, request, &response)) ? 1 : 0;
+}
+
 int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
   std::string session_id = f.session;
   std::string speaker = f.character;
@@ -370,14 +379,7 @@ int Chat(v1::RolePlay::Stub& stub, const CliFlags& f) {
     }
     std::fputc('\n', stderr);  // end the last "> " prompt
   }
-  if (created && !keep) {
-    v1::DeleteSessionRequest request;
-    request.set_session_id(session_id);
-    v1::DeleteSessionResponse response;
-    grpc::ClientContext context;
-    PrepareContext(f, context, session_id);
-    ReportError(stub.DeleteSession(&context, request, &response));
-  }
+  if (created && !keep) DeleteSession(stub, f, session_id);
   return ok ? 0 : 1;
 }
 
@@ -526,15 +528,6 @@ int ShowSession(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& 
     std::printf("%s: %s\n", speaker.c_str(), m.content().c_str());
   }
   return 0;
-}
-
-int DeleteSession(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& id) {
-  v1::DeleteSessionRequest request;
-  request.set_session_id(id);
-  v1::DeleteSessionResponse response;
-  grpc::ClientContext context;
-  PrepareContext(f, context, id);
-  return ReportError(stub.DeleteSession(&context, request, &response)) ? 1 : 0;
 }
 
 int SessionCommand(v1::RolePlay::Stub& stub, const CliFlags& f, const std::vector<std::string>& positional) {
