@@ -374,6 +374,9 @@ void Engine::Impl::AcceptOne(Request request) {
   Sequence& seq = live->seq;
   seq.id = id;
   seq.priority = live->request.priority;
+  if (live->request.promote_after != absl::InfiniteDuration() && seq.priority < 0) {
+    seq.promote_at = live->request.arrival_time + live->request.promote_after;
+  }
   seq.cache_salt = CacheSaltOf(live->request.cache_salt);
   seq.arrival_order = ++arrival_counter_;
   seq.tokens = live->request.prompt;
@@ -387,6 +390,7 @@ void Engine::Impl::Step() {
   const absl::Time start = absl::Now();
   StepPlan plan;
   try {
+    scheduler_->PromoteAged(absl::Now());
     plan = scheduler_->Schedule();
   } catch (...) {
     // The step's batch is unknown: end the running requests (the ones a step would take), or

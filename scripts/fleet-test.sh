@@ -86,7 +86,7 @@ for i in 0 1 2; do
   port=$(free_port)
   metrics=$(free_port)
   replica_ports+=("$port")
-  "$server" --listen "127.0.0.1:$port" --metrics-port "$metrics" --metrics-host 127.0.0.1 \
+  "$server" --listen "127.0.0.1:$port" --metrics-port "$metrics" --metrics-host 127.0.0.1 --http-listen "" \
     --database "$database" --threads 1 --kv-cache-mb 256 --drain-delay 2s --shutdown-grace-s 30 \
     >"$out/replica-$i.log" 2>&1 &
   pids+=("$!")

@@ -19,12 +19,14 @@ packages=(
   libsqlite3-dev                              # the durable store of characters, sessions, memories
   libpq-dev postgresql                        # the shared store of replicas (libpq); the tests' server
   libzmq3-dev libmsgpack-dev                  # KV-cache events: ZeroMQ PUB socket, msgpack-c
+  libcpp-httplib-dev                          # the OpenAI-compatible HTTP front (server/openai)
   python3-zmq python3-msgpack                 # the KV-events test's subscriber (tests/integration)
   nginx                                       # the gateway of scripts/fleet-test.sh
   prometheus                                  # promtool: alert rules (scripts/deploy/check-monitoring.sh)
   mmdebstrap                                  # the image's runtime root (scripts/deploy/check-image.sh)
   libssl-dev openssl                          # SHA-256 of API keys (libcrypto); tests make TLS certs
   python3 python3-pip ca-certificates         # scripts/fetch-model.sh downloads the model via pip
+  python3-venv curl                           # the openai SDK test's environment (scripts/python); curl SSE
   python3-grpcio python3-protobuf             # the soak and crash-test drivers (scripts/reliability)
   clang libclang-rt-dev                       # sanitizer builds and libFuzzer (scripts/fuzz.sh)
 )

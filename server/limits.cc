@@ -105,6 +105,14 @@ absl::Status CheckLimits(const v1::GenerateRequest& request, const RequestLimits
     return OverCap("prompt_token_ids", request.prompt_token_ids_size(), "ids",
                    limits.max_prompt_token_ids);
   }
+  if (request.messages_size() > kMaxGenerateMessages) {
+    return OverCap("messages", request.messages_size(), "entries", kMaxGenerateMessages);
+  }
+  size_t message_bytes = 0;
+  for (const v1::PromptMessage& message : request.messages()) message_bytes += message.content().size();
+  TROUPE_RETURN_IF_ERROR(CheckBytes(message_bytes, "messages[].content", limits.max_prompt_bytes));
+  TROUPE_RETURN_IF_ERROR(CheckBytes(request.character_id().size(), "character_id", kMaxIdBytes));
+  TROUPE_RETURN_IF_ERROR(CheckBytes(request.user_name().size(), "user_name", kMaxNameBytes));
   return CheckBytes(request.cache_salt().size(), "cache_salt", kMaxCacheSaltBytes);
 }
 

@@ -19,6 +19,8 @@ inline constexpr size_t kMaxIdBytes = 64;           // session_id, character_id,
 inline constexpr size_t kMaxNameBytes = 256;        // inline character name, user_name, user_id, labels
 inline constexpr size_t kMaxCacheSaltBytes = 256;   // cache_salt
 inline constexpr size_t kMaxChatMessageBytes = 64 << 10;  // one chat message
+inline constexpr int kMaxGenerateMessages = 1024;         // GenerateRequest.messages (their
+                                                          // contents together: the prompt cap)
 inline constexpr size_t kMaxSetupTextBytes = 64 << 10;    // setup.user_persona, setup.scenario
 // An inline character's system prompt: as long as any one text of a card.
 inline constexpr size_t kMaxInlineSystemPromptBytes = kMaxCardTextBytes;
@@ -37,7 +39,7 @@ inline constexpr size_t kRequestOverheadBytes = 64 << 10;
 // ---- caps that follow the model ----
 
 struct RequestLimits {
-  size_t max_prompt_bytes = kMinPromptCapBytes;  // GenerateRequest.prompt
+  size_t max_prompt_bytes = kMinPromptCapBytes;  // GenerateRequest.prompt, or its messages together
   int max_prompt_token_ids = 0;                  // GenerateRequest.prompt_token_ids (the context)
 };
 

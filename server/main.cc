@@ -26,7 +26,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: troupe-server [flags]\n"
-    "Serves the troupe.v1.RolePlay gRPC API for one GGUF model.\n\nflags:\n";
+    "Serves the troupe.v1.RolePlay gRPC API, and the OpenAI-compatible HTTP API, for one GGUF model.\n\nflags:\n";
 
 struct Flags {
   troupe::EngineOptions engine;
@@ -46,6 +46,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   troupe::ServerOptions& server = flags.server;
   engine.model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   server.data_dir = "troupe-data";
+  server.http_listen = "127.0.0.1:8000";
   server.embedding_model_dir = "models/all-MiniLM-L6-v2";
   engine.device = "auto";
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
@@ -73,6 +74,15 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   parser.AddString("tls-key", &server.tls.key_file, "PEM private key of --tls-cert");
   parser.AddString("tls-client-ca", &server.tls.client_ca_file,
                    "PEM CA bundle: require client certificates it signed (mutual TLS)");
+  parser.AddString("http-listen", &server.http_listen,
+                   "OpenAI-compatible HTTP host:port (/v1/chat/completions, /v1/completions, "
+                   "/v1/models, /health; port 0 = any free; \"\" = off). Same keys, tenants and "
+                   "limits as gRPC; HTTPS with --tls-cert/--tls-key, client certificates with "
+                   "--tls-client-ca");
+  parser.AddInt("http-threads", &server.http_threads,
+                "HTTP connections served at once (a streamed reply holds one)");
+  parser.AddString("served-model-name", &server.served_model_name,
+                   "the model's id on /v1/models and in OpenAI requests (\"\" = the model's name)");
   parser.AddInt("metrics-port", &server.metrics.port,
                 "HTTP port for /metrics (0 = any free, -1 = off)");
   parser.AddString("metrics-host", &server.metrics.bind_host,
@@ -298,6 +308,11 @@ int Serve(const Flags& flags) {
                : flags.server.tls.client_ca_file.empty()
                    ? "over TLS"
                    : "over mutual TLS (client certificates required)");
+  if ((*server)->http_port() >= 0) {
+    const std::string& http = flags.server.http_listen;
+    std::fprintf(stderr, "troupe-server: OpenAI-compatible HTTP on http://%s:%d/v1\n",
+                 http.substr(0, http.rfind(':')).c_str(), (*server)->http_port());
+  }
   if ((*server)->metrics_port() >= 0) {
     std::fprintf(stderr, "troupe-server: metrics on http://%s:%d/metrics\n",
                  flags.server.metrics.bind_host.c_str(), (*server)->metrics_port());

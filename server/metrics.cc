@@ -48,6 +48,8 @@ constexpr char kPreemptions[] = "troupe:num_preemptions_total";
 constexpr char kEngineSteps[] = "troupe:engine_steps_total";
 constexpr char kSessions[] = "troupe:sessions_active";
 constexpr char kMemoryWritesPending[] = "troupe:memory_writes_pending";
+constexpr char kMemoryRatingsPending[] = "troupe:memory_ratings_pending";
+constexpr char kMemoryRatingOldest[] = "troupe:memory_rating_oldest_seconds";
 constexpr char kChatTurns[] = "troupe:chat_turns_total";
 constexpr char kSessionFolds[] = "troupe:session_folds_total";
 constexpr char kFoldedTurns[] = "troupe:session_folded_turns_total";
@@ -182,8 +184,18 @@ class EngineStatsCollector : public prometheus::Collectable {
     }
     if (sources_.memory_writes_pending) {
       families.push_back(OneValueFamily(
-          kMemoryWritesPending, "Finished turns whose memory (embedding, rating) is not written yet.",
+          kMemoryWritesPending, "Finished turns whose memory (embedding, provisional emotion) is not stored yet.",
           MetricType::Gauge, static_cast<double>(sources_.memory_writes_pending())));
+    }
+    if (sources_.memory_ratings_pending) {
+      families.push_back(OneValueFamily(
+          kMemoryRatingsPending, "Stored memories whose emotion and importance the model has not rated yet.",
+          MetricType::Gauge, static_cast<double>(sources_.memory_ratings_pending())));
+    }
+    if (sources_.memory_rating_oldest_seconds) {
+      families.push_back(OneValueFamily(kMemoryRatingOldest,
+                                        "Seconds the oldest pending memory rating has waited (0: none).",
+                                        MetricType::Gauge, sources_.memory_rating_oldest_seconds()));
     }
     return families;
   }

@@ -38,6 +38,8 @@ struct MetricsSources {
   std::function<EngineStats()> engine_stats;
   std::function<int()> num_sessions;
   std::function<int64_t()> memory_writes_pending;  // unset: no memory service
+  std::function<int64_t()> memory_ratings_pending;       // unset: no memory service or rater
+  std::function<double()> memory_rating_oldest_seconds;  // the oldest pending rating's wait
   std::function<bool()> ready;  // readiness (server.h); unset: no troupe:ready
   int kv_block_size = 0;        // tokens per KV block, for troupe:cache_config_info (0: none)
 };

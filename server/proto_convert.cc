@@ -173,6 +173,10 @@ absl::StatusOr<SamplingParams> SamplingFromProto(const v1::SamplingParams& proto
   for (const std::string& stop : params.stop) {
     if (stop.empty()) return absl::InvalidArgumentError("sampling.stop has an empty string");
   }
+  if (proto.stop_size() > kMaxStopStrings) {
+    return absl::InvalidArgumentError(absl::StrCat("sampling.stop must have at most ", kMaxStopStrings,
+                                                   " strings, got ", proto.stop_size()));
+  }
   if (absl::Status status = ValidateSamplingParams(params); !status.ok()) return status;
   return params;
 }

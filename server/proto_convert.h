@@ -69,8 +69,8 @@ void SessionToProto(const Session& session, v1::Session* proto);
                                                                  bool has_setup);
 void SessionSetupToProto(const SessionSetup& setup, v1::SessionSetup* proto);
 
-// A chat turn's memory options. Unspecified enums take the defaults (combined additive
-// retrieval, the session's mood as the query emotion); RETRIEVAL_STRATEGY_NONE turns recall
+// A chat turn's memory options. Unspecified enums take the defaults (weighted retrieval,
+// w_emo 0.15, the session's mood as the query emotion); RETRIEVAL_STRATEGY_NONE turns recall
 // off. kInvalidArgument: an unknown enum value, top_k outside 0..50, QUERY_EMOTION_EXPLICIT
 // without a valid query_emotion. The turn's own emotion (turn_emotion) is not read here.
 [[nodiscard]] absl::StatusOr<TurnMemoryOptions> MemoryOptionsFromProto(const v1::MemoryOptions& proto);

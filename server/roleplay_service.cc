@@ -31,7 +31,7 @@ RolePlayService::RolePlayService(Engine& engine, SessionStore& sessions, WorkQue
       metrics_(metrics),
       resolve_caller_(std::move(resolve_caller)),
       limits_(RequestLimitsFor(engine.model_info())),
-      generation_(engine, prepare_queue, metrics),
+      generation_(engine, prepare_queue, metrics, roleplay.characters, roleplay.prompt_options),
       characters_(prepare_queue, roleplay.characters, roleplay.memory),
       sessions_(engine, sessions, prepare_queue, metrics, std::move(roleplay)) {}
 

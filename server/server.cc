@@ -22,6 +22,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/limits.h"
+#include "server/openai/http_front.h"
 #include "server/roleplay_service.h"
 
 namespace troupe {
@@ -112,6 +113,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   sources.kv_block_size = server->engine_->options().block_size;
   if (MemoryService* memory_ptr = server->memory_.get()) {
     sources.memory_writes_pending = [memory_ptr] { return memory_ptr->num_pending_writes(); };
+    if (server->rater_ != nullptr) {
+      sources.memory_ratings_pending = [memory_ptr] { return memory_ptr->num_pending_ratings(); };
+      sources.memory_rating_oldest_seconds = [memory_ptr] {
+        return absl::ToDoubleSeconds(memory_ptr->oldest_pending_rating_age());
+      };
+    }
   }
   absl::StatusOr<std::unique_ptr<Metrics>> metrics =
       Metrics::Create(options.metrics, std::move(sources));
@@ -163,6 +170,26 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
   TROUPE_CHECK(health != nullptr);  // enabled above
   health->SetServingStatus(kLivenessService, true);
   server->SetReady(false);
+  if (!options.http_listen.empty()) {
+    const Tokenizer& tokenizer = server->engine_->tokenizer();
+    const ModelInfo& model = server->engine_->model_info();
+    HttpFrontOptions http{
+        .listen_address = options.http_listen,
+        .num_threads = options.http_threads,
+        .model_name = options.served_model_name.empty() ? model.name : options.served_model_name,
+        // JSON escapes can take 6 bytes per byte of text; the gRPC limits apply after parsing.
+        .max_body_bytes = 6 * RequestLimitsFor(model).max_prompt_bytes + kRequestOverheadBytes,
+        .tls_cert_file = options.tls.cert_file,
+        .tls_key_file = options.tls.key_file,
+        .tls_client_ca_file = options.tls.client_ca_file,
+        .chat_defaults = options.chat_sampling,
+        .token_text = [&tokenizer](int32_t id) { return tokenizer.Decode({id}); },
+        .ready = [server_ptr] { return server_ptr->ready(); }};
+    absl::StatusOr<std::unique_ptr<HttpFront>> front =
+        HttpFront::Start(http, server->grpc_server_->InProcessChannel(grpc::ChannelArguments()));
+    if (!front.ok()) return front.status();
+    server->http_ = *std::move(front);
+  }
   if (absl::Status warm = WarmUp(*server->engine_); !warm.ok()) {
     return absl::Status(warm.code(), absl::StrCat("the engine's first step failed: ", warm.message()));
   }
@@ -171,6 +198,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::unique_ptr<Engine> en
 }
 
 Server::~Server() { Shutdown(); }
+
+int Server::http_port() const { return http_ != nullptr ? http_->port() : -1; }
 
 void Server::SetReady(bool ready) {
   grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
@@ -194,6 +223,12 @@ void Server::Shutdown() {
     const auto deadline = std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(options_.shutdown_grace);
     grpc_server_->Shutdown(deadline);
+  }
+  // After gRPC's: HTTP streams end with their calls (an error event, then [DONE]) rather than
+  // being cut; requests arriving meanwhile get 503 from the stopped gRPC server.
+  if (http_ != nullptr) {
+    http_->Stop();
+    http_->Join();
   }
   if (prepare_queue_ != nullptr) prepare_queue_->Shutdown();
   if (commit_queue_ != nullptr) commit_queue_->Shutdown();

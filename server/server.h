@@ -31,6 +31,7 @@ class BertEmbedder;
 class ModelEmbedder;
 class ModelSummarizer;
 class RolePlayService;
+class HttpFront;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
@@ -59,6 +60,11 @@ struct ServerOptions {
   // sets it to ApiKeys::Resolver() (server/auth/api_keys.h).
   CallerResolver resolve_caller;
   TlsOptions tls;  // TLS / mutual TLS on listen_address; default plaintext
+  // The OpenAI-compatible HTTP front (server/openai/http_front.h): host:port, port 0 = any;
+  // "" = off (troupe-server's --http-listen defaults to 127.0.0.1:8000).
+  std::string http_listen;
+  int http_threads = 64;          // HTTP connections served at once
+  std::string served_model_name;  // the model's id on /v1/models; "" = the model's own name
   // In-flight RPCs get this long to finish on Shutdown; then they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
@@ -86,6 +92,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }                     // the bound gRPC port
+  int http_port() const;                                 // the bound HTTP port; -1 when off
   int metrics_port() const { return metrics_->port(); }  // -1 when metrics are off
   Engine& engine() { return *engine_; }
   SessionStore& sessions() { return *sessions_; }
@@ -99,8 +106,9 @@ class Server {
   // Whether readiness is on (started, first step run, not draining).
   bool ready() const { return ready_.load(); }
 
-  // Graceful stop, in this order: readiness NOT_SERVING (liveness stays SERVING); grpc Shutdown(now + shutdown_grace) (new
-  // RPCs refused, live ones finish or are cancelled through the engine); preparation and commit
+  // Graceful stop, in this order: readiness NOT_SERVING (liveness stays SERVING); grpc
+  // Shutdown(now + shutdown_grace) (new RPCs refused, live ones, HTTP ones included, finish or
+  // are cancelled through the engine); the HTTP front stopped and joined; preparation and commit
   // workers joined; queued memory writes given one more shutdown_grace, the rest dropped (the
   // next start's backfill writes them); engine shut down and joined. Blocks until
   // done. Idempotent.
@@ -126,6 +134,7 @@ class Server {
   std::unique_ptr<WorkQueue> prepare_queue_;
   std::unique_ptr<RolePlayService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<HttpFront> http_;  // a client of grpc_server_ (its in-process channel)
   int port_ = 0;
 
   // Sets the readiness services' status. REQUIRES: grpc_server_ is running.

@@ -10,6 +10,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "engine/character/character_card.h"
+#include "engine/sampler/sampling_params.h"
 #include "engine/session/turn_planner.h"
 #include "server/proto_convert.h"
 #include "server/rpc_util.h"
@@ -98,7 +99,7 @@ void SessionService::PrepareInlineTurn(const std::shared_ptr<ChatStreamReactor>&
   const TurnPlan plan = PlanInlineTurn(engine_.tokenizer(), engine_.model_info().chat_family, session,
                                        job.message, FoldMarksFor(req.sampling.max_tokens));
   req.prompt = plan.prompt;
-  for (const std::string& stop : plan.stop) req.sampling.stop.push_back(stop);
+  AddStopStrings(plan.stop, req.sampling);
   CommitWhenDone(*reactor, PendingTurnFor(session, job.message, plan));
   reactor->set_on_final([prompt_plan = ReportPlan(plan)](v1::ChatResponse& final_message) {
     *final_message.mutable_prompt_plan() = prompt_plan;
@@ -172,7 +173,7 @@ void SessionService::PrepareCharacterTurn(const std::shared_ptr<ChatStreamReacto
     return;
   }
   req.prompt = plan->prompt;
-  for (const std::string& stop : plan->stop) req.sampling.stop.push_back(stop);
+  AddStopStrings(plan->stop, req.sampling);
   if (plan->prefold) StartPrefold(session, MacroCharName((*character)->profile), req.priority, *std::move(plan->prefold));
 
   PendingTurn pending = PendingTurnFor(session, job.message, *plan);

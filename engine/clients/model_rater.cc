@@ -114,6 +114,7 @@ absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
     request.sampling.seed = 0;
     request.sampling.scored_token_ids.assign(digits_.begin(), digits_.end());
     request.priority = options_.priority;
+    request.promote_after = options_.promote_after;
     request.cache_salt = kInternalCacheSalt;
     auto sink = std::make_shared<CollectingSink>();
     request.sink = sink;

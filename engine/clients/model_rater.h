@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/engine.h"
 #include "engine/memory/memory_rater.h"
 #include "engine/tokenizer/chat_template.h"
@@ -33,6 +34,9 @@ namespace troupe {
 
 struct ModelRaterOptions {
   int priority = -100;        // below every client request (they default to 0)
+  // A rating waiting this long runs at priority 0 (Request::promote_after), so continuous
+  // client traffic delays ratings by about this much and never starves them.
+  absl::Duration promote_after = absl::Seconds(5);
   int max_text_bytes = 2000;  // longer texts are cut (at a UTF-8 boundary) before rating
 };
 

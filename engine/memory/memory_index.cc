@@ -76,6 +76,20 @@ absl::Status MemoryIndex::Add(const MemoryUnit& unit) {
   return absl::OkStatus();
 }
 
+absl::Status MemoryIndex::SetRating(MemoryId id, const EmotionVector& emotion, float importance) {
+  TROUPE_RETURN_IF_ERROR(ValidateEmotion(emotion));
+  if (!(std::isfinite(importance) && importance >= kImportanceMin && importance <= kImportanceMax)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("importance %g is outside [%g, %g]", importance, kImportanceMin, kImportanceMax));
+  }
+  const auto it = row_of_.find(id);
+  if (it == row_of_.end()) return absl::NotFoundError(absl::StrFormat("memory %d is not indexed", id));
+  emotions_[it->second] = emotion;
+  emotion_norms_[it->second] = EmotionNorm(emotion);
+  importance_[it->second] = importance;
+  return absl::OkStatus();
+}
+
 absl::Status MemoryIndex::Remove(MemoryId id) {
   const auto it = row_of_.find(id);
   if (it == row_of_.end()) {

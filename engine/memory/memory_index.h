@@ -4,7 +4,7 @@
 // store), which maps hit ids back to them.
 //
 // Thread-safety: not internally synchronised. Any number of threads may call the const methods
-// (Search included) at once; Add, Remove, Reserve and Clear need exclusive access (the owning
+// (Search included) at once; Add, SetRating, Remove, Reserve and Clear need exclusive access (the owning
 // store's lock).
 #pragma once
 
@@ -55,6 +55,9 @@ class MemoryIndex {
   // kInvalidArgument: embedding of the wrong size, non-finite or not unit norm; emotion outside
   // 1..10; importance outside 1..10 or non-finite. kAlreadyExists: the id is present.
   [[nodiscard]] absl::Status Add(const MemoryUnit& unit);
+  // Replaces a memory's emotion and importance (its rating, after a provisional one).
+  // kInvalidArgument as Add; kNotFound if absent.
+  [[nodiscard]] absl::Status SetRating(MemoryId id, const EmotionVector& emotion, float importance);
   // Drops the memory; the last row moves into its place (O(dim)). kNotFound if absent.
   [[nodiscard]] absl::Status Remove(MemoryId id);
   void Clear();

@@ -56,6 +56,7 @@ MemoryService::MemoryService(Store* store, const TextEmbedder* embedder, MemoryR
                              std::function<void(const std::string&, const EmotionVector&)> on_mood)
     : store_(store), embedder_(embedder), rater_(rater), options_(options), on_mood_(std::move(on_mood)) {
   writer_ = std::thread([this] { WriterLoop(); });
+  if (rater_ != nullptr) rater_thread_ = std::thread([this] { RaterLoop(); });
 }
 
 MemoryService::~MemoryService() {
@@ -64,6 +65,8 @@ MemoryService::~MemoryService() {
     stopping_ = true;
   }
   writer_.join();
+  // The ratings left stay provisional in the store (rated false); the next Load queues them.
+  if (rater_thread_.joinable()) rater_thread_.join();
 }
 
 std::string MemoryService::ScopeKey(MemoryScope scope, const MemoryRecord& r) {
@@ -84,8 +87,12 @@ absl::Status MemoryService::AddToIndex(const MemoryRecord& record) {
   auto it = indexes_.find(key);
   if (it == indexes_.end()) it = indexes_.emplace(key, MemoryIndex(embedder_->dim())).first;
   TROUPE_RETURN_IF_ERROR(it->second.Add(UnitOf(record)));
-  entries_[record.id] = Entry{.scope = record.scope, .text = record.text, .story_time = record.story_time,
-                             .session_id = record.session_id, .turn_index = record.turn_index};
+  entries_[record.id] = Entry{.index_key = key,
+                              .scope = record.scope,
+                              .text = record.text,
+                              .story_time = record.story_time,
+                              .session_id = record.session_id,
+                              .turn_index = record.turn_index};
   return absl::OkStatus();
 }
 
@@ -107,6 +114,14 @@ absl::Status MemoryService::Load() {
     }
   }
   if (skipped > 0) TROUPE_LOG_WARNING("%d stored memories could not be indexed", skipped);
+  // Memories a crash or a shutdown left with their provisional rating are rated now.
+  if (rater_ != nullptr) {
+    for (const MemoryRecord& r : records) {
+      if (r.rated || r.turn_index < 0) continue;
+      QueueRating(RatingJob{.tenant = r.tenant, .id = r.id, .session_id = r.session_id, .text = r.text,
+                            .emotion = std::nullopt, .queued_at = absl::Now()});
+    }
+  }
   AdvanceLowWater(NowMs());
   TROUPE_LOG_INFO("memory: %lld memories indexed", static_cast<long long>(num_memories()));
   // Backfill: turns acknowledged before a crash whose memory was still queued. Only turns
@@ -162,6 +177,13 @@ void MemoryService::WaitForBackfill() {
 
 absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequest& request) const {
   TROUPE_RETURN_IF_ERROR(ValidateRetrievalOptions(request.options));
+  if (!request.keys.session_id.empty()) {  // the session's acknowledged turns are searchable first
+    const absl::Time deadline = absl::Now() + options_.recall_wait;
+    absl::MutexLock lock(&queue_mu_);
+    while (writes_by_session_.contains(request.keys.session_id)) {
+      if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) break;
+    }
+  }
   TROUPE_ASSIGN_OR_RETURN(std::vector<float> embedding, embedder_->Embed(request.query_text));
   RetrievalQuery query;
   query.embedding = embedding;
@@ -208,9 +230,16 @@ absl::Status MemoryService::Enqueue(Job job, bool enforce_cap) {
   if (enforce_cap && static_cast<int>(queue_.size()) >= options_.max_queue) {
     return absl::ResourceExhaustedError("memory write queue is full");
   }
+  if (job.turn) ++writes_by_session_[job.turn->keys.session_id];
   queue_.push_back(std::move(job));
   ++queued_;
   return absl::OkStatus();
+}
+
+void MemoryService::QueueRating(RatingJob job) {
+  absl::MutexLock lock(&queue_mu_);
+  ratings_.push_back(std::move(job));
+  ++ratings_queued_;
 }
 
 absl::Status MemoryService::Remember(TurnMemoryInput turn) {
@@ -265,11 +294,7 @@ absl::Status MemoryService::SetCharacterExperiences(const std::string& tenant, c
   return absl::OkStatus();
 }
 
-void MemoryService::Flush() {
-  absl::MutexLock lock(&queue_mu_);
-  const int64_t target = queued_;
-  while (done_ < target) done_cv_.Wait(&queue_mu_);
-}
+void MemoryService::Flush() { Flush(absl::InfiniteDuration()); }
 
 bool MemoryService::Flush(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -277,6 +302,11 @@ bool MemoryService::Flush(absl::Duration timeout) {
   const int64_t target = queued_;
   while (done_ < target) {
     if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) return done_ >= target;
+  }
+  // Then the ratings of what was written, the ones those writes queued included.
+  const int64_t rated = ratings_queued_;
+  while (ratings_done_ < rated) {
+    if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) return ratings_done_ >= rated;
   }
   return true;
 }
@@ -286,16 +316,96 @@ int64_t MemoryService::DropQueued() {
   const int64_t dropped = static_cast<int64_t>(queue_.size());
   for (const Job& job : queue_) {
     if (job.backfill) backfilling_ = false;
+    if (job.turn) {
+      auto it = writes_by_session_.find(job.turn->keys.session_id);
+      if (it != writes_by_session_.end() && --it->second == 0) writes_by_session_.erase(it);
+    }
   }
   queue_.clear();
   done_ += dropped;
+  // Dropped ratings stay provisional in the store; the next start's Load queues them again.
+  const int64_t unrated = static_cast<int64_t>(ratings_.size());
+  ratings_.clear();
+  ratings_done_ += unrated;
   done_cv_.SignalAll();
-  return dropped;
+  return dropped + unrated;
 }
 
 int64_t MemoryService::num_pending_writes() const {
   absl::MutexLock lock(&queue_mu_);
   return queued_ - done_;
+}
+
+int64_t MemoryService::num_pending_ratings() const {
+  absl::MutexLock lock(&queue_mu_);
+  return ratings_queued_ - ratings_done_;
+}
+
+absl::Duration MemoryService::oldest_pending_rating_age() const {
+  absl::MutexLock lock(&queue_mu_);
+  std::optional<absl::Time> oldest = rating_since_;
+  if (!ratings_.empty() && (!oldest || ratings_.front().queued_at < *oldest)) oldest = ratings_.front().queued_at;
+  return oldest ? std::max(absl::ZeroDuration(), absl::Now() - *oldest) : absl::ZeroDuration();
+}
+
+void MemoryService::RaterLoop() {
+  for (;;) {
+    RatingJob job;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      const absl::Condition work(
+          +[](MemoryService* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->queue_mu_) {
+            return s->stopping_ || !s->ratings_.empty();
+          },
+          this);
+      queue_mu_.Await(work);
+      if (stopping_) return;  // the rest stay provisional in the store, for the next Load
+      job = std::move(ratings_.front());
+      ratings_.pop_front();
+      rating_since_ = job.queued_at;
+    }
+    if (const absl::Status rated = Rate(job); !rated.ok()) {
+      TROUPE_LOG_WARNING("memory %lld keeps its provisional rating: %s", static_cast<long long>(job.id),
+                         rated.ToString().c_str());
+    }
+    absl::MutexLock lock(&queue_mu_);
+    rating_since_.reset();
+    ++ratings_done_;
+    done_cv_.SignalAll();
+  }
+}
+
+absl::Status MemoryService::Rate(const RatingJob& job) {
+  EmotionVector emotion;
+  if (job.emotion) {
+    emotion = *job.emotion;
+  } else {
+    TROUPE_ASSIGN_OR_RETURN(emotion, rater_->RateEmotion(job.text));
+  }
+  TROUPE_ASSIGN_OR_RETURN(const float importance, rater_->RateImportance(job.text));
+  const absl::Status stored = store_->UpdateMemoryRating(job.tenant, job.id, emotion, importance);
+  if (absl::IsNotFound(stored)) return absl::OkStatus();  // its session was deleted meanwhile
+  TROUPE_RETURN_IF_ERROR(stored);
+  {
+    absl::MutexLock lock(&mu_);
+    const auto entry = entries_.find(job.id);
+    if (entry != entries_.end()) {
+      const auto index = indexes_.find(entry->second.index_key);
+      if (index != indexes_.end()) TROUPE_RETURN_IF_ERROR(index->second.SetRating(job.id, emotion, importance));
+    }
+  }
+  if (job.session_id.empty()) return absl::OkStatus();
+  const absl::Status moved = MoveMood(job.tenant, job.session_id, emotion);
+  return absl::IsNotFound(moved) ? absl::OkStatus() : moved;
+}
+
+absl::Status MemoryService::MoveMood(const std::string& tenant, const std::string& session_id,
+                                     const EmotionVector& emotion) {
+  TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, session_id));
+  const EmotionVector mood = UpdateMood(session.mood, emotion, options_.mood_beta);
+  TROUPE_RETURN_IF_ERROR(store_->UpdateSessionMood(tenant, session_id, mood));
+  if (on_mood_) on_mood_(session_id, mood);
+  return absl::OkStatus();
 }
 
 int64_t MemoryService::num_memories() const {
@@ -376,6 +486,10 @@ void MemoryService::WriterLoop() {
                            job.turn->keys.session_id.c_str(), job.turn->turn_index,
                            written.ToString().c_str());
       }
+      absl::MutexLock lock(&queue_mu_);
+      auto it = writes_by_session_.find(job.turn->keys.session_id);
+      if (it != writes_by_session_.end() && --it->second == 0) writes_by_session_.erase(it);
+      done_cv_.SignalAll();
     }
     if (job.experiences) {
       CharacterExperiences& x = *job.experiences;
@@ -429,17 +543,19 @@ absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
   const std::string character = turn.character_name.empty() ? "Character" : turn.character_name;
   r.text = absl::StrCat(user, ": ", turn.user_text, "\n", character, ": ", turn.reply_text);
   TROUPE_ASSIGN_OR_RETURN(r.embedding, embedder_->Embed(r.text));
+  // Stored now, rated later (RaterLoop): until then the emotion is the caller's or the
+  // session's running mood, and the importance the default.
+  const bool rate_later = rater_ != nullptr;
   if (turn.emotion) {
     r.emotion = *turn.emotion;
-  } else if (rater_ != nullptr) {
-    TROUPE_ASSIGN_OR_RETURN(r.emotion, rater_->RateEmotion(r.text));
+  } else if (rate_later) {
+    TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, turn.keys.session_id));
+    r.emotion = session.mood;
   } else {
     r.emotion = kNeutralEmotion;
   }
   r.importance = kDefaultImportance;
-  if (rater_ != nullptr) {
-    TROUPE_ASSIGN_OR_RETURN(r.importance, rater_->RateImportance(r.text));
-  }
+  r.rated = !rate_later;
   r.wall_time_ms = NowMs();
   r.story_time = turn.story_time;
   absl::StatusOr<int64_t> added = store_->AddMemory(tenant, r);
@@ -453,14 +569,15 @@ absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
   r.id = *added;
   remembered_turns_.emplace(r.session_id, r.turn_index);
   TROUPE_RETURN_IF_ERROR(AddToIndex(r));
-  // The writer is the only one to update this session's moods, in turn order, so the stored mood
-  // is current (with replicas: the writer of the replica that first remembered the turn; turns
-  // of one session run on one replica at a time, routed by session id).
-  TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, turn.keys.session_id));
-  const EmotionVector mood = UpdateMood(session.mood, r.emotion, options_.mood_beta);
-  TROUPE_RETURN_IF_ERROR(store_->UpdateSessionMood(tenant, turn.keys.session_id, mood));
-  if (on_mood_) on_mood_(turn.keys.session_id, mood);
-  return absl::OkStatus();
+  if (rate_later) {
+    QueueRating(RatingJob{.tenant = tenant, .id = r.id, .session_id = r.session_id, .text = r.text,
+                          .emotion = turn.emotion, .queued_at = absl::Now()});
+    return absl::OkStatus();
+  }
+  // One thread moves this session's mood (this one without a rater, the rater's with one), in
+  // turn order, so the stored mood is current (with replicas: the replica that first remembered
+  // the turn; turns of one session run on one replica at a time, routed by session id).
+  return MoveMood(tenant, turn.keys.session_id, r.emotion);
 }
 
 }  // namespace troupe

@@ -13,9 +13,15 @@
 // the combination strategies and semantic-only that equals one search over the union; the
 // sequential ones take their candidate pool per scope.
 //
-// Write path: Remember queues the turn and returns; one writer thread embeds it, rates it
-// (emotion and importance, unless the caller gave them), stores it, adds it to its index and
-// updates the session mood. The turn itself is already durable (SessionStore wrote it); a
+// Write path: Remember queues the turn and returns; the writer thread embeds it and stores it
+// at once with a provisional emotion (the session's running mood, or the caller's) and the
+// default importance, and adds it to its index, so the session's next turn can recall it (a
+// Recall for a session waits, up to recall_wait, for that session's queued writes). The rating
+// comes after, on a thread of its own: the model rates emotion (unless the caller gave it) and
+// importance through low-priority engine requests that age to the clients' priority
+// (ModelRaterOptions::promote_after), the store and the index take the rating, and the
+// session's mood moves, in turn order. Without a rater, memories are written rated (neutral or
+// the caller's emotion) and the mood moves at once. The turn itself is already durable (SessionStore wrote it); a
 // memory lost to a crash before its write is rebuilt after the next start: the writer backfills
 // the stored turns that have none, in the background, a bounded batch at a time between the
 // clients' writes (Load only starts it).
@@ -65,6 +71,10 @@ struct MemoryServiceOptions {
   // On a shared Store (replicas on one database): how often the writer thread, when idle,
   // indexes the memories other replicas added (Store::ListMemoriesAfter).
   absl::Duration catch_up_interval = absl::Seconds(1);
+  // How long a Recall for a session waits for the memories of that session's turns still being
+  // written (each takes an embedding and a store write: milliseconds on a free core; under a
+  // saturated CPU the writer's queue of other sessions' turns can take seconds).
+  absl::Duration recall_wait = absl::Seconds(10);
 };
 
 // Where a session's memories live and what it may see.
@@ -164,10 +174,15 @@ class MemoryService {
   int64_t num_memories() const;
   // Writes queued and not finished yet (the one being written included).
   int64_t num_pending_writes() const ABSL_LOCKS_EXCLUDED(queue_mu_);
+  // Memories stored with a provisional rating whose rating is queued or being made.
+  int64_t num_pending_ratings() const ABSL_LOCKS_EXCLUDED(queue_mu_);
+  // How long the oldest of those has waited since its memory was stored; zero when none.
+  absl::Duration oldest_pending_rating_age() const ABSL_LOCKS_EXCLUDED(queue_mu_);
   const TextEmbedder& embedder() const { return *embedder_; }
 
  private:
   struct Entry {  // what the index does not keep
+    std::string index_key;  // the scope key of the index that holds it
     MemoryScope scope;
     std::string text;
     std::optional<int64_t> story_time;
@@ -192,10 +207,27 @@ class MemoryService {
     std::optional<BackfillCursor> backfill;           // or the backfill's next batch
   };
 
+  // A memory stored with a provisional rating, to rate.
+  struct RatingJob {
+    std::string tenant;
+    MemoryId id = 0;
+    std::string session_id;  // whose mood the rating moves ("" = none)
+    std::string text;
+    std::optional<EmotionVector> emotion;  // the caller's: only importance is rated
+    absl::Time queued_at;
+  };
+
   // Queues `job` for the writer; with `enforce_cap` (every job but the backfill's),
   // kResourceExhausted when max_queue jobs are pending.
   [[nodiscard]] absl::Status Enqueue(Job job, bool enforce_cap) ABSL_LOCKS_EXCLUDED(queue_mu_);
   void WriterLoop();
+  void RaterLoop();
+  void QueueRating(RatingJob job) ABSL_LOCKS_EXCLUDED(queue_mu_);
+  // Rates job's memory and hands the rating to the store, the index and the session mood.
+  // Rater thread.
+  absl::Status Rate(const RatingJob& job);
+  // The session's mood moved by a turn's emotion, stored and reported (on_mood_).
+  absl::Status MoveMood(const std::string& tenant, const std::string& session_id, const EmotionVector& emotion);
   // Remembers up to backfill_batch_turns stored turns without a memory from `cursor` on;
   // returns where the next batch starts, nullopt at the end. Writer thread.
   absl::StatusOr<std::optional<BackfillCursor>> BackfillBatch(const BackfillCursor& cursor);
@@ -238,10 +270,17 @@ class MemoryService {
   std::deque<Job> queue_ ABSL_GUARDED_BY(queue_mu_);
   int64_t queued_ ABSL_GUARDED_BY(queue_mu_) = 0;
   int64_t done_ ABSL_GUARDED_BY(queue_mu_) = 0;
-  absl::CondVar done_cv_;
+  mutable absl::CondVar done_cv_;  // writes or ratings done, a session's writes done
+  // Turn writes queued or running per session (Recall waits for its session's).
+  std::unordered_map<std::string, int> writes_by_session_ ABSL_GUARDED_BY(queue_mu_);
+  std::deque<RatingJob> ratings_ ABSL_GUARDED_BY(queue_mu_);
+  int64_t ratings_queued_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  int64_t ratings_done_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  std::optional<absl::Time> rating_since_ ABSL_GUARDED_BY(queue_mu_);  // the one being made
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   bool backfilling_ ABSL_GUARDED_BY(queue_mu_) = false;  // a backfill batch is queued or running
   std::thread writer_;
+  std::thread rater_thread_;  // runs when rater_ is set
 };
 
 }  // namespace troupe

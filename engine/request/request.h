@@ -71,6 +71,10 @@ struct Request {
   // DRY is on and it is null.
   std::shared_ptr<const BreakerTokens> dry_breakers;
   int priority = 0;                 // larger runs first (#3 builds the policy on it)
+  // Aging for background work below the clients' default priority (the memory rater's): once
+  // this long has passed since arrival_time, the request runs at max(priority, 0), so a steady
+  // stream of client requests cannot starve it. Infinite = never.
+  absl::Duration promote_after = absl::InfiniteDuration();
   std::string cache_salt;           // tenant isolation for prefix caching (#3)
   // No generation: the prompt's last-token final-norm hidden state, L2-normalised, is returned
   // in Completion::embedding (finish reason kLength, no tokens). The memory's fallback embedder.

@@ -2,6 +2,7 @@
 // engine thread. Every message names the field, its allowed range and the value given.
 #include "engine/sampler/sampling_params.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -60,7 +61,7 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
     s = absl::InvalidArgumentError(absl::StrFormat("logprobs must be in [-1, %d], got %d",
                                                    kMaxLogprobs, p.logprobs));
   }
-  if (s.ok()) s = CheckStrings("stop", p.stop, kMaxStopStrings, kMaxStopStringBytes);
+  if (s.ok()) s = CheckStrings("stop", p.stop, kMaxStopStrings + kMaxAddedStopStrings, kMaxStopStringBytes);
   if (s.ok()) s = CheckRange("dry_multiplier", p.dry_multiplier, 0.0f, false, 100.0f, false);
   if (s.ok()) s = CheckRange("dry_base", p.dry_base, 1.0f, false, 10.0f, false);
   if (s.ok() && (p.dry_allowed_length < 1 || p.dry_allowed_length > kMaxDryAllowedLength)) {
@@ -78,6 +79,14 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
   if (s.ok()) s = CheckRange("xtc_probability", p.xtc_probability, 0.0f, false, 1.0f, false);
   if (s.ok()) s = CheckRange("xtc_threshold", p.xtc_threshold, 0.0f, false, 1.0f, false);
   return s;
+}
+
+void AddStopStrings(const std::vector<std::string>& stops, SamplingParams& params) {
+  for (const std::string& stop : stops) {
+    if (std::find(params.stop.begin(), params.stop.end(), stop) == params.stop.end()) {
+      params.stop.push_back(stop);
+    }
+  }
 }
 
 }  // namespace troupe

@@ -48,7 +48,10 @@ struct SamplingParams {
 
 // Limits checked by ValidateSamplingParams.
 inline constexpr int kMaxLogprobs = 20;
-inline constexpr int kMaxStopStrings = 16;
+inline constexpr int kMaxStopStrings = 16;  // a client's own
+// What the server may add to a client's stop strings (a chat's user-name line, a raw
+// transcript's speaker lines): ValidateSamplingParams allows kMaxStopStrings + this many.
+inline constexpr int kMaxAddedStopStrings = 4;
 inline constexpr int kMaxStopStringBytes = 256;
 inline constexpr int kMaxDryBreakers = 16;
 inline constexpr int kMaxDryBreakerBytes = 32;
@@ -57,9 +60,14 @@ inline constexpr int kMaxDryAllowedLength = 1024;
 // OK, or kInvalidArgument naming the first bad field, its allowed range and the value given:
 // temperature [0, 100], top_k >= 0, top_p (0, 1], min_p [0, 1], repetition_penalty (0, 10],
 // presence/frequency_penalty [-2, 2], penalty_last_n >= -1, max_tokens >= 1, logprobs [-1, 20],
-// stop: at most 16 strings of 1..256 bytes; dry_multiplier [0, 100], dry_base [1, 10],
+// stop: at most 16 + 4 strings of 1..256 bytes (16 from the client, checked where requests are
+// converted; 4 the server adds); dry_multiplier [0, 100], dry_base [1, 10],
 // dry_allowed_length [1, 1024], dry_penalty_last_n >= -1, dry_sequence_breakers: at most 16
 // strings of 1..32 bytes; xtc_probability and xtc_threshold [0, 1]. NaN fails every float range.
 [[nodiscard]] absl::Status ValidateSamplingParams(const SamplingParams& params);
+
+// Appends the stop strings of `stops` that `params` lacks (the server's additions to a
+// client's list). REQUIRES: at most kMaxAddedStopStrings of them are new.
+void AddStopStrings(const std::vector<std::string>& stops, SamplingParams& params);
 
 }  // namespace troupe

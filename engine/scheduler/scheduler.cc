@@ -1,6 +1,7 @@
 #include "engine/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <vector>
 #include <cmath>
 #include <limits>
 
@@ -24,11 +25,39 @@ void Scheduler::InsertWaiting(Sequence* seq) {
 void Scheduler::Add(Sequence* seq) {
   TROUPE_DCHECK_ON_ENGINE_THREAD();
   TROUPE_CHECK(seq->num_computed == 0 && seq->blocks.empty());
+  if (seq->promote_at != absl::InfiniteFuture()) ++num_promotable_;
   InsertWaiting(seq);
+}
+
+void Scheduler::PromoteAged(absl::Time now) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
+  if (num_promotable_ == 0) return;
+  const auto promote = [&](Sequence* s) {
+    if (s->promote_at > now) return false;
+    s->promote_at = absl::InfiniteFuture();
+    s->priority = std::max(s->priority, 0);
+    --num_promotable_;
+    return true;
+  };
+  for (Sequence* s : running_) promote(s);
+  std::vector<Sequence*> raised;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (promote(*it)) {
+      raised.push_back(*it);
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (Sequence* s : raised) InsertWaiting(s);  // arrival order keeps FIFO among equals
 }
 
 void Scheduler::Remove(Sequence* seq) {
   TROUPE_DCHECK_ON_ENGINE_THREAD();
+  if (seq->promote_at != absl::InfiniteFuture()) {
+    seq->promote_at = absl::InfiniteFuture();
+    --num_promotable_;
+  }
   auto r = std::find(running_.begin(), running_.end(), seq);
   if (r != running_.end()) running_.erase(r);
   auto w = std::find(waiting_.begin(), waiting_.end(), seq);

@@ -81,6 +81,11 @@ class Scheduler {
   // Drops a sequence from whichever queue holds it and frees its blocks (finish or cancel).
   void Remove(Sequence* seq);
 
+  // Raises the sequences whose promote_at has come to priority max(priority, 0) (aging of
+  // background work) and reorders the waiting queue. Cheap when none is due to: O(1) without
+  // sequences that have a promote_at. Call before Schedule.
+  void PromoteAged(absl::Time now);
+
   // Plans the next step; allocates the blocks it needs. May preempt running sequences (lowest
   // priority, then newest first) when the block pool runs dry.
   StepPlan Schedule();
@@ -131,6 +136,7 @@ class Scheduler {
   BlockPool& pool_;
   std::vector<Sequence*> running_;  // admission order
   std::deque<Sequence*> waiting_;   // priority desc, then arrival
+  int num_promotable_ = 0;          // queued sequences with a finite promote_at
   PrefixCacheStats prefix_stats_;
   ThreadOwner engine_thread_;
 };

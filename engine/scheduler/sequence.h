@@ -18,6 +18,8 @@ enum class SeqStatus { kWaiting, kRunning, kFinished };
 struct Sequence {
   RequestId id = 0;
   int priority = 0;                 // larger runs first, is preempted last
+  // When priority rises to 0 (Request::promote_after); InfiniteFuture = never (or done).
+  absl::Time promote_at = absl::InfiniteFuture();
   uint64_t arrival_order = 0;       // FIFO tie-break among equal priorities
   std::vector<TokenId> tokens;      // prompt, then generated tokens
   int num_prompt_tokens = 0;

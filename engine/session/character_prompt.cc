@@ -1,5 +1,6 @@
 #include "engine/session/character_prompt.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -103,6 +104,36 @@ std::vector<const LoreEntry*> ConstantLore(const CharacterProfile& profile, cons
     return a->insertion_order < b->insertion_order;
   });
   return out;
+}
+
+namespace {
+
+bool HasUserLine(std::string_view text) {
+  constexpr std::string_view kUserLine = "{{user}}:";
+  if (text.size() < kUserLine.size()) return false;
+  for (size_t i = 0; i + kUserLine.size() <= text.size(); ++i) {
+    size_t j = 0;
+    while (j < kUserLine.size() && absl::ascii_tolower(static_cast<unsigned char>(text[i + j])) == kUserLine[j]) ++j;
+    if (j == kUserLine.size()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string ReplyPrefixFor(const CharacterProfile& profile) {
+  bool named = false;
+  for (const ExampleDialogue& block : profile.example_dialogues) {
+    for (const DialogueTurn& turn : block.turns) named = named || !turn.speaker.empty();
+  }
+  for (std::string_view text : {std::string_view(profile.description), std::string_view(profile.personality),
+                                std::string_view(profile.scenario), std::string_view(profile.first_message)}) {
+    named = named || HasUserLine(text);
+  }
+  if (profile.lorebook) {
+    for (const LoreEntry& entry : profile.lorebook->entries) named = named || HasUserLine(entry.content);
+  }
+  return named ? MacroCharName(profile) + ":" : std::string();
 }
 
 std::string GreetingFor(const CharacterProfile& profile, const SessionSetup& setup) {

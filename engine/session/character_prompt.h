@@ -55,6 +55,13 @@ std::vector<ChatMessage> BuildCharacterPreamble(const CharacterProfile& profile,
                                                 const SessionSetup& setup,
                                                 const CharacterPromptOptions& options);
 
+// "<name>:" for a character whose card writes dialogue as "Name: line" (example dialogues with
+// speakers, or a description, personality, scenario, greeting or lore entry holding a
+// "{{user}}:" line, any case), "" for others: the reply prefix of BuildMessagesPrompt
+// (prompt_builder.h), as SillyTavern starts such a character's reply with its name, so the
+// model continues the character's line rather than writing the user's first.
+std::string ReplyPrefixFor(const CharacterProfile& profile);
+
 // The greeting message 3 refers to ("" for none or an index out of range), macros substituted.
 std::string GreetingFor(const CharacterProfile& profile, const SessionSetup& setup);
 

@@ -1,12 +1,15 @@
 #include "engine/session/prompt_builder.h"
 
 #include "absl/strings/str_cat.h"
+#include "engine/sampler/sampling_params.h"
 
 namespace troupe {
 namespace {
 
 // Debian's Abseil has its own absl::string_view, which StrCat takes; std::string_view it does not.
 constexpr char kRawUserName[] = "User";
+
+absl::string_view Abseil(std::string_view text) { return absl::string_view(text.data(), text.size()); }
 
 // Continuations render a conversation whose last reply is this sentinel and keep what follows
 // it.
@@ -42,10 +45,19 @@ std::string RenderRawTranscript(const Character& character,
 }  // namespace
 
 ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_name,
-                               const std::vector<ChatMessage>& messages) {
+                               const std::vector<ChatMessage>& messages, std::string_view reply_prefix) {
   ChatPrompt prompt;
   if (family != ChatFamily::kRaw) {
-    prompt.text = RenderChat(family, messages, /*add_generation_prompt=*/true);
+    if (reply_prefix.empty()) {
+      prompt.text = RenderChat(family, messages, /*add_generation_prompt=*/true);
+      return prompt;
+    }
+    std::vector<ChatMessage> prefixed = messages;
+    for (ChatMessage& m : prefixed) {
+      if (m.role == "assistant") m.content = absl::StrCat(Abseil(reply_prefix), " ", m.content);
+    }
+    prompt.text = RenderChat(family, prefixed, /*add_generation_prompt=*/true);
+    prompt.text.AddClient(reply_prefix);
     return prompt;
   }
   std::string text;
@@ -67,12 +79,15 @@ ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_n
   return prompt;
 }
 
-PromptText BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages) {
+PromptText BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages,
+                                     std::string_view reply_prefix) {
   if (family == ChatFamily::kRaw) return {};
   std::vector<ChatMessage> messages = {ChatMessage{"user", "u"},
                                        ChatMessage{"assistant", std::string(kSentinel)}};
   messages.insert(messages.end(), new_messages.begin(), new_messages.end());
-  return AfterSentinel(RenderChat(family, messages, /*add_generation_prompt=*/true));
+  PromptText continuation = AfterSentinel(RenderChat(family, messages, /*add_generation_prompt=*/true));
+  if (!continuation.empty()) continuation.AddClient(reply_prefix);
+  return continuation;
 }
 
 ChatPrompt BuildChatPrompt(ChatFamily family, const Character& character,
@@ -103,6 +118,14 @@ PromptText BuildChatContinuation(ChatFamily family, const Character& character,
                       {ChatMessage{"user", "u"}, ChatMessage{"assistant", std::string(kSentinel)}},
                       user_message);
   return AfterSentinel(prompt.text);
+}
+
+std::vector<std::string> UserLineStops(std::string_view user_name) {
+  const std::string_view name = user_name.empty() ? std::string_view(kRawUserName) : user_name;
+  std::string stop = absl::StrCat("\n", absl::string_view(name.data(), name.size()), ":");
+  // A name near the 256-byte cap would make a stop string the engine refuses.
+  if (stop.size() > static_cast<size_t>(kMaxStopStringBytes)) return {};
+  return {std::move(stop)};
 }
 
 }  // namespace troupe

@@ -45,12 +45,25 @@ PromptText BuildChatContinuation(ChatFamily family, const Character& character,
 // (character_prompt.h), the history, the user's new message and, when not empty, the turn's
 // context, rendered with the assistant header. ChatFamily::kRaw renders a transcript: leading
 // system messages as a header, then "User: ", "System: " and "<character_name>: " lines.
+//
+// `reply_prefix` (for example "Keeper:", see ReplyPrefixFor) starts every assistant message and
+// the new reply (after the assistant header, as client text), so a model that learned the
+// card's "Name: line" dialogue format continues the character's line instead of opening with
+// the user's. "" = none; ignored for ChatFamily::kRaw, whose transcript already ends with
+// "<character_name>:".
 ChatPrompt BuildMessagesPrompt(ChatFamily family, const std::string& character_name,
-                               const std::vector<ChatMessage>& messages);
+                               const std::vector<ChatMessage>& messages, std::string_view reply_prefix = "");
 
 // What follows an assistant reply that ended with the model's end-of-turn token when
 // `new_messages` (the user's message, then the turn's context) come next, up to the next
 // assistant header: BuildChatContinuation for any messages. Empty for ChatFamily::kRaw.
-PromptText BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages);
+PromptText BuildMessagesContinuation(ChatFamily family, const std::vector<ChatMessage>& new_messages,
+                                     std::string_view reply_prefix = "");
+
+// The stop strings that end a reply where the model starts writing the user's next line
+// ("\n<user_name>:", as SillyTavern's names-as-stop-strings), for every family: a reply never
+// speaks for the user (docs/characters.md, "The user's lines"). An empty name stands for "User";
+// a name too long for a stop string (over 254 bytes) gets none.
+std::vector<std::string> UserLineStops(std::string_view user_name);
 
 }  // namespace troupe

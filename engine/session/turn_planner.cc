@@ -62,12 +62,14 @@ std::string CutToTokens(const Tokenizer& tokenizer, const std::string& text, int
 
 // Tokens each turn in [from, to) adds to a rendered prompt, its context messages left out.
 std::vector<int> TurnTokens(const Tokenizer& tokenizer, const std::vector<ChatMessage>& history,
-                            const std::vector<size_t>& starts, int from, int to) {
+                            const std::vector<size_t>& starts, int from, int to, int reply_prefix_tokens = 0) {
   std::vector<int> out;
   for (int t = from; t < to; ++t) {
     int n = 0;
     for (size_t i = TurnBegin(starts, t, history.size()); i < TurnBegin(starts, t + 1, history.size()); ++i) {
-      if (history[i].role != "system") n += CountTokens(tokenizer, history[i].content) + kMessageOverheadTokens;
+      if (history[i].role == "system") continue;
+      n += CountTokens(tokenizer, history[i].content) + kMessageOverheadTokens;
+      if (history[i].role == "assistant") n += reply_prefix_tokens;
     }
     out.push_back(n);
   }
@@ -198,12 +200,15 @@ FoldMarks FoldMarksFor(int max_prompt_tokens, double high_fraction, double low_f
   return marks;
 }
 
-absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& session,
+// PlanTurn without the user's-line stop strings. The prompt and what the rendering needs.
+static absl::StatusOr<TurnPlan> PlanCharacterTurn(const TurnPlannerDeps& deps, const Session& session,
                                   const StoredCharacter& character, const std::string& message,
                                   const TurnMemoryOptions& memory_options) {
   const CharacterProfile& profile = character.profile;
+  const std::string reply_prefix = ReplyPrefixFor(profile);  // "Name:" for cards written as dialogue
   const SessionSetup& setup = session.setup;
   const Tokenizer& tokenizer = *deps.tokenizer;
+  const int prefix_tokens = reply_prefix.empty() ? 0 : CountTokens(tokenizer, reply_prefix) + 1;
   const std::vector<ChatMessage>& history = session.history;
   const std::vector<size_t> starts = TurnStarts(history);
   const int num_turns = static_cast<int>(starts.size());
@@ -279,7 +284,8 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   use_context(FitTurnContext(deps, profile, setup, recalled, lore, shown));
   bool passed_high = false;  // appending would pass the high mark: this turn folds to the low mark
   if (can_append) {
-    const PromptText continuation = BuildMessagesContinuation(deps.family, NewMessages(message, plan.context));
+    const PromptText continuation =
+        BuildMessagesContinuation(deps.family, NewMessages(message, plan.context), reply_prefix);
     if (!continuation.empty()) {
       plan.prompt = session.context_tokens;
       const std::vector<TokenId> tail = tokenizer.EncodePrompt(continuation, /*add_bos=*/false);
@@ -289,9 +295,13 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
         // Past the pre-fold mark: the next fold's summary can start now, in the background.
         const bool pending = session.pending_summary && session.pending_summary->from_turn == window_from;
         if (deps.summarize && size >= deps.fold.Pre() && !pending && window_from < num_turns) {
-          // The fold to come starts from the high mark.
-          const int end = FoldEnd(TurnTokens(tokenizer, history, starts, window_from, num_turns), window_from,
-                                  num_turns, FoldNeed(deps, deps.fold.High(), session.summary, window_from));
+          // The fold to come starts past the high mark, by up to one turn (the one whose
+          // append passes it): estimate from there, so the summary made ahead covers the fold.
+          const std::vector<int> turn_tokens =
+              TurnTokens(tokenizer, history, starts, window_from, num_turns, prefix_tokens);
+          const int one_turn = turn_tokens.empty() ? 0 : turn_tokens.back();
+          const int end = FoldEnd(turn_tokens, window_from, num_turns,
+                                  FoldNeed(deps, deps.fold.High() + one_turn, session.summary, window_from));
           plan.prefold = PrefoldJob{.from_turn = window_from,
                                     .to_turn = end,
                                     .summary = window_from > 0 ? session.summary : std::string(),
@@ -321,7 +331,7 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
     }
     const std::vector<ChatMessage> next = NewMessages(message, plan.context);
     messages.insert(messages.end(), next.begin(), next.end());
-    const ChatPrompt prompt = BuildMessagesPrompt(deps.family, MacroCharName(profile), messages);
+    const ChatPrompt prompt = BuildMessagesPrompt(deps.family, MacroCharName(profile), messages, reply_prefix);
     plan.prompt = tokenizer.EncodePrompt(prompt.text, tokenizer.add_bos());
     plan.stop = prompt.stop;
     return static_cast<int>(plan.prompt.size());
@@ -340,7 +350,7 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   // Then the oldest turns, as many as the estimate says bring the prompt to the low mark, into
   // one summary; should the estimate fall short (the summary came out longer), half of the
   // rest at a time until the prompt is under the high mark.
-  const std::vector<int> turn_tokens = TurnTokens(tokenizer, history, starts, folded, num_turns);
+  const std::vector<int> turn_tokens = TurnTokens(tokenizer, history, starts, folded, num_turns, prefix_tokens);
   int fold_to = FoldEnd(turn_tokens, folded, num_turns, FoldNeed(deps, size, summary, folded));
   // A summary made in the background for this start covers its turns; only turns past it, if
   // the estimate now wants more, are summarized here.
@@ -381,8 +391,23 @@ absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& se
   }
 }
 
-TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
-                        const std::string& message, const FoldMarks& fold) {
+// Appends the stop strings of the user's line that `plan` lacks (every chat turn has them).
+static void AddUserLineStops(const std::string& user_name, TurnPlan& plan) {
+  for (std::string& stop : UserLineStops(user_name)) {
+    if (std::find(plan.stop.begin(), plan.stop.end(), stop) == plan.stop.end()) plan.stop.push_back(std::move(stop));
+  }
+}
+
+absl::StatusOr<TurnPlan> PlanTurn(const TurnPlannerDeps& deps, const Session& session, const StoredCharacter& character,
+                                  const std::string& message, const TurnMemoryOptions& memory_options) {
+  absl::StatusOr<TurnPlan> plan = PlanCharacterTurn(deps, session, character, message, memory_options);
+  if (plan.ok()) AddUserLineStops(session.setup.user_name, *plan);
+  return plan;
+}
+
+// PlanInlineTurn without the user's-line stop strings.
+static TurnPlan PlanInlinePrompt(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
+                                 const std::string& message, const FoldMarks& fold) {
   TurnPlan plan;
   const PromptText continuation = session.context_tokens.empty()
                                       ? PromptText()
@@ -428,6 +453,13 @@ TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Ses
     plan.new_summarized_turns = dropped;
     plan.folded_turns = dropped - first_dropped;
   }
+  return plan;
+}
+
+TurnPlan PlanInlineTurn(const Tokenizer& tokenizer, ChatFamily family, const Session& session,
+                        const std::string& message, const FoldMarks& fold) {
+  TurnPlan plan = PlanInlinePrompt(tokenizer, family, session, message, fold);
+  AddUserLineStops(session.setup.user_name, plan);
   return plan;
 }
 

@@ -111,7 +111,9 @@ struct PrefoldJob {
 
 struct TurnPlan {
   std::vector<TokenId> prompt;
-  std::vector<std::string> stop;    // stop strings the rendering needs (raw transcripts)
+  // Stop strings the turn needs besides the caller's: the user's line ("\n<user name>:",
+  // UserLineStops), and a raw transcript's speaker lines.
+  std::vector<std::string> stop;
   std::string context;              // the turn's system message ("" = none)
   std::vector<RecalledUnit> memories;
   std::vector<ActivatedLore> lore;  // triggered entries only (constant ones are in the preamble)

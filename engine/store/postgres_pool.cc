@@ -62,6 +62,8 @@ std::string PgRows::Text(int row, int col) const {
 
 int64_t PgRows::Int(int row, int col) const { return std::strtoll(PQgetvalue(result_, row, col), nullptr, 10); }
 
+bool PgRows::Bool(int row, int col) const { return PQgetvalue(result_, row, col)[0] == 't'; }
+
 double PgRows::Double(int row, int col) const { return std::strtod(PQgetvalue(result_, row, col), nullptr); }
 
 std::vector<float> PgRows::Floats(int row, int col) const {

@@ -31,6 +31,7 @@ namespace troupe {
 struct PgParam {
   static PgParam Text(std::string_view text) { return {std::string(text), false, false}; }
   static PgParam Int(int64_t value) { return {std::to_string(value), false, false}; }
+  static PgParam Bool(bool value) { return {value ? "true" : "false", false, false}; }
   static PgParam Real(double value);
   static PgParam Floats(const float* data, size_t n);  // little-endian float32, as SQLite stores
   static PgParam Null() { return {std::string(), false, true}; }
@@ -56,6 +57,7 @@ class PgRows {
   bool IsNull(int row, int col) const;
   std::string Text(int row, int col) const;
   int64_t Int(int row, int col) const;
+  bool Bool(int row, int col) const;  // a boolean column ("t" / "f" in text format)
   double Double(int row, int col) const;
   // A bytea column written by PgParam::Floats; empty for a value not a whole number of floats.
   std::vector<float> Floats(int row, int col) const;

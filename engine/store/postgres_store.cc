@@ -71,7 +71,13 @@ CREATE UNIQUE INDEX memories_one_per_turn ON memories (tenant, session_id, turn_
   WHERE turn_index >= 0;
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+// Version 3: a memory is stored when its turn is acknowledged, with a provisional emotion, and
+// rated later; rated is false until then (a start re-rates what a crash left unrated).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE memories ADD COLUMN rated BOOLEAN NOT NULL DEFAULT TRUE;
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 // Taken by the connection that migrates: replicas starting at once migrate one after another.
@@ -108,7 +114,7 @@ CharacterRecord ReadCharacter(const PgRows& r, int row) {
 
 constexpr const char* kMemoryColumns =
     "SELECT id, scope, character_id, user_id, session_id, turn_index, text, embedding, emotion, "
-    "importance, wall_time_ms, story_time, tenant FROM memories ";
+    "importance, wall_time_ms, story_time, tenant, rated FROM memories ";
 
 MemoryRecord ReadMemory(const PgRows& r, int row) {
   MemoryRecord m;
@@ -125,6 +131,7 @@ MemoryRecord ReadMemory(const PgRows& r, int row) {
   m.wall_time_ms = r.Int(row, 10);
   if (!r.IsNull(row, 11)) m.story_time = r.Int(row, 11);
   m.tenant = r.Text(row, 12);
+  m.rated = r.Bool(row, 13);
   return m;
 }
 
@@ -143,15 +150,15 @@ absl::StatusOr<std::optional<int64_t>> InsertMemory(PgConnection& c, const std::
       PgRows rows,
       c.Exec("add memory",
              "INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, embedding, "
-             "emotion, importance, wall_time_ms, story_time, tenant) "
-             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+             "emotion, importance, wall_time_ms, story_time, tenant, rated) "
+             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
              "ON CONFLICT (tenant, session_id, turn_index, scope) WHERE turn_index >= 0 DO NOTHING RETURNING id",
              {PgParam::Int(static_cast<int64_t>(m.scope)), PgParam::Text(m.character_id), PgParam::Text(m.user_id),
               PgParam::Text(m.session_id), PgParam::Int(m.turn_index), PgParam::Text(m.text),
               PgParam::Floats(m.embedding.data(), m.embedding.size()),
               PgParam::Floats(m.emotion.data(), m.emotion.size()), PgParam::Real(m.importance),
               PgParam::Int(m.wall_time_ms), m.story_time ? PgParam::Int(*m.story_time) : PgParam::Null(),
-              PgParam::Text(tenant)}));
+              PgParam::Text(tenant), PgParam::Bool(m.rated)}));
   if (rows.size() == 0) return std::nullopt;
   return rows.Int(0, 0);
 }
@@ -424,6 +431,19 @@ absl::Status PostgresStore::UpdateSessionMood(const std::string& tenant, const s
                                                 {PgParam::Floats(mood.data(), mood.size()), PgParam::Text(id),
                                                  PgParam::Text(tenant)}));
     if (done.affected() == 0) return absl::NotFoundError(absl::StrCat("session ", id, " not found"));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status PostgresStore::UpdateMemoryRating(const std::string& tenant, int64_t id,
+                                               const std::array<float, 8>& emotion, float importance) {
+  return pool_->Run("rate memory", false, [&](PgConnection& c, bool) -> absl::Status {
+    TROUPE_ASSIGN_OR_RETURN(
+        PgRows done, c.Exec("rate memory",
+                            "UPDATE memories SET emotion = $1, importance = $2, rated = TRUE WHERE id = $3 AND tenant = $4",
+                            {PgParam::Floats(emotion.data(), emotion.size()), PgParam::Real(importance),
+                             PgParam::Int(id), PgParam::Text(tenant)}));
+    if (done.affected() == 0) return absl::NotFoundError(absl::StrCat("memory ", id, " not found"));
     return absl::OkStatus();
   });
 }

@@ -81,7 +81,13 @@ constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Version 4: a memory is stored when its turn is acknowledged, with a provisional emotion, and
+// rated later; rated = 0 until then (a start re-rates what a crash left unrated).
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE memories ADD COLUMN rated INTEGER NOT NULL DEFAULT 1;
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 absl::string_view PathOf(sqlite3* db) {
@@ -213,12 +219,13 @@ MemoryRecord ReadMemory(const Statement& q) {
   m.wall_time_ms = q.Int(10);
   if (!q.IsNull(11)) m.story_time = q.Int(11);
   m.tenant = q.Text(12);
+  m.rated = q.Int(13) != 0;
   return m;
 }
 
 constexpr const char* kMemoryColumns =
     "SELECT id, scope, character_id, user_id, session_id, turn_index, text, embedding, emotion, "
-    "importance, wall_time_ms, story_time, tenant FROM memories ";
+    "importance, wall_time_ms, story_time, tenant, rated FROM memories ";
 
 }  // namespace
 
@@ -625,8 +632,8 @@ absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListCharacterMemories(con
 absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const std::string& tenant, const MemoryRecord& m) {
   Statement q(db_,
               "INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text, "
-              "embedding, emotion, importance, wall_time_ms, story_time, tenant) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+              "embedding, emotion, importance, wall_time_ms, story_time, tenant, rated) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.Bind(1, static_cast<int64_t>(m.scope));
   q.Bind(2, m.character_id);
@@ -644,8 +651,23 @@ absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const std::string& tenan
     q.BindNull(11);
   }
   q.Bind(12, tenant);
+  q.Bind(13, static_cast<int64_t>(m.rated ? 1 : 0));
   TROUPE_RETURN_IF_ERROR(q.Run());
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+absl::Status SqliteStore::UpdateMemoryRating(const std::string& tenant, int64_t id,
+                                             const std::array<float, 8>& emotion, float importance) {
+  absl::MutexLock lock(&mu_);
+  Statement q(db_, "UPDATE memories SET emotion = ?, importance = ?, rated = 1 WHERE id = ? AND tenant = ?");
+  TROUPE_RETURN_IF_ERROR(q.status());
+  q.BindFloats(1, emotion.data(), emotion.size());
+  q.Bind(2, static_cast<double>(importance));
+  q.Bind(3, id);
+  q.Bind(4, tenant);
+  TROUPE_RETURN_IF_ERROR(q.Run());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("memory ", id, " not found"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<MemoryRecord>> SqliteStore::ListMemories() {

@@ -68,6 +68,8 @@ class SqliteStore final : public Store {
                                                     const std::string& session_id) override;
 
   absl::StatusOr<int64_t> AddMemory(const std::string& tenant, const MemoryRecord& memory) override;
+  absl::Status UpdateMemoryRating(const std::string& tenant, int64_t id, const std::array<float, 8>& emotion,
+                                  float importance) override;
   absl::Status ReplaceCharacterMemories(const std::string& tenant, const std::string& character_id,
                                         const std::vector<MemoryRecord>& memories) override;
   absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(const std::string& tenant,

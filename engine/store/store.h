@@ -79,6 +79,9 @@ struct MemoryRecord {
   float importance = 5;
   int64_t wall_time_ms = 0;
   std::optional<int64_t> story_time;  // TimeChara ordinal; none = timeless
+  // false: emotion and importance are provisional (stored when the turn was acknowledged; the
+  // model's rating replaces them through UpdateMemoryRating).
+  bool rated = true;
 };
 
 // Paging for List* calls: records ordered by id; `after_id` = the last id of the previous page.
@@ -146,6 +149,14 @@ class Store {
   [[nodiscard]] virtual absl::Status ReplaceCharacterMemories(
       const std::string& tenant, const std::string& character_id,
       const std::vector<MemoryRecord>& memories) = 0;
+  // Replaces a memory's emotion and importance and marks it rated (the rating of a memory
+  // stored with provisional ones). kNotFound when the memory is gone (its session was deleted
+  // meanwhile). The default is for stores that never hold an unrated memory.
+  [[nodiscard]] virtual absl::Status UpdateMemoryRating(const std::string& tenant, int64_t id,
+                                                        const std::array<float, 8>& emotion, float importance) {
+    (void)tenant, (void)id, (void)emotion, (void)importance;
+    return absl::UnimplementedError("this store keeps no unrated memories");
+  }
   [[nodiscard]] virtual absl::StatusOr<std::vector<MemoryRecord>> ListCharacterMemories(
       const std::string& tenant, const std::string& character_id) = 0;
   // Every tenant's memories, oldest first (the server builds its in-memory indexes from them at

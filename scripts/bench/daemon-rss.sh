@@ -11,7 +11,7 @@ build=${1:-$repo_root/build}
 kv_mb=${2:-256}
 model=$repo_root/models/SmolLM2-135M-Instruct.Q4_1.gguf
 port=$((40000 + RANDOM % 20000))
-"$build/server/troupe-server" --model "$model" --listen "127.0.0.1:$port" --metrics-port -1 \
+"$build/server/troupe-server" --model "$model" --listen "127.0.0.1:$port" --metrics-port -1 --http-listen "" \
     --kv-cache-mb "$kv_mb" > /tmp/troupe-rss-server.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

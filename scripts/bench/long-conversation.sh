@@ -26,7 +26,7 @@ data=$(mktemp -d)
 port=${PORT:-50093}
 metrics_port=$((port + 1))
 
-"$server" --listen "127.0.0.1:$port" --metrics-port "$metrics_port" --data-dir "$data" \
+"$server" --listen "127.0.0.1:$port" --metrics-port "$metrics_port" --http-listen "" --data-dir "$data" \
   "${server_flags[@]}" > "$out/server.log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true; rm -rf "$data"' EXIT

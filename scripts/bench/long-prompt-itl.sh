@@ -14,7 +14,7 @@ mkdir -p "$out"
 port=${PORT:-50095}
 bench="$build/bench/troupe-bench"
 
-"$build/server/troupe-server" --listen "127.0.0.1:$port" --metrics-port -1 "$@" > "$out/server.log" 2>&1 &
+"$build/server/troupe-server" --listen "127.0.0.1:$port" --metrics-port -1 --http-listen "" "$@" > "$out/server.log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q "serving" "$out/server.log" 2>/dev/null && break; sleep 0.2; done

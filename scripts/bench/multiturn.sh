@@ -21,7 +21,7 @@ mkdir -p "$out"
 port=${PORT:-50091}
 metrics_port=$((port + 1))
 
-"$build/server/troupe-server" --listen "127.0.0.1:$port" --metrics-port "$metrics_port" "${server_flags[@]}" \
+"$build/server/troupe-server" --listen "127.0.0.1:$port" --metrics-port "$metrics_port" --http-listen "" "${server_flags[@]}" \
   > "$out/server.log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT

@@ -87,7 +87,7 @@ fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 chroot --userspec=10001:10001 "$root" /opt/troupe/bin/troupe-server --listen "127.0.0.1:$port" \
-  --metrics-port -1 --data-dir /var/lib/troupe/data --model /models/SmolLM2-135M-Instruct.Q4_1.gguf \
+  --metrics-port -1 --http-listen "" --data-dir /var/lib/troupe/data --model /models/SmolLM2-135M-Instruct.Q4_1.gguf \
   --embedding-model /models/all-MiniLM-L6-v2 >"$work/server.log" 2>&1 &
 echo $! >"$work/server.pid"
 ready=0

@@ -459,9 +459,9 @@ def wait_idle_fds(server, target, timeout_s=30):
 
 
 def wait_kv_free(server, timeout_s):
-    """Waits until the engine has nothing running or waiting and no memory write is pending
-    (memory writes rate turns on the engine). Returns (kv_blocks_used then, memory writes
-    pending at the start, seconds the drain took)."""
+    """Waits until the engine has nothing running or waiting and no memory write or rating is
+    pending (ratings run on the engine). Returns (kv_blocks_used then, memory writes pending at
+    the start, seconds the drain took)."""
     start = time.monotonic()
     deadline = start + timeout_s
     first = server.metrics()
@@ -472,7 +472,8 @@ def wait_kv_free(server, timeout_s):
         used = m.get("troupe:kv_blocks_used")
         if used == 0 and m.get("troupe:num_requests_running") == 0 and \
                 m.get("troupe:num_requests_waiting") == 0 and \
-                m.get("troupe:memory_writes_pending", 0) == 0:
+                m.get("troupe:memory_writes_pending", 0) == 0 and \
+                m.get("troupe:memory_ratings_pending", 0) == 0:
             break
         time.sleep(1.0)
     return used, pending_at_start, time.monotonic() - start

@@ -138,12 +138,13 @@ class Server:
     def __init__(self, binary, data_dir, log_path, extra_args=(), model=DEFAULT_MODEL):
         self.binary = binary
         self.args = [binary, "--listen", "127.0.0.1:0", "--metrics-port", "0",
-                     "--metrics-host", "127.0.0.1", "--data-dir", data_dir, "--model", model,
+                     "--metrics-host", "127.0.0.1", "--http-listen", "127.0.0.1:0", "--data-dir", data_dir, "--model", model,
                      "--embedding-model", DEFAULT_EMBEDDER, *extra_args]
         self.log_path = log_path
         self.process = None
         self.port = None
         self.metrics_port = None
+        self.http_port = None
 
     @property
     def pid(self):
@@ -173,6 +174,8 @@ class Server:
             metrics = re.search(r"metrics on http://[^:]+:(\d+)/metrics", text)
             if serving and metrics:
                 self.port, self.metrics_port = int(serving.group(1)), int(metrics.group(1))
+                http = re.search(r"OpenAI-compatible HTTP on http://[^:]+:(\d+)/v1", text)
+                self.http_port = int(http.group(1)) if http else None
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"troupe-server exited with {self.process.returncode}:\n"

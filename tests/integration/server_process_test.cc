@@ -56,7 +56,7 @@ class ServerProcess {
     std::vector<std::string> args = {TROUPE_SERVER_BINARY,
                                      "--model", testing::StoriesPath(),
                                      "--listen", "127.0.0.1:0",
-                                     "--metrics-port", "-1",
+                                     "--metrics-port", "-1", "--http-listen", "",
                                      "--data-dir", "",
                                      "--embedding-model", "",
                                      "--threads", "1",

@@ -46,6 +46,8 @@ MetricsSources FakeSources() {
   };
   sources.num_sessions = [] { return 7; };
   sources.memory_writes_pending = [] { return int64_t{4}; };
+  sources.memory_ratings_pending = [] { return int64_t{7}; };
+  sources.memory_rating_oldest_seconds = [] { return 2.5; };
   return sources;
 }
 
@@ -64,6 +66,8 @@ TEST(MetricsTest, PullsEngineStatsOnEveryScrape) {
   EXPECT_EQ(SampleValue(text, "troupe:generation_tokens_total"), 567);
   EXPECT_EQ(SampleValue(text, "troupe:sessions_active"), 7);
   EXPECT_EQ(SampleValue(text, "troupe:memory_writes_pending"), 4);
+  EXPECT_EQ(SampleValue(text, "troupe:memory_ratings_pending"), 7);
+  EXPECT_EQ(SampleValue(text, "troupe:memory_rating_oldest_seconds"), 2.5);
   EXPECT_EQ(SampleValue(text, "troupe:num_preemptions_total"), 2);
   EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_queries_total"), 1000);
   EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_hits_total"), 960);

@@ -85,6 +85,22 @@ TEST(ProtoConvertTest, SamplingKeepsDryAndXtcAndTheBreakerListsPresence) {
       << params.status();
 }
 
+// A client has 16 stop strings; the engine allows 4 more, for the ones the server adds (the
+// user's line of a chat turn).
+TEST(ProtoConvertTest, AClientHasSixteenStopStrings) {
+  v1::SamplingParams proto;
+  for (int i = 0; i < 16; ++i) proto.add_stop("s" + std::to_string(i));
+  absl::StatusOr<SamplingParams> sixteen = SamplingFromProto(proto, SamplingParams());
+  ASSERT_TRUE(sixteen.ok()) << sixteen.status();
+  AddStopStrings({"\nRobin:", "s3"}, *sixteen);  // s3 is there already
+  EXPECT_EQ(sixteen->stop.size(), 17u);
+  EXPECT_TRUE(ValidateSamplingParams(*sixteen).ok());
+  proto.add_stop("one too many");
+  const absl::StatusOr<SamplingParams> seventeen = SamplingFromProto(proto, SamplingParams());
+  EXPECT_EQ(seventeen.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(seventeen.status().message().find("at most 16"), std::string::npos) << seventeen.status();
+}
+
 TEST(ProtoConvertTest, UnsetSamplingFieldsTakeTheDefaultsGiven) {
   v1::SamplingParams proto;
   proto.set_temperature(0.0f);

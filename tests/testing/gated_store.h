@@ -89,6 +89,10 @@ class GatedStore final : public Store {
   absl::StatusOr<int64_t> AddMemory(const std::string& tenant, const MemoryRecord& memory) override {
     return inner_->AddMemory(tenant, memory);
   }
+  absl::Status UpdateMemoryRating(const std::string& tenant, int64_t id, const std::array<float, 8>& emotion,
+                                  float importance) override {
+    return inner_->UpdateMemoryRating(tenant, id, emotion, importance);
+  }
   absl::Status ReplaceCharacterMemories(const std::string& tenant, const std::string& character_id,
                                         const std::vector<MemoryRecord>& memories) override {
     return inner_->ReplaceCharacterMemories(tenant, character_id, memories);

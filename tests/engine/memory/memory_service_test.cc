@@ -9,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "engine/embedding/bert_embedder.h"
+#include "engine/memory/emotion.h"
 #include "engine/store/sqlite_store.h"
 #include "gtest/gtest.h"
 #include "tests/testing/minilm.h"
@@ -278,6 +279,26 @@ class GatedRater : public MemoryRater {
   absl::Notification open_;
 };
 
+// The real embedder behind a gate: the first Embed (the writer's, in the tests that use it)
+// waits until Open, so a test knows a write is in progress.
+class GatedEmbedder : public TextEmbedder {
+ public:
+  explicit GatedEmbedder(const TextEmbedder* inner) : inner_(inner) {}
+  void Open() { open_.Notify(); }
+  void WaitUntilEntered() { entered_.WaitForNotification(); }
+  int dim() const override { return inner_->dim(); }
+  absl::StatusOr<std::vector<float>> Embed(std::string_view text) const override {
+    if (!entered_.HasBeenNotified()) entered_.Notify();  // only the writer thread calls it
+    open_.WaitForNotification();
+    return inner_->Embed(text);
+  }
+
+ private:
+  const TextEmbedder* inner_;
+  mutable absl::Notification entered_;
+  absl::Notification open_;
+};
+
 // Appends `n` turns (from turn_index `first`) to a session in the store, without memories.
 void StoreTurns(Store& store, const std::string& session, int first, int n) {
   for (int i = first; i < first + n; ++i) {
@@ -302,22 +323,85 @@ std::vector<int> MemoryTurns(Store& store, const std::string& session) {
   return out;
 }
 
+// A turn's memory is stored and recallable at once, with the session's mood as provisional
+// emotion and the default importance, while its rating waits (here: at a gate, as behind a
+// busy engine); the rating then replaces both in the store and the index, and moves the mood.
+// A start after a shutdown that left ratings pending rates them.
+TEST_F(MemoryServiceTest, AMemoryIsRecallableBeforeItsRatingArrives) {
+  const EmotionVector mood = {3, 6, 2, 2, 2, 2, 2, 4};
+  ASSERT_TRUE(store_->UpdateSessionMood("", "s1", mood).ok());
+  {
+    GatedRater rater;
+    MemoryService service(store_.get(), embedder_, &rater, MemoryServiceOptions{});
+    TurnMemoryInput turn = Turn("s1", "", 0, "Do you like the sea?", "The sea is my home.", kJoyful);
+    turn.emotion.reset();  // to be rated
+    ASSERT_TRUE(service.Remember(turn).ok());
+    rater.WaitUntilEntered();  // the rating is being made, and held
+    // Recall waits for the session's write, not for the rating.
+    absl::StatusOr<std::vector<RecalledUnit>> hits = service.Recall(Query("s1", "", "the sea"));
+    ASSERT_TRUE(hits.ok()) << hits.status();
+    ASSERT_EQ(hits->size(), 1u);
+    EXPECT_NE((*hits)[0].text.find("The sea is my home."), std::string::npos);
+    auto stored = store_->ListSessionMemories("", "s1");
+    ASSERT_TRUE(stored.ok());
+    ASSERT_EQ(stored->size(), 1u);
+    EXPECT_FALSE((*stored)[0].rated);
+    EXPECT_EQ((*stored)[0].emotion, mood);
+    EXPECT_EQ(service.num_pending_ratings(), 1);
+    EXPECT_GT(service.oldest_pending_rating_age(), absl::ZeroDuration());
+    EXPECT_FALSE(service.Flush(absl::Milliseconds(20)));  // Flush waits for ratings too
+    rater.Open();
+    EXPECT_TRUE(service.Flush(absl::Seconds(60)));
+    EXPECT_EQ(service.num_pending_ratings(), 0);
+    EXPECT_EQ(service.oldest_pending_rating_age(), absl::ZeroDuration());
+    stored = store_->ListSessionMemories("", "s1");
+    ASSERT_TRUE(stored.ok());
+    EXPECT_TRUE((*stored)[0].rated);
+    EXPECT_EQ((*stored)[0].emotion, kNeutralEmotion);  // GatedRater's rating
+    auto session = store_->GetSession("", "s1");
+    ASSERT_TRUE(session.ok());
+    EXPECT_EQ(session->mood, UpdateMood(mood, kNeutralEmotion, MemoryServiceOptions{}.mood_beta));
+  }
+  // A memory a crash left provisional is rated by the next start.
+  MemoryRecord provisional;
+  provisional.scope = MemoryScope::kSession;
+  provisional.character_id = "mara";
+  provisional.session_id = "s2";
+  provisional.turn_index = 0;
+  provisional.text = "Ash: Hello\nMara: Hi.";
+  provisional.embedding = *embedder_->Embed(provisional.text);
+  provisional.emotion = kJoyful;
+  provisional.rated = false;
+  ASSERT_TRUE(store_->AddMemory("", provisional).ok());
+  GatedRater rater;
+  rater.Open();
+  MemoryService restarted(store_.get(), embedder_, &rater, MemoryServiceOptions{});
+  ASSERT_TRUE(restarted.Load().ok());
+  restarted.WaitForBackfill();
+  restarted.Flush();
+  auto s2 = store_->ListSessionMemories("", "s2");
+  ASSERT_TRUE(s2.ok());
+  ASSERT_EQ(s2->size(), 1u);
+  EXPECT_TRUE((*s2)[0].rated);
+  EXPECT_EQ((*s2)[0].emotion, kNeutralEmotion);
+}
+
 // A shutdown whose grace runs out drops the queued writes (the one in progress finishes); their
 // turns are in the store, so the next start's backfill writes their memories.
 TEST_F(MemoryServiceTest, DroppedWritesAreBackfilledAtTheNextStart) {
   StoreTurns(*store_, "s1", 0, 4);
   {
-    GatedRater rater;
-    MemoryService service(store_.get(), embedder_, &rater, MemoryServiceOptions{});
+    GatedEmbedder gate(embedder_);
+    MemoryService service(store_.get(), &gate, nullptr, MemoryServiceOptions{});
     for (int i = 0; i < 4; ++i) {
       const std::string n = std::to_string(i);
       ASSERT_TRUE(service.Remember(Turn("s1", "", i, "Question " + n + "?", "Answer " + n + ".", kJoyful)).ok());
     }
-    rater.WaitUntilEntered();  // the writer holds turn 0
+    gate.WaitUntilEntered();  // the writer holds turn 0
     EXPECT_FALSE(service.Flush(absl::Milliseconds(20)));
     EXPECT_EQ(service.DropQueued(), 3);
     EXPECT_EQ(service.num_pending_writes(), 1);
-    rater.Open();
+    gate.Open();
     EXPECT_TRUE(service.Flush(absl::Seconds(60)));
     EXPECT_EQ(service.num_pending_writes(), 0);
   }
@@ -334,15 +418,15 @@ TEST_F(MemoryServiceTest, DroppedWritesAreBackfilledAtTheNextStart) {
 TEST_F(MemoryServiceTest, BackfillRunsInTheBackgroundAndLeavesClientsTheirQueue) {
   StoreTurns(*store_, "s1", 0, 3);
   StoreTurns(*store_, "s2", 0, 7);
-  GatedRater rater;
-  MemoryService service(store_.get(), embedder_, &rater,
+  GatedEmbedder gate(embedder_);
+  MemoryService service(store_.get(), &gate, nullptr,
                         MemoryServiceOptions{.max_queue = 2, .backfill_batch_turns = 2});
   ASSERT_TRUE(service.Load().ok());
   TurnMemoryInput client = Turn("s3", "bo", 0, "Hi", "Hello", kJoyful);
   StoreTurns(*store_, "s3", 0, 1);  // committed by the client's turn after the start
   EXPECT_TRUE(service.Remember(client).ok());
   EXPECT_LT(service.num_memories(), 11);  // the writer is still held by the gate
-  rater.Open();
+  gate.Open();
   service.WaitForBackfill();
   service.Flush();
   EXPECT_EQ(service.num_memories(), 11);

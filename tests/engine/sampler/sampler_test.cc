@@ -645,7 +645,8 @@ TEST(SamplingParamsTest, RejectsOutOfRangeFieldsByName) {
       {[](SamplingParams& p) { p.max_tokens = 0; }, "max_tokens must be >= 1, got 0"},
       {[](SamplingParams& p) { p.logprobs = 21; }, "logprobs must be in [-1, 20], got 21"},
       {[](SamplingParams& p) { p.logprobs = -2; }, "logprobs must be in [-1, 20]"},
-      {[](SamplingParams& p) { p.stop = std::vector<std::string>(17, "x"); }, "stop must have at most 16 strings, got 17"},
+      // 16 from the client (checked where requests are converted) + 4 the server adds.
+      {[](SamplingParams& p) { p.stop = std::vector<std::string>(21, "x"); }, "stop must have at most 20 strings, got 21"},
       {[](SamplingParams& p) { p.stop = {"ok", ""}; }, "stop[1] must be 1..256 bytes long, got 0"},
       {[](SamplingParams& p) { p.stop = {std::string(257, 'y')}; }, "stop[0] must be 1..256 bytes"},
       {[](SamplingParams& p) { p.dry_multiplier = -1.0f; }, "dry_multiplier must be in [0, 100]"},

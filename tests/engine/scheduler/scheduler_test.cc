@@ -257,6 +257,36 @@ TEST(SchedulerTest, WaitingQueueOrderedByPriorityThenArrival) {
   EXPECT_EQ(Describe(runner.Step(scheduler)), "1:2*");
 }
 
+// Background work below the clients' priority (the memory rater's, -100) waits behind them
+// until its promote_at, then runs at priority 0 in arrival order: it cannot starve.
+TEST(SchedulerTest, AgedBackgroundWorkOvertakesLaterClientRequests) {
+  BlockPool pool(64);
+  Scheduler scheduler({.max_running = 1, .max_batched_tokens = 100, .block_size = 16}, pool);
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  auto first = MakeSeq(1, 2);
+  auto rating = MakeSeq(2, 2, /*priority=*/-100);
+  rating->promote_at = t0 + absl::Seconds(2);
+  auto later = MakeSeq(3, 2);
+  auto last = MakeSeq(4, 2);
+  scheduler.Add(first.get());
+  scheduler.Add(rating.get());
+  scheduler.Add(later.get());
+  scheduler.Add(last.get());
+  FakeRunner runner;
+  scheduler.PromoteAged(t0);
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "1:2*");
+  scheduler.Remove(first.get());
+  scheduler.PromoteAged(t0 + absl::Seconds(1));  // not yet: the client request goes first
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "3:2*");
+  scheduler.Remove(later.get());
+  scheduler.PromoteAged(t0 + absl::Seconds(2));  // aged: priority 0, and it came before 4
+  EXPECT_EQ(rating->priority, 0);
+  EXPECT_EQ(rating->promote_at, absl::InfiniteFuture());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "2:2*");
+  scheduler.Remove(rating.get());
+  EXPECT_EQ(Describe(runner.Step(scheduler)), "4:2*");
+}
+
 TEST(SchedulerTest, RemoveFreesBlocksOfRunningAndWaiting) {
   BlockPool pool(8);
   Scheduler scheduler({.max_running = 1, .max_batched_tokens = 100, .block_size = 16}, pool);

@@ -1,6 +1,8 @@
 #include "engine/session/character_prompt.h"
 
+#include "engine/character/character_card.h"
 #include "gtest/gtest.h"
+#include "tests/testing/testdata.h"
 
 namespace troupe {
 namespace {
@@ -189,6 +191,37 @@ TEST(CharacterPromptTest, ConversationRenderIsAppendOnly) {
   messages.push_back({"system", BuildTurnContext(p, AshSetup(), recalled, {}, {})});
   const std::string turn2 = RenderChat(ChatFamily::kChatMl, messages, true).Flat();
   ASSERT_EQ(turn2.rfind(turn1 + "Only if you can haul a line.", 0), 0u) << turn2;
+}
+
+TEST(CharacterPromptTest, CardsWrittenAsNamedDialogueGetTheCharactersNameAsReplyPrefix) {
+  EXPECT_EQ(ReplyPrefixFor(Captain()), "Captain Mara:");  // example dialogue with speakers
+
+  CharacterProfile plain;
+  plain.name = "Mira";
+  plain.description = "{{char}} is a bard. She sings for {{user}}.";
+  EXPECT_EQ(ReplyPrefixFor(plain), "");
+
+  CharacterProfile lore = plain;  // no examples, but lore written as dialogue
+  Lorebook book;
+  book.entries = {Lore("The storm night:\n{{USER}}: Is it safe?\n{{char}}: Never.", false, LorePosition::kBeforeChar)};
+  lore.lorebook = book;
+  EXPECT_EQ(ReplyPrefixFor(lore), "Mira:");
+
+  CharacterProfile scenario = plain;
+  scenario.scenario = "{{user}}: Hello?";
+  EXPECT_EQ(ReplyPrefixFor(scenario), "Mira:");
+
+  // Cards as users import them: examples and lore written as dialogue.
+  for (const char* file : {"cards/v2_ferryman_dialogue_lore.json", "cards/v2_lighthouse_keeper.json"}) {
+    const absl::StatusOr<CharacterProfile> card = ParseCharacterCard(testing::ReadTestData(file));
+    ASSERT_TRUE(card.ok()) << file << ": " << card.status();
+    EXPECT_EQ(ReplyPrefixFor(*card), MacroCharName(*card) + ":") << file;
+    CharacterProfile lore_only = *card;
+    lore_only.example_dialogues.clear();
+    if (std::string(file).find("ferryman") != std::string::npos) {
+      EXPECT_EQ(ReplyPrefixFor(lore_only), "Old Tam:") << "its lore alone is dialogue";
+    }
+  }
 }
 
 }  // namespace

@@ -92,5 +92,43 @@ TEST(PromptBuilderTest, EveryFamilyRendersTurnsAppendOnly) {
   }
 }
 
+TEST(PromptBuilderTest, AReplyPrefixStartsEveryAssistantMessageAndTheNewReply) {
+  const std::vector<ChatMessage> messages = {{"system", "You are the keeper."},
+                                             {"assistant", "Welcome, traveller."},
+                                             {"user", "Hello!"}};
+  const ChatPrompt prompt = BuildMessagesPrompt(ChatFamily::kChatMl, "Keeper", messages, "Keeper:");
+  EXPECT_EQ(prompt.text.Flat(),
+            "<|im_start|>system\nYou are the keeper.<|im_end|>\n"
+            "<|im_start|>assistant\nKeeper: Welcome, traveller.<|im_end|>\n"
+            "<|im_start|>user\nHello!<|im_end|>\n"
+            "<|im_start|>assistant\nKeeper:");
+  // The prefix is card text: never a template marker.
+  EXPECT_FALSE(prompt.text.segments().back().is_template);
+  EXPECT_EQ(prompt.text.segments().back().text.substr(prompt.text.segments().back().text.size() - 7), "Keeper:");
+
+  // The continuation after a reply ends the same way, so appending equals a full render.
+  const PromptText continuation = BuildMessagesContinuation(ChatFamily::kChatMl, {{"user", "Again!"}}, "Keeper:");
+  EXPECT_EQ(continuation.Flat(), "<|im_end|>\n<|im_start|>user\nAgain!<|im_end|>\n<|im_start|>assistant\nKeeper:");
+  std::vector<ChatMessage> next = messages;
+  next.push_back({"assistant", "Hi."});
+  next.push_back({"user", "Again!"});
+  const std::string full = BuildMessagesPrompt(ChatFamily::kChatMl, "Keeper", next, "Keeper:").text.Flat();
+  const std::string appended = prompt.text.Flat() + " Hi." + continuation.Flat();
+  EXPECT_EQ(full, appended);
+
+  // Without a prefix nothing changes; raw transcripts end with the name already.
+  EXPECT_EQ(BuildMessagesPrompt(ChatFamily::kChatMl, "Keeper", messages).text,
+            RenderChat(ChatFamily::kChatMl, messages, true));
+  EXPECT_EQ(BuildMessagesPrompt(ChatFamily::kRaw, "Keeper", messages, "Keeper:").text.Flat(),
+            BuildMessagesPrompt(ChatFamily::kRaw, "Keeper", messages).text.Flat());
+}
+
+TEST(PromptBuilderTest, TheUsersLineIsAStopString) {
+  EXPECT_EQ(UserLineStops("Robin"), std::vector<std::string>{"\nRobin:"});
+  EXPECT_EQ(UserLineStops(""), std::vector<std::string>{"\nUser:"});
+  EXPECT_EQ(UserLineStops(std::string(254, 'a')).size(), 1u);  // 256 bytes with "\n" and ":"
+  EXPECT_TRUE(UserLineStops(std::string(255, 'a')).empty());
+}
+
 }  // namespace
 }  // namespace troupe

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "engine/clients/summarizer.h"
 #include "engine/formats/gguf.h"
 #include "engine/session/prompt_builder.h"
@@ -396,6 +397,36 @@ TEST_F(TurnPlannerTest, AppendsToThePreviousTurnsTokens) {
   EXPECT_TRUE(fresh->rendered_in_full);
 }
 
+// A card written as "{{user}}: ..." dialogue (Character()'s example dialogue): every reply
+// starts after the character's name, rendered in full or appended, and the user's line stops
+// it, so the model continues Mara's line and never writes Ash's (issue #15).
+TEST_F(TurnPlannerTest, ACardWrittenAsDialogueGetsItsNameAsReplyPrefixAndTheUsersLineAsStop) {
+  Session session = SessionWithTurns(2);
+  session.character_version = Character().update_time_ms;
+  auto full = PlanTurn(Deps(0), session, Character(), "Where to now?", {});
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_TRUE(full->rendered_in_full);
+  const std::string text = Text(*full);  // Decode leaves the special tokens out
+  EXPECT_TRUE(absl::EndsWith(text, "assistant\nMara:")) << text.substr(text.size() - 60);
+  EXPECT_NE(text.find("assistant\nMara: Reply 1:"), std::string::npos) << "past replies carry it too";
+  EXPECT_NE(std::find(full->stop.begin(), full->stop.end(), "\nAsh:"), full->stop.end());
+
+  AppendTurn(session, "Where to now?", "North.", *full);
+  auto next = PlanTurn(Deps(0), session, Character(), "Why north?", {});
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_FALSE(next->rendered_in_full);
+  EXPECT_TRUE(absl::EndsWith(Text(*next), "assistant\nMara:"));
+  EXPECT_NE(std::find(next->stop.begin(), next->stop.end(), "\nAsh:"), next->stop.end());
+
+  // A character whose card has no dialogue lines: no prefix, the stop all the same.
+  StoredCharacter plain = Character();
+  plain.profile.example_dialogues.clear();
+  auto unprefixed = PlanTurn(Deps(0), SessionWithTurns(2), plain, "Where to now?", {});
+  ASSERT_TRUE(unprefixed.ok());
+  EXPECT_TRUE(absl::EndsWith(Text(*unprefixed), "assistant\n"));
+  EXPECT_NE(std::find(unprefixed->stop.begin(), unprefixed->stop.end(), "\nAsh:"), unprefixed->stop.end());
+}
+
 // An inline session: the whole history rendered (with BOS) until the session holds the previous
 // turn's tokens, then those tokens and the continuation.
 TEST_F(TurnPlannerTest, InlineTurnRendersInFullThenAppendsToThePreviousTokens) {
@@ -406,14 +437,14 @@ TEST_F(TurnPlannerTest, InlineTurnRendersInFullThenAppendsToThePreviousTokens) {
   EXPECT_TRUE(full.rendered_in_full);
   const ChatPrompt rendered = BuildChatPrompt(ChatFamily::kChatMl, session.character, session.history, "Sing.");
   EXPECT_EQ(full.prompt, tokenizer_->EncodePrompt(rendered.text, tokenizer_->add_bos()));
-  EXPECT_EQ(full.stop, rendered.stop);
+  EXPECT_EQ(full.stop, std::vector<std::string>{"\nUser:"});  // the (default) user's line
   EXPECT_NE(Text(full).find("You are Mira, a bard."), std::string::npos);
   EXPECT_NE(Text(full).find("Well met."), std::string::npos);
 
   session.context_tokens = {1, 2, 3};
   const TurnPlan next = PlanInlineTurn(*tokenizer_, ChatFamily::kChatMl, session, "Sing.");
   EXPECT_FALSE(next.rendered_in_full);
-  EXPECT_TRUE(next.stop.empty());
+  EXPECT_EQ(next.stop, std::vector<std::string>{"\nUser:"});
   std::vector<TokenId> want = {1, 2, 3};
   const std::vector<TokenId> tail = tokenizer_->EncodePrompt(
       BuildChatContinuation(ChatFamily::kChatMl, session.character, "Sing."), /*add_bos=*/false);

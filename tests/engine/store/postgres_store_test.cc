@@ -38,7 +38,7 @@ class PostgresStoreTest : public ::testing::Test {
 
 TEST_F(PostgresStoreTest, MigratesOnceAndRefusesANewerSchema) {
   ASSERT_NE(Open(), nullptr);
-  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "2");
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "3");
   ASSERT_NE(Open(), nullptr);  // an up-to-date database opens as it is
   EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT COUNT(*) FROM troupe_schema"), "1");
   ASSERT_TRUE(testing::PostgresAdminExec(database_.url(), "UPDATE troupe_schema SET version = 99"));
@@ -58,7 +58,7 @@ TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
   }
   for (std::thread& t : threads) t.join();
   for (const absl::Status& status : opened) EXPECT_TRUE(status.ok()) << status;
-  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "2");
+  EXPECT_EQ(testing::PostgresQueryValue(database_.url(), "SELECT version FROM troupe_schema"), "3");
 }
 
 // The server drops every connection (a restart, a failover, an idle timeout in a pooler): the

@@ -165,13 +165,13 @@ INSERT INTO memories (scope, character_id, user_id, session_id, turn_index, text
   EXPECT_EQ(store->ListCharacters("acme", {})->size(), 1u);
   store.reset();
 
-  // Migrated once: the version is now the latest (3), and reopening changes nothing.
+  // Migrated once: the version is now the latest (4), and reopening changes nothing.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* q = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 3);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 4);
   sqlite3_finalize(q);
   sqlite3_close(db);
   store = OpenStore();

@@ -197,6 +197,33 @@ TEST_P(StoreTest, MemoriesRoundTripEveryField) {
   auto of_s9 = store->ListSessionMemories(kTenant, "s9");
   ASSERT_TRUE(of_s9.ok());
   EXPECT_EQ(of_s9->size(), 1u);
+  EXPECT_TRUE(a.rated);
+}
+
+// A memory stored when its turn is acknowledged carries a provisional emotion; its rating
+// replaces emotion and importance later, for its tenant only.
+TEST_P(StoreTest, AProvisionalMemoryTakesItsRatingLater) {
+  auto store = OpenStore();
+  MemoryRecord provisional = Memory(MemoryScope::kSession, "s1", 0);
+  provisional.rated = false;
+  const absl::StatusOr<int64_t> id = store->AddMemory(kTenant, provisional);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto before = store->ListSessionMemories(kTenant, "s1");
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(before->size(), 1u);
+  EXPECT_FALSE((*before)[0].rated);
+
+  const std::array<float, 8> rated_emotion = {9, 1, 1, 1, 1, 1, 1, 2};
+  EXPECT_EQ(store->UpdateMemoryRating("another tenant", *id, rated_emotion, 3).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->UpdateMemoryRating(kTenant, *id, rated_emotion, 3).ok());
+  auto after = store->ListSessionMemories(kTenant, "s1");
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_TRUE((*after)[0].rated);
+  EXPECT_EQ((*after)[0].emotion, rated_emotion);
+  EXPECT_FLOAT_EQ((*after)[0].importance, 3);
+  EXPECT_EQ((*after)[0].text, provisional.text);
+  EXPECT_EQ(store->UpdateMemoryRating(kTenant, *id + 1000, rated_emotion, 3).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_P(StoreTest, EverythingSurvivesReopening) {
