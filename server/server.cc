@@ -243,8 +243,8 @@ void Server::Shutdown() {
   // writes their memories.
   if (memory_ != nullptr && !memory_->Flush(options_.shutdown_grace)) {
     const int64_t dropped = memory_->DropQueued();
-    memory_->Flush();  // the write in progress
-    TROUPE_LOG_WARNING("shutdown: %lld queued memory writes left to the next start's backfill",
+    memory_->FlushWrites();  // the write in progress (a rating in progress is not waited for)
+    TROUPE_LOG_WARNING("shutdown: %lld queued memory writes and ratings left to the next start",
                        static_cast<long long>(dropped));
   }
   if (engine_ != nullptr) engine_->Shutdown();

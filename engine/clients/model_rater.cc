@@ -66,6 +66,9 @@ absl::StatusOr<std::unique_ptr<ModelRater>> ModelRater::Create(Engine* engine,
   return std::unique_ptr<ModelRater>(new ModelRater(engine, options, digits));
 }
 
+constexpr std::string_view kImportanceQuestion =
+    "how important is this moment for the speakers to remember later?";
+
 std::string ModelRater::EmotionQuestion(Emotion emotion) {
   return absl::StrCat("how much ", std::string(EmotionName(emotion)), " does this text express?");
 }
@@ -94,17 +97,28 @@ absl::StatusOr<EmotionVector> ModelRater::RateEmotion(std::string_view text) {
 }
 
 absl::StatusOr<float> ModelRater::RateImportance(std::string_view text) {
-  absl::StatusOr<std::vector<float>> scores =
-      Rate(text, {"how important is this moment for the speakers to remember later?"});
+  absl::StatusOr<std::vector<float>> scores = Rate(text, {std::string(kImportanceQuestion)});
   if (!scores.ok()) return scores.status();
   return (*scores)[0];
 }
 
 absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
                                                      const std::vector<std::string>& questions) {
+  std::vector<std::pair<std::string_view, std::string>> pairs;
+  for (const std::string& question : questions) pairs.emplace_back(text, question);
+  std::vector<float> scores;
+  for (absl::StatusOr<float>& score : RatePairs(pairs)) {
+    if (!score.ok()) return score.status();
+    scores.push_back(*score);
+  }
+  return scores;
+}
+
+std::vector<absl::StatusOr<float>> ModelRater::RatePairs(
+    const std::vector<std::pair<std::string_view, std::string>>& pairs) {
   std::vector<std::shared_ptr<CollectingSink>> sinks;
   absl::Status submit_status;
-  for (const std::string& question : questions) {
+  for (const auto& [text, question] : pairs) {
     Request request;
     request.id = engine_->NewRequestId();
     request.prompt = engine_->tokenizer().EncodePrompt(PromptFor(text, question), /*add_bos=*/true);
@@ -122,18 +136,57 @@ absl::StatusOr<std::vector<float>> ModelRater::Rate(std::string_view text,
     if (!submit_status.ok()) break;
     sinks.push_back(std::move(sink));
   }
-  std::vector<float> scores(questions.size(), kEmotionMin);
-  absl::Status first_error = submit_status;
+  std::vector<absl::StatusOr<float>> scores(pairs.size(), submit_status.ok() ? absl::InternalError("not rated")
+                                                                             : submit_status);
   for (size_t i = 0; i < sinks.size(); ++i) {  // wait for all that were accepted
     absl::StatusOr<std::array<float, 9>> digits = DigitLogprobs(*sinks[i]);
     if (!digits.ok()) {
-      if (first_error.ok()) first_error = digits.status();
-      continue;
+      scores[i] = digits.status();
+    } else {
+      scores[i] = ScoreFromDigitLogprobs(*digits);
     }
-    scores[i] = ScoreFromDigitLogprobs(*digits);
   }
-  if (!first_error.ok()) return first_error;
   return scores;
+}
+
+std::vector<absl::StatusOr<MemoryRater::Rating>> ModelRater::RateAll(const std::vector<RatingInput>& inputs) {
+  std::vector<std::pair<std::string_view, std::string>> pairs;
+  for (const RatingInput& input : inputs) {
+    if (!input.emotion) {
+      for (int e = 0; e < kNumEmotions; ++e) pairs.emplace_back(input.text, EmotionQuestion(static_cast<Emotion>(e)));
+    }
+    pairs.emplace_back(input.text, std::string(kImportanceQuestion));
+  }
+  const std::vector<absl::StatusOr<float>> scores = RatePairs(pairs);
+  std::vector<absl::StatusOr<Rating>> out;
+  size_t next = 0;
+  for (const RatingInput& input : inputs) {
+    Rating rating;
+    absl::Status status;
+    if (input.emotion) {
+      rating.emotion = *input.emotion;
+    } else {
+      for (int e = 0; e < kNumEmotions; ++e, ++next) {
+        if (!scores[next].ok()) {
+          if (status.ok()) status = scores[next].status();
+        } else {
+          rating.emotion[e] = *scores[next];
+        }
+      }
+    }
+    if (!scores[next].ok()) {
+      if (status.ok()) status = scores[next].status();
+    } else {
+      rating.importance = *scores[next];
+    }
+    ++next;
+    if (status.ok()) {
+      out.push_back(rating);
+    } else {
+      out.push_back(status);
+    }
+  }
+  return out;
 }
 
 }  // namespace troupe

@@ -49,6 +49,9 @@ class ModelRater final : public MemoryRater {
 
   absl::StatusOr<EmotionVector> RateEmotion(std::string_view text) override;
   absl::StatusOr<float> RateImportance(std::string_view text) override;
+  // Every question of every input (8 emotions unless known, and importance) submitted at once,
+  // so a batch of memories waits for the engine once, not once per memory.
+  std::vector<absl::StatusOr<Rating>> RateAll(const std::vector<RatingInput>& inputs) override;
 
   // The prompt asking `question` about `text` (RatingPrompt for the engine's model).
   PromptText PromptFor(std::string_view text, std::string_view question) const;
@@ -60,6 +63,8 @@ class ModelRater final : public MemoryRater {
       : engine_(engine), options_(options), digits_(digits) {}
   // One score per question, all requests in flight at once.
   absl::StatusOr<std::vector<float>> Rate(std::string_view text, const std::vector<std::string>& questions);
+  // One score per (text, question), or the error of each that failed.
+  std::vector<absl::StatusOr<float>> RatePairs(const std::vector<std::pair<std::string_view, std::string>>& pairs);
 
   Engine* const engine_;
   const ModelRaterOptions options_;

@@ -1,6 +1,7 @@
 #include "engine/memory/memory_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -8,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "engine/memory/emotion.h"
+#include "engine/memory/memory_unit.h"
 
 namespace troupe {
 namespace {
@@ -177,10 +180,20 @@ void MemoryService::WaitForBackfill() {
 
 absl::StatusOr<std::vector<RecalledUnit>> MemoryService::Recall(const RecallRequest& request) const {
   TROUPE_RETURN_IF_ERROR(ValidateRetrievalOptions(request.options));
-  if (!request.keys.session_id.empty()) {  // the session's acknowledged turns are searchable first
+  if (!request.keys.session_id.empty()) {
+    // The session's acknowledged turns are searchable first: wait for the queued writes of
+    // those this recall would not leave out (the prompt does not show them any more).
+    const auto awaited = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+      const auto it = writes_by_session_.find(request.keys.session_id);
+      if (it == writes_by_session_.end()) return false;
+      for (int turn : it->second) {
+        if (turn < request.skip_turns_from || turn >= request.skip_turns_to) return true;
+      }
+      return false;
+    };
     const absl::Time deadline = absl::Now() + options_.recall_wait;
     absl::MutexLock lock(&queue_mu_);
-    while (writes_by_session_.contains(request.keys.session_id)) {
+    while (awaited()) {
       if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) break;
     }
   }
@@ -230,14 +243,27 @@ absl::Status MemoryService::Enqueue(Job job, bool enforce_cap) {
   if (enforce_cap && static_cast<int>(queue_.size()) >= options_.max_queue) {
     return absl::ResourceExhaustedError("memory write queue is full");
   }
-  if (job.turn) ++writes_by_session_[job.turn->keys.session_id];
+  if (job.turn) writes_by_session_[job.turn->keys.session_id].insert(job.turn->turn_index);
   queue_.push_back(std::move(job));
   ++queued_;
   return absl::OkStatus();
 }
 
+void MemoryService::FinishedWrite(const std::string& session_id, int turn_index) {
+  auto it = writes_by_session_.find(session_id);
+  if (it == writes_by_session_.end()) return;
+  auto turn = it->second.find(turn_index);
+  if (turn != it->second.end()) it->second.erase(turn);
+  if (it->second.empty()) writes_by_session_.erase(it);
+}
+
 void MemoryService::QueueRating(RatingJob job) {
   absl::MutexLock lock(&queue_mu_);
+  if (static_cast<int64_t>(ratings_.size()) >= options_.max_pending_ratings) {
+    // Stays provisional in the store; the next start's Load queues it again.
+    ++ratings_skipped_;
+    return;
+  }
   ratings_.push_back(std::move(job));
   ++ratings_queued_;
 }
@@ -300,15 +326,20 @@ bool MemoryService::Flush(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&queue_mu_);
   const int64_t target = queued_;
-  while (done_ < target) {
-    if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) return done_ >= target;
+  while (done_ < target && !done_cv_.WaitWithDeadline(&queue_mu_, deadline)) {
   }
+  if (done_ < target) return false;
   // Then the ratings of what was written, the ones those writes queued included.
   const int64_t rated = ratings_queued_;
-  while (ratings_done_ < rated) {
-    if (done_cv_.WaitWithDeadline(&queue_mu_, deadline)) return ratings_done_ >= rated;
+  while (ratings_done_ < rated && !done_cv_.WaitWithDeadline(&queue_mu_, deadline)) {
   }
-  return true;
+  return ratings_done_ >= rated;
+}
+
+void MemoryService::FlushWrites() {
+  absl::MutexLock lock(&queue_mu_);
+  const int64_t target = queued_;
+  while (done_ < target) done_cv_.Wait(&queue_mu_);
 }
 
 int64_t MemoryService::DropQueued() {
@@ -316,10 +347,7 @@ int64_t MemoryService::DropQueued() {
   const int64_t dropped = static_cast<int64_t>(queue_.size());
   for (const Job& job : queue_) {
     if (job.backfill) backfilling_ = false;
-    if (job.turn) {
-      auto it = writes_by_session_.find(job.turn->keys.session_id);
-      if (it != writes_by_session_.end() && --it->second == 0) writes_by_session_.erase(it);
-    }
+    if (job.turn) FinishedWrite(job.turn->keys.session_id, job.turn->turn_index);
   }
   queue_.clear();
   done_ += dropped;
@@ -350,7 +378,7 @@ absl::Duration MemoryService::oldest_pending_rating_age() const {
 
 void MemoryService::RaterLoop() {
   for (;;) {
-    RatingJob job;
+    std::vector<RatingJob> batch;
     {
       absl::MutexLock lock(&queue_mu_);
       const absl::Condition work(
@@ -360,42 +388,54 @@ void MemoryService::RaterLoop() {
           this);
       queue_mu_.Await(work);
       if (stopping_) return;  // the rest stay provisional in the store, for the next Load
-      job = std::move(ratings_.front());
-      ratings_.pop_front();
-      rating_since_ = job.queued_at;
+      while (!ratings_.empty() && static_cast<int>(batch.size()) < options_.rating_batch) {
+        batch.push_back(std::move(ratings_.front()));
+        ratings_.pop_front();
+      }
+      rating_since_ = batch.front().queued_at;
     }
-    if (const absl::Status rated = Rate(job); !rated.ok()) {
-      TROUPE_LOG_WARNING("memory %lld keeps its provisional rating: %s", static_cast<long long>(job.id),
-                         rated.ToString().c_str());
+    // One round of the engine for the whole batch, then each memory in turn order.
+    std::vector<MemoryRater::RatingInput> inputs;
+    for (const RatingJob& job : batch) inputs.push_back({.text = job.text, .emotion = job.emotion});
+    std::vector<absl::StatusOr<MemoryRater::Rating>> ratings = rater_->RateAll(inputs);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const absl::Status applied = i < ratings.size() ? Apply(batch[i], ratings[i]) : absl::InternalError("no rating");
+      if (!applied.ok()) {
+        TROUPE_LOG_WARNING("memory %lld keeps its provisional rating: %s", static_cast<long long>(batch[i].id),
+                           applied.ToString().c_str());
+      }
     }
     absl::MutexLock lock(&queue_mu_);
     rating_since_.reset();
-    ++ratings_done_;
+    ratings_done_ += static_cast<int64_t>(batch.size());
     done_cv_.SignalAll();
   }
 }
 
-absl::Status MemoryService::Rate(const RatingJob& job) {
-  EmotionVector emotion;
-  if (job.emotion) {
-    emotion = *job.emotion;
-  } else {
-    TROUPE_ASSIGN_OR_RETURN(emotion, rater_->RateEmotion(job.text));
+absl::Status MemoryService::Apply(const RatingJob& job, const absl::StatusOr<MemoryRater::Rating>& rating) {
+  TROUPE_RETURN_IF_ERROR(rating.status());
+  TROUPE_RETURN_IF_ERROR(ValidateEmotion(rating->emotion));
+  if (!(std::isfinite(rating->importance) && rating->importance >= kImportanceMin &&
+        rating->importance <= kImportanceMax)) {
+    return absl::InvalidArgumentError(absl::StrCat("importance ", rating->importance, " is outside 1..10"));
   }
-  TROUPE_ASSIGN_OR_RETURN(const float importance, rater_->RateImportance(job.text));
-  const absl::Status stored = store_->UpdateMemoryRating(job.tenant, job.id, emotion, importance);
-  if (absl::IsNotFound(stored)) return absl::OkStatus();  // its session was deleted meanwhile
+  const absl::Status stored = store_->UpdateMemoryRating(job.tenant, job.id, rating->emotion, rating->importance);
+  // Gone (its session was deleted meanwhile) or rated already (by another replica that loaded
+  // it too): nothing more to do here.
+  if (absl::IsNotFound(stored)) return absl::OkStatus();
   TROUPE_RETURN_IF_ERROR(stored);
   {
     absl::MutexLock lock(&mu_);
     const auto entry = entries_.find(job.id);
     if (entry != entries_.end()) {
       const auto index = indexes_.find(entry->second.index_key);
-      if (index != indexes_.end()) TROUPE_RETURN_IF_ERROR(index->second.SetRating(job.id, emotion, importance));
+      if (index != indexes_.end()) {
+        TROUPE_RETURN_IF_ERROR(index->second.SetRating(job.id, rating->emotion, rating->importance));
+      }
     }
   }
   if (job.session_id.empty()) return absl::OkStatus();
-  const absl::Status moved = MoveMood(job.tenant, job.session_id, emotion);
+  const absl::Status moved = MoveMood(job.tenant, job.session_id, rating->emotion);
   return absl::IsNotFound(moved) ? absl::OkStatus() : moved;
 }
 
@@ -487,8 +527,7 @@ void MemoryService::WriterLoop() {
                            written.ToString().c_str());
       }
       absl::MutexLock lock(&queue_mu_);
-      auto it = writes_by_session_.find(job.turn->keys.session_id);
-      if (it != writes_by_session_.end() && --it->second == 0) writes_by_session_.erase(it);
+      FinishedWrite(job.turn->keys.session_id, job.turn->turn_index);
       done_cv_.SignalAll();
     }
     if (job.experiences) {
@@ -549,8 +588,9 @@ absl::Status MemoryService::WriteTurn(const TurnMemoryInput& turn) {
   if (turn.emotion) {
     r.emotion = *turn.emotion;
   } else if (rate_later) {
-    TROUPE_ASSIGN_OR_RETURN(const SessionRecord session, store_->GetSession(tenant, turn.keys.session_id));
-    r.emotion = session.mood;
+    const absl::StatusOr<SessionRecord> session = store_->GetSession(tenant, turn.keys.session_id);
+    if (!session.ok() && !absl::IsNotFound(session.status())) return session.status();
+    r.emotion = session.ok() ? session->mood : kNeutralEmotion;  // a deleted session keeps wider memories
   } else {
     r.emotion = kNeutralEmotion;
   }

@@ -75,6 +75,11 @@ struct MemoryServiceOptions {
   // written (each takes an embedding and a store write: milliseconds on a free core; under a
   // saturated CPU the writer's queue of other sessions' turns can take seconds).
   absl::Duration recall_wait = absl::Seconds(10);
+  // Memories rated in one round of the engine (their questions submitted together).
+  int rating_batch = 8;
+  // Ratings queued at most; past that a memory keeps its provisional rating until the next
+  // start's Load queues it again.
+  int64_t max_pending_ratings = 4096;
 };
 
 // Where a session's memories live and what it may see.
@@ -156,10 +161,12 @@ class MemoryService {
                                                        std::vector<Experience> experiences);
 
   // Blocks until every write queued so far is done (at most one batch of the backfill: the rest
-  // of it is queued later). For tests and shutdown.
+  // of it is queued later), then until the ratings queued by then are. For tests and shutdown.
   void Flush();
-  // The same, waiting at most `timeout`; true when every write queued so far is done.
+  // The same, waiting at most `timeout`; true when all of it is done.
   bool Flush(absl::Duration timeout);
+  // Only the writes (stored, provisionally rated): what a shutdown waits for after DropQueued.
+  void FlushWrites();
 
   // Drops every queued write that has not started (the one in progress finishes) and returns
   // how many; the backfill stops too. For a shutdown whose grace ran out: the dropped turns are
@@ -223,9 +230,9 @@ class MemoryService {
   void WriterLoop();
   void RaterLoop();
   void QueueRating(RatingJob job) ABSL_LOCKS_EXCLUDED(queue_mu_);
-  // Rates job's memory and hands the rating to the store, the index and the session mood.
-  // Rater thread.
-  absl::Status Rate(const RatingJob& job);
+  void FinishedWrite(const std::string& session_id, int turn_index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_);
+  // Hands job's rating to the store, the index and the session mood. Rater thread.
+  absl::Status Apply(const RatingJob& job, const absl::StatusOr<MemoryRater::Rating>& rating);
   // The session's mood moved by a turn's emotion, stored and reported (on_mood_).
   absl::Status MoveMood(const std::string& tenant, const std::string& session_id, const EmotionVector& emotion);
   // Remembers up to backfill_batch_turns stored turns without a memory from `cursor` on;
@@ -271,8 +278,10 @@ class MemoryService {
   int64_t queued_ ABSL_GUARDED_BY(queue_mu_) = 0;
   int64_t done_ ABSL_GUARDED_BY(queue_mu_) = 0;
   mutable absl::CondVar done_cv_;  // writes or ratings done, a session's writes done
-  // Turn writes queued or running per session (Recall waits for its session's).
-  std::unordered_map<std::string, int> writes_by_session_ ABSL_GUARDED_BY(queue_mu_);
+  // The turn indexes of the writes queued or running, per session (Recall waits for its
+  // session's, unless it leaves those turns out anyway).
+  std::unordered_map<std::string, std::multiset<int>> writes_by_session_ ABSL_GUARDED_BY(queue_mu_);
+  int64_t ratings_skipped_ ABSL_GUARDED_BY(queue_mu_) = 0;  // over max_pending_ratings
   std::deque<RatingJob> ratings_ ABSL_GUARDED_BY(queue_mu_);
   int64_t ratings_queued_ ABSL_GUARDED_BY(queue_mu_) = 0;
   int64_t ratings_done_ ABSL_GUARDED_BY(queue_mu_) = 0;

@@ -54,13 +54,12 @@ void Scheduler::PromoteAged(absl::Time now) {
 
 void Scheduler::Remove(Sequence* seq) {
   TROUPE_DCHECK_ON_ENGINE_THREAD();
-  if (seq->promote_at != absl::InfiniteFuture()) {
-    seq->promote_at = absl::InfiniteFuture();
-    --num_promotable_;
-  }
   auto r = std::find(running_.begin(), running_.end(), seq);
-  if (r != running_.end()) running_.erase(r);
   auto w = std::find(waiting_.begin(), waiting_.end(), seq);
+  // Counted only when Add took it (a request that failed before reaching the scheduler is not).
+  if ((r != running_.end() || w != waiting_.end()) && seq->promote_at != absl::InfiniteFuture()) --num_promotable_;
+  seq->promote_at = absl::InfiniteFuture();
+  if (r != running_.end()) running_.erase(r);
   if (w != waiting_.end()) waiting_.erase(w);
   ReleaseBlocks(seq);
   seq->status = SeqStatus::kFinished;

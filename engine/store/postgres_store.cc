@@ -440,10 +440,11 @@ absl::Status PostgresStore::UpdateMemoryRating(const std::string& tenant, int64_
   return pool_->Run("rate memory", false, [&](PgConnection& c, bool) -> absl::Status {
     TROUPE_ASSIGN_OR_RETURN(
         PgRows done, c.Exec("rate memory",
-                            "UPDATE memories SET emotion = $1, importance = $2, rated = TRUE WHERE id = $3 AND tenant = $4",
+                            "UPDATE memories SET emotion = $1, importance = $2, rated = TRUE "
+                            "WHERE id = $3 AND tenant = $4 AND NOT rated",
                             {PgParam::Floats(emotion.data(), emotion.size()), PgParam::Real(importance),
                              PgParam::Int(id), PgParam::Text(tenant)}));
-    if (done.affected() == 0) return absl::NotFoundError(absl::StrCat("memory ", id, " not found"));
+    if (done.affected() == 0) return absl::NotFoundError(absl::StrCat("memory ", id, " not found, or rated already"));
     return absl::OkStatus();
   });
 }

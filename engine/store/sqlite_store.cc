@@ -659,14 +659,16 @@ absl::StatusOr<int64_t> SqliteStore::InsertMemoryLocked(const std::string& tenan
 absl::Status SqliteStore::UpdateMemoryRating(const std::string& tenant, int64_t id,
                                              const std::array<float, 8>& emotion, float importance) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "UPDATE memories SET emotion = ?, importance = ?, rated = 1 WHERE id = ? AND tenant = ?");
+  Statement q(db_, "UPDATE memories SET emotion = ?, importance = ?, rated = 1 WHERE id = ? AND tenant = ? AND rated = 0");
   TROUPE_RETURN_IF_ERROR(q.status());
   q.BindFloats(1, emotion.data(), emotion.size());
   q.Bind(2, static_cast<double>(importance));
   q.Bind(3, id);
   q.Bind(4, tenant);
   TROUPE_RETURN_IF_ERROR(q.Run());
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("memory ", id, " not found"));
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(absl::StrCat("memory ", id, " not found, or rated already"));
+  }
   return absl::OkStatus();
 }
 

@@ -151,7 +151,8 @@ class Store {
       const std::vector<MemoryRecord>& memories) = 0;
   // Replaces a memory's emotion and importance and marks it rated (the rating of a memory
   // stored with provisional ones). kNotFound when the memory is gone (its session was deleted
-  // meanwhile). The default is for stores that never hold an unrated memory.
+  // meanwhile) or rated already (replicas on one database may both rate what a crash left
+  // unrated: the first one counts). The default is for stores that never hold an unrated memory.
   [[nodiscard]] virtual absl::Status UpdateMemoryRating(const std::string& tenant, int64_t id,
                                                         const std::array<float, 8>& emotion, float importance) {
     (void)tenant, (void)id, (void)emotion, (void)importance;

@@ -224,6 +224,12 @@ TEST_P(StoreTest, AProvisionalMemoryTakesItsRatingLater) {
   EXPECT_FLOAT_EQ((*after)[0].importance, 3);
   EXPECT_EQ((*after)[0].text, provisional.text);
   EXPECT_EQ(store->UpdateMemoryRating(kTenant, *id + 1000, rated_emotion, 3).code(), absl::StatusCode::kNotFound);
+  // Rated once: a second rating (another replica's) changes nothing.
+  const std::array<float, 8> other = {1, 1, 1, 1, 9, 1, 1, 1};
+  EXPECT_EQ(store->UpdateMemoryRating(kTenant, *id, other, 8).code(), absl::StatusCode::kNotFound);
+  after = store->ListSessionMemories(kTenant, "s1");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)[0].emotion, rated_emotion);
 }
 
 TEST_P(StoreTest, EverythingSurvivesReopening) {
