@@ -29,6 +29,7 @@
 #include "grpcpp/security/credentials.h"
 #include "server/auth/key_file.h"
 #include "server/auth/sha256.h"
+#include "server/proto_convert.h"
 #include "server/status_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "troupe/v1/roleplay.grpc.pb.h"
@@ -484,15 +485,6 @@ int CharacterCommand(v1::RolePlay::Stub& stub, const CliFlags& f, const std::vec
                         "character import FILE | list | export ID | delete ID");
 }
 
-const char* RoleName(v1::Role role) {
-  switch (role) {
-    case v1::ROLE_SYSTEM: return "system";
-    case v1::ROLE_USER: return "user";
-    case v1::ROLE_ASSISTANT: return "assistant";
-    default: return "unspecified";
-  }
-}
-
 int ListSessions(v1::RolePlay::Stub& stub, const CliFlags& f) {
   v1::ListSessionsRequest request;
   request.set_character_id(f.character_id);
@@ -524,7 +516,7 @@ int ShowSession(v1::RolePlay::Stub& stub, const CliFlags& f, const std::string& 
   for (const v1::ChatMessage& m : session.history()) {
     const std::string speaker = m.role() == v1::ROLE_USER        ? user
                                 : m.role() == v1::ROLE_ASSISTANT ? session.character().name()
-                                                                 : RoleName(m.role());
+                                                                 : (troupe::RoleFromProto(m.role()) ? troupe::RoleFromProto(m.role()) : "unspecified");
     std::printf("%s: %s\n", speaker.c_str(), m.content().c_str());
   }
   return 0;

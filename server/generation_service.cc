@@ -30,24 +30,11 @@ struct GenerateJob {
   Request request;  // sampling, priority and arrival_time set; prompt filled later
 };
 
-const char* RoleName(v1::Role role) {
-  switch (role) {
-    case v1::ROLE_SYSTEM:
-      return "system";
-    case v1::ROLE_USER:
-      return "user";
-    case v1::ROLE_ASSISTANT:
-      return "assistant";
-    default:
-      return nullptr;
-  }
-}
-
 absl::Status ValidateMessages(const v1::GenerateRequest& proto, GenerateJob& job) {
   job.messages.reserve(proto.messages_size());
   for (int i = 0; i < proto.messages_size(); ++i) {
     const v1::PromptMessage& message = proto.messages(i);
-    const char* role = RoleName(message.role());
+    const char* role = RoleFromProto(message.role());
     if (role == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role must be ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT"));
     }

@@ -412,6 +412,19 @@ v1::Role RoleToProto(const std::string& role) {
   return v1::ROLE_UNSPECIFIED;
 }
 
+const char* RoleFromProto(v1::Role role) {
+  switch (role) {
+    case v1::ROLE_SYSTEM:
+      return "system";
+    case v1::ROLE_USER:
+      return "user";
+    case v1::ROLE_ASSISTANT:
+      return "assistant";
+    default:
+      return nullptr;
+  }
+}
+
 Character CharacterFromProto(const v1::Character& proto) {
   return Character{proto.name(), proto.system_prompt()};
 }

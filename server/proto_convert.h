@@ -60,6 +60,7 @@ void EmotionToProto(const EmotionVector& v, v1::EmotionVector* proto);
 // ---- sessions and chat ----
 
 v1::Role RoleToProto(const std::string& role);  // "user" -> ROLE_USER, ...
+const char* RoleFromProto(v1::Role role);        // ROLE_USER -> "user", ...; null for UNSPECIFIED or unknown
 
 Character CharacterFromProto(const v1::Character& proto);
 void SessionToProto(const Session& session, v1::Session* proto);
