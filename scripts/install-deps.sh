@@ -22,6 +22,7 @@ packages=(
   libcpp-httplib-dev                          # the OpenAI-compatible HTTP front (server/openai)
   python3-zmq python3-msgpack                 # the KV-events test's subscriber (tests/integration)
   nginx                                       # the gateway of scripts/fleet-test.sh
+  haproxy                                     # haproxy -c: deploy/gateway/haproxy.cfg (check-monitoring.sh)
   prometheus                                  # promtool: alert rules (scripts/deploy/check-monitoring.sh)
   mmdebstrap                                  # the image's runtime root (scripts/deploy/check-image.sh)
   libssl-dev openssl                          # SHA-256 of API keys (libcrypto); tests make TLS certs
