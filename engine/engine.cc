@@ -19,11 +19,13 @@
 #include "engine/inbox.h"
 #include "engine/kv/block_pool.h"
 #include "engine/model/dummy_model.h"
+#include "engine/model/hf_checkpoint.h"
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
 #include "engine/model_runner.h"
 #include "engine/sampler/dry.h"
 #include "engine/sampler/stop_matcher.h"
+#include "engine/tokenizer/hf_tokenizer.h"
 #include "engine/scheduler/scheduler.h"
 
 namespace troupe {
@@ -96,7 +98,8 @@ class Engine::Impl {
   const EngineOptions& options() const { return options_; }
 
  private:
-  // Fills file_ (gguf only), config_, weights_, dummy_weights_ (dummy only) and tokenizer_.
+  // Fills file_ (gguf only), checkpoint_ (hf only), config_, weights_, dummy_weights_ (dummy
+  // only), tokenizer_, chat_template_ and file_bytes_.
   absl::Status LoadModel();
   // ---- engine thread ----
   // Faults (docs/threading.md): an exception from one request's own work (Accept of it, its
@@ -126,7 +129,10 @@ class Engine::Impl {
 
   // ---- constant after Load ----
   const EngineOptions options_;
-  std::unique_ptr<GgufFile> file_;                // null for dummy weights
+  std::unique_ptr<GgufFile> file_;                // gguf only
+  std::unique_ptr<HfCheckpoint> checkpoint_;      // hf only
+  std::string chat_template_;                     // "" = none (raw prompts)
+  uint64_t file_bytes_ = 0;                       // bytes of the weight file(s)
   std::unique_ptr<DummyWeights> dummy_weights_;   // owns weights_' buffers for dummy; else null
   ModelConfig config_;
   ModelWeights weights_;
@@ -161,11 +167,25 @@ class Engine::Impl {
 // ---- loading ----
 
 absl::Status Engine::Impl::LoadModel() {
-  if (options_.load_format == "gguf") {
+  std::string format = options_.load_format;
+  if (format == "auto") format = IsHfCheckpointDir(options_.model_path) ? "hf" : "gguf";
+  if (format == "gguf") {
     TROUPE_ASSIGN_OR_RETURN(file_, GgufFile::Open(options_.model_path));
     TROUPE_ASSIGN_OR_RETURN(config_, ModelConfigFromGguf(*file_));
     TROUPE_ASSIGN_OR_RETURN(weights_, LoadModelWeights(*file_, config_));
     TROUPE_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromGguf(*file_));
+    chat_template_ = file_->GetString("tokenizer.chat_template").value_or("");
+    file_bytes_ = file_->file_bytes();
+    return absl::OkStatus();
+  }
+  if (format == "hf") {
+    TROUPE_ASSIGN_OR_RETURN(checkpoint_, HfCheckpoint::Open(options_.model_path));
+    config_ = checkpoint_->config();
+    weights_ = checkpoint_->weights();
+    TROUPE_ASSIGN_OR_RETURN(HfTokenizerFiles files, ReadHfTokenizerFiles(options_.model_path));
+    TROUPE_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromVocab(std::move(files.vocab)));
+    chat_template_ = std::move(files.chat_template);
+    file_bytes_ = checkpoint_->file_bytes();
     return absl::OkStatus();
   }
   if (options_.load_format == "dummy") {
@@ -183,7 +203,7 @@ absl::Status Engine::Impl::LoadModel() {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown load format '", options_.load_format,
-                                                 "' (want gguf or dummy)"));
+                                                 "' (want auto, gguf, hf or dummy)"));
 }
 
 absl::Status Engine::Impl::Load() {
@@ -228,9 +248,7 @@ absl::Status Engine::Impl::Load() {
   if (options_.max_model_len > 0) max_len = std::min(max_len, options_.max_model_len);
   max_len = static_cast<int>(std::min<int64_t>(max_len, num_blocks * options_.block_size));
   // Dummy weights have no chat template: raw.
-  const ChatFamily chat_family =
-      file_ ? DetectChatFamily(file_->GetString("tokenizer.chat_template").value_or(""))
-            : ChatFamily::kRaw;
+  const ChatFamily chat_family = DetectChatFamily(chat_template_);
   info_ = ModelInfo{.name = config_.name,
                     .architecture = config_.architecture,
                     .vocab_size = config_.vocab_size,
@@ -238,7 +256,7 @@ absl::Status Engine::Impl::Load() {
                     .max_model_len = max_len,
                     .chat_family = chat_family,
                     .num_parameters = config_.num_parameters,
-                    .file_bytes = file_ ? file_->file_bytes() : 0};
+                    .file_bytes = file_bytes_};
   TROUPE_LOG_INFO("loaded %s on %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld "
                   "blocks x %d tokens (%lld MiB, %s); %lld MiB of weights owned by the backend",
                   options_.model_path.c_str(), std::string(backend_->name()).c_str(), config_.num_layers, config_.dim, config_.vocab_size,

@@ -36,12 +36,15 @@ struct EngineFaultHooks {
 };
 
 struct EngineOptions {
-  std::string model_path;            // a GGUF file, or the shape name when load_format is "dummy"
-  // "gguf": weights, config and tokenizer from the file at model_path. "dummy": random bf16
+  std::string model_path;            // a GGUF file, a Hugging Face model folder, or the shape
+                                     // name when load_format is "dummy"
+  // "auto": "hf" when model_path is a folder holding config.json, else "gguf". "gguf": weights,
+  // config and tokenizer from the file at model_path. "hf": a Hugging Face folder (config.json,
+  // safetensors, tokenizer.json; engine/model/hf_checkpoint.h). "dummy": random bf16
   // weights of the named real shape (DummyModelShapes(), e.g. "llama-3-8b") and a byte-level
   // tokenizer, for serving and benchmarking real shapes without weight files (vLLM's
   // --load-format dummy).
-  std::string load_format = "gguf";
+  std::string load_format = "auto";
   uint64_t dummy_seed = 0;           // seed of the dummy weights; same seed, same weights
   std::string device = "cpu";        // "cpu" (the reference), "cuda", or "auto" (ResolveDevice)
   int num_threads = 0;               // compute threads; 0 = one per core
@@ -91,7 +94,7 @@ struct ModelInfo {
   int max_model_len = 0;       // effective context limit (tokens)
   ChatFamily chat_family = ChatFamily::kRaw;
   int64_t num_parameters = 0;
-  uint64_t file_bytes = 0;     // size of the GGUF file; 0 for dummy weights
+  uint64_t file_bytes = 0;     // size of the weight file(s); 0 for dummy weights
 };
 
 class Engine {

@@ -59,10 +59,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
 
   troupe::FlagParser parser;
   parser.AddString("model", &engine.model_path,
-                   "GGUF model file, or with --load-format dummy a model shape");
+                   "GGUF model file, Hugging Face model folder (config.json, safetensors, "
+                   "tokenizer.json), or with --load-format dummy a model shape");
   parser.AddString("load-format", &engine.load_format,
-                   "gguf (weights from --model) or dummy (random weights of the shape named by "
-                   "--model: " + absl::StrJoin(troupe::DummyModelShapes(), ", ") +
+                   "auto (a folder is a Hugging Face model, a file GGUF), gguf, hf, or dummy "
+                   "(random weights of the shape named by --model: " +
+                       absl::StrJoin(troupe::DummyModelShapes(), ", ") +
                        "; for benchmarks without weight files)");
   parser.AddInt64("dummy-seed", &dummy_seed, "seed of --load-format dummy weights");
   parser.AddString("listen", &server.listen_address, "gRPC host:port (port 0 = any free)");
@@ -204,18 +206,22 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
 
   // The engine checks the shape name (its error lists the known shapes).
   if (engine.load_format == "dummy") return std::nullopt;
-  if (engine.load_format != "gguf") {
-    std::fprintf(stderr, "troupe-server: --load-format must be gguf or dummy, not '%s'\n",
+  if (engine.load_format != "auto" && engine.load_format != "gguf" &&
+      engine.load_format != "hf") {
+    std::fprintf(stderr,
+                 "troupe-server: --load-format must be auto, gguf, hf or dummy, not '%s'\n",
                  engine.load_format.c_str());
     return 2;
   }
 
   std::error_code error;
-  if (!std::filesystem::is_regular_file(engine.model_path, error)) {
+  if (!std::filesystem::is_regular_file(engine.model_path, error) &&
+      !std::filesystem::is_directory(engine.model_path, error)) {
     std::fprintf(stderr,
-                 "troupe-server: model file '%s' not found.\n"
-                 "Pass --model PATH to a GGUF file, or run scripts/fetch-model.sh to download the "
-                 "default model (SmolLM2-135M-Instruct Q4_1) into models/.\n",
+                 "troupe-server: model '%s' not found.\n"
+                 "Pass --model PATH to a GGUF file or a Hugging Face model folder, or run "
+                 "scripts/fetch-model.sh to download the default model (SmolLM2-135M-Instruct "
+                 "Q4_1) into models/.\n",
                  engine.model_path.c_str());
     return 1;
   }

@@ -100,6 +100,9 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
     layer.wo = pack(w.wo);
     layer.w_down = pack(w.w_down);
     layer.attn_norm = w.attn_norm;
+    layer.bq = w.bq;
+    layer.bk = w.bk;
+    layer.bv = w.bv;
     layer.ffn_norm = w.ffn_norm;
     // Zero-filled: the whole cache is resident from startup, so the process's memory is what
     // it will be under load, and a machine short of memory fails at start, not mid-traffic.
@@ -196,6 +199,19 @@ class CpuBackend::StepOps final : public LayerOps {
       cpu::Matmul(layer.wq, b_.xb_.data(), n_, b_.q_.data(), b_.pool_);
       cpu::Matmul(layer.wk, b_.xb_.data(), n_, b_.k_.data(), b_.pool_);
       cpu::Matmul(layer.wv, b_.xb_.data(), n_, b_.v_.data(), b_.pool_);
+    }
+    if (!layer.bq.empty()) {
+      AddBias(layer.bq, b_.q_.data());
+      AddBias(layer.bk, b_.k_.data());
+      AddBias(layer.bv, b_.v_.data());
+    }
+  }
+  // rows[t] += bias for each of this call's n_ rows of bias.size() values.
+  void AddBias(const std::vector<float>& bias, float* rows) const {
+    const size_t width = bias.size();
+    for (int64_t t = 0; t < n_; ++t) {
+      float* row = rows + t * width;
+      for (size_t i = 0; i < width; ++i) row[i] += bias[i];
     }
   }
 

@@ -36,6 +36,7 @@ class CpuBackend final : public Backend {
     cpu::PackedMatrix wqkv, w_gate_up;
     cpu::PackedMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
     std::vector<float> attn_norm, ffn_norm;  // [dim]
+    std::vector<float> bq, bk, bv;           // q/k/v biases (Qwen2), else empty
     std::unique_ptr<std::byte[]> k_cache, v_cache;  // [num_blocks, block_size, kv_dim] each
   };
 

@@ -111,6 +111,7 @@ struct DeviceLayer {
   Bf16* w_down = nullptr;     // [dim, ffn]
   float* attn_norm = nullptr;
   float* ffn_norm = nullptr;
+  float* qkv_bias = nullptr;  // [q_dim + 2 kv_dim] when ModelConfig::qkv_bias, else null
   Bf16* k_cache = nullptr;    // [num_blocks * block_size, kv_dim]
   Bf16* v_cache = nullptr;
 };
@@ -257,7 +258,7 @@ absl::Status CudaBackend::State::UploadWeights(const ModelWeights& w) {
   const ModelConfig& c = config;
   const size_t dim = c.dim, ffn = c.ffn_dim, vocab = c.vocab_size;
   const size_t qkv_rows = q_dim() + 2 * kv_dim();
-  // Layout: per layer wqkv, wo, w_gate_up, w_down, two norms; then embeddings, output, norm, RoPE.
+  // Layout: per layer wqkv, wo, w_gate_up, w_down, two norms, the q/k/v bias; then embeddings, output, norm, RoPE.
   std::vector<size_t> offsets;
   size_t total = 0;
   auto reserve = [&](size_t bytes) {
@@ -271,6 +272,7 @@ absl::Status CudaBackend::State::UploadWeights(const ModelWeights& w) {
     reserve(dim * ffn * sizeof(Bf16));
     reserve(dim * sizeof(float));
     reserve(dim * sizeof(float));
+    reserve(c.qkv_bias ? qkv_rows * sizeof(float) : 0);
   }
   reserve(vocab * dim * sizeof(Bf16));
   reserve(c.tied_embeddings ? 0 : vocab * dim * sizeof(Bf16));
@@ -291,6 +293,14 @@ absl::Status CudaBackend::State::UploadWeights(const ModelWeights& w) {
     d.w_down = weights.as<Bf16>(offsets[i++]);
     d.attn_norm = weights.as<float>(offsets[i++]);
     d.ffn_norm = weights.as<float>(offsets[i++]);
+    const size_t bias_offset = offsets[i++];
+    if (c.qkv_bias) {
+      d.qkv_bias = weights.as<float>(bias_offset);
+      std::vector<float> bias(lw.bq);
+      bias.insert(bias.end(), lw.bk.begin(), lw.bk.end());
+      bias.insert(bias.end(), lw.bv.begin(), lw.bv.end());
+      TROUPE_RETURN_IF_ERROR(UploadFloats(bias, d.qkv_bias));
+    }
     TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wq, d.wqkv, stream));
     TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wk, d.wqkv + q_dim() * dim, stream));
     TROUPE_RETURN_IF_ERROR(UploadMatrix(lw.wv, d.wqkv + (q_dim() + kv_dim()) * dim, stream));
@@ -484,7 +494,7 @@ class StepOps final : public LayerOps {
 
   void RopeKvWrite(const PlanStep& step) override {
     const DeviceLayer& w = s_.layers[step.layer];
-    cuda::RopeKvWrite({.qkv = s_.qkv.as<float>(), .q_out = s_.q.as<Bf16>(),
+    cuda::RopeKvWrite({.qkv = s_.qkv.as<float>(), .bias = w.qkv_bias, .q_out = s_.q.as<Bf16>(),
                        .k_cache = w.k_cache, .v_cache = w.v_cache, .positions = a_.positions,
                        .slots = a_.slots, .inv_freq = s_.inv_freq, .n_tokens = a_.n,
                        .n_heads = c_.num_heads, .n_kv_heads = c_.num_kv_heads,

@@ -51,7 +51,11 @@ std::string_view StepOpName(StepOp op) {
 }
 
 absl::StatusOr<LayerPlan> BuildLayerPlan(const ModelConfig& config) {
-  if (config.architecture.empty() || config.architecture == "llama") return LlamaPlan(config);
+  // Mistral and Qwen2 are Llama's decoder (Qwen2's q/k/v biases are part of kQkvProjection).
+  if (config.architecture.empty() || config.architecture == "llama" ||
+      config.architecture == "mistral" || config.architecture == "qwen2") {
+    return LlamaPlan(config);
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("no layer plan for architecture '", config.architecture, "'"));
 }

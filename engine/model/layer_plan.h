@@ -15,7 +15,7 @@ namespace troupe {
 enum class StepOp {
   kEmbed,             // residual = token_embd[tokens]
   kAttentionNorm,     // residual += delta (add_delta); normed = RMSNorm(residual) * attn_norm
-  kQkvProjection,     // q, k, v = normed * [wq; wk; wv]^T
+  kQkvProjection,     // q, k, v = normed * [wq; wk; wv]^T (+ [bq; bk; bv] when qkv_bias)
   kRopeKvWrite,       // RoPE on q and k; k and v written to the layer's paged cache
   kAttention,         // attn = paged causal attention of q over the cached k, v
   kOutputProjection,  // delta = attn * wo^T

@@ -1,4 +1,5 @@
-// Llama model hyper-parameters read from GGUF metadata. Plain value type; built once at load
+// Llama-family model hyper-parameters, read from GGUF metadata (here) or a Hugging Face
+// config.json (engine/model/hf_checkpoint.h). Plain value type; built once at load
 // time, then read-only (safe to share across threads).
 #pragma once
 
@@ -13,7 +14,8 @@ namespace troupe {
 class GgufFile;
 
 struct ModelConfig {
-  std::string architecture;      // general.architecture; always "llama" today
+  std::string architecture;      // "llama" (GGUF general.architecture), or an HF model_type:
+                                 // "llama", "mistral", "qwen2" (one decoder, engine/model/layer_plan)
   std::string name;              // general.name, "" if absent
   int vocab_size = 0;            // rows of token_embd / output
   int dim = 0;                   // embedding_length (residual width)
@@ -26,6 +28,7 @@ struct ModelConfig {
   float rms_eps = 1e-5f;         // attention.layer_norm_rms_epsilon
   RopeConfig rope;               // neox = false: Llama GGUF stores Q/K permuted for pairwise RoPE
   bool tied_embeddings = false;  // no output.weight: the output projection is token_embd
+  bool qkv_bias = false;         // q/k/v projections add a bias (Qwen2)
   int64_t num_parameters = 0;    // elements of all tensors in the file
 };
 

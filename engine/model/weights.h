@@ -25,6 +25,10 @@ struct LayerWeights {
   MatrixView w_down;  // [dim, ffn_dim]     blk.N.ffn_down.weight
   std::vector<float> attn_norm;  // [dim]  blk.N.attn_norm.weight
   std::vector<float> ffn_norm;   // [dim]  blk.N.ffn_norm.weight
+  // q/k/v biases when ModelConfig::qkv_bias (Qwen2), else empty.
+  std::vector<float> bq;  // [q_dim]
+  std::vector<float> bk;  // [kv_dim]
+  std::vector<float> bv;  // [kv_dim]
 };
 
 struct ModelWeights {

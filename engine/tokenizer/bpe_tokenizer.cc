@@ -9,6 +9,7 @@
 
 #include <optional>
 
+#include "engine/tokenizer/nfc.h"
 #include "engine/tokenizer/symbol_merge.h"
 #include "engine/tokenizer/unicode.h"
 
@@ -43,7 +44,9 @@ void BpeTokenizer::EncodeFragments(std::string_view text,
       out->push_back(f.token);
       continue;
     }
-    for (const std::string& word : PreTokenize(pre_.kind, text.substr(f.offset, f.length))) {
+    const std::string_view fragment = text.substr(f.offset, f.length);
+    const std::string normalized = pre_.nfc ? unicode::ToNfc(fragment) : std::string();
+    for (const std::string& word : PreTokenize(pre_.kind, pre_.nfc ? normalized : fragment)) {
       encoded.clear();
       unicode::AppendByteEncoded(word, &encoded);
       EncodeWord(encoded, out);

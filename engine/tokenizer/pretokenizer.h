@@ -33,6 +33,9 @@ struct PreTokenizerConfig {
   bool ignore_merges = false;
   // The model wants BOS by default when tokenizer.ggml.add_bos_token is absent (Llama-3 family).
   bool default_add_bos = false;
+  // Text is put in NFC before it is split (a tokenizer.json NFC normalizer: Qwen2; llama.cpp
+  // does not, so GGUF vocabularies never set it).
+  bool nfc = false;
 };
 
 // Maps tokenizer.ggml.pre to its configuration ("" means default). kInvalidArgument names an

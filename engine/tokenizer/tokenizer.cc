@@ -93,6 +93,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) 
       return absl::InvalidArgumentError("gpt2 tokenizer without tokenizer.ggml.merges");
     }
     TROUPE_ASSIGN_OR_RETURN(PreTokenizerConfig pre, PreTokenizerFromName(data.pre));
+    if (data.ignore_merges.has_value()) pre.ignore_merges = *data.ignore_merges;
+    pre.nfc = data.nfc;
     TROUPE_ASSIGN_OR_RETURN(Vocab vocab, Vocab::Build(data, /*is_spm=*/false, pre.default_add_bos));
     return std::unique_ptr<Tokenizer>(new BpeTokenizer(std::move(vocab), pre, data.merges));
   }

@@ -35,6 +35,13 @@ struct VocabData {
   std::optional<int64_t> bos_id, eos_id, unk_id, eot_id, eom_id;
   std::optional<bool> add_bos;           // tokenizer.ggml.add_bos_token
   std::optional<bool> add_space_prefix;  // tokenizer.ggml.add_space_prefix
+  // Set from a Hugging Face tokenizer.json (engine/tokenizer/hf_tokenizer.h): whole words that
+  // are tokens skip the merges (model.ignore_merges) instead of the pre-tokenizer's default.
+  std::optional<bool> ignore_merges;
+  bool nfc = false;  // tokenizer.json's normalizer is NFC (engine/tokenizer/nfc.h)
+  // The special ids above are all there are: an unset one means none, not the model type's
+  // default (tokenizer.json names its special tokens; GGUF files rely on the defaults).
+  bool specials_explicit = false;
 };
 
 class Tokenizer {

@@ -126,9 +126,10 @@ absl::StatusOr<Vocab> Vocab::Build(const VocabData& data, bool is_spm, bool defa
     if (!data.token_types.empty()) v.attrs_[i] = AttrFromType(data.token_types[i]);
   }
   const int size = static_cast<int>(n);
-  v.bos_id_ = ResolveSpecial(data.bos_id, is_spm ? 1 : 11, size);
-  v.eos_id_ = ResolveSpecial(data.eos_id, is_spm ? 2 : 11, size);
-  v.unk_id_ = ResolveSpecial(data.unk_id, is_spm ? 0 : -1, size);
+  const bool defaults = !data.specials_explicit;
+  v.bos_id_ = ResolveSpecial(data.bos_id, defaults ? (is_spm ? 1 : 11) : -1, size);
+  v.eos_id_ = ResolveSpecial(data.eos_id, defaults ? (is_spm ? 2 : 11) : -1, size);
+  v.unk_id_ = ResolveSpecial(data.unk_id, defaults && is_spm ? 0 : -1, size);
   v.add_bos_ = data.add_bos.value_or(is_spm || default_add_bos);
   v.add_space_prefix_ = data.add_space_prefix.value_or(is_spm);
   if (v.add_bos_ && v.bos_id_ < 0) {

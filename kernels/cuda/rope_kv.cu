@@ -9,9 +9,11 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxPairs = 256;
 
-// Element e of a rotated head: reads the pair it belongs to from `src`.
-__device__ __forceinline__ float RotatedElement(const float* src, int e, int half, bool neox,
-                                                const float* cos_t, const float* sin_t) {
+// Element e of a rotated head: reads the pair it belongs to from `src` (plus `bias`, when not
+// null, at the same offsets).
+__device__ __forceinline__ float RotatedElement(const float* src, const float* bias, int e,
+                                                int half, bool neox, const float* cos_t,
+                                                const float* sin_t) {
   int i, partner;
   bool first;
   if (neox) {
@@ -23,7 +25,8 @@ __device__ __forceinline__ float RotatedElement(const float* src, int e, int hal
     i = e >> 1;
     partner = first ? e + 1 : e - 1;
   }
-  const float x = src[e], y = src[partner];
+  const float x = src[e] + (bias != nullptr ? bias[e] : 0.0f);
+  const float y = src[partner] + (bias != nullptr ? bias[partner] : 0.0f);
   // First of pair: x*cos - y*sin; second: first_value*sin + x*cos where first_value = y.
   return first ? x * cos_t[i] - y * sin_t[i] : y * sin_t[i] + x * cos_t[i];
 }
@@ -52,7 +55,10 @@ __global__ void __launch_bounds__(kThreads) RopeKvWriteKernel(RopeKvWriteArgs a)
   for (int j = threadIdx.x; j < q_dim + kv_dim; j += kThreads) {
     const int head = j / hd, e = j % hd;
     const float* src = row + head * hd;
-    const float value = e < a.rot_dim ? RotatedElement(src, e, half, a.neox, cos_t, sin_t) : src[e];
+    const float* bias = a.bias != nullptr ? a.bias + head * hd : nullptr;
+    const float value = e < a.rot_dim
+                            ? RotatedElement(src, bias, e, half, a.neox, cos_t, sin_t)
+                            : src[e] + (bias != nullptr ? bias[e] : 0.0f);
     if (j < q_dim) {
       q_out[j] = __float2bfloat16_rn(value);
     } else if (k_out != nullptr) {
@@ -61,7 +67,10 @@ __global__ void __launch_bounds__(kThreads) RopeKvWriteKernel(RopeKvWriteArgs a)
   }
   if (v_out != nullptr) {
     const float* v = row + q_dim + kv_dim;
-    for (int j = threadIdx.x; j < kv_dim; j += kThreads) v_out[j] = __float2bfloat16_rn(v[j]);
+    const float* bv = a.bias != nullptr ? a.bias + q_dim + kv_dim : nullptr;
+    for (int j = threadIdx.x; j < kv_dim; j += kThreads) {
+      v_out[j] = __float2bfloat16_rn(v[j] + (bv != nullptr ? bv[j] : 0.0f));
+    }
   }
 }
 

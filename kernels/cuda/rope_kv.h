@@ -1,5 +1,5 @@
 // RoPE fused with the paged KV write, on the GPU. Its reference is the CPU backend's sequence
-// ref::Rope (q and k) then ref::KvWrite (kernels/rope.h, kernels/paged_attention.h).
+// (the q/k/v bias add,) ref::Rope (q and k) then ref::KvWrite (kernels/rope.h, kernels/paged_attention.h).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,8 @@ namespace troupe::cuda {
 
 struct RopeKvWriteArgs {
   const float* qkv = nullptr;        // [n_tokens, (n_heads + 2 * n_kv_heads) * head_dim]: Q|K|V
+  const float* bias = nullptr;       // [(n_heads + 2 * n_kv_heads) * head_dim] added to every
+                                     // row before RoPE (Qwen2's q/k/v biases); null = none
   Bf16* q_out = nullptr;             // [n_tokens, n_heads, head_dim] rotated queries
   Bf16* k_cache = nullptr;           // [num_slots, n_kv_heads, head_dim] this layer's K
   Bf16* v_cache = nullptr;           // same, V

@@ -15,6 +15,7 @@
 #include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden_compare.h"
 #include "tests/testing/greedy.h"
 #include "tests/testing/model_paths.h"
 
@@ -22,6 +23,11 @@ namespace troupe {
 namespace {
 
 using ::troupe::CollectingSink;
+using ::troupe::testing::CompareTopLogprobs;
+using ::troupe::testing::ExpectLogprobsNear;
+using ::troupe::testing::ExpectSameGreedy;
+using ::troupe::testing::LogprobDiffs;
+using ::troupe::testing::Tolerance;
 
 const std::string kTinyDir = testing::TinyModelDir();
 
@@ -42,11 +48,6 @@ const std::string kTinyDir = testing::TinyModelDir();
 // Greedy ids must equal llama.cpp's over the whole chain, except that the chains may part at a
 // step where llama.cpp's two best logits are within `tie_margin` (a near-tie a flip can decide
 // either way); nothing after such a step is compared.
-struct Tolerance {
-  double typical;     // bound on the median |logprob - llama.cpp's|
-  double worst;       // bound on the largest one
-  double tie_margin;  // top-2 logit gap below which a divergent greedy step is a tie
-};
 constexpr Tolerance kF32{1e-4, 1e-3, 1e-3};
 constexpr Tolerance kF16{2e-3, 2e-2, 1e-2};
 constexpr Tolerance kBf16{5e-3, 1e-1, 5e-2};
@@ -88,77 +89,6 @@ const nlohmann::json* GoldenModel(const std::string& name) {
 std::shared_ptr<CollectingSink> SubmitGreedy(Engine& engine, std::vector<TokenId> prompt,
                                              int max_tokens) {
   return testing::SubmitGreedy(engine, std::move(prompt), max_tokens, /*logprobs=*/5).sink;
-}
-
-// Checks `got` against llama.cpp's chain. Returns the number of leading steps that are
-// comparable: all of them, or the steps before a tolerated divergence (which is logged).
-size_t ExpectSameGreedy(const std::vector<TokenId>& got, const nlohmann::json& golden_case,
-                        const Tolerance& tolerance) {
-  const auto want = golden_case["greedy_tokens"].get<std::vector<TokenId>>();
-  EXPECT_EQ(got.size(), want.size());
-  size_t step = 0;
-  while (step < got.size() && step < want.size() && got[step] == want[step]) ++step;
-  if (step == std::min(got.size(), want.size())) return step;
-  const double gap = golden_case["top2_logit_gaps"][step].get<double>();
-  if (gap < tolerance.tie_margin) {
-    std::cerr << "note: chains part at step " << step << " of " << want.size()
-              << ", a near-tie in llama.cpp (top-2 logit gap " << gap << ")\n";
-  } else {
-    ADD_FAILURE() << "greedy ids diverge from llama.cpp's at step " << step << ": got "
-                  << got[step] << ", want " << want[step] << "; llama.cpp's top-2 logit gap there "
-                  << gap << " (tie margin " << tolerance.tie_margin << ")";
-  }
-  return step;
-}
-
-// |logprob - llama.cpp's| over all compared top-5 entries of one model.
-struct LogprobDiffs {
-  std::vector<double> diffs;
-  double worst = 0.0;
-  std::string worst_at;
-  std::string id_mismatches;
-};
-
-// Compares the top-5 of the first `num_steps` recorded steps with llama.cpp's, rank by rank,
-// adding the differences to `out`. Ids must be equal at every rank but the last (a sixth token,
-// which the golden file does not list, may swap into it) whose llama.cpp logprob is not within
-// `worst` of a neighbour's (a near-tie either side may order differently).
-void CompareTopLogprobs(const std::vector<SampleResult>& got, const nlohmann::json& steps,
-                        size_t num_steps, double worst, const std::string& label,
-                        LogprobDiffs& out) {
-  num_steps = std::min(num_steps, steps.size());
-  ASSERT_GE(got.size(), num_steps);
-  for (size_t s = 0; s < num_steps; ++s) {
-    const auto& want = steps[s]["top_logprobs"];
-    ASSERT_EQ(got[s].top.size(), want.size()) << "step " << s;
-    for (size_t k = 0; k < want.size(); ++k) {
-      const std::string at = label + " step " + std::to_string(s) + " rank " + std::to_string(k);
-      const double lp = want[k][1].get<double>();
-      const double diff = std::abs(got[s].top[k].logprob - lp);
-      out.diffs.push_back(diff);
-      if (diff > out.worst) {
-        out.worst = diff;
-        out.worst_at = at;
-      }
-      const bool tie_above = k > 0 && want[k - 1][1].get<double>() - lp < worst;
-      const bool tie_below = k + 1 < want.size() && lp - want[k + 1][1].get<double>() < worst;
-      if (k + 1 < want.size() && !tie_above && !tie_below &&
-          got[s].top[k].id != want[k][0].get<TokenId>()) {
-        out.id_mismatches += " " + at + ": " + std::to_string(got[s].top[k].id) + " vs " +
-                             want[k][0].dump() + ";";
-      }
-    }
-  }
-}
-
-void ExpectLogprobsNear(LogprobDiffs& d, const Tolerance& tolerance) {
-  ASSERT_FALSE(d.diffs.empty());
-  auto mid = d.diffs.begin() + d.diffs.size() / 2;
-  std::nth_element(d.diffs.begin(), mid, d.diffs.end());
-  EXPECT_LE(*mid, tolerance.typical) << "median |logprob - llama.cpp's| over " << d.diffs.size()
-                                     << " top-5 entries";
-  EXPECT_LE(d.worst, tolerance.worst) << "largest |logprob - llama.cpp's|, at " << d.worst_at;
-  EXPECT_TRUE(d.id_mismatches.empty()) << "top-5 ids differ from llama.cpp's:" << d.id_mismatches;
 }
 
 class TinyModelTest : public ::testing::TestWithParam<TinyModel> {};

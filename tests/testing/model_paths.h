@@ -1,7 +1,7 @@
 // Where the tests' models and golden files live. The small models are always there: stories260K
 // and its llama.cpp golden in ../shared (fetched once per machine), SmolLM2 under models/
-// (scripts/fetch-model.sh); the tiny random-weight models are in tests/testdata/tiny. MiniLM,
-// the embedder, is in minilm.h.
+// (scripts/fetch-model.sh); the tiny random-weight models are in tests/testdata/tiny (GGUF) and
+// tests/testdata/hf (Hugging Face folders). MiniLM, the embedder, is in minilm.h.
 #pragma once
 
 #include <string>
@@ -18,6 +18,8 @@ inline std::string StoriesGoldenPath() {
 }
 // The tiny random-weight models, tiny-<type>.gguf, and their golden.json (docs/testing.md).
 inline std::string TinyModelDir() { return std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny"; }
+// The tiny Hugging Face model folders (scripts/golden/make_hf_models.py) and their golden.json.
+inline std::string HfModelDir() { return std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/hf"; }
 // SmolLM2-135M-Instruct, Q4_1: the default model.
 inline std::string SmolLmPath() {
   return std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";

@@ -1,0 +1,161 @@
+// tokenizer.json against the `tokenizers` library and chat templates against jinja2: the tiny
+// Hugging Face folders' byte-level BPE tokenizers (Llama 3, GPT-2 and Qwen2 split rules, trained
+// by scripts/golden/make_hf_models.py) must encode every corpus string to the ids `tokenizers`
+// gave, and each folder's template, detected and rendered by troupe's family renderer, must
+// equal what jinja2 rendered from the template string (tests/testdata/hf/golden.json).
+#include "engine/tokenizer/hf_tokenizer.h"
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/tokenizer/chat_template.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/assertions.h"
+#include "tests/testing/model_paths.h"
+
+namespace troupe {
+namespace {
+
+using ::troupe::testing::Contains;
+
+const nlohmann::json& Golden() {
+  static const auto* golden = [] {
+    std::ifstream in(testing::HfModelDir() + "/golden.json");
+    return new nlohmann::json(in.good() ? nlohmann::json::parse(in) : nlohmann::json());
+  }();
+  return *golden;
+}
+
+std::unique_ptr<Tokenizer> Load(const std::string& dir) {
+  auto files = ReadHfTokenizerFiles(testing::HfModelDir() + "/" + dir);
+  EXPECT_TRUE(files.ok()) << files.status();
+  if (!files.ok()) return nullptr;
+  auto tokenizer = Tokenizer::FromVocab(std::move(files->vocab));
+  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  return tokenizer.ok() ? *std::move(tokenizer) : nullptr;
+}
+
+// Every string, Unicode edge cases and special-token texts included: the same ids as
+// `tokenizers` (with add_special_tokens, so Llama 3's BOS too), and the ids decode back.
+TEST(HfTokenizerTest, EncodesAsTokenizersDoes) {
+  ASSERT_TRUE(Golden().contains("models"));
+  for (const auto& m : Golden()["models"]) {
+    SCOPED_TRACE(m["name"].get<std::string>());
+    std::unique_ptr<Tokenizer> tok = Load(m["dir"].get<std::string>());
+    ASSERT_NE(tok, nullptr);
+    int checked = 0;
+    for (const auto& t : m["tokenizer"]) {
+      const std::string text = t["text"].get<std::string>();
+      SCOPED_TRACE(text.substr(0, 60));
+      const auto want = t["ids"].get<std::vector<TokenId>>();
+      EXPECT_EQ(tok->Encode(text, /*add_bos=*/true, /*parse_special=*/true), want);
+      // tokenizers' decode renders special tokens; troupe's Decode leaves control tokens out,
+      // so compare with render_special on.
+      std::string decoded;
+      for (TokenId id : want) decoded += tok->TokenBytes(id, /*render_special=*/true);
+      EXPECT_EQ(decoded, t["decoded"].get<std::string>());
+      ++checked;
+    }
+    EXPECT_GE(checked, 16);
+  }
+}
+
+TEST(HfTokenizerTest, SpecialTokensFromTheConfigFiles) {
+  std::unique_ptr<Tokenizer> llama = Load("llama-f32");
+  ASSERT_NE(llama, nullptr);
+  EXPECT_TRUE(llama->add_bos());
+  EXPECT_EQ(llama->TokenBytes(llama->bos_id(), true), "<|begin_of_text|>");
+  EXPECT_EQ(llama->TokenBytes(llama->eos_id(), true), "<|eot_id|>");
+  EXPECT_TRUE(llama->IsEndOfGeneration(llama->eos_id()));
+  // A control token is not rendered without render_special; a user-defined one always is.
+  EXPECT_EQ(llama->TokenBytes(llama->eos_id()), "");
+  const std::vector<TokenId> added = llama->Encode("<|user_defined|>", false, false);
+  ASSERT_EQ(added.size(), 1u);
+  EXPECT_EQ(llama->TokenBytes(added[0]), "<|user_defined|>");
+
+  std::unique_ptr<Tokenizer> qwen = Load("qwen2-f32");
+  ASSERT_NE(qwen, nullptr);
+  EXPECT_FALSE(qwen->add_bos());
+  EXPECT_EQ(qwen->bos_id(), -1);  // the folder names none: not the gpt2 default id 11
+  EXPECT_EQ(qwen->TokenBytes(qwen->eos_id(), true), "<|im_end|>");
+  // Client text never becomes a control token; template text does.
+  EXPECT_GT(qwen->Encode("<|im_start|>", false, /*parse_special=*/false).size(), 1u);
+  EXPECT_EQ(qwen->Encode("<|im_start|>", false, /*parse_special=*/true).size(), 1u);
+}
+
+// The template string each folder carries is detected as its family, and the family renderer
+// gives what jinja2 renders from the string itself.
+TEST(HfTokenizerTest, ChatTemplateRendersAsJinja2Does) {
+  ASSERT_TRUE(Golden().contains("models"));
+  for (const auto& m : Golden()["models"]) {
+    SCOPED_TRACE(m["name"].get<std::string>());
+    auto files = ReadHfTokenizerFiles(testing::HfModelDir() + "/" + m["dir"].get<std::string>());
+    ASSERT_TRUE(files.ok()) << files.status();
+    ASSERT_FALSE(files->chat_template.empty());
+    const ChatTemplate chat = ParseChatTemplate(files->chat_template);
+    EXPECT_NE(chat.family, ChatFamily::kRaw);
+    ASSERT_GE(m["chat"].size(), 4u);
+    for (const auto& c : m["chat"]) {
+      std::vector<ChatMessage> messages;
+      for (const auto& msg : c["messages"]) {
+        messages.push_back({msg["role"].get<std::string>(), msg["content"].get<std::string>()});
+      }
+      const bool gen = c["add_generation_prompt"].get<bool>();
+      SCOPED_TRACE(c["messages"].dump() + (gen ? " +gen" : ""));
+      EXPECT_EQ(RenderChat(chat, messages, gen).Flat(), c["text"].get<std::string>());
+    }
+  }
+}
+
+nlohmann::json TokenizerJson(const std::string& dir) {
+  std::ifstream in(testing::HfModelDir() + "/" + dir + "/tokenizer.json");
+  return nlohmann::json::parse(in);
+}
+
+absl::Status VocabStatus(const nlohmann::json& tokenizer) {
+  return VocabFromTokenizerJson(tokenizer, nlohmann::json(), nlohmann::json(), "t.json").status();
+}
+
+TEST(HfTokenizerTest, RefusesWhatItDoesNotImplement) {
+  nlohmann::json unigram = TokenizerJson("llama-f32");
+  unigram["model"]["type"] = "Unigram";
+  EXPECT_TRUE(Contains(VocabStatus(unigram).message(), "model type 'Unigram'"));
+
+  nlohmann::json regex = TokenizerJson("llama-f32");
+  regex["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\p{L}+";
+  const absl::Status s = VocabStatus(regex);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s.message(), "split regex \\p{L}+")) << s;
+
+  nlohmann::json fallback = TokenizerJson("mistral-f16");
+  fallback["model"]["byte_fallback"] = true;
+  EXPECT_TRUE(Contains(VocabStatus(fallback).message(), "SentencePiece-style"));
+
+  nlohmann::json lowercase = TokenizerJson("mistral-f16");
+  lowercase["normalizer"] = {{"type", "Lowercase"}};
+  EXPECT_TRUE(Contains(VocabStatus(lowercase).message(), "normalizer"));
+
+  nlohmann::json bad_merge = TokenizerJson("mistral-f16");
+  bad_merge["model"]["merges"][0] = 7;
+  EXPECT_EQ(VocabStatus(bad_merge).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// tokenizers before 0.20 wrote merges as "a b" strings: the same vocabulary either way.
+TEST(HfTokenizerTest, ReadsBothMergeSpellings) {
+  nlohmann::json pairs = TokenizerJson("mistral-f16");
+  nlohmann::json strings = pairs;
+  for (auto& m : strings["model"]["merges"]) {
+    m = m[0].get<std::string>() + " " + m[1].get<std::string>();
+  }
+  auto a = VocabFromTokenizerJson(pairs, nlohmann::json(), nlohmann::json(), "a");
+  auto b = VocabFromTokenizerJson(strings, nlohmann::json(), nlohmann::json(), "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->merges, b->merges);
+  EXPECT_FALSE(a->merges.empty());
+}
+
+}  // namespace
+}  // namespace troupe
