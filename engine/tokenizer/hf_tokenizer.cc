@@ -111,6 +111,73 @@ absl::StatusOr<std::optional<nlohmann::json>> ReadOptional(const std::string& pa
   return ReadJsonFile(path, JsonRoot::kObject);
 }
 
+const nlohmann::json& Member(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json* null = new nlohmann::json();
+  if (!j.is_object()) return *null;
+  const auto it = j.find(key);
+  return it == j.end() ? *null : *it;
+}
+
+// tokenizer.json's legacy SentencePiece normalizer: Prepend("▁") then Replace(" ", "▁").
+bool IsLegacySpmNormalizer(const nlohmann::json& n) {
+  if (TypeOf(n) != "Sequence") return false;
+  const nlohmann::json& parts = Member(n, "normalizers");
+  if (!parts.is_array() || parts.size() != 2) return false;
+  const nlohmann::json& prepend = parts[0];
+  const nlohmann::json& replace = parts[1];
+  return TypeOf(prepend) == "Prepend" && Member(prepend, "prepend") == "\u2581" &&
+         TypeOf(replace) == "Replace" && Member(Member(replace, "pattern"), "String") == " " &&
+         Member(replace, "content") == "\u2581";
+}
+
+// The tokenizer's shape: byte-level BPE ("gpt2": a pre-tokenizer ending in ByteLevel, no
+// normalizer or NFC) or SentencePiece-style BPE ("llama": "▁" for spaces, from the legacy
+// normalizer or a Metaspace pre-tokenizer, usually with byte_fallback).
+absl::Status ReadShape(const nlohmann::json& tokenizer, bool byte_fallback,
+                       const std::string& path, VocabData& data) {
+  const nlohmann::json& normalizer = Member(tokenizer, "normalizer");
+  const nlohmann::json& pre = Member(tokenizer, "pre_tokenizer");
+  const bool legacy = IsLegacySpmNormalizer(normalizer);
+  if (legacy || TypeOf(pre) == "Metaspace" || byte_fallback) {
+    data.model = "llama";
+    if (legacy && pre.is_null()) {
+      data.add_space_prefix = true;  // prepended to every fragment, as llama.cpp does
+      return absl::OkStatus();
+    }
+    if (normalizer.is_null() && TypeOf(pre) == "Metaspace") {
+      TROUPE_ASSIGN_OR_RETURN(const std::string replacement,
+                              JsonStringOr(pre, path, "replacement", "\u2581"));
+      if (replacement != "\u2581") {
+        return Unsupported(path, "a Metaspace replacement other than \"\u2581\"");
+      }
+      TROUPE_ASSIGN_OR_RETURN(data.prepend_scheme,
+                              JsonStringOr(pre, path, "prepend_scheme", "always"));
+      if (data.prepend_scheme != "first" && data.prepend_scheme != "always" &&
+          data.prepend_scheme != "never") {
+        return Unsupported(path, absl::StrCat("Metaspace prepend_scheme '", data.prepend_scheme,
+                                              "' is not supported"));
+      }
+      data.add_space_prefix = data.prepend_scheme != "never";
+      TROUPE_ASSIGN_OR_RETURN(data.split_words, JsonBoolOr(pre, path, "split", true));
+      return absl::OkStatus();
+    }
+    return Unsupported(path, absl::StrCat("SentencePiece-style BPE with normalizer ",
+                                          normalizer.dump().substr(0, 120), " and pre_tokenizer ",
+                                          pre.dump().substr(0, 120),
+                                          " is not supported (troupe reads the legacy Prepend + "
+                                          "Replace normalizer or a Metaspace pre-tokenizer)"));
+  }
+  data.model = "gpt2";
+  data.nfc = TypeOf(normalizer) == "NFC";
+  if (!normalizer.is_null() && !data.nfc) {
+    return Unsupported(path, absl::StrCat("normalizer ", normalizer.dump().substr(0, 200),
+                                          " is not supported"));
+  }
+  if (pre.is_null()) return Unsupported(path, "a byte-level BPE without a pre_tokenizer");
+  TROUPE_ASSIGN_OR_RETURN(data.pre, PreTokenizerName(pre, path));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<VocabData> VocabFromTokenizerJson(const nlohmann::json& tokenizer,
@@ -128,23 +195,9 @@ absl::StatusOr<VocabData> VocabFromTokenizerJson(const nlohmann::json& tokenizer
   }
   TROUPE_ASSIGN_OR_RETURN(const bool byte_fallback,
                           JsonBoolOr(model, path, "byte_fallback", false));
-  const auto pre = tokenizer.find("pre_tokenizer");
-  if (byte_fallback || pre == tokenizer.end() || pre->is_null()) {
-    return Unsupported(path, "SentencePiece-style BPE (byte_fallback, Metaspace) is not "
-                             "supported yet; troupe reads byte-level BPE tokenizer.json files");
-  }
-  const auto normalizer = tokenizer.find("normalizer");
-  const bool nfc = normalizer != tokenizer.end() && TypeOf(*normalizer) == "NFC";
-  if (normalizer != tokenizer.end() && !normalizer->is_null() && !nfc) {
-    return Unsupported(path, absl::StrCat("normalizer ", normalizer->dump().substr(0, 200),
-                                          " is not supported"));
-  }
-
   VocabData data;
-  data.model = "gpt2";
   data.specials_explicit = true;
-  data.nfc = nfc;
-  TROUPE_ASSIGN_OR_RETURN(data.pre, PreTokenizerName(*pre, path));
+  TROUPE_RETURN_IF_ERROR(ReadShape(tokenizer, byte_fallback, path, data));
   TROUPE_ASSIGN_OR_RETURN(const bool ignore_merges,
                           JsonBoolOr(model, path, "ignore_merges", false));
   data.ignore_merges = ignore_merges;
@@ -239,6 +292,16 @@ absl::StatusOr<VocabData> VocabFromTokenizerJson(const nlohmann::json& tokenizer
   if (!post_decides && tokenizer_config.is_object()) {
     TROUPE_ASSIGN_OR_RETURN(data.add_bos,
                             JsonBoolOr(tokenizer_config, path, "add_bos_token", false));
+  }
+  // SentencePiece-style: <0xXX> tokens are the byte fallback, the unknown token is unknown.
+  if (data.model == "llama") {
+    for (size_t i = 0; i < data.tokens.size(); ++i) {
+      const std::string& t = data.tokens[i];
+      if (data.token_types[i] == 1 && t.size() == 6 && t.rfind("<0x", 0) == 0 && t[5] == '>') {
+        data.token_types[i] = 6;
+      }
+    }
+    if (data.unk_id.has_value()) data.token_types[*data.unk_id] = 2;
   }
   // generation_config.json's eos_token_id (one id or a list) ends generation too.
   if (generation_config.is_object() && generation_config.contains("eos_token_id")) {

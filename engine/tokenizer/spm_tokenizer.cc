@@ -18,6 +18,14 @@ constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581 '▁'
 
 }  // namespace
 
+SpmTokenizer::SpmTokenizer(Vocab vocab, SpmOptions options)
+    : VocabTokenizer(std::move(vocab)), options_(std::move(options)) {
+  ranks_.reserve(options_.merges.size());
+  for (size_t i = 0; i < options_.merges.size(); ++i) {
+    ranks_.emplace(options_.merges[i], static_cast<int32_t>(i));  // first occurrence wins
+  }
+}
+
 void SpmTokenizer::EncodeFragments(std::string_view text,
                                    const std::vector<Vocab::Fragment>& fragments,
                                    std::vector<TokenId>* out) const {
@@ -31,7 +39,15 @@ void SpmTokenizer::EncodeFragments(std::string_view text,
       continue;
     }
     escaped.clear();
-    if (v.add_space_prefix() && prev_special) escaped.append(kSpmSpace);
+    bool prepend = false;
+    switch (options_.prepend) {
+      case SpmPrepend::kAfterSpecial: prepend = prev_special; break;
+      // Metaspace prepends only to text that does not already start with a space.
+      case SpmPrepend::kFirst: prepend = f.offset == 0 && text[f.offset] != ' '; break;
+      case SpmPrepend::kAlways: prepend = text[f.offset] != ' '; break;
+      case SpmPrepend::kNever: break;
+    }
+    if (v.add_space_prefix() && prepend) escaped.append(kSpmSpace);
     for (char c : text.substr(f.offset, f.length)) {
       if (c == ' ') {
         escaped.append(kSpmSpace);
@@ -39,14 +55,34 @@ void SpmTokenizer::EncodeFragments(std::string_view text,
         escaped.push_back(c);
       }
     }
-    EncodeFragment(escaped, out);
+    if (options_.split_words) {
+      // Words start at each "▁" (a leading run of other text is a word too).
+      size_t start = 0;
+      while (start < escaped.size()) {
+        size_t next = escaped.find(kSpmSpace, start + 1);
+        if (next == std::string::npos) next = escaped.size();
+        EncodeFragment(std::string_view(escaped).substr(start, next - start), out);
+        start = next;
+      }
+    } else {
+      EncodeFragment(escaped, out);
+    }
     prev_special = false;
   }
 }
 
 void SpmTokenizer::EncodeFragment(std::string_view text, std::vector<TokenId>* out) const {
   const Vocab& v = vocab();
+  std::string key;
   const auto priority = [&](std::string_view left, std::string_view right) -> std::optional<float> {
+    if (!ranks_.empty()) {  // tokenizer.json: the pair's rank, lowest first
+      key.assign(left);
+      key.push_back(' ');
+      key.append(right);
+      const auto it = ranks_.find(key);
+      if (it == ranks_.end()) return std::nullopt;
+      return -static_cast<float>(it->second);
+    }
     // The pieces are adjacent in `text`, so their concatenation is a view too.
     const TokenId id = v.Find(std::string_view(left.data(), left.size() + right.size()));
     if (id < 0) return std::nullopt;

@@ -86,7 +86,18 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) 
   if (data.model == "llama") {
     TROUPE_ASSIGN_OR_RETURN(Vocab vocab,
                             Vocab::Build(data, /*is_spm=*/true, /*default_add_bos=*/true));
-    return std::unique_ptr<Tokenizer>(new SpmTokenizer(std::move(vocab)));
+    SpmOptions options{.merges = data.merges, .split_words = data.split_words};
+    if (data.prepend_scheme == "first") {
+      options.prepend = SpmPrepend::kFirst;
+    } else if (data.prepend_scheme == "always") {
+      options.prepend = SpmPrepend::kAlways;
+    } else if (data.prepend_scheme == "never") {
+      options.prepend = SpmPrepend::kNever;
+    } else if (!data.prepend_scheme.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown Metaspace prepend_scheme '", data.prepend_scheme, "'"));
+    }
+    return std::unique_ptr<Tokenizer>(new SpmTokenizer(std::move(vocab), std::move(options)));
   }
   if (data.model == "gpt2") {
     if (data.merges.empty()) {

@@ -29,7 +29,8 @@ struct VocabData {
   std::vector<float> scores;         // [vocab_size] or empty (all 0); SentencePiece merge order
   std::vector<int32_t> token_types;  // [vocab_size] or empty (all normal): 1 normal, 2 unknown,
                                      // 3 control, 4 user-defined, 5 unused, 6 byte
-  std::vector<std::string> merges;   // "left right", rank = index; gpt2 only
+  std::vector<std::string> merges;   // "left right", rank = index; gpt2, and llama when read
+                                     // from a tokenizer.json (pair ranks instead of scores)
   // Special ids; nullopt = the model type's default (llama: 1/2/0, gpt2: 11/11/none). Ids past
   // the vocabulary are ignored, as llama.cpp does.
   std::optional<int64_t> bos_id, eos_id, unk_id, eot_id, eom_id;
@@ -39,6 +40,11 @@ struct VocabData {
   // are tokens skip the merges (model.ignore_merges) instead of the pre-tokenizer's default.
   std::optional<bool> ignore_merges;
   bool nfc = false;  // tokenizer.json's normalizer is NFC (engine/tokenizer/nfc.h)
+  // llama (SentencePiece-style) from a tokenizer.json's Metaspace: where "▁" is prepended
+  // ("first", "always", "never"; "" = at the start and after each special token) and whether
+  // each "▁" starts a word of its own.
+  std::string prepend_scheme;
+  bool split_words = false;
   // The special ids above are all there are: an unset one means none, not the model type's
   // default (tokenizer.json names its special tokens; GGUF files rely on the defaults).
   bool specials_explicit = false;

@@ -11,10 +11,12 @@ Models (dim 64, 2 layers, 4 query heads, 2 KV heads, FFN 128, context 256):
   llama-f32          LlamaForCausalLM, f32, untied, Llama 3 tokenizer rules (BOS added,
                      ignore_merges), Llama 3 chat template
   llama3rope-bf16    Llama with llama3 RoPE scaling, bf16, tied, sharded (index.json + 3 files)
-  mistral-f16        MistralForCausalLM, f16, untied, GPT-2 byte-level rules, Mistral template
+  mistral-f16        MistralForCausalLM, f16, untied, Mistral 7B's SentencePiece-style BPE
+                     (legacy "▁" normalizer, byte fallback), Mistral template
   qwen2-f32          Qwen2ForCausalLM, f32, tied, q/k/v biases, Qwen2 rules + NFC, ChatML
-Each tokenizer is byte-level BPE trained here with `tokenizers` on CORPUS (about 600 tokens),
-with the family's special tokens and one non-special added token.
+Each tokenizer is BPE trained here with `tokenizers` on CORPUS (about 600 tokens), with the
+family's special tokens and one non-special added token. Two more tokenizer-only folders
+(tokenizers/<name>) cover the GPT-2 split rule and Llama 2's Metaspace prepend_scheme "first".
 
 golden.json holds, per model:
   cases: prompt ids, transformers' greedy ids (GREEDY_STEPS, argmax of float32 logits: the
@@ -128,10 +130,11 @@ CONVERSATIONS = [
 
 class Family:
     def __init__(self, name, specials, bos, eos, pre, post_bos=False, nfc=False,
-                 ignore_merges=False, template="", unk=None):
+                 ignore_merges=False, template="", spm=None):
         self.name, self.specials, self.bos, self.eos = name, specials, bos, eos
         self.pre, self.post_bos, self.nfc = pre, post_bos, nfc
-        self.ignore_merges, self.template, self.unk = ignore_merges, template, unk
+        self.ignore_merges, self.template = ignore_merges, template
+        self.spm = spm  # None: byte-level; "legacy": Prepend + Replace normalizer; "first": Metaspace
 
 
 FAMILIES = {
@@ -144,7 +147,12 @@ FAMILIES = {
                      post_bos=True, ignore_merges=True, template=LLAMA3_TEMPLATE),
     "gpt2": Family("gpt2", ["<s>", "</s>"], "<s>", "</s>",
                    pre=pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-                   template=MISTRAL_TEMPLATE),
+                   template=CHATML_TEMPLATE),
+    # Mistral 7B / Llama 2 tokenizer.json: SentencePiece-style BPE with byte fallback.
+    "spm-legacy": Family("spm-legacy", ["<unk>", "<s>", "</s>"], "<s>", "</s>", pre=None,
+                         post_bos=True, template=MISTRAL_TEMPLATE, spm="legacy"),
+    "spm-first": Family("spm-first", ["<unk>", "<s>", "</s>"], "<s>", "</s>", pre=None,
+                        post_bos=True, template=MISTRAL_TEMPLATE, spm="first"),
     "qwen2": Family("qwen2", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
                     None, "<|im_end|>",
                     pre=pre_tokenizers.Sequence([
@@ -160,12 +168,53 @@ MODELS = [
      {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
       "rope_theta": 500000.0}, "60KB"),
-    ("mistral-f16", "mistral", "gpt2", torch.float16, False, {"sliding_window": None}, None),
+    ("mistral-f16", "mistral", "spm-legacy", torch.float16, False, {"sliding_window": None}, None),
     ("qwen2-f32", "qwen2", "qwen2", torch.float32, True, {"rope_theta": 1000000.0}, None),
 ]
 
 
+def train_spm(f: Family) -> tokenizers.Tokenizer:
+    """SentencePiece-style BPE as Llama 2's and Mistral 7B's tokenizer.json hold it: <unk>, <s>,
+    </s>, the 256 <0xXX> byte tokens in the model's vocabulary, then the merged pieces."""
+    spm_normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"),
+                                           normalizers.Replace(" ", "\u2581")])
+    trainer_tok = tokenizers.Tokenizer(models.BPE(unk_token="<unk>"))
+    trainer_tok.normalizer = spm_normalizer
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=f.specials, show_progress=False)
+    trainer_tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    trained = json.loads(trainer_tok.to_str())["model"]
+    vocab = {t: i for i, t in enumerate(f.specials)}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for t, _ in sorted(trained["vocab"].items(), key=lambda kv: kv[1]):
+        if t not in vocab:
+            vocab[t] = len(vocab)
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in trained["merges"]]
+    tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>",
+                                          byte_fallback=True, fuse_unk=True))
+    if f.spm == "legacy":
+        tok.normalizer = spm_normalizer
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=f.spm,
+                                                     split=False)
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    tok.add_special_tokens([tokenizers.AddedToken(t, special=True) for t in f.specials])
+    return tok
+
+
 def train_tokenizer(f: Family) -> transformers.PreTrainedTokenizerFast:
+    if f.spm:
+        tok = train_spm(f)
+        # Matched in the raw text, as the added tokens of Llama 2's and Mistral's files are.
+        tok.add_tokens([tokenizers.AddedToken("<|user_defined|>", special=False,
+                                              normalized=False)])
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{f.bos} $A", pair=f"{f.bos} $A {f.bos} $B",
+            special_tokens=[(f.bos, tok.token_to_id(f.bos))])
+        return transformers.PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token=f.bos, eos_token=f.eos, unk_token="<unk>",
+            chat_template=f.template)
     tok = tokenizers.Tokenizer(models.BPE(ignore_merges=f.ignore_merges))
     if f.nfc:
         tok.normalizer = normalizers.NFC()
@@ -228,6 +277,15 @@ def run_case(model, prompt: list) -> dict:
             ids.append(nxt)
     return {"prompt_tokens": prompt, "greedy_tokens": greedy, "first_steps_top5_logprobs": steps,
             "top2_logit_gaps": gaps, "min_top2_logit_gap": min(gaps)}
+
+
+def tokenizer_cases(tok) -> list:
+    cases = []
+    for text in TEXTS:
+        enc = tok.backend_tokenizer.encode(text, add_special_tokens=True)
+        pieces = [tok.backend_tokenizer.id_to_token(i) for i in enc.ids]
+        cases.append({"text": text, "ids": enc.ids, "tokens": pieces})
+    return cases
 
 
 def render(template: str, messages: list, add_generation_prompt: bool, eos: str) -> str:
@@ -294,11 +352,7 @@ def main() -> int:
         entry = {"name": name, "dir": name, "architecture": arch, "dtype": str(dtype),
                  "tied_embeddings": tied, "vocab_size": vocab, "cases": cases,
                  "tokenizer": [], "chat": []}
-        for text in TEXTS:
-            enc = tok.backend_tokenizer.encode(text, add_special_tokens=True)
-            entry["tokenizer"].append({"text": text, "ids": enc.ids,
-                                       "decoded": tok.backend_tokenizer.decode(
-                                           enc.ids, skip_special_tokens=False)})
+        entry["tokenizer"] = tokenizer_cases(tok)
         for messages in CONVERSATIONS:
             for gen in (True, False):
                 try:
@@ -312,6 +366,14 @@ def main() -> int:
               f"min top-2 gap {min(c['min_top2_logit_gap'] for c in cases):.4f}, distinct greedy "
               f"{[len(set(c['greedy_tokens'])) for c in cases]}, "
               f"{len(entry['chat'])} chat renders")
+    golden["tokenizers"] = []
+    for family_name in ("gpt2", "spm-first"):
+        tok = train_tokenizer(FAMILIES[family_name])
+        folder = out / "tokenizers" / family_name
+        tok.save_pretrained(folder)
+        golden["tokenizers"].append({"name": family_name, "dir": f"tokenizers/{family_name}",
+                                     "tokenizer": tokenizer_cases(tok)})
+        print(f"tokenizer {family_name}: vocab {len(tok)}")
     (out / "golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False) + "\n")
     return 0
 

@@ -1,7 +1,7 @@
 // tokenizer.json against the `tokenizers` library and chat templates against jinja2: the tiny
-// Hugging Face folders' byte-level BPE tokenizers (Llama 3, GPT-2 and Qwen2 split rules, trained
-// by scripts/golden/make_hf_models.py) must encode every corpus string to the ids `tokenizers`
-// gave, and each folder's template, detected and rendered by troupe's family renderer, must
+// Hugging Face folders' BPE tokenizers (byte-level with the Llama 3, GPT-2 and Qwen2 split rules;
+// SentencePiece-style with byte fallback; trained by scripts/golden/make_hf_models.py) must
+// encode every corpus string to the ids `tokenizers` gave, and each folder's template, detected and rendered by troupe's family renderer, must
 // equal what jinja2 rendered from the template string (tests/testdata/hf/golden.json).
 #include "engine/tokenizer/hf_tokenizer.h"
 
@@ -38,29 +38,45 @@ std::unique_ptr<Tokenizer> Load(const std::string& dir) {
   return tokenizer.ok() ? *std::move(tokenizer) : nullptr;
 }
 
-// Every string, Unicode edge cases and special-token texts included: the same ids as
-// `tokenizers` (with add_special_tokens, so Llama 3's BOS too), and the ids decode back.
-TEST(HfTokenizerTest, EncodesAsTokenizersDoes) {
-  ASSERT_TRUE(Golden().contains("models"));
-  for (const auto& m : Golden()["models"]) {
-    SCOPED_TRACE(m["name"].get<std::string>());
-    std::unique_ptr<Tokenizer> tok = Load(m["dir"].get<std::string>());
-    ASSERT_NE(tok, nullptr);
-    int checked = 0;
-    for (const auto& t : m["tokenizer"]) {
-      const std::string text = t["text"].get<std::string>();
-      SCOPED_TRACE(text.substr(0, 60));
-      const auto want = t["ids"].get<std::vector<TokenId>>();
-      EXPECT_EQ(tok->Encode(text, /*add_bos=*/true, /*parse_special=*/true), want);
-      // tokenizers' decode renders special tokens; troupe's Decode leaves control tokens out,
-      // so compare with render_special on.
-      std::string decoded;
-      for (TokenId id : want) decoded += tok->TokenBytes(id, /*render_special=*/true);
-      EXPECT_EQ(decoded, t["decoded"].get<std::string>());
-      ++checked;
-    }
-    EXPECT_GE(checked, 16);
+// Every string of one golden entry (a model folder or a tokenizer-only folder).
+void ExpectSameIds(const nlohmann::json& entry) {
+  SCOPED_TRACE(entry["name"].get<std::string>());
+  std::unique_ptr<Tokenizer> tok = Load(entry["dir"].get<std::string>());
+  ASSERT_NE(tok, nullptr);
+  int checked = 0;
+  for (const auto& t : entry["tokenizer"]) {
+    const std::string text = t["text"].get<std::string>();
+    SCOPED_TRACE(text.substr(0, 60));
+    const auto want = t["ids"].get<std::vector<TokenId>>();
+    EXPECT_EQ(tok->Encode(text, /*add_bos=*/true, /*parse_special=*/true), want);
+    const auto pieces = t["tokens"].get<std::vector<std::string>>();
+    ASSERT_EQ(pieces.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(tok->TokenText(want[i]), pieces[i]);
+    ++checked;
   }
+  EXPECT_GE(checked, 16);
+}
+
+// Every string, Unicode edge cases and special-token texts included: the same ids as
+// `tokenizers` (with add_special_tokens, so BOS where the post-processor adds one), for the
+// byte-level rules (GPT-2, Llama 3, Qwen2 with NFC) and the SentencePiece-style ones (legacy
+// "▁" normalizer and Metaspace "first", byte fallback).
+TEST(HfTokenizerTest, EncodesAsTokenizersDoes) {
+  ASSERT_TRUE(Golden().contains("models") && Golden().contains("tokenizers"));
+  for (const auto& m : Golden()["models"]) ExpectSameIds(m);
+  ASSERT_EQ(Golden()["tokenizers"].size(), 2u);
+  for (const auto& t : Golden()["tokenizers"]) ExpectSameIds(t);
+}
+
+// A SentencePiece-style vocabulary decodes "▁" as a space and <0xXX> tokens as their bytes.
+TEST(HfTokenizerTest, SentencePieceStyleDecodes) {
+  std::unique_ptr<Tokenizer> tok = Load("mistral-f16");
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->kind(), Tokenizer::Kind::kSentencePiece);
+  EXPECT_TRUE(tok->add_bos());
+  EXPECT_EQ(tok->TokenBytes(tok->bos_id(), true), "<s>");
+  const std::string text = "The river \xE6\x97\xA5\xF0\x9F\x99\x82 flows";
+  EXPECT_EQ(tok->Decode(tok->Encode(text, false, false)), " " + text);
 }
 
 TEST(HfTokenizerTest, SpecialTokensFromTheConfigFiles) {
@@ -130,22 +146,26 @@ TEST(HfTokenizerTest, RefusesWhatItDoesNotImplement) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(s.message(), "split regex \\p{L}+")) << s;
 
-  nlohmann::json fallback = TokenizerJson("mistral-f16");
-  fallback["model"]["byte_fallback"] = true;
+  nlohmann::json fallback = TokenizerJson("tokenizers/gpt2");
+  fallback["model"]["byte_fallback"] = true;  // byte fallback under a ByteLevel pre-tokenizer
   EXPECT_TRUE(Contains(VocabStatus(fallback).message(), "SentencePiece-style"));
 
-  nlohmann::json lowercase = TokenizerJson("mistral-f16");
+  nlohmann::json lowercase = TokenizerJson("tokenizers/gpt2");
   lowercase["normalizer"] = {{"type", "Lowercase"}};
   EXPECT_TRUE(Contains(VocabStatus(lowercase).message(), "normalizer"));
 
-  nlohmann::json bad_merge = TokenizerJson("mistral-f16");
+  nlohmann::json scheme = TokenizerJson("tokenizers/spm-first");
+  scheme["pre_tokenizer"]["prepend_scheme"] = "sometimes";
+  EXPECT_TRUE(Contains(VocabStatus(scheme).message(), "prepend_scheme 'sometimes'"));
+
+  nlohmann::json bad_merge = TokenizerJson("tokenizers/gpt2");
   bad_merge["model"]["merges"][0] = 7;
   EXPECT_EQ(VocabStatus(bad_merge).code(), absl::StatusCode::kInvalidArgument);
 }
 
 // tokenizers before 0.20 wrote merges as "a b" strings: the same vocabulary either way.
 TEST(HfTokenizerTest, ReadsBothMergeSpellings) {
-  nlohmann::json pairs = TokenizerJson("mistral-f16");
+  nlohmann::json pairs = TokenizerJson("tokenizers/gpt2");
   nlohmann::json strings = pairs;
   for (auto& m : strings["model"]["merges"]) {
     m = m[0].get<std::string>() + " " + m[1].get<std::string>();
