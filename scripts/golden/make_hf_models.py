@@ -28,8 +28,11 @@ golden.json holds, per model:
          (transformers' environment: trim_blocks, lstrip_blocks), bos_token "" (troupe leaves
          BOS to the tokenizer), with and without the generation prompt.
 
+templates: SmolLM2's real chat template (read from models/SmolLM2-135M-Instruct.Q4_1.gguf, so
+         run scripts/fetch-model.sh first) and jinja2's renders of the same conversations.
+
 Requires (not CI): pip install torch==2.15.0 transformers==5.25.0 tokenizers==0.23.3
-jinja2==3.1.6 (the versions these files were made with).
+jinja2==3.1.6 gguf==0.19.0 (the versions these files were made with).
 Usage: scripts/golden/make_hf_models.py [--out-dir DIR]
 """
 
@@ -39,6 +42,7 @@ import pathlib
 import shutil
 import sys
 
+import gguf
 import jinja2
 import numpy as np
 import tokenizers
@@ -374,6 +378,20 @@ def main() -> int:
         golden["tokenizers"].append({"name": family_name, "dir": f"tokenizers/{family_name}",
                                      "tokenizer": tokenizer_cases(tok)})
         print(f"tokenizer {family_name}: vocab {len(tok)}")
+    # Real templates, read from the project's own model files (SmolLM2's ChatML with its default
+    # system prompt): jinja2's renders, for the family renderer to match.
+    golden["templates"] = []
+    smollm = root / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    reader = gguf.GGUFReader(str(smollm))
+    field = reader.fields["tokenizer.chat_template"]
+    template = bytes(field.parts[field.data[0]]).decode("utf-8")
+    renders = []
+    for messages in CONVERSATIONS:
+        for gen in (True, False):
+            renders.append({"messages": messages, "add_generation_prompt": gen,
+                            "text": render(template, messages, gen, "<|im_end|>")})
+    golden["templates"].append({"name": "SmolLM2-135M-Instruct (GGUF tokenizer.chat_template)",
+                                "template": template, "chat": renders})
     (out / "golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False) + "\n")
     return 0
 

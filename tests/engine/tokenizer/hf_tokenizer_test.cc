@@ -126,6 +126,27 @@ TEST(HfTokenizerTest, ChatTemplateRendersAsJinja2Does) {
   }
 }
 
+// A real template (SmolLM2's, with its default system prompt), as jinja2 renders it.
+TEST(HfTokenizerTest, RealChatTemplateRendersAsJinja2Does) {
+  ASSERT_TRUE(Golden().contains("templates"));
+  ASSERT_FALSE(Golden()["templates"].empty());
+  for (const auto& t : Golden()["templates"]) {
+    SCOPED_TRACE(t["name"].get<std::string>());
+    const ChatTemplate chat = ParseChatTemplate(t["template"].get<std::string>());
+    EXPECT_EQ(chat.family, ChatFamily::kChatMl);
+    EXPECT_FALSE(chat.default_system.empty());
+    for (const auto& c : t["chat"]) {
+      std::vector<ChatMessage> messages;
+      for (const auto& msg : c["messages"]) {
+        messages.push_back({msg["role"].get<std::string>(), msg["content"].get<std::string>()});
+      }
+      const bool gen = c["add_generation_prompt"].get<bool>();
+      SCOPED_TRACE(c["messages"].dump() + (gen ? " +gen" : ""));
+      EXPECT_EQ(RenderChat(chat, messages, gen).Flat(), c["text"].get<std::string>());
+    }
+  }
+}
+
 nlohmann::json TokenizerJson(const std::string& dir) {
   std::ifstream in(testing::HfModelDir() + "/" + dir + "/tokenizer.json");
   return nlohmann::json::parse(in);
