@@ -32,7 +32,6 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing/golden_compare.h"
 #include "tests/testing/greedy.h"
-#include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
@@ -208,7 +207,9 @@ TEST(CudaEngineTest, Stories260KGreedyTokensMatchTheCpuBackend) {
 // moves logprobs by a median 0.024, max 0.40: hf_checkpoint_test.cc).
 TEST(CudaEngineTest, HfQwen2WithBiasesMatchesTransformers) {
   TROUPE_SKIP_WITHOUT_CUDA();
-  std::ifstream in(testing::HfModelDir() + "/golden.json");
+  // scripts/gpu-bundle carries the folder and golden as models/hf.
+  const std::string hf = ModelPath("hf", std::string(TROUPE_SOURCE_DIR) + "/tests/testdata");
+  std::ifstream in(hf + "/golden.json");
   ASSERT_TRUE(in.good());
   const nlohmann::json golden = nlohmann::json::parse(in);
   const nlohmann::json* qwen = nullptr;
@@ -216,7 +217,7 @@ TEST(CudaEngineTest, HfQwen2WithBiasesMatchesTransformers) {
     if (m["name"] == "qwen2-f32") qwen = &m;
   }
   ASSERT_NE(qwen, nullptr);
-  auto gpu = MakeEngine(testing::HfModelDir() + "/qwen2-f32", "cuda");
+  auto gpu = MakeEngine(hf + "/qwen2-f32", "cuda");
   ASSERT_TRUE(gpu);
   constexpr testing::Tolerance kDevice{5e-2, 4e-1, 4e-1};
   testing::LogprobDiffs diffs;
