@@ -52,6 +52,9 @@ void QuantTiles(const QuantTileArgs& args, Isa isa) {
   switch (isa) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     case Isa::kAvx512Vnni:
+      // The 5-bit and K types have no VNNI kernel yet (TODO(#15)); AVX2's serves them (an
+      // AVX-512 build targets AVX2 too), with the same activations (offset 0 for these types).
+      if (layout::HasF32Scales(args.w->type())) return QuantTilesAvx2(args);
       return QuantTilesAvx512Vnni(args);
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

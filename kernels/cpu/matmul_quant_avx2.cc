@@ -3,6 +3,10 @@
 // pairwise int16 sums) + madd by ones in place of dpbusd. Q4 products fit int16 even summed
 // over a whole block (8 x 2 x 15 x 127 = 30480 < 32767); Q8_0 weights are turned back into int8
 // and use the sign trick |w| * sign(x, w) so no int16 sum can saturate (2 x 128 x 127).
+// The int8 types (Q5_0, Q5_1, Q5_K, Q6_K: |w| <= 32) use the sign trick too; their pair sums
+// (<= 2 x 32 x 127) add up in int16 over 16 elements (4 chunks, <= 32512), and each half of a
+// block becomes its own int32 sum, which Q6_K scales separately. Q4_K runs as Q4_1 with f32
+// scales. This kernel also serves the 5-bit and K types on AVX-512 machines.
 #include "kernels/cpu/matmul_isa.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -29,6 +33,8 @@ struct HalfCall {
   const uint8_t* qs;  // tile qs + 32 * half
   const Fp16* d;      // tile d + 8 * half
   const Fp16* m;      // tile m + 8 * half, or null
+  const float* fd;    // tile fd + 8 * half, or null (f32-scale types)
+  const float* fm;    // tile fm + 8 * half, or null
   int64_t nb;
   const Q8Activations* act;
   int64_t t0;
@@ -47,6 +53,9 @@ inline __m256i Broadcast4(const int8_t* p) {
 template <GgmlType kType, int T>
 void HalfTokens(const HalfCall& c) {
   constexpr int kQs = layout::QsBytes(kType);
+  constexpr bool kF32Scales = layout::HasF32Scales(kType);
+  constexpr bool kInt8 = layout::IsInt8Type(kType);
+  constexpr int kScales = layout::ScalesPerBlock(kType);
   const Q8Activations& act = *c.act;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const __m256i ones = _mm256_set1_epi16(1);
@@ -57,7 +66,12 @@ void HalfTokens(const HalfCall& c) {
   for (int64_t b = 0; b < c.nb; ++b) {
     __m256i w[8];
     const uint8_t* qs = c.qs + b * kQs;
-    if constexpr (kType == GgmlType::kQ8_0) {
+    if constexpr (kInt8) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        w[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + j * layout::kChunkBytes));
+      }
+    } else if constexpr (kType == GgmlType::kQ8_0) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         const __m256i v =
@@ -73,18 +87,58 @@ void HalfTokens(const HalfCall& c) {
         w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.d + b * layout::kTileRows)));
+    __m256 dw, dw_hi = _mm256_setzero_ps();
+    if constexpr (kF32Scales) {
+      dw = _mm256_loadu_ps(c.fd + b * kScales * layout::kTileRows);
+      if constexpr (kScales == 2) dw_hi = _mm256_loadu_ps(c.fd + (2 * b + 1) * layout::kTileRows);
+    } else {
+      dw = _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.d + b * layout::kTileRows)));
+    }
     __m256 mw = _mm256_setzero_ps();
-    if constexpr (kType == GgmlType::kQ4_1) {
+    if constexpr (layout::HasMin(kType) && kF32Scales) {
+      mw = _mm256_loadu_ps(c.fm + b * layout::kTileRows);
+    } else if constexpr (layout::HasMin(kType)) {
       mw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.m + b * layout::kTileRows)));
+    }
+    __m256i w_abs[8];
+    if constexpr (kInt8) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) w_abs[j] = _mm256_abs_epi8(w[j]);
     }
     const int64_t i0 = act.Index(b, c.t0);
     const int8_t* xq = act.qs + i0 * kQK;
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       __m256i s;
+      if constexpr (kInt8) {
+        // Elements 0..15 (chunks 0-3) and 16..31 (chunks 4-7), each summed in int16.
+        __m256i half_sum[2];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          __m256i p = _mm256_setzero_si256();
+#pragma GCC unroll 4
+          for (int j = 4 * h; j < 4 * h + 4; ++j) {
+            const __m256i x = _mm256_sign_epi8(Broadcast4(xq + t * kQK + 4 * j), w[j]);
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w_abs[j], x));
+          }
+          half_sum[h] = _mm256_madd_epi16(p, ones);
+        }
+        const __m256 dx = _mm256_set1_ps(act.d[i0 + t]);
+        if constexpr (kScales == 2) {
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(half_sum[0]), _mm256_mul_ps(dw, dx), acc[t]);
+          acc[t] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(half_sum[1]), _mm256_mul_ps(dw_hi, dx), acc[t]);
+        } else {
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(half_sum[0], half_sum[1])),
+                                   _mm256_mul_ps(dw, dx), acc[t]);
+        }
+        if constexpr (layout::HasMin(kType)) {
+          acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s[i0 + t]), acc[t]);
+        }
+        continue;
+      }
       if constexpr (kType == GgmlType::kQ8_0) {
         s = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -103,7 +157,7 @@ void HalfTokens(const HalfCall& c) {
       }
       const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(act.d[i0 + t]));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
-      if constexpr (kType == GgmlType::kQ4_1) {
+      if constexpr (layout::HasMin(kType)) {
         acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s[i0 + t]), acc[t]);
       }
     }
@@ -130,6 +184,8 @@ struct Avx2Kernel {
     c->qs = tile.qs + 32 * half;
     c->d = tile.d + 8 * half;
     c->m = tile.m != nullptr ? tile.m + 8 * half : nullptr;
+    c->fd = tile.fd != nullptr ? tile.fd + 8 * half : nullptr;
+    c->fm = tile.fm != nullptr ? tile.fm + 8 * half : nullptr;
     c->valid = valid;
   }
   template <GgmlType kType, int T>
@@ -138,7 +194,22 @@ struct Avx2Kernel {
 
 }  // namespace
 
-void QuantTilesAvx2(const QuantTileArgs& args) { RunQuantTilesForType<Avx2Kernel>(args); }
+void QuantTilesAvx2(const QuantTileArgs& args) {
+  switch (args.w->type()) {
+    case GgmlType::kQ5_0:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ5_0>(args);
+    case GgmlType::kQ5_1:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ5_1>(args);
+    case GgmlType::kQ4_K:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ4_K>(args);
+    case GgmlType::kQ5_K:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ5_K>(args);
+    case GgmlType::kQ6_K:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ6_K>(args);
+    default:
+      return RunQuantTilesForType<Avx2Kernel>(args);
+  }
+}
 
 }  // namespace troupe::cpu::internal
 

@@ -57,7 +57,7 @@ template <GgmlType kType, int T>
 void TileTokens(const TileCall& c) {
   constexpr int kQs = layout::QsBytes(kType);
   // Bytes of one block in the tile: qs + d (+ m).
-  constexpr int kBlockBytes = kQs + layout::ScaleBytes() * (layout::HasMin(kType) ? 2 : 1);
+  constexpr int kBlockBytes = kQs + layout::ScaleBytes(kType) + layout::MinBytes(kType);
   const Q8Activations& act = *c.act;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512 acc[T];

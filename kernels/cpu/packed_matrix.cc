@@ -1,4 +1,4 @@
-// PackedMatrix: one-time repack of Q4_0 / Q4_1 / Q8_0 tensors into 16-row tiles
+// PackedMatrix: one-time repack of the quantized tensors into 16-row tiles
 // (kernels/cpu/packed_layout.h); float tensors are borrowed. Runs at load time.
 #include "kernels/cpu/packed_matrix.h"
 
@@ -48,6 +48,102 @@ SourceBlock ReadBlock(GgmlType t, const uint8_t* row, int64_t b) {
     }
   }
 }
+
+// A 32-element block of a 5-bit or K-quant row, as the packed layout stores it: x[e] =
+// d[e / 16] * q[e] + m (m = 0 without a minimum; d[0] == d[1] except for Q6_K). Scales are
+// products of an fp16 and a small integer, exact in f32, and evaluated as the reference does.
+struct Block32 {
+  int8_t q[kQK];
+  float d[2];
+  float m;
+};
+
+int FifthBit(const uint8_t* qh, int e) { return (qh[e / 8] >> (e % 8)) & 1; }
+
+// Block b (32 elements) of a row of `t` (one of layout::HasF32Scales).
+Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
+  Block32 out{};
+  switch (t) {
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1: {
+      const bool q5_1 = t == GgmlType::kQ5_1;
+      const uint8_t* qs = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].qs
+                               : reinterpret_cast<const BlockQ5_0*>(row)[b].qs;
+      const uint8_t* qh = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].qh
+                               : reinterpret_cast<const BlockQ5_0*>(row)[b].qh;
+      for (int e = 0; e < kQK; ++e) {
+        const int low = e < 16 ? (qs[e] & 0x0f) : (qs[e - 16] >> 4);
+        out.q[e] = static_cast<int8_t>((low | FifthBit(qh, e) << 4) - (q5_1 ? 0 : 16));
+      }
+      const Fp16 d = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].d
+                          : reinterpret_cast<const BlockQ5_0*>(row)[b].d;
+      out.d[0] = out.d[1] = Fp16ToFp32(d);
+      out.m = q5_1 ? Fp16ToFp32(reinterpret_cast<const BlockQ5_1*>(row)[b].m) : 0.0f;
+      return out;
+    }
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K: {
+      const int j = static_cast<int>(b % 8);  // sub-block of the super-block
+      const uint8_t* scales;
+      const uint8_t* qs;
+      const uint8_t* qh = nullptr;
+      Fp16 d, dmin;
+      if (t == GgmlType::kQ4_K) {
+        const BlockQ4_K& k = reinterpret_cast<const BlockQ4_K*>(row)[b / 8];
+        scales = k.scales, qs = k.qs, d = k.d, dmin = k.dmin;
+      } else {
+        const BlockQ5_K& k = reinterpret_cast<const BlockQ5_K*>(row)[b / 8];
+        scales = k.scales, qs = k.qs, qh = k.qh, d = k.d, dmin = k.dmin;
+      }
+      for (int l = 0; l < kQK; ++l) {
+        const uint8_t byte = qs[32 * (j / 2) + l];
+        int q = j % 2 == 0 ? (byte & 0x0f) : (byte >> 4);
+        if (qh != nullptr) q |= ((qh[l] >> j) & 1) << 4;
+        out.q[l] = static_cast<int8_t>(q);
+      }
+      int sc = 0, m = 0;
+      UnpackScaleMinK(scales, j, &sc, &m);
+      out.d[0] = out.d[1] = Fp16ToFp32(d) * static_cast<float>(sc);
+      out.m = -(Fp16ToFp32(dmin) * static_cast<float>(m));
+      return out;
+    }
+    default: {  // Q6_K
+      const BlockQ6_K& k = reinterpret_cast<const BlockQ6_K*>(row)[b / 8];
+      const int e0 = static_cast<int>(b % 8) * kQK;  // first element in the super-block
+      for (int i = 0; i < kQK; ++i) {
+        const int e = e0 + i;
+        const int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+        const uint8_t low_byte = k.ql[64 * h + 32 * (quarter % 2) + l];
+        const int low = quarter < 2 ? (low_byte & 0x0f) : (low_byte >> 4);
+        const int high = (k.qh[32 * h + l] >> (2 * quarter)) & 3;
+        out.q[i] = static_cast<int8_t>((low | high << 4) - 32);
+      }
+      const float d = Fp16ToFp32(k.d);
+      out.d[0] = d * static_cast<float>(k.scales[e0 / 16]);
+      out.d[1] = d * static_cast<float>(k.scales[e0 / 16 + 1]);
+      out.m = 0.0f;
+      return out;
+    }
+  }
+}
+
+// Writes `blk` as row `lane`, block b of `tile` (a HasF32Scales type).
+void StoreBlock32(GgmlType t, const Block32& blk, const layout::TileView& tile, int64_t b,
+                  int lane) {
+  uint8_t* qs = const_cast<uint8_t*>(tile.qs) + b * layout::QsBytes(t) + 4 * lane;
+  for (int e = 0; e < kQK; ++e) {
+    if (layout::IsInt8Type(t)) {
+      qs[(e / 4) * layout::kChunkBytes + e % 4] = static_cast<uint8_t>(blk.q[e]);
+    } else if (e < 16) {  // Q4_K: as Q4_1, element e low nibble and e + 16 high of byte e
+      qs[(e / 4) * layout::kChunkBytes + e % 4] =
+          static_cast<uint8_t>(blk.q[e] | blk.q[e + 16] << 4);
+    }
+  }
+  const int num_scales = layout::ScalesPerBlock(t);
+  float* fd = const_cast<float*>(tile.fd) + b * num_scales * layout::kTileRows;
+  for (int s = 0; s < num_scales; ++s) fd[s * layout::kTileRows + lane] = blk.d[s];
+  if (tile.fm != nullptr) const_cast<float*>(tile.fm)[b * layout::kTileRows + lane] = blk.m;
+}
 }  // namespace
 
 PackedMatrix PackedMatrix::Pack(const MatrixView& w) {
@@ -73,6 +169,12 @@ PackedMatrix PackedMatrix::Pack(const MatrixView& w) {
     const uint8_t* src_row = static_cast<const uint8_t*>(w.data) + r * row_bytes;
     const layout::TileView tile = layout::Tile(p.storage_.get(), w.type, nb, r / layout::kTileRows);
     const int lane = static_cast<int>(r % layout::kTileRows);
+    if (layout::HasF32Scales(w.type)) {
+      for (int64_t b = 0; b < nb; ++b) {
+        StoreBlock32(w.type, ReadBlock32(w.type, src_row, b), tile, b, lane);
+      }
+      continue;
+    }
     for (int64_t b = 0; b < nb; ++b) {
       const SourceBlock src = ReadBlock(w.type, src_row, b);
       uint8_t* qs = const_cast<uint8_t*>(tile.qs) + b * qs_bytes + 4 * lane;
@@ -101,6 +203,28 @@ void PackedMatrix::GetRow(int64_t row, float* out) const {
   const layout::TileView tile = layout::Tile(storage_.get(), type_, nb, row / layout::kTileRows);
   const int lane = static_cast<int>(row % layout::kTileRows);
   const int qs_bytes = layout::QsBytes(type_);
+  if (layout::HasF32Scales(type_)) {
+    const int num_scales = layout::ScalesPerBlock(type_);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* qs = tile.qs + b * qs_bytes + 4 * lane;
+      const float* fd = tile.fd + b * num_scales * layout::kTileRows + lane;
+      for (int e = 0; e < kQK; ++e) {
+        int q;
+        if (layout::IsInt8Type(type_)) {
+          q = static_cast<int8_t>(qs[(e / 4) * layout::kChunkBytes + e % 4]);
+        } else {
+          const int byte = e % 16;
+          const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + byte % 4];
+          q = e < 16 ? (v & 0x0f) : (v >> 4);
+        }
+        const float d = fd[(e / 16 % num_scales) * layout::kTileRows];
+        float x = d * static_cast<float>(q);
+        if (tile.fm != nullptr) x += tile.fm[b * layout::kTileRows + lane];
+        out[b * kQK + e] = x;
+      }
+    }
+    return;
+  }
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* qs = tile.qs + b * qs_bytes + 4 * lane;
     const float d = Fp16ToFp32(tile.d[b * layout::kTileRows + lane]);
