@@ -7,19 +7,19 @@ to Q5_0/Q5_1/Q8_0). One seeded float32 model is written to a scratch directory a
 by llama.cpp's own llama-quantize (built by scripts/peer/build-llama-bench.sh), so the files are
 exactly what users download, mixes included:
 
-  tiny-k-q4_k_m.gguf     Q4_K_M: Q4_K, with Q6_K for attn_v / ffn_down of some layers and the
-                         (tied) token_embd
+  tiny-k-q4_k_m.gguf     Q4_K_M: Q4_K (q, k, attn_output, gate, up), Q6_K (attn_v, ffn_down,
+                         the tied token_embd)
   tiny-k-q5_k_m.gguf     Q5_K_M: Q5_K and Q6_K likewise
   tiny-k-q6_k.gguf       Q6_K everywhere
-  tiny-k-q4_k-pure.gguf  --pure Q4_K_M: Q4_K everywhere
-  tiny-k-q5_k-pure.gguf  --pure Q5_K_M: Q5_K everywhere
-  tiny-k-q5_0-pure.gguf  --pure Q5_0 (blocks of 32: what llama-quantize falls back to)
-  tiny-k-q5_1-pure.gguf  --pure Q5_1
+  tiny-k-q5_0-pure.gguf  --pure Q5_0 (blocks of 32: llama-quantize's fallback for Q4_K)
+  tiny-k-q5_1-pure.gguf  --pure Q5_1 (the fallback for Q5_K)
+The mixes already hold every K type on several tensors (the script checks it), so --pure Q4_K /
+Q5_K files would add bytes, not coverage.
 
-Shape: dim 256, 2 layers, 4 query heads of 64, 1 KV head, FFN 256, context 256, vocab 512
-(stories260K's tokenizer, as make_tiny_models.py), tied embeddings (fewer bytes to commit).
-The script prints the tensor types of every file (read back with the gguf package) and fails
-if a file lacks the types its name promises.
+Shape: dim 256, 1 layer, 4 query heads of 64, 1 KV head, FFN 256, context 256, vocab 512
+(stories260K's tokenizer, as make_tiny_models.py), tied embeddings: every matrix has rows of
+256, and the five files stay under 2 MiB together. The script prints the tensor types of every
+file (read back with the gguf package) and fails if a file lacks the types its name promises.
 
 Requires: pip install gguf==0.19.0 numpy; scripts/peer/build-llama-bench.sh.
 Usage: scripts/golden/make_kquant_tiny_models.py [--out-dir DIR] [--llama-quantize PATH]
@@ -42,9 +42,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_QUANTIZE = REPO_ROOT / "third_party_cache" / "llama.cpp-0.3.36" / "bin" / "llama-quantize"
 
 SEED = 20261207
-DIM, NUM_LAYERS, NUM_HEADS, NUM_KV_HEADS, HEAD_DIM = 256, 2, 4, 1, 64
+DIM, NUM_LAYERS, NUM_HEADS, NUM_KV_HEADS, HEAD_DIM = 256, 1, 4, 1, 64
 FFN_DIM, CONTEXT, VOCAB = 256, 256, 512
-MAX_TOTAL_BYTES = 4 << 20
+MAX_TOTAL_BYTES = 2 << 20
 
 
 class Variant:
@@ -57,17 +57,15 @@ class Variant:
 
     @property
     def file_name(self) -> str:
-        return f"tiny-k-{self.name}.gguf"
+        return f"tiny-{self.name}.gguf"
 
 
 VARIANTS = [
-    Variant("q4_k_m", "Q4_K_M", False, {"Q4_K", "Q6_K"}),
-    Variant("q5_k_m", "Q5_K_M", False, {"Q5_K", "Q6_K"}),
-    Variant("q6_k", "Q6_K", False, {"Q6_K"}),
-    Variant("q4_k-pure", "Q4_K_M", True, {"Q4_K"}),
-    Variant("q5_k-pure", "Q5_K_M", True, {"Q5_K"}),
-    Variant("q5_0-pure", "Q5_0", True, {"Q5_0"}),
-    Variant("q5_1-pure", "Q5_1", True, {"Q5_1"}),
+    Variant("k-q4_k_m", "Q4_K_M", False, {"Q4_K", "Q6_K"}),
+    Variant("k-q5_k_m", "Q5_K_M", False, {"Q5_K", "Q6_K"}),
+    Variant("k-q6_k", "Q6_K", False, {"Q6_K"}),
+    Variant("k-q5_0-pure", "Q5_0", True, {"Q5_0"}),
+    Variant("k-q5_1-pure", "Q5_1", True, {"Q5_1"}),
 ]
 
 

@@ -259,6 +259,33 @@ ChoiceCheck CheckChoices(Backend& reference, const std::vector<TokenId>& prompt,
   return check;
 }
 
+// The 5-bit and K-quant types (tests/testdata/tiny/tiny-k-*.gguf, made by llama-quantize):
+// the CUDA backend dequantizes them to bf16 at load (DequantizeRow), the CPU backend multiplies
+// the blocks with 8-bit activations; one prefill of 41 tokens gives the same logits within the
+// bf16 / int8 rounding (relative L2; measured on the CPU emulator, see the printout).
+TEST(CudaBackendTest, KQuantTinyModelsMatchTheCpuBackend) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  const std::string dir = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny/";
+  for (const char* name : {"q4_k_m", "q5_k_m", "q6_k", "q5_0-pure", "q5_1-pure"}) {
+    SCOPED_TRACE(name);
+    absl::StatusOr<OpenModel> model = Open(dir + "tiny-k-" + name + ".gguf");
+    ASSERT_TRUE(model.ok()) << model.status();
+    BackendOptions options{.device = "cpu", .num_threads = 2,
+                           .kv = {.num_blocks = 8, .block_size = 16, .type = KvCacheType::kF16}};
+    auto cpu = CreateBackend(options, model->config, model->weights, nullptr);
+    options.device = "cuda";
+    auto gpu = CreateBackend(options, model->config, model->weights, nullptr);
+    ASSERT_TRUE(cpu.ok()) << cpu.status();
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    std::vector<TokenId> prompt = {1};
+    for (int i = 0; i < 40; ++i) prompt.push_back(259 + (i * 37) % 253);
+    const int vocab = model->config.vocab_size;
+    const double l2 = RelativeL2(AllLogits(**gpu, prompt, vocab), AllLogits(**cpu, prompt, vocab));
+    std::printf("tiny-k-%s: CUDA vs CPU backend logits, relative L2 %.4f\n", name, l2);
+    EXPECT_LT(l2, 3e-2);
+  }
+}
+
 // The default model (SmolLM2, Q4_1). Its two backends round differently: the CPU multiplies the
 // Q4_1 blocks with 8-bit quantized activations and keeps an f16 KV cache; the CUDA backend
 // dequantizes the weights to bf16 and keeps bf16 activations and KV. Against an all-f32 forward
