@@ -38,6 +38,7 @@ int32_t ActivationOffset(Isa isa, GgmlType type) {
   // The scalar kernel subtracts the offsets itself; AVX2 reads Q8_0 as signed (sign trick).
   if (isa == Isa::kScalar) return 0;
   if (type == GgmlType::kQ4_0) return 8;
+  if (type == GgmlType::kQ5_0) return 16;
   if (type == GgmlType::kQ8_0 && isa == Isa::kAvx512Vnni) return 128;
   return 0;
 }
@@ -52,9 +53,9 @@ void QuantTiles(const QuantTileArgs& args, Isa isa) {
   switch (isa) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     case Isa::kAvx512Vnni:
-      // The 5-bit and K types have no VNNI kernel yet (TODO(#15)); AVX2's serves them (an
-      // AVX-512 build targets AVX2 too), with the same activations (offset 0 for these types).
-      if (layout::HasF32Scales(args.w->type())) return QuantTilesAvx2(args);
+      // Q6_K has no VNNI kernel yet (TODO(#15)): two scales per block would need two biases.
+      // AVX2's serves it (an AVX-512 build targets AVX2 too), with the same activations.
+      if (args.w->type() == GgmlType::kQ6_K) return QuantTilesAvx2(args);
       return QuantTilesAvx512Vnni(args);
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

@@ -38,7 +38,7 @@ struct QuantTileArgs {
 };
 void QuantTilesScalar(const QuantTileArgs& args);
 void QuantTilesAvx2(const QuantTileArgs& args);        // defined only with __AVX2__
-void QuantTilesAvx512Vnni(const QuantTileArgs& args);  // only with __AVX512VNNI__; Q4_0/Q4_1/Q8_0
+void QuantTilesAvx512Vnni(const QuantTileArgs& args);  // only with __AVX512VNNI__; not Q6_K
 
 // Float weights (F32, F16, BF16, borrowed row-major): rows [row_begin, row_end), all tokens.
 struct FloatRowArgs {

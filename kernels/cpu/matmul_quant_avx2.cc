@@ -3,10 +3,11 @@
 // pairwise int16 sums) + madd by ones in place of dpbusd. Q4 products fit int16 even summed
 // over a whole block (8 x 2 x 15 x 127 = 30480 < 32767); Q8_0 weights are turned back into int8
 // and use the sign trick |w| * sign(x, w) so no int16 sum can saturate (2 x 128 x 127).
-// The int8 types (Q5_0, Q5_1, Q5_K, Q6_K: |w| <= 32) use the sign trick too; their pair sums
-// (<= 2 x 32 x 127) add up in int16 over 16 elements (4 chunks, <= 32512), and each half of a
-// block becomes its own int32 sum, which Q6_K scales separately. Q4_K runs as Q4_1 with f32
-// scales. This kernel also serves the 5-bit and K types on AVX-512 machines.
+// The 5-bit types (Q5_0, Q5_1, Q5_K: uint8 0..31, Q5_0 with Q4_0's offset trick) go straight
+// into maddubs; their pair sums (<= 2 x 31 x 127) add up in int16 over 16 elements (4 chunks,
+// <= 31496), so each half of a block becomes its own int32 sum. Q6_K (int8 q - 32, |w| <= 32)
+// uses the sign trick, one int32 sum per half, each scaled on its own. Q4_K runs as Q4_1 with
+// f32 scales. This kernel also serves Q6_K on AVX-512 machines.
 #include "kernels/cpu/matmul_isa.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -55,6 +56,7 @@ void HalfTokens(const HalfCall& c) {
   constexpr int kQs = layout::QsBytes(kType);
   constexpr bool kF32Scales = layout::HasF32Scales(kType);
   constexpr bool kInt8 = layout::IsInt8Type(kType);
+  constexpr bool kFiveBit = layout::IsFiveBit(kType);
   constexpr int kScales = layout::ScalesPerBlock(kType);
   const Q8Activations& act = *c.act;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -103,7 +105,7 @@ void HalfTokens(const HalfCall& c) {
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.m + b * layout::kTileRows)));
     }
     __m256i w_abs[8];
-    if constexpr (kInt8) {
+    if constexpr (kType == GgmlType::kQ6_K) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) w_abs[j] = _mm256_abs_epi8(w[j]);
     }
@@ -120,10 +122,17 @@ void HalfTokens(const HalfCall& c) {
           __m256i p = _mm256_setzero_si256();
 #pragma GCC unroll 4
           for (int j = 4 * h; j < 4 * h + 4; ++j) {
-            const __m256i x = _mm256_sign_epi8(Broadcast4(xq + t * kQK + 4 * j), w[j]);
-            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w_abs[j], x));
+            const __m256i x = Broadcast4(xq + t * kQK + 4 * j);
+            if constexpr (kFiveBit) {
+              p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[j], x));
+            } else {
+              p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w_abs[j], _mm256_sign_epi8(x, w[j])));
+            }
           }
           half_sum[h] = _mm256_madd_epi16(p, ones);
+        }
+        if constexpr (kFiveBit) {  // Q5_0's -16 * sum(x); 0 for the others
+          half_sum[0] = _mm256_add_epi32(half_sum[0], _mm256_set1_epi32(act.bias[i0 + t]));
         }
         const __m256 dx = _mm256_set1_ps(act.d[i0 + t]);
         if constexpr (kScales == 2) {

@@ -6,7 +6,9 @@
 // 8 dpbusd (u8 weight x s8 activation, 4 products per lane) with the activation's 4 bytes
 // broadcast, plus a float epilogue: acc += float(isum) * (dw * dx) [+ mw * sx for Q4_1]. The
 // int32 accumulator starts at the activation's bias (-offset * sum(q)) so the stored unsigned
-// weights (Q4_0: q, meaning q - 8; Q8_0: q + 128) need no correction afterwards. The loops
+// weights (Q4_0: q, meaning q - 8; Q8_0: q + 128; Q5_0: q, meaning q - 16) need no correction
+// afterwards. Q5_0, Q5_1 and Q5_K load like Q8_0 (a byte per value) and Q4_K like Q4_1, with
+// f32 scales (packed_layout.h); Q6_K runs on the AVX2 kernel (matmul.cc). The loops
 // around it are matmul_tile_driver.h's: tokens in chunks of kChunkTokens so the activations of a
 // chunk stay in L1/L2 while all the caller's tiles stream past; a tile's weights (<= 16 KiB for
 // 1536 columns) stay in L1 across the token tiles of a chunk.
@@ -73,7 +75,7 @@ void TileTokens(const TileCall& c) {
       for (int l = 0; l < kBlockBytes; l += 64)
         _mm_prefetch(reinterpret_cast<const char*>(pf + l), _MM_HINT_T0);
     }
-    if constexpr (kType == GgmlType::kQ8_0) {
+    if constexpr (kType == GgmlType::kQ8_0 || layout::IsFiveBit(kType)) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(qs + j * layout::kChunkBytes);
     } else {
@@ -84,26 +86,31 @@ void TileTokens(const TileCall& c) {
         w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       }
     }
-    const __m512 dw = _mm512_cvtph_ps(
-        _mm256_load_si256(reinterpret_cast<const __m256i*>(c.tile.d + b * layout::kTileRows)));
-    __m512 mw = _mm512_setzero_ps();
-    if constexpr (kType == GgmlType::kQ4_1) {
-      mw = _mm512_cvtph_ps(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(c.tile.m + b * layout::kTileRows)));
+    __m512 dw, mw = _mm512_setzero_ps();
+    if constexpr (layout::HasF32Scales(kType)) {
+      dw = _mm512_load_ps(c.tile.fd + b * layout::kTileRows);
+      if constexpr (layout::HasMin(kType)) mw = _mm512_load_ps(c.tile.fm + b * layout::kTileRows);
+    } else {
+      dw = _mm512_cvtph_ps(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(c.tile.d + b * layout::kTileRows)));
+      if constexpr (layout::HasMin(kType)) {
+        mw = _mm512_cvtph_ps(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(c.tile.m + b * layout::kTileRows)));
+      }
     }
     // 2) Every token reuses them: 8 dpbusd, then the scaled float update.
     const int64_t i0 = act.Index(b, c.t0);
     const int8_t* xq = act.qs + i0 * kQK;
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      __m512i s =
-          kType == GgmlType::kQ4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(act.bias[i0 + t]);
+      __m512i s = layout::HasMin(kType) ? _mm512_setzero_si512()  // offset 0: no bias
+                                        : _mm512_set1_epi32(act.bias[i0 + t]);
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j)
         s = _mm512_dpbusd_epi32(s, w[j], Broadcast4(xq + t * kQK + 4 * j));
       const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(act.d[i0 + t]));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
-      if constexpr (kType == GgmlType::kQ4_1) {
+      if constexpr (layout::HasMin(kType)) {
         acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(act.s[i0 + t]), acc[t]);
       }
     }
@@ -132,7 +139,18 @@ struct Avx512VnniKernel {
 }  // namespace
 
 void QuantTilesAvx512Vnni(const QuantTileArgs& args) {
-  RunQuantTilesForType<Avx512VnniKernel>(args);
+  switch (args.w->type()) {
+    case GgmlType::kQ5_0:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ5_0>(args);
+    case GgmlType::kQ5_1:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ5_1>(args);
+    case GgmlType::kQ4_K:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ4_K>(args);
+    case GgmlType::kQ5_K:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ5_K>(args);
+    default:
+      return RunQuantTilesForType<Avx512VnniKernel>(args);
+  }
 }
 
 }  // namespace troupe::cpu::internal

@@ -17,8 +17,10 @@ int32_t BlockDot(GgmlType type, const uint8_t* qs, int lane, const int8_t* q, in
     int w;
     if (type == GgmlType::kQ8_0) {
       w = static_cast<int>(qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4]) - 128;
-    } else if (layout::IsInt8Type(type)) {
+    } else if (type == GgmlType::kQ6_K) {
       w = static_cast<int8_t>(qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4]);
+    } else if (layout::IsFiveBit(type)) {
+      w = qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4] - (type == GgmlType::kQ5_0 ? 16 : 0);
     } else {
       const int byte = e % 16;
       const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + 4 * lane + byte % 4];

@@ -20,10 +20,11 @@
 //   Q4_K        qs as Q4_0/Q4_1 (4 chunks of nibbles, re-nibbled from the K order), then
 //               f32 d[nb][16] = d * sc and f32 m[nb][16] = -dmin * m (x = d q + m)
 //   Q5_0, Q5_1, Q5_K, Q6_K ("int8 types")
-//               qs as Q8_0 (8 chunks) but plain int8: Q5_0 q - 16, Q5_1 / Q5_K q (0..31),
-//               Q6_K q - 32; then f32 d[nb][S][16] with S = 2 for Q6_K (the scales of
-//               elements 0..15 and 16..31 of the block), else 1; then f32 m[nb][16] for Q5_1
-//               (its fp16 m) and Q5_K (-dmin * m).
+//               qs as Q8_0 (8 chunks), one byte per value: the 5-bit types as uint8 q (0..31;
+//               Q5_0's value is q - 16, as Q4_0's is q - 8), Q6_K as int8 q - 32; then f32
+//               d[nb][S][16] with S = 2 for Q6_K (the scales of elements 0..15 and 16..31 of
+//               the block), else 1; then f32 m[nb][16] for Q5_1 (its fp16 m) and Q5_K
+//               (-dmin * m).
 // These take 24 (Q4_K) or 36-40 bytes per row and block against the source's 18-26.25:
 // simpler kernels for more memory traffic (TODO(#15): keep 5-bit and Q6_K values packed).
 // One 32-bit lane of a 512-bit register is then one row, which is what VNNI's dpbusd wants:
@@ -47,8 +48,12 @@ constexpr bool HasF32Scales(GgmlType t) {
 constexpr bool IsRepacked(GgmlType t) {
   return t == GgmlType::kQ4_0 || t == GgmlType::kQ4_1 || t == GgmlType::kQ8_0 || HasF32Scales(t);
 }
-// Stored as plain int8 values, 8 chunks per block.
+// One byte per value, 8 chunks per block (Q5_0, Q5_1, Q5_K as uint8, Q6_K as int8).
 constexpr bool IsInt8Type(GgmlType t) { return HasF32Scales(t) && t != GgmlType::kQ4_K; }
+// The 5-bit types: uint8 values 0..31.
+constexpr bool IsFiveBit(GgmlType t) {
+  return t == GgmlType::kQ5_0 || t == GgmlType::kQ5_1 || t == GgmlType::kQ5_K;
+}
 constexpr bool HasMin(GgmlType t) {
   return t == GgmlType::kQ4_1 || t == GgmlType::kQ5_1 || t == GgmlType::kQ4_K ||
          t == GgmlType::kQ5_K;

@@ -50,10 +50,11 @@ SourceBlock ReadBlock(GgmlType t, const uint8_t* row, int64_t b) {
 }
 
 // A 32-element block of a 5-bit or K-quant row, as the packed layout stores it: x[e] =
-// d[e / 16] * q[e] + m (m = 0 without a minimum; d[0] == d[1] except for Q6_K). Scales are
+// d[e / 16] * (q[e] - offset) + m, offset 16 for Q5_0, else 0 (m = 0 without a minimum;
+// d[0] == d[1] except for Q6_K). Scales are
 // products of an fp16 and a small integer, exact in f32, and evaluated as the reference does.
 struct Block32 {
-  int8_t q[kQK];
+  int q[kQK];
   float d[2];
   float m;
 };
@@ -73,7 +74,7 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
                                : reinterpret_cast<const BlockQ5_0*>(row)[b].qh;
       for (int e = 0; e < kQK; ++e) {
         const int low = e < 16 ? (qs[e] & 0x0f) : (qs[e - 16] >> 4);
-        out.q[e] = static_cast<int8_t>((low | FifthBit(qh, e) << 4) - (q5_1 ? 0 : 16));
+        out.q[e] = low | FifthBit(qh, e) << 4;
       }
       const Fp16 d = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].d
                           : reinterpret_cast<const BlockQ5_0*>(row)[b].d;
@@ -99,7 +100,7 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
         const uint8_t byte = qs[32 * (j / 2) + l];
         int q = j % 2 == 0 ? (byte & 0x0f) : (byte >> 4);
         if (qh != nullptr) q |= ((qh[l] >> j) & 1) << 4;
-        out.q[l] = static_cast<int8_t>(q);
+        out.q[l] = q;
       }
       int sc = 0, m = 0;
       UnpackScaleMinK(scales, j, &sc, &m);
@@ -116,7 +117,7 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
         const uint8_t low_byte = k.ql[64 * h + 32 * (quarter % 2) + l];
         const int low = quarter < 2 ? (low_byte & 0x0f) : (low_byte >> 4);
         const int high = (k.qh[32 * h + l] >> (2 * quarter)) & 3;
-        out.q[i] = static_cast<int8_t>((low | high << 4) - 32);
+        out.q[i] = (low | high << 4) - 32;
       }
       const float d = Fp16ToFp32(k.d);
       out.d[0] = d * static_cast<float>(k.scales[e0 / 16]);
@@ -132,7 +133,7 @@ void StoreBlock32(GgmlType t, const Block32& blk, const layout::TileView& tile, 
                   int lane) {
   uint8_t* qs = const_cast<uint8_t*>(tile.qs) + b * layout::QsBytes(t) + 4 * lane;
   for (int e = 0; e < kQK; ++e) {
-    if (layout::IsInt8Type(t)) {
+    if (layout::IsInt8Type(t)) {  // uint8 q (5-bit types) or int8 q - 32 (Q6_K)
       qs[(e / 4) * layout::kChunkBytes + e % 4] = static_cast<uint8_t>(blk.q[e]);
     } else if (e < 16) {  // Q4_K: as Q4_1, element e low nibble and e + 16 high of byte e
       qs[(e / 4) * layout::kChunkBytes + e % 4] =
@@ -210,8 +211,11 @@ void PackedMatrix::GetRow(int64_t row, float* out) const {
       const float* fd = tile.fd + b * num_scales * layout::kTileRows + lane;
       for (int e = 0; e < kQK; ++e) {
         int q;
-        if (layout::IsInt8Type(type_)) {
-          q = static_cast<int8_t>(qs[(e / 4) * layout::kChunkBytes + e % 4]);
+        const uint8_t v = qs[(e / 4) * layout::kChunkBytes + e % 4];
+        if (layout::IsFiveBit(type_)) {
+          q = v - (type_ == GgmlType::kQ5_0 ? 16 : 0);
+        } else if (type_ == GgmlType::kQ6_K) {
+          q = static_cast<int8_t>(v);
         } else {
           const int byte = e % 16;
           const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + byte % 4];
