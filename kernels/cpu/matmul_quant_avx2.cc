@@ -3,8 +3,8 @@
 // pairwise int16 sums) + madd by ones in place of dpbusd. Q4 products fit int16 even summed
 // over a whole block (8 x 2 x 15 x 127 = 30480 < 32767); Q8_0 weights are turned back into int8
 // and use the sign trick |w| * sign(x, w) so no int16 sum can saturate (2 x 128 x 127).
-// The 5-bit types (Q5_0, Q5_1, Q5_K: uint8 0..31, Q5_0 with Q4_0's offset trick) go straight
-// into maddubs; their pair sums (<= 2 x 31 x 127) add up in int16 over 16 elements (4 chunks,
+// The 5-bit types (Q5_0, Q5_1, Q5_K: nibbles plus a chunk of fifth bits, unpacked to uint8
+// 0..31, Q5_0 with Q4_0's offset trick) go straight into maddubs; their pair sums (<= 2 x 31 x 127) add up in int16 over 16 elements (4 chunks,
 // <= 31496), so each half of a block becomes its own int32 sum. Q6_K (int8 q - 32, |w| <= 32)
 // uses the sign trick, one int32 sum per half, each scaled on its own. Q4_K runs as Q4_1 with
 // f32 scales. This kernel also serves Q6_K on AVX-512 machines.
@@ -55,8 +55,9 @@ template <GgmlType kType, int T>
 void HalfTokens(const HalfCall& c) {
   constexpr int kQs = layout::QsBytes(kType);
   constexpr bool kF32Scales = layout::HasF32Scales(kType);
-  constexpr bool kInt8 = layout::IsInt8Type(kType);
   constexpr bool kFiveBit = layout::IsFiveBit(kType);
+  // A byte per value once unpacked, summed per half block (see the file comment).
+  constexpr bool kInt8 = kFiveBit || kType == GgmlType::kQ6_K;
   constexpr int kScales = layout::ScalesPerBlock(kType);
   const Q8Activations& act = *c.act;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -68,7 +69,7 @@ void HalfTokens(const HalfCall& c) {
   for (int64_t b = 0; b < c.nb; ++b) {
     __m256i w[8];
     const uint8_t* qs = c.qs + b * kQs;
-    if constexpr (kInt8) {
+    if constexpr (kType == GgmlType::kQ6_K) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         w[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + j * layout::kChunkBytes));
@@ -87,6 +88,18 @@ void HalfTokens(const HalfCall& c) {
             _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + j * layout::kChunkBytes));
         w[j] = _mm256_and_si256(v, low4);
         w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      }
+      if constexpr (kFiveBit) {
+        // The permuted fifth bits (packed_layout.h): for byte k of chunk j, bit 8k + j (low
+        // nibble) and 8k + 4 + j (high nibble) of the row's word; a shift brings them to 8k + 4.
+        const __m256i hb = _mm256_load_si256(
+            reinterpret_cast<const __m256i*>(qs + layout::kFifthBitChunk * layout::kChunkBytes));
+        const __m256i bit4 = _mm256_set1_epi8(0x10);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          w[j] = _mm256_or_si256(w[j], _mm256_and_si256(_mm256_slli_epi32(hb, 4 - j), bit4));
+          w[j + 4] = _mm256_or_si256(w[j + 4], _mm256_and_si256(_mm256_srli_epi32(hb, j), bit4));
+        }
       }
     }
     __m256 dw, dw_hi = _mm256_setzero_ps();

@@ -7,8 +7,8 @@
 // broadcast, plus a float epilogue: acc += float(isum) * (dw * dx) [+ mw * sx for Q4_1]. The
 // int32 accumulator starts at the activation's bias (-offset * sum(q)) so the stored unsigned
 // weights (Q4_0: q, meaning q - 8; Q8_0: q + 128; Q5_0: q, meaning q - 16) need no correction
-// afterwards. Q5_0, Q5_1 and Q5_K load like Q8_0 (a byte per value) and Q4_K like Q4_1, with
-// f32 scales (packed_layout.h); Q6_K runs on the AVX2 kernel (matmul.cc). The loops
+// afterwards. Q5_0, Q5_1 and Q5_K unpack like Q4 plus a chunk of fifth bits, Q4_K like Q4_1,
+// the K types with f32 scales (packed_layout.h); Q6_K runs on the AVX2 kernel (matmul.cc). The loops
 // around it are matmul_tile_driver.h's: tokens in chunks of kChunkTokens so the activations of a
 // chunk stay in L1/L2 while all the caller's tiles stream past; a tile's weights (<= 16 KiB for
 // 1536 columns) stay in L1 across the token tiles of a chunk.
@@ -75,7 +75,7 @@ void TileTokens(const TileCall& c) {
       for (int l = 0; l < kBlockBytes; l += 64)
         _mm_prefetch(reinterpret_cast<const char*>(pf + l), _MM_HINT_T0);
     }
-    if constexpr (kType == GgmlType::kQ8_0 || layout::IsFiveBit(kType)) {
+    if constexpr (kType == GgmlType::kQ8_0) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(qs + j * layout::kChunkBytes);
     } else {
@@ -84,6 +84,17 @@ void TileTokens(const TileCall& c) {
         const __m512i v = _mm512_load_si512(qs + j * layout::kChunkBytes);
         w[j] = _mm512_and_si512(v, low4);
         w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      }
+      if constexpr (layout::IsFiveBit(kType)) {
+        // The permuted fifth bits (packed_layout.h): for byte k of chunk j, bit 8k + j (low
+        // nibble) and 8k + 4 + j (high nibble) of the row's word; a shift brings them to 8k + 4.
+        const __m512i hb = _mm512_load_si512(qs + layout::kFifthBitChunk * layout::kChunkBytes);
+        const __m512i bit4 = _mm512_set1_epi8(0x10);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          w[j] = _mm512_or_si512(w[j], _mm512_and_si512(_mm512_slli_epi32(hb, 4 - j), bit4));
+          w[j + 4] = _mm512_or_si512(w[j + 4], _mm512_and_si512(_mm512_srli_epi32(hb, j), bit4));
+        }
       }
     }
     __m512 dw, mw = _mm512_setzero_ps();

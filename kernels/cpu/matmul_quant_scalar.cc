@@ -13,22 +13,7 @@ namespace {
 int32_t BlockDot(GgmlType type, const uint8_t* qs, int lane, const int8_t* q, int e0 = 0,
                  int e1 = kQK) {
   int32_t sum = 0;
-  for (int e = e0; e < e1; ++e) {
-    int w;
-    if (type == GgmlType::kQ8_0) {
-      w = static_cast<int>(qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4]) - 128;
-    } else if (type == GgmlType::kQ6_K) {
-      w = static_cast<int8_t>(qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4]);
-    } else if (layout::IsFiveBit(type)) {
-      w = qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4] - (type == GgmlType::kQ5_0 ? 16 : 0);
-    } else {
-      const int byte = e % 16;
-      const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + 4 * lane + byte % 4];
-      w = e < 16 ? (v & 0x0f) : (v >> 4);
-      if (type == GgmlType::kQ4_0) w -= 8;
-    }
-    sum += w * q[e];
-  }
+  for (int e = e0; e < e1; ++e) sum += layout::PackedValue(type, qs + 4 * lane, e) * q[e];
   return sum;
 }
 }  // namespace

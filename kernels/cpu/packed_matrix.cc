@@ -54,14 +54,15 @@ SourceBlock ReadBlock(GgmlType t, const uint8_t* row, int64_t b) {
 // d[0] == d[1] except for Q6_K). Scales are
 // products of an fp16 and a small integer, exact in f32, and evaluated as the reference does.
 struct Block32 {
-  int q[kQK];
+  int q[kQK];  // stored values: Q5_0 / Q5_1 / Q5_K 0..31, Q4_K 0..15, Q6_K q - 32
   float d[2];
   float m;
+  Fp16 d_bits = 0, m_bits = 0;  // Q5_0 / Q5_1: the source's fp16 d and m
 };
 
 int FifthBit(const uint8_t* qh, int e) { return (qh[e / 8] >> (e % 8)) & 1; }
 
-// Block b (32 elements) of a row of `t` (one of layout::HasF32Scales).
+// Block b (32 elements) of a row of `t` (one of layout::IsNewType).
 Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
   Block32 out{};
   switch (t) {
@@ -76,10 +77,9 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
         const int low = e < 16 ? (qs[e] & 0x0f) : (qs[e - 16] >> 4);
         out.q[e] = low | FifthBit(qh, e) << 4;
       }
-      const Fp16 d = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].d
-                          : reinterpret_cast<const BlockQ5_0*>(row)[b].d;
-      out.d[0] = out.d[1] = Fp16ToFp32(d);
-      out.m = q5_1 ? Fp16ToFp32(reinterpret_cast<const BlockQ5_1*>(row)[b].m) : 0.0f;
+      out.d_bits = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].d
+                        : reinterpret_cast<const BlockQ5_0*>(row)[b].d;
+      out.m_bits = q5_1 ? reinterpret_cast<const BlockQ5_1*>(row)[b].m : 0;
       return out;
     }
     case GgmlType::kQ4_K:
@@ -128,22 +128,38 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
   }
 }
 
-// Writes `blk` as row `lane`, block b of `tile` (a HasF32Scales type).
+// Writes `blk` as row `lane`, block b of `tile` (a layout::IsNewType type).
 void StoreBlock32(GgmlType t, const Block32& blk, const layout::TileView& tile, int64_t b,
                   int lane) {
   uint8_t* qs = const_cast<uint8_t*>(tile.qs) + b * layout::QsBytes(t) + 4 * lane;
+  uint32_t fifth_bits = 0;
   for (int e = 0; e < kQK; ++e) {
-    if (layout::IsInt8Type(t)) {  // uint8 q (5-bit types) or int8 q - 32 (Q6_K)
+    if (t == GgmlType::kQ6_K) {  // int8 q - 32
       qs[(e / 4) * layout::kChunkBytes + e % 4] = static_cast<uint8_t>(blk.q[e]);
-    } else if (e < 16) {  // Q4_K: as Q4_1, element e low nibble and e + 16 high of byte e
-      qs[(e / 4) * layout::kChunkBytes + e % 4] =
-          static_cast<uint8_t>(blk.q[e] | blk.q[e + 16] << 4);
+      continue;
     }
+    if (e < 16) {  // as Q4_1: element e in the low nibble of byte e, e + 16 in the high one
+      qs[(e / 4) * layout::kChunkBytes + e % 4] =
+          static_cast<uint8_t>((blk.q[e] & 0x0f) | (blk.q[e + 16] & 0x0f) << 4);
+    }
+    fifth_bits |= static_cast<uint32_t>((blk.q[e] >> 4) & 1) << layout::FifthBitPosition(e);
+  }
+  if (layout::IsFiveBit(t)) {
+    for (int k = 0; k < 4; ++k) {
+      qs[layout::kFifthBitChunk * layout::kChunkBytes + k] =
+          static_cast<uint8_t>(fifth_bits >> (8 * k));
+    }
+  }
+  const int64_t at = b * layout::kTileRows + lane;
+  if (!layout::HasF32Scales(t)) {  // Q5_0, Q5_1: the source's fp16 scale (and minimum)
+    const_cast<Fp16*>(tile.d)[at] = blk.d_bits;
+    if (tile.m != nullptr) const_cast<Fp16*>(tile.m)[at] = blk.m_bits;
+    return;
   }
   const int num_scales = layout::ScalesPerBlock(t);
   float* fd = const_cast<float*>(tile.fd) + b * num_scales * layout::kTileRows;
   for (int s = 0; s < num_scales; ++s) fd[s * layout::kTileRows + lane] = blk.d[s];
-  if (tile.fm != nullptr) const_cast<float*>(tile.fm)[b * layout::kTileRows + lane] = blk.m;
+  if (tile.fm != nullptr) const_cast<float*>(tile.fm)[at] = blk.m;
 }
 }  // namespace
 
@@ -170,7 +186,7 @@ PackedMatrix PackedMatrix::Pack(const MatrixView& w) {
     const uint8_t* src_row = static_cast<const uint8_t*>(w.data) + r * row_bytes;
     const layout::TileView tile = layout::Tile(p.storage_.get(), w.type, nb, r / layout::kTileRows);
     const int lane = static_cast<int>(r % layout::kTileRows);
-    if (layout::HasF32Scales(w.type)) {
+    if (layout::IsNewType(w.type)) {
       for (int64_t b = 0; b < nb; ++b) {
         StoreBlock32(w.type, ReadBlock32(w.type, src_row, b), tile, b, lane);
       }
@@ -204,26 +220,18 @@ void PackedMatrix::GetRow(int64_t row, float* out) const {
   const layout::TileView tile = layout::Tile(storage_.get(), type_, nb, row / layout::kTileRows);
   const int lane = static_cast<int>(row % layout::kTileRows);
   const int qs_bytes = layout::QsBytes(type_);
-  if (layout::HasF32Scales(type_)) {
+  if (layout::IsNewType(type_)) {
     const int num_scales = layout::ScalesPerBlock(type_);
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* qs = tile.qs + b * qs_bytes + 4 * lane;
-      const float* fd = tile.fd + b * num_scales * layout::kTileRows + lane;
+      const int64_t at = b * layout::kTileRows + lane;
       for (int e = 0; e < kQK; ++e) {
-        int q;
-        const uint8_t v = qs[(e / 4) * layout::kChunkBytes + e % 4];
-        if (layout::IsFiveBit(type_)) {
-          q = v - (type_ == GgmlType::kQ5_0 ? 16 : 0);
-        } else if (type_ == GgmlType::kQ6_K) {
-          q = static_cast<int8_t>(v);
-        } else {
-          const int byte = e % 16;
-          const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + byte % 4];
-          q = e < 16 ? (v & 0x0f) : (v >> 4);
-        }
-        const float d = fd[(e / 16 % num_scales) * layout::kTileRows];
-        float x = d * static_cast<float>(q);
-        if (tile.fm != nullptr) x += tile.fm[b * layout::kTileRows + lane];
+        const float d = layout::HasF32Scales(type_)
+                            ? tile.fd[(b * num_scales + e / 16 % num_scales) * layout::kTileRows + lane]
+                            : Fp16ToFp32(tile.d[at]);
+        float x = d * static_cast<float>(layout::PackedValue(type_, qs, e));
+        if (tile.fm != nullptr) x += tile.fm[at];
+        if (tile.m != nullptr) x += Fp16ToFp32(tile.m[at]);
         out[b * kQK + e] = x;
       }
     }

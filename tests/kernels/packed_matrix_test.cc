@@ -230,17 +230,14 @@ int64_t ColsFor(GgmlType type, int64_t cols) {
   return IsKQuant(type) ? (cols + kQKK - 1) / kQKK * kQKK : cols;
 }
 
-// Bytes per row and 32-element block of the packed layout (kernels/cpu/packed_layout.h) against
-// the source's, for the types whose packed form is larger.
+// Bytes per row and 32-element block of the packed layout (kernels/cpu/packed_layout.h), for
+// the K types, whose packed form (f32 scales per 32) is larger than the source (18, 22, 26.25).
 struct PackedSize {
   GgmlType type;
   int packed_bytes;
 };
-constexpr PackedSize kExpandedTypes[] = {{GgmlType::kQ5_0, 36},
-                                         {GgmlType::kQ5_1, 40},
-                                         {GgmlType::kQ4_K, 24},
-                                         {GgmlType::kQ5_K, 40},
-                                         {GgmlType::kQ6_K, 40}};
+constexpr PackedSize kExpandedTypes[] = {
+    {GgmlType::kQ4_K, 24}, {GgmlType::kQ5_K, 28}, {GgmlType::kQ6_K, 40}};
 
 // llama.cpp's Q8_K rule: the first element of largest magnitude sets iscale = -127 / x_m (sign
 // included), every block of the 256 shares d = 1 / iscale in f32, s is per block of 32.
@@ -272,7 +269,7 @@ TEST(Q8ActivationsTest, Q8KScalesPerSuperBlockFromTheFirstLargestElement) {
 
 TEST(PackedMatrixTest, RepacksQuantizedToSourceSizeAndBorrowsFloats) {
   for (GgmlType type : kAllTypes) {
-    if (layout::HasF32Scales(type)) continue;  // RepacksFiveBitAndKTypesWithF32Scales
+    if (layout::HasF32Scales(type)) continue;  // RepacksKTypesWithF32Scales
     const auto w = RandomWeights(type, 37, 576, 1);
     const PackedMatrix p = PackedMatrix::Pack({type, w.data(), 37, 576});
     EXPECT_EQ(p.rows(), 37);
@@ -292,7 +289,7 @@ TEST(PackedMatrixTest, RepacksQuantizedToSourceSizeAndBorrowsFloats) {
   }
 }
 
-TEST(PackedMatrixTest, RepacksFiveBitAndKTypesWithF32Scales) {
+TEST(PackedMatrixTest, RepacksKTypesWithF32Scales) {
   for (const PackedSize& s : kExpandedTypes) {
     const int64_t cols = 512;
     const auto w = RandomWeights(s.type, 37, cols, 1);
