@@ -19,6 +19,7 @@ enum class GgmlType : uint32_t {
   kQ5_0 = 6,
   kQ5_1 = 7,
   kQ8_0 = 8,
+  kQ3_K = 11,
   kQ4_K = 12,
   kQ5_K = 13,
   kQ6_K = 14,
@@ -26,7 +27,7 @@ enum class GgmlType : uint32_t {
 };
 
 constexpr int kQK = 32;    // elements per quantized block (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
-constexpr int kQKK = 256;  // elements per K-quant super-block (Q4_K, Q5_K, Q6_K)
+constexpr int kQKK = 256;  // elements per K-quant super-block (Q3_K, Q4_K, Q5_K, Q6_K)
 constexpr int kKScaleBytes = 12;  // Q4_K / Q5_K: 8 six-bit scales + 8 six-bit minimums
 
 using Fp16 = uint16_t;  // IEEE half, raw bits
@@ -64,6 +65,17 @@ struct BlockQ5_1 {
 };
 
 // ---- K-quants: super-blocks of 256 ----
+// Q3_K: 16 sub-blocks of 16; element e: x = (d * (sc[e / 16] - 32)) * q, q = (2 low bits) -
+// (4 unless the high bit is set), in [-4, 3]. Two halves of 128 (qs + 32h); element 128h + 32j
+// + l (j < 4, l < 32): bits 2j..2j+1 of qs[32h + l], high bit = bit 4h + j of
+// hmask[l]. The 16 six-bit scales: low 4 bits in the low (j < 8: scales[j]) or high (j >= 8:
+// scales[j - 8]) nibble, top 2 bits at bits 2 * (j / 4) of scales[8 + j % 4] (Q3KScale).
+struct BlockQ3_K {
+  uint8_t hmask[kQKK / 8];
+  uint8_t qs[kQKK / 4];
+  uint8_t scales[kKScaleBytes];
+  Fp16 d;
+};
 // Q4_K: 8 sub-blocks of 32; sub-block j: x = (d * sc_j) * q - (dmin * m_j), with the six-bit
 // sc_j, m_j in `scales` (UnpackScaleMinK). qs holds 4 groups of 64 elements, 32 bytes each:
 // in group g (elements 64g..64g+63 = sub-blocks 2g, 2g+1), byte l's low nibble is element
@@ -100,9 +112,17 @@ static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);
+static_assert(sizeof(BlockQ3_K) == 110);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
+
+// Six-bit scale j (0..15) of a Q3_K super-block, 0..63 (the value is this - 32).
+inline int Q3KScale(const uint8_t* scales, int j) {
+  const int low = j < 8 ? scales[j] & 0x0f : scales[j - 8] >> 4;
+  const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return low | high << 4;
+}
 
 // Six-bit scale and minimum of sub-block j (0..7) of a Q4_K / Q5_K super-block: sub-blocks 0..3
 // keep theirs in the low 6 bits of scales[j] and scales[j + 4]; 4..7 have their low 4 bits in

@@ -53,9 +53,9 @@ void QuantTiles(const QuantTileArgs& args, Isa isa) {
   switch (isa) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     case Isa::kAvx512Vnni:
-      // Q6_K has no VNNI kernel yet (TODO(#15)): two scales per block would need two biases.
-      // AVX2's serves it (an AVX-512 build targets AVX2 too), with the same activations.
-      if (args.w->type() == GgmlType::kQ6_K) return QuantTilesAvx2(args);
+      // Q3_K and Q6_K have no VNNI kernel yet (TODO(#15)): two scales per block would need
+      // two biases. AVX2's serves them (an AVX-512 build targets AVX2 too), same activations.
+      if (layout::IsSignedBytes(args.w->type())) return QuantTilesAvx2(args);
       return QuantTilesAvx512Vnni(args);
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

@@ -4,10 +4,11 @@
 // over a whole block (8 x 2 x 15 x 127 = 30480 < 32767); Q8_0 weights are turned back into int8
 // and use the sign trick |w| * sign(x, w) so no int16 sum can saturate (2 x 128 x 127).
 // The 5-bit types (Q5_0, Q5_1, Q5_K: nibbles plus a chunk of fifth bits, unpacked to uint8
-// 0..31, Q5_0 with Q4_0's offset trick) go straight into maddubs; their pair sums (<= 2 x 31 x 127) add up in int16 over 16 elements (4 chunks,
-// <= 31496), so each half of a block becomes its own int32 sum. Q6_K (int8 q - 32, |w| <= 32)
-// uses the sign trick, one int32 sum per half, each scaled on its own. Q4_K runs as Q4_1 with
-// f32 scales. This kernel also serves Q6_K on AVX-512 machines.
+// 0..31, Q5_0 with Q4_0's offset trick) go straight into maddubs; their pair sums
+// (<= 2 x 31 x 127) add up in int16 over 16 elements (4 chunks, <= 31496), so each half of a
+// block becomes its own int32 sum. Q3_K and Q6_K (int8 q in [-4, 3] / q - 32, |w| <= 32)
+// use the sign trick, one int32 sum per half, each scaled on its own. Q4_K runs as Q4_1 with
+// f32 scales. This kernel also serves Q3_K and Q6_K on AVX-512 machines.
 #include "kernels/cpu/matmul_isa.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -57,7 +58,8 @@ void HalfTokens(const HalfCall& c) {
   constexpr bool kF32Scales = layout::HasF32Scales(kType);
   constexpr bool kFiveBit = layout::IsFiveBit(kType);
   // A byte per value once unpacked, summed per half block (see the file comment).
-  constexpr bool kInt8 = kFiveBit || kType == GgmlType::kQ6_K;
+  constexpr bool kSigned = layout::IsSignedBytes(kType);  // Q3_K, Q6_K
+  constexpr bool kInt8 = kFiveBit || kSigned;
   constexpr int kScales = layout::ScalesPerBlock(kType);
   const Q8Activations& act = *c.act;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -69,7 +71,7 @@ void HalfTokens(const HalfCall& c) {
   for (int64_t b = 0; b < c.nb; ++b) {
     __m256i w[8];
     const uint8_t* qs = c.qs + b * kQs;
-    if constexpr (kType == GgmlType::kQ6_K) {
+    if constexpr (kSigned) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         w[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + j * layout::kChunkBytes));
@@ -118,7 +120,7 @@ void HalfTokens(const HalfCall& c) {
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.m + b * layout::kTileRows)));
     }
     __m256i w_abs[8];
-    if constexpr (kType == GgmlType::kQ6_K) {
+    if constexpr (kSigned) {
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) w_abs[j] = _mm256_abs_epi8(w[j]);
     }
@@ -228,6 +230,8 @@ void QuantTilesAvx2(const QuantTileArgs& args) {
       return RunQuantTiles<Avx2Kernel, GgmlType::kQ5_K>(args);
     case GgmlType::kQ6_K:
       return RunQuantTiles<Avx2Kernel, GgmlType::kQ6_K>(args);
+    case GgmlType::kQ3_K:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ3_K>(args);
     default:
       return RunQuantTilesForType<Avx2Kernel>(args);
   }

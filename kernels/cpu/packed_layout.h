@@ -1,5 +1,5 @@
-// The repacked layout of quantized weights (Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K),
-// shared by Pack, GetRow and the matmul kernels of every ISA. Pure functions; safe from any
+// The repacked layout of quantized weights (Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K,
+// Q6_K), shared by Pack, GetRow and the matmul kernels of every ISA. Pure functions; safe from any
 // thread.
 //
 // Rows are grouped into tiles of kTileRows = 16 (the last tile padded with zero rows). A tile
@@ -27,6 +27,7 @@
 //   Q5_K  qs as Q5_1, f32 d and m likewise: 28 bytes (source 22)
 //   Q6_K  8 chunks of int8 q - 32 (as Q8_0's, not offset), f32 d[nb][2][16]: the scales of
 //         elements 0..15 and 16..31 of the block: 40 bytes (source 26.25; TODO(#15): packed)
+//   Q3_K  as Q6_K with int8 q in [-4, 3] and d * (sc - 32): 40 bytes (source 13.75)
 // One 32-bit lane of a 512-bit register is then one row, which is what VNNI's dpbusd wants:
 // lane i accumulates 4 (u8 weight x s8 activation) products of row i.
 #pragma once
@@ -42,8 +43,11 @@ constexpr int kChunkBytes = 64;  // one zmm: 4 bytes for each of the 16 rows
 
 // The K-quants: f32 scales.
 constexpr bool HasF32Scales(GgmlType t) {
-  return t == GgmlType::kQ4_K || t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
+  return t == GgmlType::kQ3_K || t == GgmlType::kQ4_K || t == GgmlType::kQ5_K ||
+         t == GgmlType::kQ6_K;
 }
+// A signed byte per value and a scale per 16 elements (Q3_K: q in [-4, 3], Q6_K: q - 32).
+constexpr bool IsSignedBytes(GgmlType t) { return t == GgmlType::kQ3_K || t == GgmlType::kQ6_K; }
 // The 5-bit types: nibbles plus a chunk of fifth bits.
 constexpr bool IsFiveBit(GgmlType t) {
   return t == GgmlType::kQ5_0 || t == GgmlType::kQ5_1 || t == GgmlType::kQ5_K;
@@ -61,11 +65,11 @@ constexpr bool HasMin(GgmlType t) {
          t == GgmlType::kQ5_K;
 }
 // Scales per row and 32-element block: Q6_K has one per 16 elements.
-constexpr int ScalesPerBlock(GgmlType t) { return t == GgmlType::kQ6_K ? 2 : 1; }
+constexpr int ScalesPerBlock(GgmlType t) { return IsSignedBytes(t) ? 2 : 1; }
 constexpr int kFifthBitChunk = 4;  // the 5-bit types' chunk of fifth bits
 // Bytes of quantized values per block for a whole tile.
 constexpr int QsBytes(GgmlType t) {
-  if (t == GgmlType::kQ8_0 || t == GgmlType::kQ6_K) return 8 * kChunkBytes;
+  if (t == GgmlType::kQ8_0 || IsSignedBytes(t)) return 8 * kChunkBytes;
   return (IsFiveBit(t) ? 5 : 4) * kChunkBytes;
 }
 // Bytes of the tile's scales (or minimums) per block: 16 fp16, or 16 f32 per scale.
@@ -85,7 +89,7 @@ constexpr int FifthBitPosition(int e) {
 // statement of the qs layouts above, for GetRow and the scalar kernel.
 inline int PackedValue(GgmlType t, const uint8_t* row_qs, int e) {
   if (t == GgmlType::kQ8_0) return row_qs[(e / 4) * kChunkBytes + e % 4] - 128;
-  if (t == GgmlType::kQ6_K) return static_cast<int8_t>(row_qs[(e / 4) * kChunkBytes + e % 4]);
+  if (IsSignedBytes(t)) return static_cast<int8_t>(row_qs[(e / 4) * kChunkBytes + e % 4]);
   const int byte = e % 16;  // Q4 nibbles: element e < 16 low nibble of byte e, else high of e - 16
   const uint8_t v = row_qs[(byte / 4) * kChunkBytes + byte % 4];
   int q = e < 16 ? (v & 0x0f) : (v >> 4);

@@ -108,6 +108,22 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
       out.m = -(Fp16ToFp32(dmin) * static_cast<float>(m));
       return out;
     }
+    case GgmlType::kQ3_K: {
+      const BlockQ3_K& k = reinterpret_cast<const BlockQ3_K*>(row)[b / 8];
+      const int e0 = static_cast<int>(b % 8) * kQK;
+      for (int i = 0; i < kQK; ++i) {
+        const int e = e0 + i;
+        const int half = e / 128, pair = (e % 128) / 32, l = e % 32;  // pair: bits 2 * pair
+        const int low = (k.qs[32 * half + l] >> (2 * pair)) & 3;
+        const bool high = (k.hmask[l] >> (4 * half + pair)) & 1;
+        out.q[i] = low - (high ? 0 : 4);
+      }
+      const float d = Fp16ToFp32(k.d);
+      out.d[0] = d * static_cast<float>(Q3KScale(k.scales, e0 / 16) - 32);
+      out.d[1] = d * static_cast<float>(Q3KScale(k.scales, e0 / 16 + 1) - 32);
+      out.m = 0.0f;
+      return out;
+    }
     default: {  // Q6_K
       const BlockQ6_K& k = reinterpret_cast<const BlockQ6_K*>(row)[b / 8];
       const int e0 = static_cast<int>(b % 8) * kQK;  // first element in the super-block
@@ -134,7 +150,7 @@ void StoreBlock32(GgmlType t, const Block32& blk, const layout::TileView& tile, 
   uint8_t* qs = const_cast<uint8_t*>(tile.qs) + b * layout::QsBytes(t) + 4 * lane;
   uint32_t fifth_bits = 0;
   for (int e = 0; e < kQK; ++e) {
-    if (t == GgmlType::kQ6_K) {  // int8 q - 32
+    if (layout::IsSignedBytes(t)) {  // int8 q - 32 (Q6_K), q (Q3_K)
       qs[(e / 4) * layout::kChunkBytes + e % 4] = static_cast<uint8_t>(blk.q[e]);
       continue;
     }

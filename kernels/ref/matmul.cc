@@ -55,6 +55,18 @@ void DequantizeKBlock(Fp16 d_bits, Fp16 dmin_bits, const uint8_t* scales, const 
   }
 }
 
+// One Q3_K super-block into dst[256] (layout in ggml_types.h).
+void DequantizeQ3KBlock(const BlockQ3_K& b, float* dst) {
+  const float d = Fp16ToFp32(b.d);
+  for (int e = 0; e < kQKK; ++e) {
+    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+    const int low = (b.qs[32 * h + l] >> (2 * j)) & 3;
+    const int q = low - ((b.hmask[l] >> (4 * h + j)) & 1 ? 0 : 4);
+    const float scale = d * static_cast<float>(Q3KScale(b.scales, e / 16) - 32);
+    dst[e] = scale * static_cast<float>(q);
+  }
+}
+
 // One Q6_K super-block into dst[256] (layout in ggml_types.h).
 void DequantizeQ6KBlock(const BlockQ6_K& b, float* dst) {
   const float d = Fp16ToFp32(b.d);
@@ -138,6 +150,11 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
         UnpackFiveBits(b[k].qs, b[k].qh, q);
         for (int i = 0; i < kQK; ++i) dst[k * kQK + i] = d * static_cast<float>(q[i]) + m;
       }
+      return;
+    }
+    case GgmlType::kQ3_K: {
+      const BlockQ3_K* b = static_cast<const BlockQ3_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) DequantizeQ3KBlock(b[k], dst + k * kQKK);
       return;
     }
     case GgmlType::kQ4_K: {

@@ -188,6 +188,47 @@ TEST(DequantizeRowTest, Q6_KCombinesNibblesWithTwoHighBitsAndSignedScales) {
   }
 }
 
+TEST(Q3KScaleTest, DecodesSixBitScalesFromKnownBytes) {
+  // Low nibbles of bytes 0..7 are scales 0..7, their high nibbles scales 8..15; byte 8 + k holds
+  // the top 2 bits of scales k, 4 + k, 8 + k, 12 + k at bits 0, 2, 4, 6.
+  const uint8_t scales[kKScaleBytes] = {0x21, 0x43, 0x65, 0x87, 0xa9, 0xcb, 0xed, 0x0f,
+                                        0xe4, 0x00, 0xff, 0x1b};
+  // e.g. j = 2: low nibble of byte 2 (5), top bits 0-1 of byte 10 (3): 5 | 3 << 4 = 53;
+  // j = 15: high nibble of byte 7 (0), bits 6-7 of byte 11 (0). (ggml's aux-word unpacking in
+  // dequantize_row_q3_K gives the same 16 values for these bytes.)
+  const int want[16] = {1, 3, 53, 55, 25, 11, 61, 47, 34, 4, 54, 24, 58, 12, 62, 0};
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(Q3KScale(scales, j), want[j]) << j;
+}
+
+TEST(DequantizeRowTest, Q3_KTakesTwoLowBitsAndSubtractsFourUnlessTheHighBitIsSet) {
+  BlockQ3_K b;
+  b.d = kHalfHalf;
+  // Scales 20 + j (values -12..3): low nibble in byte j (j < 8) or the high nibble of byte
+  // j - 8, top 2 bits at bits 2 * (j / 4) of byte 8 + j % 4.
+  std::memset(b.scales, 0, sizeof(b.scales));
+  for (int j = 0; j < 16; ++j) {
+    const int sc = 20 + j;
+    if (j < 8) {
+      b.scales[j] |= sc & 0x0f;
+    } else {
+      b.scales[j - 8] |= (sc & 0x0f) << 4;
+    }
+    b.scales[8 + j % 4] |= (sc >> 4) << (2 * (j / 4));
+  }
+  for (int j = 0; j < 16; ++j) ASSERT_EQ(Q3KScale(b.scales, j), 20 + j);
+  for (uint8_t& q : b.qs) q = 0xe4;  // bit pairs j = 0..3 hold 0, 1, 2, 3
+  for (int l = 0; l < 32; ++l) b.hmask[l] = l % 2 == 0 ? 0xa5 : 0x00;  // bits 0, 2, 5, 7
+  // Element 128h + 32j + l: low bits j; high bit 4h + j of hmask[l] (even l only).
+  const int q_even[2][4] = {{0, 1 - 4, 2, 3 - 4}, {0 - 4, 1, 2 - 4, 3}};
+  std::vector<float> out(kQKK);
+  DequantizeRow(GgmlType::kQ3_K, &b, out.data(), kQKK);
+  for (int e = 0; e < kQKK; ++e) {
+    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+    const int q = l % 2 == 0 ? q_even[h][j] : j - 4;
+    EXPECT_EQ(out[e], 0.5f * static_cast<float>(20 + e / 16 - 32) * static_cast<float>(q)) << e;
+  }
+}
+
 TEST(RefMatmulTest, F32TwoByThreeTimesTwoTokens) {
   // W = [[1, 2, 3], [-1, 0, 0.5]]; x0 = [1, 1, 1], x1 = [2, -1, 4].
   const std::vector<float> w = {1, 2, 3, -1, 0, 0.5f};

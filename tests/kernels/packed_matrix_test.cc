@@ -106,6 +106,15 @@ std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, ui
       }
       break;
     }
+    case GgmlType::kQ3_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        auto& b = reinterpret_cast<BlockQ3_K*>(data.data())[i];
+        for (uint8_t& q : b.hmask) q = static_cast<uint8_t>(rng());
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+        for (uint8_t& sc : b.scales) sc = static_cast<uint8_t>(rng());
+        b.d = Fp32ToFp16(scale(rng) / 8);
+      }
+      break;
     case GgmlType::kQ6_K:
       for (int64_t i = 0; i < n / kQKK; ++i) {
         auto& b = reinterpret_cast<BlockQ6_K*>(data.data())[i];
@@ -219,8 +228,8 @@ void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t 
 
 const GgmlType kAllTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
                               GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
-                              GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ4_K,
-                              GgmlType::kQ5_K, GgmlType::kQ6_K};
+                              GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ3_K,
+                              GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
 
 bool IsKQuant(GgmlType type) {
   return TraitsOf(static_cast<uint32_t>(type))->block_elems == kQKK;
@@ -231,13 +240,14 @@ int64_t ColsFor(GgmlType type, int64_t cols) {
 }
 
 // Bytes per row and 32-element block of the packed layout (kernels/cpu/packed_layout.h), for
-// the K types, whose packed form (f32 scales per 32) is larger than the source (18, 22, 26.25).
+// the K types, whose packed form (f32 scales per 32) is larger than the source (13.75, 18, 22,
+// 26.25).
 struct PackedSize {
   GgmlType type;
   int packed_bytes;
 };
 constexpr PackedSize kExpandedTypes[] = {
-    {GgmlType::kQ4_K, 24}, {GgmlType::kQ5_K, 28}, {GgmlType::kQ6_K, 40}};
+    {GgmlType::kQ3_K, 40}, {GgmlType::kQ4_K, 24}, {GgmlType::kQ5_K, 28}, {GgmlType::kQ6_K, 40}};
 
 // llama.cpp's Q8_K rule: the first element of largest magnitude sets iscale = -127 / x_m (sign
 // included), every block of the 256 shares d = 1 / iscale in f32, s is per block of 32.
@@ -368,8 +378,8 @@ TEST(PackedMatrixTest, LongPromptsAndOtherPoolSizesAgree) {
   // differently.
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
-    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ4_K,
-                          GgmlType::kQ6_K}) {
+    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ3_K,
+                          GgmlType::kQ4_K, GgmlType::kQ6_K}) {
       const int64_t cols = ColsFor(type, 128);
       const auto w = RandomWeights(type, 50, cols, 6);
       const MatrixView view{type, w.data(), 50, cols};

@@ -232,6 +232,7 @@ TEST(GgufFileTest, ReadsFiveBitAndKQuantTensorsAndChecksTheirBlocks) {
   };
   const Case cases[] = {{GgmlType::kQ5_0, 32, 22},
                         {GgmlType::kQ5_1, 32, 24},
+                        {GgmlType::kQ3_K, 256, 110},
                         {GgmlType::kQ4_K, 256, 144},
                         {GgmlType::kQ5_K, 256, 176},
                         {GgmlType::kQ6_K, 256, 210}};
