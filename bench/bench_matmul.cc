@@ -54,7 +54,7 @@ std::vector<std::string> Split(const std::string& s) {
 }
 
 bool ParseType(const std::string& name, GgmlType* type) {
-  for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 11u, 12u, 13u, 14u, 30u}) {
+  for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 10u, 11u, 12u, 13u, 14u, 30u}) {
     if (TraitsOf(id)->name == name) {
       *type = static_cast<GgmlType>(id);
       return true;
@@ -121,6 +121,12 @@ std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, st
     case GgmlType::kQ3_K:
       for (int64_t i = 0; i < n / kQKK; ++i) {
         reinterpret_cast<BlockQ3_K*>(data.data())[i].d = Fp32ToFp16(0.001f);
+      }
+      break;
+    case GgmlType::kQ2_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        reinterpret_cast<BlockQ2_K*>(data.data())[i].d = Fp32ToFp16(0.002f);
+        reinterpret_cast<BlockQ2_K*>(data.data())[i].dmin = Fp32ToFp16(0.001f);
       }
       break;
   }

@@ -19,6 +19,7 @@ enum class GgmlType : uint32_t {
   kQ5_0 = 6,
   kQ5_1 = 7,
   kQ8_0 = 8,
+  kQ2_K = 10,
   kQ3_K = 11,
   kQ4_K = 12,
   kQ5_K = 13,
@@ -27,7 +28,7 @@ enum class GgmlType : uint32_t {
 };
 
 constexpr int kQK = 32;    // elements per quantized block (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
-constexpr int kQKK = 256;  // elements per K-quant super-block (Q3_K, Q4_K, Q5_K, Q6_K)
+constexpr int kQKK = 256;  // elements per K-quant super-block (Q2_K .. Q6_K)
 constexpr int kKScaleBytes = 12;  // Q4_K / Q5_K: 8 six-bit scales + 8 six-bit minimums
 
 using Fp16 = uint16_t;  // IEEE half, raw bits
@@ -65,6 +66,15 @@ struct BlockQ5_1 {
 };
 
 // ---- K-quants: super-blocks of 256 ----
+// Q2_K: 16 sub-blocks of 16; element e: x = (d * (scales[e / 16] & 15)) * q - dmin *
+// (scales[e / 16] >> 4), q = 2 bits: element 128h + 32j + l (j < 4, l < 32) is bits 2j..2j+1
+// of qs[32h + l] (the same order as Q3_K's low bits).
+struct BlockQ2_K {
+  uint8_t scales[kQKK / 16];
+  uint8_t qs[kQKK / 4];
+  Fp16 d;
+  Fp16 dmin;
+};
 // Q3_K: 16 sub-blocks of 16; element e: x = (d * (sc[e / 16] - 32)) * q, q = (2 low bits) -
 // (4 unless the high bit is set), in [-4, 3]. Two halves of 128 (qs + 32h); element 128h + 32j
 // + l (j < 4, l < 32): bits 2j..2j+1 of qs[32h + l], high bit = bit 4h + j of
@@ -112,6 +122,7 @@ static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);
+static_assert(sizeof(BlockQ2_K) == 84);
 static_assert(sizeof(BlockQ3_K) == 110);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);

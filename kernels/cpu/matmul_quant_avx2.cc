@@ -6,9 +6,10 @@
 // The 5-bit types (Q5_0, Q5_1, Q5_K: nibbles plus a chunk of fifth bits, unpacked to uint8
 // 0..31, Q5_0 with Q4_0's offset trick) go straight into maddubs; their pair sums
 // (<= 2 x 31 x 127) add up in int16 over 16 elements (4 chunks, <= 31496), so each half of a
-// block becomes its own int32 sum. Q3_K and Q6_K (int8 q in [-4, 3] / q - 32, |w| <= 32)
-// use the sign trick, one int32 sum per half, each scaled on its own. Q4_K runs as Q4_1 with
-// f32 scales. This kernel also serves Q3_K and Q6_K on AVX-512 machines.
+// block becomes its own int32 sum. Q2_K, Q3_K and Q6_K (int8 q in [0, 3] / [-4, 3] / q - 32,
+// |w| <= 32) use the sign trick, one int32 sum per half, each scaled on its own (and Q2_K's
+// minimum per half against the activations' per-16 sums). Q4_K runs as Q4_1 with f32 scales.
+// This kernel also serves Q2_K, Q3_K and Q6_K on AVX-512 machines.
 #include "kernels/cpu/matmul_isa.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -112,9 +113,11 @@ void HalfTokens(const HalfCall& c) {
       dw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.d + b * layout::kTileRows)));
     }
-    __m256 mw = _mm256_setzero_ps();
+    constexpr int kMins = layout::MinsPerBlock(kType);
+    __m256 mw = _mm256_setzero_ps(), mw_hi = _mm256_setzero_ps();
     if constexpr (layout::HasMin(kType) && kF32Scales) {
-      mw = _mm256_loadu_ps(c.fm + b * layout::kTileRows);
+      mw = _mm256_loadu_ps(c.fm + b * kMins * layout::kTileRows);
+      if constexpr (kMins == 2) mw_hi = _mm256_loadu_ps(c.fm + (2 * b + 1) * layout::kTileRows);
     } else if constexpr (layout::HasMin(kType)) {
       mw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(c.m + b * layout::kTileRows)));
@@ -158,7 +161,10 @@ void HalfTokens(const HalfCall& c) {
           acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(half_sum[0], half_sum[1])),
                                    _mm256_mul_ps(dw, dx), acc[t]);
         }
-        if constexpr (layout::HasMin(kType)) {
+        if constexpr (kMins == 2) {  // Q2_K: a minimum per 16 elements
+          acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s16[2 * (i0 + t)]), acc[t]);
+          acc[t] = _mm256_fmadd_ps(mw_hi, _mm256_set1_ps(act.s16[2 * (i0 + t) + 1]), acc[t]);
+        } else if constexpr (layout::HasMin(kType)) {
           acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s[i0 + t]), acc[t]);
         }
         continue;
@@ -232,6 +238,8 @@ void QuantTilesAvx2(const QuantTileArgs& args) {
       return RunQuantTiles<Avx2Kernel, GgmlType::kQ6_K>(args);
     case GgmlType::kQ3_K:
       return RunQuantTiles<Avx2Kernel, GgmlType::kQ3_K>(args);
+    case GgmlType::kQ2_K:
+      return RunQuantTiles<Avx2Kernel, GgmlType::kQ2_K>(args);
     default:
       return RunQuantTilesForType<Avx2Kernel>(args);
   }

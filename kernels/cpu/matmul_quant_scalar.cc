@@ -44,7 +44,12 @@ void QuantTilesScalar(const QuantTileArgs& args) {
             } else {
               acc += fd[0] * act.d[i] * static_cast<float>(BlockDot(type, qs, lane, act.qs + i * kQK));
             }
-            if (tv.fm != nullptr) acc += tv.fm[b * layout::kTileRows + lane] * act.s[i];
+            if (tv.fm != nullptr && layout::MinsPerBlock(type) == 2) {  // Q2_K: per 16
+              const float* fm = tv.fm + 2 * b * layout::kTileRows + lane;
+              acc += fm[0] * act.s16[2 * i] + fm[layout::kTileRows] * act.s16[2 * i + 1];
+            } else if (tv.fm != nullptr) {
+              acc += tv.fm[b * layout::kTileRows + lane] * act.s[i];
+            }
             continue;
           }
           const int32_t dot = BlockDot(type, qs, lane, act.qs + i * kQK);

@@ -1,5 +1,5 @@
-// The repacked layout of quantized weights (Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K,
-// Q6_K), shared by Pack, GetRow and the matmul kernels of every ISA. Pure functions; safe from any
+// The repacked layout of quantized weights (Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K,
+// Q5_K, Q6_K), shared by Pack, GetRow and the matmul kernels of every ISA. Pure functions; safe from any
 // thread.
 //
 // Rows are grouped into tiles of kTileRows = 16 (the last tile padded with zero rows). A tile
@@ -28,6 +28,8 @@
 //   Q6_K  8 chunks of int8 q - 32 (as Q8_0's, not offset), f32 d[nb][2][16]: the scales of
 //         elements 0..15 and 16..31 of the block: 40 bytes (source 26.25; TODO(#15): packed)
 //   Q3_K  as Q6_K with int8 q in [-4, 3] and d * (sc - 32): 40 bytes (source 13.75)
+//   Q2_K  as Q3_K with q in [0, 3] and d * sc, plus f32 m[nb][2][16] = -dmin * m per 16
+//         elements: 48 bytes (source 10.5)
 // One 32-bit lane of a 512-bit register is then one row, which is what VNNI's dpbusd wants:
 // lane i accumulates 4 (u8 weight x s8 activation) products of row i.
 #pragma once
@@ -43,11 +45,14 @@ constexpr int kChunkBytes = 64;  // one zmm: 4 bytes for each of the 16 rows
 
 // The K-quants: f32 scales.
 constexpr bool HasF32Scales(GgmlType t) {
-  return t == GgmlType::kQ3_K || t == GgmlType::kQ4_K || t == GgmlType::kQ5_K ||
-         t == GgmlType::kQ6_K;
+  return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ4_K ||
+         t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
 }
-// A signed byte per value and a scale per 16 elements (Q3_K: q in [-4, 3], Q6_K: q - 32).
-constexpr bool IsSignedBytes(GgmlType t) { return t == GgmlType::kQ3_K || t == GgmlType::kQ6_K; }
+// A signed byte per value and a scale per 16 elements (Q2_K: q in [0, 3], Q3_K: q in [-4, 3],
+// Q6_K: q - 32).
+constexpr bool IsSignedBytes(GgmlType t) {
+  return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ6_K;
+}
 // The 5-bit types: nibbles plus a chunk of fifth bits.
 constexpr bool IsFiveBit(GgmlType t) {
   return t == GgmlType::kQ5_0 || t == GgmlType::kQ5_1 || t == GgmlType::kQ5_K;
@@ -61,9 +66,11 @@ constexpr bool IsNewType(GgmlType t) { return IsRepacked(t) && !(t == GgmlType::
                                                                 t == GgmlType::kQ4_1 ||
                                                                 t == GgmlType::kQ8_0); }
 constexpr bool HasMin(GgmlType t) {
-  return t == GgmlType::kQ4_1 || t == GgmlType::kQ5_1 || t == GgmlType::kQ4_K ||
-         t == GgmlType::kQ5_K;
+  return t == GgmlType::kQ4_1 || t == GgmlType::kQ5_1 || t == GgmlType::kQ2_K ||
+         t == GgmlType::kQ4_K || t == GgmlType::kQ5_K;
 }
+// Minimums per row and 32-element block: Q2_K has one per 16 elements.
+constexpr int MinsPerBlock(GgmlType t) { return t == GgmlType::kQ2_K ? 2 : 1; }
 // Scales per row and 32-element block: Q6_K has one per 16 elements.
 constexpr int ScalesPerBlock(GgmlType t) { return IsSignedBytes(t) ? 2 : 1; }
 constexpr int kFifthBitChunk = 4;  // the 5-bit types' chunk of fifth bits
@@ -77,7 +84,7 @@ constexpr int ScaleBytes(GgmlType t) {
   return HasF32Scales(t) ? kTileRows * 4 * ScalesPerBlock(t) : kTileRows * 2;
 }
 constexpr int MinBytes(GgmlType t) {
-  return !HasMin(t) ? 0 : HasF32Scales(t) ? kTileRows * 4 : kTileRows * 2;
+  return !HasMin(t) ? 0 : HasF32Scales(t) ? kTileRows * 4 * MinsPerBlock(t) : kTileRows * 2;
 }
 // Bit of the permuted fifth-bit word (chunk kFifthBitChunk) that holds element e (0..31).
 constexpr int FifthBitPosition(int e) {
@@ -116,7 +123,7 @@ struct TileView {
   const Fp16* d;      // [nb][16]; null if HasF32Scales
   const Fp16* m;      // [nb][16]; null unless HasMin and not HasF32Scales
   const float* fd;    // [nb][ScalesPerBlock][16]; null unless HasF32Scales
-  const float* fm;    // [nb][16]; null unless HasMin and HasF32Scales
+  const float* fm;    // [nb][MinsPerBlock][16]; null unless HasMin and HasF32Scales
 };
 inline TileView Tile(const uint8_t* base, GgmlType t, int64_t nb, int64_t tile) {
   const uint8_t* p = base + tile * TileBytes(t, nb);

@@ -50,13 +50,13 @@ SourceBlock ReadBlock(GgmlType t, const uint8_t* row, int64_t b) {
 }
 
 // A 32-element block of a 5-bit or K-quant row, as the packed layout stores it: x[e] =
-// d[e / 16] * (q[e] - offset) + m, offset 16 for Q5_0, else 0 (m = 0 without a minimum;
-// d[0] == d[1] except for Q6_K). Scales are
+// d[e / 16] * (q[e] - offset) + m[e / 16], offset 16 for Q5_0, else 0 (m = 0 without a
+// minimum; d[0] == d[1] and m[0] == m[1] except for Q2_K, Q3_K and Q6_K). Scales are
 // products of an fp16 and a small integer, exact in f32, and evaluated as the reference does.
 struct Block32 {
   int q[kQK];  // stored values: Q5_0 / Q5_1 / Q5_K 0..31, Q4_K 0..15, Q6_K q - 32
-  float d[2];
-  float m;
+  float d[2];  // scales of elements 0..15 and 16..31
+  float m[2];  // minimums likewise (Q2_K; the others' one minimum twice)
   Fp16 d_bits = 0, m_bits = 0;  // Q5_0 / Q5_1: the source's fp16 d and m
 };
 
@@ -105,7 +105,7 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
       int sc = 0, m = 0;
       UnpackScaleMinK(scales, j, &sc, &m);
       out.d[0] = out.d[1] = Fp16ToFp32(d) * static_cast<float>(sc);
-      out.m = -(Fp16ToFp32(dmin) * static_cast<float>(m));
+      out.m[0] = out.m[1] = -(Fp16ToFp32(dmin) * static_cast<float>(m));
       return out;
     }
     case GgmlType::kQ3_K: {
@@ -121,7 +121,21 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
       const float d = Fp16ToFp32(k.d);
       out.d[0] = d * static_cast<float>(Q3KScale(k.scales, e0 / 16) - 32);
       out.d[1] = d * static_cast<float>(Q3KScale(k.scales, e0 / 16 + 1) - 32);
-      out.m = 0.0f;
+      return out;
+    }
+    case GgmlType::kQ2_K: {
+      const BlockQ2_K& k = reinterpret_cast<const BlockQ2_K*>(row)[b / 8];
+      const int e0 = static_cast<int>(b % 8) * kQK;
+      for (int i = 0; i < kQK; ++i) {
+        const int e = e0 + i;
+        const int half = e / 128, pair = (e % 128) / 32, l = e % 32;
+        out.q[i] = (k.qs[32 * half + l] >> (2 * pair)) & 3;
+      }
+      for (int s = 0; s < 2; ++s) {
+        const uint8_t sc = k.scales[e0 / 16 + s];
+        out.d[s] = Fp16ToFp32(k.d) * static_cast<float>(sc & 0x0f);
+        out.m[s] = -(Fp16ToFp32(k.dmin) * static_cast<float>(sc >> 4));
+      }
       return out;
     }
     default: {  // Q6_K
@@ -138,7 +152,6 @@ Block32 ReadBlock32(GgmlType t, const uint8_t* row, int64_t b) {
       const float d = Fp16ToFp32(k.d);
       out.d[0] = d * static_cast<float>(k.scales[e0 / 16]);
       out.d[1] = d * static_cast<float>(k.scales[e0 / 16 + 1]);
-      out.m = 0.0f;
       return out;
     }
   }
@@ -175,7 +188,11 @@ void StoreBlock32(GgmlType t, const Block32& blk, const layout::TileView& tile, 
   const int num_scales = layout::ScalesPerBlock(t);
   float* fd = const_cast<float*>(tile.fd) + b * num_scales * layout::kTileRows;
   for (int s = 0; s < num_scales; ++s) fd[s * layout::kTileRows + lane] = blk.d[s];
-  if (tile.fm != nullptr) const_cast<float*>(tile.fm)[at] = blk.m;
+  if (tile.fm != nullptr) {
+    const int num_mins = layout::MinsPerBlock(t);
+    float* fm = const_cast<float*>(tile.fm) + b * num_mins * layout::kTileRows;
+    for (int s = 0; s < num_mins; ++s) fm[s * layout::kTileRows + lane] = blk.m[s];
+  }
 }
 }  // namespace
 
@@ -246,7 +263,10 @@ void PackedMatrix::GetRow(int64_t row, float* out) const {
                             ? tile.fd[(b * num_scales + e / 16 % num_scales) * layout::kTileRows + lane]
                             : Fp16ToFp32(tile.d[at]);
         float x = d * static_cast<float>(layout::PackedValue(type_, qs, e));
-        if (tile.fm != nullptr) x += tile.fm[at];
+        if (tile.fm != nullptr) {
+          const int num_mins = layout::MinsPerBlock(type_);
+          x += tile.fm[(b * num_mins + e / 16 % num_mins) * layout::kTileRows + lane];
+        }
         if (tile.m != nullptr) x += Fp16ToFp32(tile.m[at]);
         out[b * kQK + e] = x;
       }

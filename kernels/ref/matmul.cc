@@ -55,6 +55,20 @@ void DequantizeKBlock(Fp16 d_bits, Fp16 dmin_bits, const uint8_t* scales, const 
   }
 }
 
+// One Q2_K super-block into dst[256] (layout in ggml_types.h).
+void DequantizeQ2KBlock(const BlockQ2_K& b, float* dst) {
+  const float d = Fp16ToFp32(b.d);
+  const float dmin = Fp16ToFp32(b.dmin);
+  for (int e = 0; e < kQKK; ++e) {
+    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+    const int q = (b.qs[32 * h + l] >> (2 * j)) & 3;
+    const uint8_t sc = b.scales[e / 16];
+    const float scale = d * static_cast<float>(sc & 0x0f);
+    const float min = dmin * static_cast<float>(sc >> 4);
+    dst[e] = scale * static_cast<float>(q) - min;
+  }
+}
+
 // One Q3_K super-block into dst[256] (layout in ggml_types.h).
 void DequantizeQ3KBlock(const BlockQ3_K& b, float* dst) {
   const float d = Fp16ToFp32(b.d);
@@ -150,6 +164,11 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
         UnpackFiveBits(b[k].qs, b[k].qh, q);
         for (int i = 0; i < kQK; ++i) dst[k * kQK + i] = d * static_cast<float>(q[i]) + m;
       }
+      return;
+    }
+    case GgmlType::kQ2_K: {
+      const BlockQ2_K* b = static_cast<const BlockQ2_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) DequantizeQ2KBlock(b[k], dst + k * kQKK);
       return;
     }
     case GgmlType::kQ3_K: {

@@ -12,6 +12,7 @@ exactly what users download, mixes included:
   tiny-k-q5_k_m.gguf     Q5_K_M: Q5_K and Q6_K likewise
   tiny-k-q6_k.gguf       Q6_K everywhere
   tiny-k-q3_k_s.gguf     Q3_K_S: Q3_K, with Q6_K for the tied token_embd
+  tiny-k-q2_k.gguf       Q2_K: Q2_K x4, Q3_K x2, Q4_K x1, Q6_K x1 (llama-quantize's mix)
   tiny-k-q5_0-pure.gguf  --pure Q5_0 (blocks of 32: llama-quantize's fallback for Q4_K)
   tiny-k-q5_1-pure.gguf  --pure Q5_1 (the fallback for Q5_K)
 The mixes already hold every K type on several tensors (the script checks it), so --pure Q4_K /
@@ -19,7 +20,7 @@ Q5_K files would add bytes, not coverage.
 
 Shape: dim 256, 1 layer, 4 query heads of 64, 1 KV head, FFN 256, context 256, vocab 512
 (stories260K's tokenizer, as make_tiny_models.py), tied embeddings: every matrix has rows of
-256, and the six files take about 2 MiB together. The script prints the tensor types of every
+256, and the seven files take about 2.4 MiB together. The script prints the tensor types of every
 file (read back with the gguf package) and fails if a file lacks the types its name promises.
 
 Requires: pip install gguf==0.19.0 numpy; scripts/peer/build-llama-bench.sh.
@@ -45,7 +46,7 @@ DEFAULT_QUANTIZE = REPO_ROOT / "third_party_cache" / "llama.cpp-0.3.36" / "bin" 
 SEED = 20261207
 DIM, NUM_LAYERS, NUM_HEADS, NUM_KV_HEADS, HEAD_DIM = 256, 1, 4, 1, 64
 FFN_DIM, CONTEXT, VOCAB = 256, 256, 512
-MAX_TOTAL_BYTES = 5 << 19  # 2.5 MiB
+MAX_TOTAL_BYTES = 5 << 19  # 2.5 MiB: the repository's tiny models stay small
 
 
 class Variant:
@@ -66,6 +67,7 @@ VARIANTS = [
     Variant("k-q5_k_m", "Q5_K_M", False, {"Q5_K", "Q6_K"}),
     Variant("k-q6_k", "Q6_K", False, {"Q6_K"}),
     Variant("k-q3_k_s", "Q3_K_S", False, {"Q3_K"}),
+    Variant("k-q2_k", "Q2_K", False, {"Q2_K"}),
     Variant("k-q5_0-pure", "Q5_0", True, {"Q5_0"}),
     Variant("k-q5_1-pure", "Q5_1", True, {"Q5_1"}),
 ]

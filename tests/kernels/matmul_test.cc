@@ -229,6 +229,23 @@ TEST(DequantizeRowTest, Q3_KTakesTwoLowBitsAndSubtractsFourUnlessTheHighBitIsSet
   }
 }
 
+TEST(DequantizeRowTest, Q2_KScalesAndSubtractsAMinimumPer16) {
+  BlockQ2_K b;
+  b.d = kHalfHalf;
+  b.dmin = kHalfOne;
+  // Sub-block s: scale (s % 16) in the low nibble, minimum (15 - s) in the high one.
+  for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<uint8_t>(s | (15 - s) << 4);
+  for (int i = 0; i < kQKK / 4; ++i) b.qs[i] = i % 2 == 0 ? 0xe4 : 0x1b;  // pairs 0,1,2,3 / 3,2,1,0
+  std::vector<float> out(kQKK);
+  DequantizeRow(GgmlType::kQ2_K, &b, out.data(), kQKK);
+  for (int e = 0; e < kQKK; ++e) {
+    const int j = (e % 128) / 32, l = e % 32;  // bits 2j of qs[32h + l]
+    const int q = l % 2 == 0 ? j : 3 - j;
+    const int s = e / 16;
+    EXPECT_EQ(out[e], 0.5f * static_cast<float>(s) * static_cast<float>(q) - 1.0f * (15 - s)) << e;
+  }
+}
+
 TEST(RefMatmulTest, F32TwoByThreeTimesTwoTokens) {
   // W = [[1, 2, 3], [-1, 0, 0.5]]; x0 = [1, 1, 1], x1 = [2, -1, 4].
   const std::vector<float> w = {1, 2, 3, -1, 0, 0.5f};

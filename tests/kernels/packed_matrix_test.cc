@@ -106,6 +106,15 @@ std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, ui
       }
       break;
     }
+    case GgmlType::kQ2_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        auto& b = reinterpret_cast<BlockQ2_K*>(data.data())[i];
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+        for (uint8_t& sc : b.scales) sc = static_cast<uint8_t>(rng());
+        b.d = Fp32ToFp16(scale(rng) / 4);
+        b.dmin = Fp32ToFp16(scale(rng) / 4);
+      }
+      break;
     case GgmlType::kQ3_K:
       for (int64_t i = 0; i < n / kQKK; ++i) {
         auto& b = reinterpret_cast<BlockQ3_K*>(data.data())[i];
@@ -130,7 +139,8 @@ std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, ui
 
 bool IsQuantized(GgmlType type) { return layout::IsRepacked(type); }
 
-// The additive term of block b (32 elements) of a row of `type`, 0 for types without one.
+// The additive term of block b (32 elements) of a row of `type` (its magnitude's bound for Q2_K),
+// 0 for types without one.
 float BlockMinimum(GgmlType type, const uint8_t* row, int64_t b) {
   int sc = 0, m = 0;
   switch (type) {
@@ -147,6 +157,11 @@ float BlockMinimum(GgmlType type, const uint8_t* row, int64_t b) {
       const BlockQ5_K& k = reinterpret_cast<const BlockQ5_K*>(row)[b / 8];
       UnpackScaleMinK(k.scales, static_cast<int>(b % 8), &sc, &m);
       return -Fp16ToFp32(k.dmin) * static_cast<float>(m);
+    }
+    case GgmlType::kQ2_K: {  // two per block: the larger, which bounds both
+      const BlockQ2_K& k = reinterpret_cast<const BlockQ2_K*>(row)[b / 8];
+      const int s = static_cast<int>(b % 8) * 2;
+      return Fp16ToFp32(k.dmin) * static_cast<float>(std::max(k.scales[s] >> 4, k.scales[s + 1] >> 4));
     }
     default:
       return 0.0f;
@@ -228,7 +243,7 @@ void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t 
 
 const GgmlType kAllTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
                               GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
-                              GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ3_K,
+                              GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
                               GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
 
 bool IsKQuant(GgmlType type) {
@@ -240,14 +255,15 @@ int64_t ColsFor(GgmlType type, int64_t cols) {
 }
 
 // Bytes per row and 32-element block of the packed layout (kernels/cpu/packed_layout.h), for
-// the K types, whose packed form (f32 scales per 32) is larger than the source (13.75, 18, 22,
-// 26.25).
+// the K types, whose packed form (f32 scales per 32) is larger than the source (10.5, 13.75,
+// 18, 22, 26.25).
 struct PackedSize {
   GgmlType type;
   int packed_bytes;
 };
 constexpr PackedSize kExpandedTypes[] = {
-    {GgmlType::kQ3_K, 40}, {GgmlType::kQ4_K, 24}, {GgmlType::kQ5_K, 28}, {GgmlType::kQ6_K, 40}};
+    {GgmlType::kQ2_K, 48}, {GgmlType::kQ3_K, 40}, {GgmlType::kQ4_K, 24},
+    {GgmlType::kQ5_K, 28}, {GgmlType::kQ6_K, 40}};
 
 // llama.cpp's Q8_K rule: the first element of largest magnitude sets iscale = -127 / x_m (sign
 // included), every block of the 256 shares d = 1 / iscale in f32, s is per block of 32.
@@ -272,6 +288,10 @@ TEST(Q8ActivationsTest, Q8KScalesPerSuperBlockFromTheFirstLargestElement) {
   EXPECT_EQ(q1[10], static_cast<int8_t>(std::nearbyint(iscale * 0.03f)));
   EXPECT_EQ(act.s[act.Index(0, 0)], 0.0f);
   EXPECT_EQ(act.s[act.Index(1, 0)], act.d[act.Index(1, 0)] * static_cast<float>(q1[8] + q1[9] + q1[10]));
+  // Per 16 (Q2_K's minimums): elements 8..10 of block 1 are in its first half.
+  EXPECT_EQ(act.s16[2 * act.Index(1, 0)], act.s[act.Index(1, 0)]);
+  EXPECT_EQ(act.s16[2 * act.Index(1, 0) + 1], 0.0f);
+  EXPECT_EQ(act.s16[2 * act.Index(0, 0)], 0.0f);  // -127 + 127
   // The second super-block is all zeros: d = 0, q = 0.
   EXPECT_EQ(act.d[act.Index(8, 0)], 0.0f);
   for (int e = 0; e < kQK; ++e) EXPECT_EQ(act.qs[act.Index(8, 0) * kQK + e], 0);
@@ -378,8 +398,8 @@ TEST(PackedMatrixTest, LongPromptsAndOtherPoolSizesAgree) {
   // differently.
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
-    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ3_K,
-                          GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ2_K,
+                          GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
       const int64_t cols = ColsFor(type, 128);
       const auto w = RandomWeights(type, 50, cols, 6);
       const MatrixView view{type, w.data(), 50, cols};

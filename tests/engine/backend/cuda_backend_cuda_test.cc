@@ -268,7 +268,8 @@ ChoiceCheck CheckChoices(Backend& reference, const std::vector<TokenId>& prompt,
 TEST(CudaBackendTest, KQuantTinyModelsMatchAnF32ForwardPass) {
   TROUPE_SKIP_WITHOUT_CUDA();
   const std::string dir = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny/";
-  for (const char* name : {"q4_k_m", "q5_k_m", "q6_k", "q3_k_s", "q5_0-pure", "q5_1-pure"}) {
+  for (const char* name :
+       {"q4_k_m", "q5_k_m", "q6_k", "q3_k_s", "q2_k", "q5_0-pure", "q5_1-pure"}) {
     SCOPED_TRACE(name);
     absl::StatusOr<OpenModel> model = Open(dir + "tiny-k-" + name + ".gguf");
     ASSERT_TRUE(model.ok()) << model.status();

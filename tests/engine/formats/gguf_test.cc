@@ -180,11 +180,11 @@ TEST(GgufFileTest, AcceptsVersion2AndRejectsVersion1) {
 
 TEST(GgufFileTest, UnknownTensorTypeNamesTensorAndType) {
   GgufWriter w;
-  w.AddTensor("blk.0.ffn_down.weight", 10, {256, 4}, std::vector<uint8_t>(4 * 84));  // Q2_K
+  w.AddTensor("blk.0.ffn_down.weight", 16, {256, 4}, std::vector<uint8_t>(4 * 66));  // IQ2_XXS
   auto file = OpenWritten(w);
   EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(file.status().message(), "blk.0.ffn_down.weight"));
-  EXPECT_TRUE(Contains(file.status().message(), "Q2_K (id 10)"));
+  EXPECT_TRUE(Contains(file.status().message(), "IQ2_XXS (id 16)"));
   EXPECT_TRUE(Contains(file.status().message(), "Q6_K"));  // the supported list
 
   GgufWriter w2;
@@ -232,6 +232,7 @@ TEST(GgufFileTest, ReadsFiveBitAndKQuantTensorsAndChecksTheirBlocks) {
   };
   const Case cases[] = {{GgmlType::kQ5_0, 32, 22},
                         {GgmlType::kQ5_1, 32, 24},
+                        {GgmlType::kQ2_K, 256, 84},
                         {GgmlType::kQ3_K, 256, 110},
                         {GgmlType::kQ4_K, 256, 144},
                         {GgmlType::kQ5_K, 256, 176},
