@@ -53,9 +53,6 @@ void QuantTiles(const QuantTileArgs& args, Isa isa) {
   switch (isa) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     case Isa::kAvx512Vnni:
-      // Q2_K, Q3_K and Q6_K have no VNNI kernel yet (TODO(#15)): two scales per block would
-      // need two biases. AVX2's serves them (an AVX-512 build targets AVX2 too).
-      if (layout::IsSignedBytes(args.w->type())) return QuantTilesAvx2(args);
       return QuantTilesAvx512Vnni(args);
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

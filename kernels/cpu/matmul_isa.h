@@ -38,7 +38,7 @@ struct QuantTileArgs {
 };
 void QuantTilesScalar(const QuantTileArgs& args);
 void QuantTilesAvx2(const QuantTileArgs& args);        // defined only with __AVX2__
-void QuantTilesAvx512Vnni(const QuantTileArgs& args);  // only with __AVX512VNNI__; not Q6_K
+void QuantTilesAvx512Vnni(const QuantTileArgs& args);  // defined only with __AVX512VNNI__
 
 // Float weights (F32, F16, BF16, borrowed row-major): rows [row_begin, row_end), all tokens.
 struct FloatRowArgs {

@@ -9,7 +9,6 @@
 // block becomes its own int32 sum. Q2_K, Q3_K and Q6_K (int8 q in [0, 3] / [-4, 3] / q - 32,
 // |w| <= 32) use the sign trick, one int32 sum per half, each scaled on its own (and Q2_K's
 // minimum per half against the activations' per-16 sums). Q4_K runs as Q4_1 with f32 scales.
-// This kernel also serves Q2_K, Q3_K and Q6_K on AVX-512 machines.
 #include "kernels/cpu/matmul_isa.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -162,8 +161,12 @@ void HalfTokens(const HalfCall& c) {
                                    _mm256_mul_ps(dw, dx), acc[t]);
         }
         if constexpr (kMins == 2) {  // Q2_K: a minimum per 16 elements
-          acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s16[2 * (i0 + t)]), acc[t]);
-          acc[t] = _mm256_fmadd_ps(mw_hi, _mm256_set1_ps(act.s16[2 * (i0 + t) + 1]), acc[t]);
+          const float dx_s = act.d[i0 + t];
+          acc[t] = _mm256_fmadd_ps(
+              mw, _mm256_set1_ps(dx_s * static_cast<float>(act.sum16[2 * (i0 + t)])), acc[t]);
+          acc[t] = _mm256_fmadd_ps(
+              mw_hi, _mm256_set1_ps(dx_s * static_cast<float>(act.sum16[2 * (i0 + t) + 1])),
+              acc[t]);
         } else if constexpr (layout::HasMin(kType)) {
           acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(act.s[i0 + t]), acc[t]);
         }

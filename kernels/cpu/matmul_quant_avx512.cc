@@ -8,7 +8,7 @@
 // int32 accumulator starts at the activation's bias (-offset * sum(q)) so the stored unsigned
 // weights (Q4_0: q, meaning q - 8; Q8_0: q + 128; Q5_0: q, meaning q - 16) need no correction
 // afterwards. Q5_0, Q5_1 and Q5_K unpack like Q4 plus a chunk of fifth bits, Q4_K like Q4_1,
-// the K types with f32 scales (packed_layout.h); Q6_K runs on the AVX2 kernel (matmul.cc). The loops
+// the K types with f32 scales (packed_layout.h); Q2_K, Q3_K and Q6_K in TileTokensPer16. The loops
 // around it are matmul_tile_driver.h's: tokens in chunks of kChunkTokens so the activations of a
 // chunk stay in L1/L2 while all the caller's tiles stream past; a tile's weights (<= 16 KiB for
 // 1536 columns) stay in L1 across the token tiles of a chunk.
@@ -130,6 +130,75 @@ void TileTokens(const TileCall& c) {
   for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
 }
 
+// The same for the types with a byte per value and a scale per 16 elements (Q2_K, Q3_K, Q6_K;
+// packed_layout.h stores them as int8): each block's bytes are shifted to u8 once (+4 for Q3_K,
+// +32 for Q6_K) and each half block gets its own dpbusd sum and scale. The shift is taken back
+// exactly in int32, each half's sum starting at -offset * (the activations' integer sum of that
+// half, sum16); Q2_K's minimums meet dx * sum16 in float.
+template <GgmlType kType, int T>
+void TileTokensPer16(const TileCall& c) {
+  static_assert(layout::IsSignedBytes(kType));
+  constexpr int kQs = layout::QsBytes(kType);
+  constexpr int kBlockBytes = kQs + layout::ScaleBytes(kType) + layout::MinBytes(kType);
+  constexpr int kOffset = kType == GgmlType::kQ6_K ? 32 : kType == GgmlType::kQ3_K ? 4 : 0;
+  const Q8Activations& act = *c.act;
+  const __m512i offset = _mm512_set1_epi8(kOffset);
+  __m512 acc[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < c.nb; ++b) {
+    __m512i w[8];
+    const uint8_t* qs = c.tile.qs + b * kQs;
+    if (c.first_in_chunk) {
+      const uint8_t* pf = c.tile.qs + kPrefetchBytes + b * kBlockBytes;
+      for (int l = 0; l < kBlockBytes; l += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + l), _MM_HINT_T0);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      w[j] = _mm512_add_epi8(_mm512_load_si512(qs + j * layout::kChunkBytes), offset);
+    }
+    __m512 dw[2], mw[2];  // per half: scale, and Q2_K's minimum
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      dw[h] = _mm512_load_ps(c.tile.fd + (2 * b + h) * layout::kTileRows);
+      if constexpr (kType == GgmlType::kQ2_K) {
+        mw[h] = _mm512_load_ps(c.tile.fm + (2 * b + h) * layout::kTileRows);
+      }
+    }
+    const int64_t i0 = act.Index(b, c.t0);
+    const int8_t* xq = act.qs + i0 * kQK;
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m512 dx = _mm512_set1_ps(act.d[i0 + t]);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const int32_t sum16 = act.sum16[2 * (i0 + t) + h];
+        __m512i s = _mm512_set1_epi32(-kOffset * sum16);
+#pragma GCC unroll 4
+        for (int j = 4 * h; j < 4 * h + 4; ++j)
+          s = _mm512_dpbusd_epi32(s, w[j], Broadcast4(xq + t * kQK + 4 * j));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[h], dx), acc[t]);
+        if constexpr (kType == GgmlType::kQ2_K) {
+          acc[t] = _mm512_fmadd_ps(
+              mw[h], _mm512_set1_ps(act.d[i0 + t] * static_cast<float>(sum16)), acc[t]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c.y + t * c.ldy, c.mask, acc[t]);
+}
+
+template <GgmlType kType, int T>
+void TokensFor(const TileCall& c) {
+  if constexpr (layout::IsSignedBytes(kType)) {
+    TileTokensPer16<kType, T>(c);
+  } else {
+    TileTokens<kType, T>(c);
+  }
+}
+
 // The kernel as matmul_tile_driver.h drives it: whole 16-row tiles, partial ones masked.
 struct Avx512VnniKernel {
   using Call = TileCall;
@@ -144,7 +213,7 @@ struct Avx512VnniKernel {
     c->mask = static_cast<__mmask16>((1u << valid) - 1);
   }
   template <GgmlType kType, int T>
-  static constexpr void (*kTokens)(const Call&) = &TileTokens<kType, T>;
+  static constexpr void (*kTokens)(const Call&) = &TokensFor<kType, T>;
 };
 
 }  // namespace
@@ -159,6 +228,12 @@ void QuantTilesAvx512Vnni(const QuantTileArgs& args) {
       return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ4_K>(args);
     case GgmlType::kQ5_K:
       return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ5_K>(args);
+    case GgmlType::kQ2_K:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ2_K>(args);
+    case GgmlType::kQ3_K:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ3_K>(args);
+    case GgmlType::kQ6_K:
+      return RunQuantTiles<Avx512VnniKernel, GgmlType::kQ6_K>(args);
     default:
       return RunQuantTilesForType<Avx512VnniKernel>(args);
   }

@@ -46,7 +46,8 @@ void QuantTilesScalar(const QuantTileArgs& args) {
             }
             if (tv.fm != nullptr && layout::MinsPerBlock(type) == 2) {  // Q2_K: per 16
               const float* fm = tv.fm + 2 * b * layout::kTileRows + lane;
-              acc += fm[0] * act.s16[2 * i] + fm[layout::kTileRows] * act.s16[2 * i + 1];
+              acc += fm[0] * (act.d[i] * static_cast<float>(act.sum16[2 * i])) +
+                     fm[layout::kTileRows] * (act.d[i] * static_cast<float>(act.sum16[2 * i + 1]));
             } else if (tv.fm != nullptr) {
               acc += tv.fm[b * layout::kTileRows + lane] * act.s[i];
             }

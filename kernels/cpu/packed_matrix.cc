@@ -54,7 +54,8 @@ SourceBlock ReadBlock(GgmlType t, const uint8_t* row, int64_t b) {
 // minimum; d[0] == d[1] and m[0] == m[1] except for Q2_K, Q3_K and Q6_K). Scales are
 // products of an fp16 and a small integer, exact in f32, and evaluated as the reference does.
 struct Block32 {
-  int q[kQK];  // stored values: Q5_0 / Q5_1 / Q5_K 0..31, Q4_K 0..15, Q6_K q - 32
+  int q[kQK];  // stored values: Q5_0 / Q5_1 / Q5_K 0..31, Q4_K 0..15, Q6_K q - 32, Q3_K
+               // -4..3, Q2_K 0..3
   float d[2];  // scales of elements 0..15 and 16..31
   float m[2];  // minimums likewise (Q2_K; the others' one minimum twice)
   Fp16 d_bits = 0, m_bits = 0;  // Q5_0 / Q5_1: the source's fp16 d and m
@@ -163,7 +164,7 @@ void StoreBlock32(GgmlType t, const Block32& blk, const layout::TileView& tile, 
   uint8_t* qs = const_cast<uint8_t*>(tile.qs) + b * layout::QsBytes(t) + 4 * lane;
   uint32_t fifth_bits = 0;
   for (int e = 0; e < kQK; ++e) {
-    if (layout::IsSignedBytes(t)) {  // int8 q - 32 (Q6_K), q (Q3_K)
+    if (layout::IsSignedBytes(t)) {  // int8: Q6_K q - 32, Q3_K / Q2_K q
       qs[(e / 4) * layout::kChunkBytes + e % 4] = static_cast<uint8_t>(blk.q[e]);
       continue;
     }

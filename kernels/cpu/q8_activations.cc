@@ -35,7 +35,7 @@ Q8Activations Q8ActivationsIn(uint8_t* buffer, int64_t n_tokens, int64_t num_blo
   a.d = reinterpret_cast<float*>(buffer + n * kQK);
   a.s = a.d + n;
   a.bias = reinterpret_cast<int32_t*>(a.s + n);
-  a.s16 = reinterpret_cast<float*>(a.bias + n);
+  a.sum16 = a.bias + n;
   return a;
 }
 
@@ -111,8 +111,8 @@ void QuantizeActivations(const float* x, int64_t t_begin, int64_t t_end, int32_t
           out.d[i] = d;
           out.s[i] = d * static_cast<float>(sum);
           out.bias[i] = -offset * sum;
-          out.s16[2 * i] = d * static_cast<float>(sums[k][0]);
-          out.s16[2 * i + 1] = d * static_cast<float>(sums[k][1]);
+          out.sum16[2 * i] = sums[k][0];
+          out.sum16[2 * i + 1] = sums[k][1];
         }
       }
     }

@@ -22,8 +22,8 @@ struct Q8Activations {
   float* d = nullptr;       // [groups, num_blocks, kActGroup] scale = amax / 127
   float* s = nullptr;       // same shape: d * sum(qs) (for Q4_1's minimum term)
   int32_t* bias = nullptr;  // same shape: -offset * sum(qs) (see QuantizeActivations)
-  float* s16 = nullptr;     // [groups, num_blocks, kActGroup, 2]: d * sum(qs) of elements 0..15
-                            // and 16..31 (Q2_K's per-16 minimums); kQ8_K only
+  int32_t* sum16 = nullptr;  // [groups, num_blocks, kActGroup, 2]: sum(qs) of elements 0..15
+                             // and 16..31 (Q8_K's bsums: the per-16 types); kQ8_K only
 
   int64_t Index(int64_t block, int64_t token) const {
     return ((token / kActGroup) * num_blocks + block) * kActGroup + token % kActGroup;
@@ -42,7 +42,7 @@ Q8Activations Q8ActivationsIn(uint8_t* buffer, int64_t n_tokens, int64_t num_blo
 //   kQ8_K  per 256 elements (Q8_K: the K-quant weights): iscale = -127 / x_m with x_m the first
 //          element of largest magnitude, q = min(127, round(iscale * x)), d = 1 / iscale, in f32
 //          (no fp16 rounding); each of the 8 blocks of 32 gets that d, s = d * sum(q) of its
-//          own 32 and s16 the same per 16. REQUIRES num_blocks % 8 == 0.
+//          own 32 and sum16 the integer sums per 16. REQUIRES num_blocks % 8 == 0.
 enum class ActivationScales { kQ8_0, kQ8_K };
 
 // Quantizes tokens [t_begin, t_end) of x[n_tokens, num_blocks * 32] into `out`: per block,

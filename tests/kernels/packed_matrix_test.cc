@@ -289,9 +289,9 @@ TEST(Q8ActivationsTest, Q8KScalesPerSuperBlockFromTheFirstLargestElement) {
   EXPECT_EQ(act.s[act.Index(0, 0)], 0.0f);
   EXPECT_EQ(act.s[act.Index(1, 0)], act.d[act.Index(1, 0)] * static_cast<float>(q1[8] + q1[9] + q1[10]));
   // Per 16 (Q2_K's minimums): elements 8..10 of block 1 are in its first half.
-  EXPECT_EQ(act.s16[2 * act.Index(1, 0)], act.s[act.Index(1, 0)]);
-  EXPECT_EQ(act.s16[2 * act.Index(1, 0) + 1], 0.0f);
-  EXPECT_EQ(act.s16[2 * act.Index(0, 0)], 0.0f);  // -127 + 127
+  EXPECT_EQ(act.sum16[2 * act.Index(1, 0)], q1[8] + q1[9] + q1[10]);
+  EXPECT_EQ(act.sum16[2 * act.Index(1, 0) + 1], 0);
+  EXPECT_EQ(act.sum16[2 * act.Index(0, 0)], 0);  // -127 + 127
   // The second super-block is all zeros: d = 0, q = 0.
   EXPECT_EQ(act.d[act.Index(8, 0)], 0.0f);
   for (int e = 0; e < kQK; ++e) EXPECT_EQ(act.qs[act.Index(8, 0) * kQK + e], 0);
