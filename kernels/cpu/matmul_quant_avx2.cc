@@ -58,7 +58,7 @@ void HalfTokens(const HalfCall& c) {
   constexpr bool kF32Scales = layout::HasF32Scales(kType);
   constexpr bool kFiveBit = layout::IsFiveBit(kType);
   // A byte per value once unpacked, summed per half block (see the file comment).
-  constexpr bool kSigned = layout::IsSignedBytes(kType);  // Q3_K, Q6_K
+  constexpr bool kSigned = layout::IsSignedBytes(kType);  // Q2_K, Q3_K, Q6_K
   constexpr bool kInt8 = kFiveBit || kSigned;
   constexpr int kScales = layout::ScalesPerBlock(kType);
   const Q8Activations& act = *c.act;

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes tests/testdata/smollm2-greedy.json: llama.cpp's greedy outputs for the default model.
 
-The oracle is llama.cpp through llama-cpp-python (`pip install llama-cpp-python==0.3.36`).
+The oracle is llama.cpp through llama-cpp-python (`pip install llama-cpp-python==0.3.36`, or
+the bindings scripts/peer/build-llama-bench.sh leaves: PYTHONPATH=third_party_cache/
+llama.cpp-0.3.36/python LLAMA_CPP_LIB_PATH=third_party_cache/llama.cpp-0.3.36/bin; that build
+reproduces tests/testdata/smollm2-greedy.json exactly).
 For each prompt it records the prompt token ids, GREEDY_STEPS greedy token ids (argmax of
 the logits, computed here rather than by llama.cpp's sampler, lowest id on ties), their text,
 the top-5 log-probabilities (log-softmax of the logits, float64) of the first TOP_STEPS
