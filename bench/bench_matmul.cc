@@ -54,7 +54,7 @@ std::vector<std::string> Split(const std::string& s) {
 }
 
 bool ParseType(const std::string& name, GgmlType* type) {
-  for (uint32_t id : {0u, 1u, 2u, 3u, 8u, 30u}) {
+  for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 10u, 11u, 12u, 13u, 14u, 30u}) {
     if (TraitsOf(id)->name == name) {
       *type = static_cast<GgmlType>(id);
       return true;
@@ -93,6 +93,40 @@ std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, st
       for (int64_t i = 0; i < n / kQK; ++i) {
         reinterpret_cast<BlockQ4_1*>(data.data())[i].d = scale;
         reinterpret_cast<BlockQ4_1*>(data.data())[i].m = min;
+      }
+      break;
+    case GgmlType::kQ5_0:
+      for (int64_t i = 0; i < n / kQK; ++i) reinterpret_cast<BlockQ5_0*>(data.data())[i].d = scale;
+      break;
+    case GgmlType::kQ5_1:
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        reinterpret_cast<BlockQ5_1*>(data.data())[i].d = scale;
+        reinterpret_cast<BlockQ5_1*>(data.data())[i].m = min;
+      }
+      break;
+    case GgmlType::kQ4_K:  // random six-bit scales and minimums times d, dmin ~ 0.001
+    case GgmlType::kQ5_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        uint8_t* blk = data.data() + i * traits.block_bytes;
+        const Fp16 d = Fp32ToFp16(0.001f);
+        std::memcpy(blk, &d, 2);
+        std::memcpy(blk + 2, &d, 2);
+      }
+      break;
+    case GgmlType::kQ6_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        reinterpret_cast<BlockQ6_K*>(data.data())[i].d = Fp32ToFp16(0.0005f);
+      }
+      break;
+    case GgmlType::kQ3_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        reinterpret_cast<BlockQ3_K*>(data.data())[i].d = Fp32ToFp16(0.001f);
+      }
+      break;
+    case GgmlType::kQ2_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        reinterpret_cast<BlockQ2_K*>(data.data())[i].d = Fp32ToFp16(0.002f);
+        reinterpret_cast<BlockQ2_K*>(data.data())[i].dmin = Fp32ToFp16(0.001f);
       }
       break;
   }
@@ -199,6 +233,11 @@ int Main(int argc, char** argv) {
       return 2;
     }
     for (const Shape& shape : kShapes) {
+      if (shape.cols % TraitsOf(static_cast<uint32_t>(type))->block_elems != 0) {
+        std::printf("%-5s %-11s  (rows not a multiple of the block size: skipped)\n",
+                    name.c_str(), shape.name);
+        continue;
+      }
       const auto source = RandomWeights(type, shape.rows, shape.cols, rng);
       const MatrixView view{type, source.data(), shape.rows, shape.cols};
       std::vector<cpu::PackedMatrix> copies;

@@ -10,6 +10,13 @@ std::optional<GgmlTypeTraits> TraitsOf(uint32_t type) {
     case GgmlType::kQ4_0: return GgmlTypeTraits{"Q4_0", kQK, sizeof(BlockQ4_0)};
     case GgmlType::kQ4_1: return GgmlTypeTraits{"Q4_1", kQK, sizeof(BlockQ4_1)};
     case GgmlType::kQ8_0: return GgmlTypeTraits{"Q8_0", kQK, sizeof(BlockQ8_0)};
+    case GgmlType::kQ5_0: return GgmlTypeTraits{"Q5_0", kQK, sizeof(BlockQ5_0)};
+    case GgmlType::kQ5_1: return GgmlTypeTraits{"Q5_1", kQK, sizeof(BlockQ5_1)};
+    case GgmlType::kQ2_K: return GgmlTypeTraits{"Q2_K", kQKK, sizeof(BlockQ2_K)};
+    case GgmlType::kQ3_K: return GgmlTypeTraits{"Q3_K", kQKK, sizeof(BlockQ3_K)};
+    case GgmlType::kQ4_K: return GgmlTypeTraits{"Q4_K", kQKK, sizeof(BlockQ4_K)};
+    case GgmlType::kQ5_K: return GgmlTypeTraits{"Q5_K", kQKK, sizeof(BlockQ5_K)};
+    case GgmlType::kQ6_K: return GgmlTypeTraits{"Q6_K", kQKK, sizeof(BlockQ6_K)};
   }
   return std::nullopt;
 }

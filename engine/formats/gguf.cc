@@ -351,7 +351,8 @@ class GgufFile::Parser {
     if (!traits) {
       return absl::InvalidArgumentError(
           absl::StrCat(f_.path_, ": ", what, " has tensor type ", GgmlTypeLabel(info.type),
-                       ", which troupe cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)"));
+                       ", which troupe cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+                       "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)"));
     }
     if (info.dims[0] % traits->block_elems != 0) {
       return Corrupt(absl::StrCat(what, " of type ", Sv(traits->name), " has row length ",

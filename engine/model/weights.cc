@@ -53,11 +53,19 @@ absl::StatusOr<MatrixView> LoadMatrix(const GgufFile& file, const std::string& n
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
     case GgmlType::kQ4_1:
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat(file.path(), ": tensor '", name, "' has type id ", t->type,
-                       "; weight matrices must be F32, F16, BF16, Q8_0, Q4_0 or Q4_1"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          file.path(), ": tensor '", name, "' has type id ", t->type,
+          "; weight matrices must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, "
+          "Q4_K, Q5_K or Q6_K"));
   }
   TROUPE_RETURN_IF_ERROR(CheckAlignment(file, *t));
   return MatrixView{

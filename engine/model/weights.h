@@ -39,9 +39,9 @@ struct ModelWeights {
 };
 
 // Builds views of every Llama tensor in `file` and checks them against `config`: shape (rows =
-// dims[1], cols = dims[0]; norms 1-D [dim]), matrix type F32/F16/BF16/Q8_0/Q4_0/Q4_1, norm type
-// F32/F16/BF16, and element alignment of the data. Absent output.weight means tied embeddings
-// (output = token_embd). Returns kInvalidArgument naming the file, the tensor and, for shape
+// dims[1], cols = dims[0]; norms 1-D [dim]), matrix type (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+// Q5_0, Q5_1, Q2_K .. Q6_K), norm type F32/F16/BF16, and element alignment of the
+// data. Absent output.weight means tied embeddings (output = token_embd). Returns kInvalidArgument naming the file, the tensor and, for shape
 // errors, the expected and actual dims; a missing tensor is named the same way.
 // The returned views point into `file`'s mapping: `file` must outlive them.
 // REQUIRES: config came from ModelConfigFromGguf(file) (or matches it).

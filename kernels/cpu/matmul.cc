@@ -38,6 +38,7 @@ int32_t ActivationOffset(Isa isa, GgmlType type) {
   // The scalar kernel subtracts the offsets itself; AVX2 reads Q8_0 as signed (sign trick).
   if (isa == Isa::kScalar) return 0;
   if (type == GgmlType::kQ4_0) return 8;
+  if (type == GgmlType::kQ5_0) return 16;
   if (type == GgmlType::kQ8_0 && isa == Isa::kAvx512Vnni) return 128;
   return 0;
 }
@@ -72,15 +73,20 @@ void QuantizedMatmul(const PackedMatrix& w, const float* x, int64_t n_tokens, fl
   if (scratch.size() < bytes) scratch.resize(bytes);
   const Q8Activations act = Q8ActivationsIn(scratch.data(), n_tokens, nb);
   const int32_t offset = ActivationOffset(isa, w.type());
+  // As llama.cpp: K-quant weights meet activations quantized per 256 (Q8_K), the rest per 32.
+  const ActivationScales scales = TraitsOf(static_cast<uint32_t>(w.type()))->block_elems == kQKK
+                                      ? ActivationScales::kQ8_K
+                                      : ActivationScales::kQ8_0;
   // Work is split over whole token groups: kernels start token tiles at group boundaries.
   const int64_t num_groups = (n_tokens + kActGroup - 1) / kActGroup;
 
   // 1) Quantize the activations (split over tokens when there are many).
   if (n_tokens * w.cols() < kParallelQuantizeElems) {
-    QuantizeActivations(x, 0, n_tokens, offset, act);
+    QuantizeActivations(x, 0, n_tokens, offset, act, scales);
   } else {
     pool.ParallelFor(num_groups, 1, [&](int64_t begin, int64_t end) {
-      QuantizeActivations(x, begin * kActGroup, std::min(n_tokens, end * kActGroup), offset, act);
+      QuantizeActivations(x, begin * kActGroup, std::min(n_tokens, end * kActGroup), offset, act,
+                          scales);
     });
   }
 

@@ -28,7 +28,7 @@ int32_t ActivationOffset(Isa isa, GgmlType type);
 // One quantized kernel call: rows of tiles [tile_begin, tile_end) for tokens [t_begin, t_end).
 // REQUIRES: t_begin % kActGroup == 0.
 struct QuantTileArgs {
-  const PackedMatrix* w = nullptr;     // Q4_0, Q4_1 or Q8_0, repacked
+  const PackedMatrix* w = nullptr;     // a repacked type (layout::IsRepacked)
   const Q8Activations* act = nullptr;  // quantized with ActivationOffset(isa, w->type())
   float* y = nullptr;                  // [act->n_tokens, w->rows()]
   int64_t tile_begin = 0;

@@ -9,21 +9,11 @@
 namespace troupe::cpu::internal {
 
 namespace {
-// sum over the block's 32 elements of (signed weight of row `lane`) * q.
-int32_t BlockDot(GgmlType type, const uint8_t* qs, int lane, const int8_t* q) {
+// Sums over elements [e0, e1) of the block of (signed weight of row `lane`) * q.
+int32_t BlockDot(GgmlType type, const uint8_t* qs, int lane, const int8_t* q, int e0 = 0,
+                 int e1 = kQK) {
   int32_t sum = 0;
-  for (int e = 0; e < kQK; ++e) {
-    int w;
-    if (type == GgmlType::kQ8_0) {
-      w = static_cast<int>(qs[(e / 4) * layout::kChunkBytes + 4 * lane + e % 4]) - 128;
-    } else {
-      const int byte = e % 16;
-      const uint8_t v = qs[(byte / 4) * layout::kChunkBytes + 4 * lane + byte % 4];
-      w = e < 16 ? (v & 0x0f) : (v >> 4);
-      if (type == GgmlType::kQ4_0) w -= 8;
-    }
-    sum += w * q[e];
-  }
+  for (int e = e0; e < e1; ++e) sum += layout::PackedValue(type, qs + 4 * lane, e) * q[e];
   return sum;
 }
 }  // namespace
@@ -43,7 +33,27 @@ void QuantTilesScalar(const QuantTileArgs& args) {
         float acc = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
           const int64_t i = act.Index(b, t);
-          const int32_t dot = BlockDot(type, tv.qs + b * qs_bytes, lane, act.qs + i * kQK);
+          const uint8_t* qs = tv.qs + b * qs_bytes;
+          if (layout::HasF32Scales(type)) {  // f32 scales, one per 16 elements for Q6_K
+            const float* fd = tv.fd + b * layout::ScalesPerBlock(type) * layout::kTileRows + lane;
+            if (layout::ScalesPerBlock(type) == 2) {
+              acc += fd[0] * act.d[i] *
+                     static_cast<float>(BlockDot(type, qs, lane, act.qs + i * kQK, 0, 16));
+              acc += fd[layout::kTileRows] * act.d[i] *
+                     static_cast<float>(BlockDot(type, qs, lane, act.qs + i * kQK, 16, kQK));
+            } else {
+              acc += fd[0] * act.d[i] * static_cast<float>(BlockDot(type, qs, lane, act.qs + i * kQK));
+            }
+            if (tv.fm != nullptr && layout::MinsPerBlock(type) == 2) {  // Q2_K: per 16
+              const float* fm = tv.fm + 2 * b * layout::kTileRows + lane;
+              acc += fm[0] * (act.d[i] * static_cast<float>(act.sum16[2 * i])) +
+                     fm[layout::kTileRows] * (act.d[i] * static_cast<float>(act.sum16[2 * i + 1]));
+            } else if (tv.fm != nullptr) {
+              acc += tv.fm[b * layout::kTileRows + lane] * act.s[i];
+            }
+            continue;
+          }
+          const int32_t dot = BlockDot(type, qs, lane, act.qs + i * kQK);
           acc +=
               Fp16ToFp32(tv.d[b * layout::kTileRows + lane]) * act.d[i] * static_cast<float>(dot);
           if (tv.m != nullptr) acc += Fp16ToFp32(tv.m[b * layout::kTileRows + lane]) * act.s[i];

@@ -14,8 +14,10 @@
 
 namespace troupe::cpu {
 
-// Q4_0, Q4_1 and Q8_0 are repacked into tiles of 16 rows whose size equals the source's
-// (kernels/cpu/packed_layout.h; docs/kernels.md "CPU matmul"); F32, F16 and BF16 are borrowed.
+// Q4_0, Q4_1, Q8_0, Q5_0 and Q5_1 are repacked into tiles of 16 rows whose size equals the
+// source's; the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) into the same tiles of 32-element blocks with
+// f32 scales (larger than the source: kernels/cpu/packed_layout.h; docs/kernels.md "CPU
+// matmul"); F32, F16 and BF16 are borrowed.
 class PackedMatrix {
  public:
   // Packs `w`. If the returned matrix borrows w.data, `w.data` must outlive it

@@ -23,7 +23,7 @@ int64_t PaddedTokens(int64_t n_tokens) {
 
 size_t Q8ActivationBytes(int64_t n_tokens, int64_t num_blocks) {
   const size_t n = static_cast<size_t>(PaddedTokens(n_tokens) * num_blocks);
-  return n * kQK + 3 * n * sizeof(float);
+  return n * kQK + 5 * n * sizeof(float);
 }
 
 Q8Activations Q8ActivationsIn(uint8_t* buffer, int64_t n_tokens, int64_t num_blocks) {
@@ -35,6 +35,7 @@ Q8Activations Q8ActivationsIn(uint8_t* buffer, int64_t n_tokens, int64_t num_blo
   a.d = reinterpret_cast<float*>(buffer + n * kQK);
   a.s = a.d + n;
   a.bias = reinterpret_cast<int32_t*>(a.s + n);
+  a.sum16 = a.bias + n;
   return a;
 }
 
@@ -68,11 +69,55 @@ float QuantizeBlock(const float* x, int8_t* q, int32_t* sum) {
   return amax / 127.0f;
 #endif
 }
+
+// llama.cpp's quantize_row_q8_K_ref on x[0, 256): the 8 blocks' q into q[8][32], the sums of
+// each block's two halves into sums[8][2]; returns d (the same for all 8).
+float QuantizeSuperBlock(const float* x, int8_t* const q[8], int32_t sums[8][2]) {
+  float max = 0.0f, amax = 0.0f;
+  for (int i = 0; i < kQKK; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  const float iscale = amax > 0.0f ? -127.0f / max : 0.0f;
+  for (int b = 0; b < kQKK / kQK; ++b) {
+    sums[b][0] = sums[b][1] = 0;
+    for (int e = 0; e < kQK; ++e) {
+      const float v = std::nearbyint(iscale * x[b * kQK + e]);  // ties to even, as ggml's
+      q[b][e] = static_cast<int8_t>(std::fmin(v, 127.0f));
+      sums[b][e / 16] += q[b][e];
+    }
+  }
+  return amax > 0.0f ? 1.0f / iscale : 0.0f;
+}
 }  // namespace
 
 void QuantizeActivations(const float* x, int64_t t_begin, int64_t t_end, int32_t offset,
-                         const Q8Activations& out) {
+                         const Q8Activations& out, ActivationScales scales) {
   const int64_t cols = out.num_blocks * kQK;
+  if (scales == ActivationScales::kQ8_K) {
+    constexpr int kBlocks = kQKK / kQK;
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      for (int64_t b0 = 0; b0 < out.num_blocks; b0 += kBlocks) {
+        int8_t* q[kBlocks];
+        int32_t sums[kBlocks][2];
+        for (int k = 0; k < kBlocks; ++k) q[k] = out.qs + out.Index(b0 + k, t) * kQK;
+        const float d = QuantizeSuperBlock(x + t * cols + b0 * kQK, q, sums);
+        for (int k = 0; k < kBlocks; ++k) {
+          const int64_t i = out.Index(b0 + k, t);
+          const int32_t sum = sums[k][0] + sums[k][1];
+          out.d[i] = d;
+          out.s[i] = d * static_cast<float>(sum);
+          out.bias[i] = -offset * sum;
+          out.sum16[2 * i] = sums[k][0];
+          out.sum16[2 * i + 1] = sums[k][1];
+        }
+      }
+    }
+    return;
+  }
   for (int64_t t = t_begin; t < t_end; ++t) {
     for (int64_t b = 0; b < out.num_blocks; ++b) {
       const int64_t i = out.Index(b, t);

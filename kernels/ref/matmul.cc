@@ -23,6 +23,82 @@ void UnpackNibbles(const uint8_t* qs, int q[kQK]) {
     q[i + kQK / 2] = qs[i] >> 4;
   }
 }
+
+// Q5_0 / Q5_1: the nibbles as in Q4, plus bit e of the little-endian qh as bit 4 of element e.
+void UnpackFiveBits(const uint8_t* qs, const uint8_t* qh_bytes, int q[kQK]) {
+  UnpackNibbles(qs, q);
+  const uint32_t qh = static_cast<uint32_t>(qh_bytes[0]) | static_cast<uint32_t>(qh_bytes[1]) << 8 |
+                      static_cast<uint32_t>(qh_bytes[2]) << 16 |
+                      static_cast<uint32_t>(qh_bytes[3]) << 24;
+  for (int e = 0; e < kQK; ++e) q[e] |= static_cast<int>((qh >> e) & 1) << 4;
+}
+
+// One Q4_K / Q5_K super-block into dst[256]; qh is null for Q4_K. Sub-block j = 2g + k
+// (k = 0: low nibbles, 1: high nibbles of the group's 32 qs bytes): (d * sc) * q - dmin * m,
+// evaluated as ggml does so results are bit-identical.
+void DequantizeKBlock(Fp16 d_bits, Fp16 dmin_bits, const uint8_t* scales, const uint8_t* qs,
+                      const uint8_t* qh, float* dst) {
+  const float d = Fp16ToFp32(d_bits);
+  const float dmin = Fp16ToFp32(dmin_bits);
+  for (int j = 0; j < kQKK / kQK; ++j) {
+    const int g = j / 2, k = j % 2;
+    int sc = 0, m = 0;
+    UnpackScaleMinK(scales, j, &sc, &m);
+    const float scale = d * static_cast<float>(sc);
+    const float min = dmin * static_cast<float>(m);
+    for (int l = 0; l < kQK; ++l) {
+      const uint8_t byte = qs[32 * g + l];
+      int q = k == 0 ? (byte & 0x0f) : (byte >> 4);
+      if (qh != nullptr) q |= ((qh[l] >> j) & 1) << 4;  // bit 2g + k of qh[l]
+      dst[kQK * j + l] = scale * static_cast<float>(q) - min;
+    }
+  }
+}
+
+// One Q2_K super-block into dst[256] (layout in ggml_types.h).
+void DequantizeQ2KBlock(const BlockQ2_K& b, float* dst) {
+  const float d = Fp16ToFp32(b.d);
+  const float dmin = Fp16ToFp32(b.dmin);
+  for (int e = 0; e < kQKK; ++e) {
+    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+    const int q = (b.qs[32 * h + l] >> (2 * j)) & 3;
+    const uint8_t sc = b.scales[e / 16];
+    const float scale = d * static_cast<float>(sc & 0x0f);
+    const float min = dmin * static_cast<float>(sc >> 4);
+    dst[e] = scale * static_cast<float>(q) - min;
+  }
+}
+
+// One Q3_K super-block into dst[256] (layout in ggml_types.h).
+void DequantizeQ3KBlock(const BlockQ3_K& b, float* dst) {
+  const float d = Fp16ToFp32(b.d);
+  for (int e = 0; e < kQKK; ++e) {
+    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+    const int low = (b.qs[32 * h + l] >> (2 * j)) & 3;
+    const int q = low - ((b.hmask[l] >> (4 * h + j)) & 1 ? 0 : 4);
+    const float scale = d * static_cast<float>(Q3KScale(b.scales, e / 16) - 32);
+    dst[e] = scale * static_cast<float>(q);
+  }
+}
+
+// One Q6_K super-block into dst[256] (layout in ggml_types.h).
+void DequantizeQ6KBlock(const BlockQ6_K& b, float* dst) {
+  const float d = Fp16ToFp32(b.d);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = b.ql + 64 * h;
+    const uint8_t* qh = b.qh + 32 * h;
+    for (int l = 0; l < 32; ++l) {
+      const int q[4] = {(ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4,
+                        (ql[32 + l] & 0x0f) | ((qh[l] >> 2) & 3) << 4,
+                        (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4,
+                        (ql[32 + l] >> 4) | ((qh[l] >> 6) & 3) << 4};
+      for (int k = 0; k < 4; ++k) {
+        const int e = 128 * h + 32 * k + l;
+        dst[e] = d * static_cast<float>(b.scales[e / 16]) * static_cast<float>(q[k] - 32);
+      }
+    }
+  }
+}
 }  // namespace
 
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
@@ -69,6 +145,54 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
         UnpackNibbles(b[k].qs, q);
         for (int i = 0; i < kQK; ++i) dst[k * kQK + i] = d * static_cast<float>(q[i]) + m;
       }
+      return;
+    }
+    case GgmlType::kQ5_0: {
+      const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
+      for (int64_t k = 0; k < n / kQK; ++k) {
+        const float d = Fp16ToFp32(b[k].d);
+        UnpackFiveBits(b[k].qs, b[k].qh, q);
+        for (int i = 0; i < kQK; ++i) dst[k * kQK + i] = d * static_cast<float>(q[i] - 16);
+      }
+      return;
+    }
+    case GgmlType::kQ5_1: {
+      const BlockQ5_1* b = static_cast<const BlockQ5_1*>(src);
+      for (int64_t k = 0; k < n / kQK; ++k) {
+        const float d = Fp16ToFp32(b[k].d);
+        const float m = Fp16ToFp32(b[k].m);
+        UnpackFiveBits(b[k].qs, b[k].qh, q);
+        for (int i = 0; i < kQK; ++i) dst[k * kQK + i] = d * static_cast<float>(q[i]) + m;
+      }
+      return;
+    }
+    case GgmlType::kQ2_K: {
+      const BlockQ2_K* b = static_cast<const BlockQ2_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) DequantizeQ2KBlock(b[k], dst + k * kQKK);
+      return;
+    }
+    case GgmlType::kQ3_K: {
+      const BlockQ3_K* b = static_cast<const BlockQ3_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) DequantizeQ3KBlock(b[k], dst + k * kQKK);
+      return;
+    }
+    case GgmlType::kQ4_K: {
+      const BlockQ4_K* b = static_cast<const BlockQ4_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) {
+        DequantizeKBlock(b[k].d, b[k].dmin, b[k].scales, b[k].qs, nullptr, dst + k * kQKK);
+      }
+      return;
+    }
+    case GgmlType::kQ5_K: {
+      const BlockQ5_K* b = static_cast<const BlockQ5_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) {
+        DequantizeKBlock(b[k].d, b[k].dmin, b[k].scales, b[k].qs, b[k].qh, dst + k * kQKK);
+      }
+      return;
+    }
+    case GgmlType::kQ6_K: {
+      const BlockQ6_K* b = static_cast<const BlockQ6_K*>(src);
+      for (int64_t k = 0; k < n / kQKK; ++k) DequantizeQ6KBlock(b[k], dst + k * kQKK);
       return;
     }
   }

@@ -3,6 +3,9 @@
 # interleaved (troupe, llama.cpp, troupe, llama.cpp) so that machine drift hits both alike.
 #
 # Usage: scripts/bench/cpu-side-by-side.sh [MODEL] [THREADS] [ROUNDS]
+# Environment: BATCHES (troupe's batch sizes, default 1,8,32), REPEAT (troupe's best-of, default
+# 2), PEER_REPS (llama-bench -r, default 3): many short rounds (BATCHES=1 REPEAT=1 PEER_REPS=1)
+# give a median that survives a busy machine better than a few long ones.
 # Needs: build/bench/bench_engine (scripts/test.sh builds it) and the llama.cpp peer
 # (scripts/peer/build-llama-bench.sh).
 set -euo pipefail
@@ -20,7 +23,8 @@ echo "model: $model  threads: $threads"
 cat "$peer_dir/../VERSION"
 for round in $(seq 1 "$rounds"); do
   echo "=== round $round: troupe bench_engine"
-  "$bench" --model "$model" --threads "$threads" --prompt-len 512 --gen-len 64 --batches 1,8,32 --repeat 2
+  "$bench" --model "$model" --threads "$threads" --prompt-len 512 --gen-len 64 \
+    --batches "${BATCHES:-1,8,32}" --repeat "${REPEAT:-2}"
   echo "=== round $round: llama.cpp llama-bench (pp512 = prefill, tg64 = decode, batch 1)"
-  "$peer_dir/llama-bench" -m "$model" -t "$threads" -p 512 -n 64 -r 3 -o md
+  "$peer_dir/llama-bench" -m "$model" -t "$threads" -p 512 -n 64 -r "${PEER_REPS:-3}" -o md
 done

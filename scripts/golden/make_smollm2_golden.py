@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes tests/testdata/smollm2-greedy.json: llama.cpp's greedy outputs for the default model.
 
-The oracle is llama.cpp through llama-cpp-python (`pip install llama-cpp-python==0.3.36`).
+The oracle is llama.cpp through llama-cpp-python (`pip install llama-cpp-python==0.3.36`, or
+the bindings scripts/peer/build-llama-bench.sh leaves: PYTHONPATH=third_party_cache/
+llama.cpp-0.3.36/python LLAMA_CPP_LIB_PATH=third_party_cache/llama.cpp-0.3.36/bin; that build
+reproduces tests/testdata/smollm2-greedy.json exactly).
 For each prompt it records the prompt token ids, GREEDY_STEPS greedy token ids (argmax of
 the logits, computed here rather than by llama.cpp's sampler, lowest id on ties), their text,
 the top-5 log-probabilities (log-softmax of the logits, float64) of the first TOP_STEPS
@@ -10,7 +13,10 @@ tokens: the chain is the model's argmax continuation, which is what a forward-pa
 comparison needs.
 
 Same shape as ../shared/golden/stories260K-greedy.json, plus model-level fields.
-Usage: scripts/golden/make_smollm2_golden.py [--model PATH] [--out PATH]
+--f32-kv runs llama.cpp with an F32 KV cache and flash attention off (the default is llama.cpp's
+default, an F16 cache): troupe's f16 cache follows llama.cpp's flash-attention arithmetic, its
+f32 cache has no rounding to disagree about.
+Usage: scripts/golden/make_smollm2_golden.py [--model PATH] [--out PATH] [--f32-kv]
 """
 
 import argparse
@@ -96,13 +102,15 @@ def main() -> int:
                         default=REPO_ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf")
     parser.add_argument("--out", type=pathlib.Path,
                         default=REPO_ROOT / "tests" / "testdata" / "smollm2-greedy.json")
+    parser.add_argument("--f32-kv", action="store_true", help="F32 KV cache, flash attention off")
     args = parser.parse_args()
     if not args.model.is_file():
         print(f"no model at {args.model}; run scripts/fetch-model.sh", file=sys.stderr)
         return 1
 
+    kv = {"type_k": 0, "type_v": 0, "flash_attn": False} if args.f32_kv else {}  # 0 = F32
     llm = llama_cpp.Llama(model_path=str(args.model), n_ctx=2048, n_threads=2,
-                          logits_all=True, seed=0, verbose=False)
+                          logits_all=True, seed=0, verbose=False, **kv)
     add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "true") == "true"
     version = llama_cpp.__version__
     commit = VENDORED_LLAMA_CPP.get(version, "unknown commit")
@@ -110,7 +118,8 @@ def main() -> int:
         "model": args.model.name,
         "model_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest(),
         "oracle": (f"llama.cpp {commit} via llama-cpp-python {version}, CPU, n_threads=2, "
-                   f"n_ctx=2048; greedy = argmax of logits after each single-token eval; "
+                   f"n_ctx=2048{', KV cache F32, flash attention off' if args.f32_kv else ''}; "
+                   f"greedy = argmax of logits after each single-token eval; "
                    f"prompt evaluated as one batch; no stop at end-of-turn tokens"),
         "add_bos": add_bos,
         "bos_token_id": llm.token_bos(),

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Writes tests/testdata/tiny/golden.json: llama.cpp's greedy outputs for the tiny models.
 
-The oracle is llama.cpp through llama-cpp-python (`pip install llama-cpp-python==0.3.36`), run on
-the files scripts/golden/make_tiny_models.py writes. For each model and each of its three
+The oracle is llama.cpp through llama-cpp-python (`pip install llama-cpp-python==0.3.36`, or
+the bindings and shared library scripts/peer/build-llama-bench.sh builds:
+PYTHONPATH=third_party_cache/llama.cpp-0.3.36/python
+LLAMA_CPP_LIB_PATH=third_party_cache/llama.cpp-0.3.36/bin), run on the files
+scripts/golden/make_tiny_models.py and scripts/golden/make_kquant_tiny_models.py write. For each model and each of its three
 prompts (token ids, BOS first) it records GREEDY_STEPS greedy ids (argmax of the logits after
 each eval, lowest id on ties; not llama.cpp's sampler), the top-5 log-probabilities
 (log-softmax, float64) of the first TOP_STEPS steps, and the gap between the two largest logits
@@ -15,7 +18,13 @@ reports (stdout only) how the streams change with the default F16 cache, how clo
 llama.cpp's F32 models follow the float64 numpy reference in make_tiny_models.py, and how far
 each quantized type follows its float parent.
 
-Usage: scripts/golden/make_tiny_golden.py [--dir DIR] [--out PATH]
+--keep-existing keeps the entries the output file already has (byte for byte) and records only
+the models it lacks: on another CPU llama.cpp's own results may move in the last digits (this
+script rerun on an AMD EPYC with AVX-512 in 2026-12 reproduced every entry exactly except bf16,
+whose logprobs moved by up to 0.019, its BF16 dot product depending on the CPU's features), and
+a new model should not rewrite the others' goldens.
+
+Usage: scripts/golden/make_tiny_golden.py [--dir DIR] [--out PATH] [--keep-existing]
 """
 
 import argparse
@@ -29,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_tiny_models as tiny  # noqa: E402  (sibling script: weights, prompts, reference)
+import make_kquant_tiny_models as kquant  # noqa: E402  (the llama-quantize'd K-quant models)
 
 GREEDY_STEPS = 32
 TOP_STEPS = 4
@@ -107,8 +117,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=pathlib.Path, default=tiny.DEFAULT_OUT)
     parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser.add_argument("--keep-existing", action="store_true",
+                        help="keep the output file's entries; record only missing models")
     args = parser.parse_args()
     out = args.out or args.dir / "golden.json"
+    kept = {}
+    if args.keep_existing and out.is_file():
+        kept = {m["name"]: m for m in json.loads(out.read_text())["models"]}
 
     version = llama_cpp.__version__
     commit = VENDORED_LLAMA_CPP.get(version, "unknown commit")
@@ -121,10 +136,15 @@ def main() -> int:
         "models": [],
     }
     streams = {}
-    for v in tiny.VARIANTS:
+    for v in tiny.VARIANTS + kquant.VARIANTS:
         path = args.dir / v.file_name
+        if v.name in kept:
+            golden["models"].append(kept[v.name])
+            streams[v.name] = [c["greedy_tokens"] for c in kept[v.name]["cases"]]
+            continue
         if not path.is_file():
-            print(f"no model at {path}; run scripts/golden/make_tiny_models.py", file=sys.stderr)
+            print(f"no model at {path}; run scripts/golden/make_tiny_models.py and "
+                  f"make_kquant_tiny_models.py", file=sys.stderr)
             return 1
         llm = load(path)
         cases = [run_case(llm, p) for p in tiny.prompts()]
@@ -133,14 +153,15 @@ def main() -> int:
             "name": v.name,
             "file": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "tensor_type": v.qtype.name,
+            "tensor_type": getattr(v, "type_label", None) or v.qtype.name,
             "tied_embeddings": v.tied,
             "rope": "llama3" if v.llama3 else "default",
             "cases": cases,
         })
         print(f"{path.name}: min top-2 logit gap "
               f"{min(c['min_top2_logit_gap'] for c in cases):.4f}")
-        if v.qtype == tiny.Q.F32 and check_against_numpy(v.name, llm, v) > 1e-3:
+        is_f32 = getattr(v, "qtype", None) == tiny.Q.F32
+        if is_f32 and check_against_numpy(v.name, llm, v) > 1e-3:
             print(f"{v.name}: llama.cpp disagrees with the reference", file=sys.stderr)
             return 1
 

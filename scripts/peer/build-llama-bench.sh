@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-bench and llama-server, the CPU peer troupe is benchmarked against,
-# from the llama-cpp-python source distribution (it vendors llama.cpp as a git submodule).
-# Output: third_party_cache/llama.cpp-<version>/bin/{llama-bench,llama-server} (git-ignored),
-# plus VERSION (llama-cpp-python version, vendored llama.cpp commit). Idempotent.
+# llama-quantize (makes the K-quant test files, scripts/peer/make-kquant-models.sh) and the
+# shared libllama that llama-cpp-python's ctypes bindings load (the golden scripts in
+# scripts/golden/ use it: no second llama.cpp build through pip), from the llama-cpp-python
+# source distribution (it vendors llama.cpp as a git submodule).
+# Output (git-ignored), under third_party_cache/llama.cpp-<version>/:
+#   bin/{llama-bench,llama-server,llama-quantize}, bin/lib*.so (RPATH $ORIGIN)
+#   python/llama_cpp/   the sdist's Python package; use it with
+#                       PYTHONPATH=.../python LLAMA_CPP_LIB_PATH=.../bin (pip install numpy
+#                       diskcache jinja2 typing-extensions first)
+#   VERSION             llama-cpp-python version, vendored llama.cpp commit
+# Idempotent.
 #
 # Usage: scripts/peer/build-llama-bench.sh [SDIST.tar.gz]
 #   Without an argument it runs `pip download --no-binary :all:` for the pinned version.
@@ -15,7 +23,8 @@ cache="$repo_root/third_party_cache"
 out="$cache/llama.cpp-$kVersion"
 jobs=${TROUPE_JOBS:-2}
 
-if [[ -x "$out/bin/llama-bench" && -x "$out/bin/llama-server" && -f "$out/VERSION" ]]; then
+if [[ -x "$out/bin/llama-bench" && -x "$out/bin/llama-server" && -x "$out/bin/llama-quantize" &&
+      -f "$out/bin/libllama.so" && -d "$out/python/llama_cpp" && -f "$out/VERSION" ]]; then
   echo "build-llama-bench: already built: $out/bin"; cat "$out/VERSION"
   exit 0
 fi
@@ -42,20 +51,25 @@ llama_src="$src/vendor/llama.cpp"
 commit=$(git -C "$llama_src" rev-parse HEAD 2>/dev/null || echo unknown)
 commit_date=$(git -C "$llama_src" log -1 --format=%cs 2>/dev/null || echo unknown)
 
-# Static, CPU-only, tuned for this CPU; no network at build time (no curl/openssl, no web UI
-# download); only the two tools we need.
+# CPU-only, tuned for this CPU; no network at build time (no curl/openssl, no web UI
+# download); only the tools we need. Shared libraries (RPATH $ORIGIN, kept beside the tools in
+# bin/) so that llama-cpp-python's bindings can load the very build that is benchmarked.
 cmake -S "$llama_src" -B "$out/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DBUILD_SHARED_LIBS=ON \
+  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN' \
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-cmake --build "$out/build" -j "$jobs" --target llama-bench llama-server
+cmake --build "$out/build" -j "$jobs" --target llama-bench llama-server llama-quantize llama
 
 mkdir -p "$out/bin"
-cp "$out/build/bin/llama-bench" "$out/build/bin/llama-server" "$out/bin/"
+cp "$out/build/bin/llama-bench" "$out/build/bin/llama-server" "$out/build/bin/llama-quantize" \
+   "$out/bin/"
+find "$out/build" -name 'lib*.so*' -exec cp -P {} "$out/bin/" \;
+rm -rf "$out/python" && mkdir -p "$out/python" && cp -r "$src/llama_cpp" "$out/python/"
 cat >"$out/VERSION" <<VERSION
 llama-cpp-python $kVersion (sdist sha256 $(sha256sum "$sdist" | cut -d' ' -f1))
 llama.cpp commit $commit ($commit_date)
-built with: GGML_NATIVE=ON, CPU only, static, $(${CXX:-c++} --version | head -n 1)
+built with: GGML_NATIVE=ON, CPU only, shared (RPATH \$ORIGIN), $(${CXX:-c++} --version | head -n 1)
 VERSION
-rm -rf "$src" "$out/build"  # only bin/ and VERSION are kept; a rebuild starts from the sdist
+rm -rf "$src" "$out/build"  # only bin/, python/ and VERSION are kept; a rebuild starts from the sdist
 echo "build-llama-bench: built $out/bin"; cat "$out/VERSION"

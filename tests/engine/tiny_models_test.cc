@@ -34,9 +34,10 @@ const std::string kTinyDir = testing::TinyModelDir();
 // How close troupe must come to llama.cpp, per weight type (nats for logprobs, logits for gaps).
 //
 // llama.cpp's CPU matmul first converts the activations to the weight's "vec_dot_type": F16 and
-// BF16 weights meet F16/BF16-rounded activations; Q8_0, Q4_0 and Q4_1 weights meet int8 blocks
-// of 32 whose scale (and Q4_1's scaled sum) is stored as fp16. Doing the same arithmetic agrees
-// with llama.cpp to float rounding at most steps (the quantized types to <= 1e-6). But both
+// BF16 weights meet F16/BF16-rounded activations; Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights meet
+// int8 blocks of 32 whose scale (and the minimum types' scaled sum) is stored as fp16; the
+// K-quants (Q4_K, Q5_K, Q6_K) meet int8 blocks of 256 with an f32 scale (Q8_K). Doing the same
+// arithmetic agrees with llama.cpp to float rounding at most steps (the quantized types to <= 1e-6). But both
 // sides round f32 values onto a grid, and f32 values that differ in the last bit (summation
 // order) now and then land on neighbouring grid points; these random models turn such a flip
 // into up to ~0.15 nats at the steps that see it. So the logprob check has two bounds over all
@@ -64,6 +65,13 @@ const std::vector<TinyModel>& TinyModels() {
       {"f32", kF32},       {"f16", kF16},       {"bf16", kBf16},
       {"q8_0", kQuant},    {"q4_0", kQuant},    {"q4_1", kQuant},
       {"f32-tied", kF32},  {"q8_0-tied", kQuant}, {"llama3-f32", kF32},
+      // llama-quantize's files (scripts/golden/make_kquant_tiny_models.py): Q4_K_M / Q5_K_M
+      // mix Q4_K / Q5_K with Q6_K, Q3_K_S is Q3_K with a Q6_K embedding, Q2_K mixes Q2_K with
+      // Q3_K, Q4_K and Q6_K, then Q6_K, Q5_0 and Q5_1 alone. Measured on each K file: median
+      // 0.8e-6..1.2e-6, largest 3.1e-6..6.4e-6, no greedy step parts.
+      {"k-q4_k_m", kQuant}, {"k-q5_k_m", kQuant},    {"k-q6_k", kQuant},
+      {"k-q3_k_s", kQuant}, {"k-q2_k", kQuant},      {"k-q5_0-pure", kQuant},
+      {"k-q5_1-pure", kQuant},
   };
   return *models;
 }

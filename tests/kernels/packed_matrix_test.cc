@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/cpu/matmul_isa.h"
+#include "kernels/cpu/packed_layout.h"
 #include "tests/testing/model_paths.h"
 
 namespace troupe::cpu {
@@ -74,8 +75,97 @@ std::vector<uint8_t> RandomWeights(GgmlType type, int64_t rows, int64_t cols, ui
         for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
       }
       break;
+    case GgmlType::kQ5_0:
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        auto& b = reinterpret_cast<BlockQ5_0*>(data.data())[i];
+        b.d = signed_scale();
+        for (uint8_t& q : b.qh) q = static_cast<uint8_t>(rng());
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+      }
+      break;
+    case GgmlType::kQ5_1:
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        auto& b = reinterpret_cast<BlockQ5_1*>(data.data())[i];
+        b.d = signed_scale();
+        b.m = Fp32ToFp16(-16.0f * std::fabs(Fp16ToFp32(b.d)) + normal(rng) * 0.1f);
+        for (uint8_t& q : b.qh) q = static_cast<uint8_t>(rng());
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+      }
+      break;
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K: {
+      // d ~ 0.002 (times six-bit scales up to 63), dmin like it; every byte else random.
+      const bool q5 = type == GgmlType::kQ5_K;
+      const size_t block_bytes = q5 ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        uint8_t* blk = data.data() + i * block_bytes;
+        for (size_t k = 4; k < block_bytes; ++k) blk[k] = static_cast<uint8_t>(rng());
+        const Fp16 d = Fp32ToFp16(scale(rng) / 16), dmin = Fp32ToFp16(scale(rng) / 16);
+        std::memcpy(blk, &d, 2);
+        std::memcpy(blk + 2, &dmin, 2);
+      }
+      break;
+    }
+    case GgmlType::kQ2_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        auto& b = reinterpret_cast<BlockQ2_K*>(data.data())[i];
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+        for (uint8_t& sc : b.scales) sc = static_cast<uint8_t>(rng());
+        b.d = Fp32ToFp16(scale(rng) / 4);
+        b.dmin = Fp32ToFp16(scale(rng) / 4);
+      }
+      break;
+    case GgmlType::kQ3_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        auto& b = reinterpret_cast<BlockQ3_K*>(data.data())[i];
+        for (uint8_t& q : b.hmask) q = static_cast<uint8_t>(rng());
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng());
+        for (uint8_t& sc : b.scales) sc = static_cast<uint8_t>(rng());
+        b.d = Fp32ToFp16(scale(rng) / 8);
+      }
+      break;
+    case GgmlType::kQ6_K:
+      for (int64_t i = 0; i < n / kQKK; ++i) {
+        auto& b = reinterpret_cast<BlockQ6_K*>(data.data())[i];
+        for (uint8_t& q : b.ql) q = static_cast<uint8_t>(rng());
+        for (uint8_t& q : b.qh) q = static_cast<uint8_t>(rng());
+        for (int8_t& sc : b.scales) sc = static_cast<int8_t>(static_cast<int>(rng() % 128) - 64);
+        b.d = Fp32ToFp16(scale(rng) / 64);
+      }
+      break;
   }
   return data;
+}
+
+bool IsQuantized(GgmlType type) { return layout::IsRepacked(type); }
+
+// The additive term of block b (32 elements) of a row of `type` (its magnitude's bound for Q2_K),
+// 0 for types without one.
+float BlockMinimum(GgmlType type, const uint8_t* row, int64_t b) {
+  int sc = 0, m = 0;
+  switch (type) {
+    case GgmlType::kQ4_1:
+      return Fp16ToFp32(reinterpret_cast<const BlockQ4_1*>(row)[b].m);
+    case GgmlType::kQ5_1:
+      return Fp16ToFp32(reinterpret_cast<const BlockQ5_1*>(row)[b].m);
+    case GgmlType::kQ4_K: {
+      const BlockQ4_K& k = reinterpret_cast<const BlockQ4_K*>(row)[b / 8];
+      UnpackScaleMinK(k.scales, static_cast<int>(b % 8), &sc, &m);
+      return -Fp16ToFp32(k.dmin) * static_cast<float>(m);
+    }
+    case GgmlType::kQ5_K: {
+      const BlockQ5_K& k = reinterpret_cast<const BlockQ5_K*>(row)[b / 8];
+      UnpackScaleMinK(k.scales, static_cast<int>(b % 8), &sc, &m);
+      return -Fp16ToFp32(k.dmin) * static_cast<float>(m);
+    }
+    case GgmlType::kQ2_K: {  // two per block: the larger, which bounds both
+      const BlockQ2_K& k = reinterpret_cast<const BlockQ2_K*>(row)[b / 8];
+      const int s = static_cast<int>(b % 8) * 2;
+      return Fp16ToFp32(k.dmin) * static_cast<float>(std::max(k.scales[s] >> 4, k.scales[s + 1] >> 4));
+    }
+    default:
+      return 0.0f;
+  }
 }
 
 // Activations like a normed hidden state: N(0, 1) with a few large outliers.
@@ -92,8 +182,7 @@ void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t 
                       const std::vector<float>& got, const std::string& what) {
   std::vector<float> want(n_tokens * w.rows);
   ref::Matmul({.w = w, .x = x.data(), .y = want.data(), .n_tokens = n_tokens});
-  const bool quantized =
-      w.type == GgmlType::kQ4_0 || w.type == GgmlType::kQ4_1 || w.type == GgmlType::kQ8_0;
+  const bool quantized = IsQuantized(w.type);
   const auto traits = TraitsOf(static_cast<uint32_t>(w.type));
   std::vector<float> row(w.cols);
   int failures = 0;
@@ -108,17 +197,20 @@ void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t 
       for (int64_t b = 0; b < groups; ++b) {
         const int64_t k0 = quantized ? b * kQK : 0, k1 = quantized ? k0 + kQK : w.cols;
         double amax = 0, wsum = 0, xsum = 0;
-        for (int64_t k = k0; k < k1; ++k) {
+        // K-quant weights meet activations scaled per 256 (Q8_K): the rounding step is the
+        // super-block's amax / 127.
+        const int64_t scale_elems = traits->block_elems == kQKK ? kQKK : kQK;
+        const int64_t s0 = quantized ? k0 / scale_elems * scale_elems : 0;
+        for (int64_t k = s0; quantized && k < s0 + scale_elems; ++k) {
           amax = std::max(amax, std::fabs(static_cast<double>(xt[k])));
+        }
+        for (int64_t k = k0; k < k1; ++k) {
           wsum += std::fabs(row[k]);
           xsum += std::fabs(xt[k]);
           magnitude += std::fabs(static_cast<double>(row[k]) * xt[k]);
         }
         if (quantized) act_bound += amax / 254.0 * wsum;
-        if (w.type == GgmlType::kQ4_1) {
-          const auto& blk = static_cast<const BlockQ4_1*>(static_cast<const void*>(src))[b];
-          magnitude += std::fabs(Fp16ToFp32(blk.m)) * xsum;
-        }
+        if (quantized) magnitude += std::fabs(BlockMinimum(w.type, src, b)) * xsum;
       }
       // Activations are also rounded as llama.cpp rounds them: quantized blocks keep their
       // scale (and Q4_1's scaled sum) in fp16, F16 / BF16 weights meet F16 / BF16 activations.
@@ -137,9 +229,11 @@ void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t 
   }
   EXPECT_EQ(failures, 0) << what;
   // Int8 activations leave an NMSE of ~1e-4 on these inputs (~3e-5 without the outliers);
-  // F16 / BF16 activation rounding ~1e-7 / ~1e-5.
+  // F16 / BF16 activation rounding ~1e-7 / ~1e-5. Per 256 (the K-quants' Q8_K) nearly every
+  // scale sees one of the 20x outliers: up to ~6e-3 (a single token, 768 columns).
   if (ref2 > 0) {
-    const double nmse_bound = quantized                       ? 1e-3
+    const double nmse_bound = traits->block_elems == kQKK     ? 1e-2
+                              : quantized                     ? 1e-3
                               : w.type == GgmlType::kBF16     ? 1e-4
                               : w.type == GgmlType::kF16      ? 1e-6
                                                               : 1e-10;
@@ -148,17 +242,70 @@ void ExpectMatchesRef(const MatrixView& w, const std::vector<float>& x, int64_t 
 }
 
 const GgmlType kAllTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
-                              GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1};
+                              GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
+                              GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
+                              GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
+
+bool IsKQuant(GgmlType type) {
+  return TraitsOf(static_cast<uint32_t>(type))->block_elems == kQKK;
+}
+// A row length valid for `type` near `cols` (K-quants need multiples of 256).
+int64_t ColsFor(GgmlType type, int64_t cols) {
+  return IsKQuant(type) ? (cols + kQKK - 1) / kQKK * kQKK : cols;
+}
+
+// Bytes per row and 32-element block of the packed layout (kernels/cpu/packed_layout.h), for
+// the K types, whose packed form (f32 scales per 32) is larger than the source (10.5, 13.75,
+// 18, 22, 26.25).
+struct PackedSize {
+  GgmlType type;
+  int packed_bytes;
+};
+constexpr PackedSize kExpandedTypes[] = {
+    {GgmlType::kQ2_K, 48}, {GgmlType::kQ3_K, 40}, {GgmlType::kQ4_K, 24},
+    {GgmlType::kQ5_K, 28}, {GgmlType::kQ6_K, 40}};
+
+// llama.cpp's Q8_K rule: the first element of largest magnitude sets iscale = -127 / x_m (sign
+// included), every block of the 256 shares d = 1 / iscale in f32, s is per block of 32.
+TEST(Q8ActivationsTest, Q8KScalesPerSuperBlockFromTheFirstLargestElement) {
+  std::vector<float> x(2 * kQKK, 0.0f);
+  x[5] = -2.54f;  // first of the two largest: max = -2.54, iscale = 50
+  x[7] = 2.54f;
+  x[40] = 1.0f;   // block 1
+  x[41] = 0.01f;  // 0.5: rounds to even (0)
+  x[42] = 0.03f;  // 1.5: rounds to even (2)
+  std::vector<uint8_t> buffer(Q8ActivationBytes(1, 16));
+  const Q8Activations act = Q8ActivationsIn(buffer.data(), 1, 16);
+  QuantizeActivations(x.data(), 0, 1, 0, act, ActivationScales::kQ8_K);
+  const float iscale = -127.0f / -2.54f;
+  for (int b = 0; b < 8; ++b) EXPECT_EQ(act.d[act.Index(b, 0)], 1.0f / iscale) << b;
+  const int8_t* q0 = act.qs + act.Index(0, 0) * kQK;
+  const int8_t* q1 = act.qs + act.Index(1, 0) * kQK;
+  EXPECT_EQ(q0[5], -127);
+  EXPECT_EQ(q0[7], 127);
+  EXPECT_EQ(q1[8], 50);
+  EXPECT_EQ(q1[9], static_cast<int8_t>(std::nearbyint(iscale * 0.01f)));
+  EXPECT_EQ(q1[10], static_cast<int8_t>(std::nearbyint(iscale * 0.03f)));
+  EXPECT_EQ(act.s[act.Index(0, 0)], 0.0f);
+  EXPECT_EQ(act.s[act.Index(1, 0)], act.d[act.Index(1, 0)] * static_cast<float>(q1[8] + q1[9] + q1[10]));
+  // Per 16 (Q2_K's minimums): elements 8..10 of block 1 are in its first half.
+  EXPECT_EQ(act.sum16[2 * act.Index(1, 0)], q1[8] + q1[9] + q1[10]);
+  EXPECT_EQ(act.sum16[2 * act.Index(1, 0) + 1], 0);
+  EXPECT_EQ(act.sum16[2 * act.Index(0, 0)], 0);  // -127 + 127
+  // The second super-block is all zeros: d = 0, q = 0.
+  EXPECT_EQ(act.d[act.Index(8, 0)], 0.0f);
+  for (int e = 0; e < kQK; ++e) EXPECT_EQ(act.qs[act.Index(8, 0) * kQK + e], 0);
+}
 
 TEST(PackedMatrixTest, RepacksQuantizedToSourceSizeAndBorrowsFloats) {
   for (GgmlType type : kAllTypes) {
+    if (layout::HasF32Scales(type)) continue;  // RepacksKTypesWithF32Scales
     const auto w = RandomWeights(type, 37, 576, 1);
     const PackedMatrix p = PackedMatrix::Pack({type, w.data(), 37, 576});
     EXPECT_EQ(p.rows(), 37);
     EXPECT_EQ(p.cols(), 576);
     EXPECT_EQ(p.type(), type);
-    const bool quantized =
-        type == GgmlType::kQ4_0 || type == GgmlType::kQ4_1 || type == GgmlType::kQ8_0;
+    const bool quantized = IsQuantized(type);
     EXPECT_EQ(p.borrows_source(), !quantized);
     if (quantized) {
       // 37 rows round up to 48 (3 tiles of 16); each tile pads to 64 bytes at most.
@@ -172,16 +319,32 @@ TEST(PackedMatrixTest, RepacksQuantizedToSourceSizeAndBorrowsFloats) {
   }
 }
 
+TEST(PackedMatrixTest, RepacksKTypesWithF32Scales) {
+  for (const PackedSize& s : kExpandedTypes) {
+    const int64_t cols = 512;
+    const auto w = RandomWeights(s.type, 37, cols, 1);
+    const PackedMatrix p = PackedMatrix::Pack({s.type, w.data(), 37, cols});
+    EXPECT_FALSE(p.borrows_source());
+    // 3 tiles of 16 rows, each padded to 64 bytes at most.
+    const size_t want = 3 * 16 * (cols / kQK) * s.packed_bytes;
+    EXPECT_GE(p.owned_bytes(), want) << int(s.type);
+    EXPECT_LE(p.owned_bytes(), want + 3 * 64) << int(s.type);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p.data()) % 64, 0u);
+  }
+}
+
+// Bit-identical: the packed layout's scales are exact products, evaluated as the reference does.
 TEST(PackedMatrixTest, GetRowMatchesDequantizeRow) {
   for (GgmlType type : kAllTypes) {
-    const auto w = RandomWeights(type, 21, 96, 2);
-    const PackedMatrix p = PackedMatrix::Pack({type, w.data(), 21, 96});
-    std::vector<float> got(96), want(96);
+    const int64_t cols = ColsFor(type, 96);
+    const auto w = RandomWeights(type, 21, cols, 2);
+    const PackedMatrix p = PackedMatrix::Pack({type, w.data(), 21, cols});
+    std::vector<float> got(cols), want(cols);
     for (int64_t r = 0; r < 21; ++r) {
       p.GetRow(r, got.data());
-      DequantizeRow(type, w.data() + r * SourceBytes(type, 1, 96), want.data(), 96);
-      for (int k = 0; k < 96; ++k)
-        ASSERT_FLOAT_EQ(got[k], want[k]) << "type " << int(type) << " row " << r << " col " << k;
+      DequantizeRow(type, w.data() + r * SourceBytes(type, 1, cols), want.data(), cols);
+      for (int k = 0; k < cols; ++k)
+        ASSERT_EQ(got[k], want[k]) << "type " << int(type) << " row " << r << " col " << k;
     }
   }
 }
@@ -195,7 +358,8 @@ TEST(PackedMatrixTest, MatmulMatchesRefForEveryTypeIsaAndTokenCount) {
   const Shape shapes[] = {{37, 576}, {5, 64}, {64, 1536}};
   const int64_t token_counts[] = {1, 2, 7, 32, 100};
   for (GgmlType type : kAllTypes) {
-    for (const Shape& s : shapes) {
+    for (Shape s : shapes) {
+      s.cols = ColsFor(type, s.cols);  // 576 -> 768 and 64 -> 256 for the K-quants
       const auto w = RandomWeights(type, s.rows, s.cols, 3);
       const MatrixView view{type, w.data(), s.rows, s.cols};
       const PackedMatrix p = PackedMatrix::Pack(view);
@@ -234,10 +398,12 @@ TEST(PackedMatrixTest, LongPromptsAndOtherPoolSizesAgree) {
   // differently.
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
-    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0}) {
-      const auto w = RandomWeights(type, 50, 128, 6);
-      const MatrixView view{type, w.data(), 50, 128};
-      const auto x = RandomActivations(300, 128, 7);
+    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ2_K,
+                          GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+      const int64_t cols = ColsFor(type, 128);
+      const auto w = RandomWeights(type, 50, cols, 6);
+      const MatrixView view{type, w.data(), 50, cols};
+      const auto x = RandomActivations(300, cols, 7);
       std::vector<float> y(300 * 50, NAN);
       Matmul(PackedMatrix::Pack(view), x.data(), 300, y.data(), pool);
       ExpectMatchesRef(view, x, 300, y, "long prompt, threads " + std::to_string(threads));
@@ -343,6 +509,36 @@ TEST(PackedMatrixTest, MatchesRefOnSmolLm2Tensors) {
       std::vector<float> y(n * rows, NAN);
       Matmul(p, x.data(), n, y.data(), pool);
       ExpectMatchesRef(view, x, n, y, std::string(name) + " n=" + std::to_string(n));
+    }
+  }
+}
+
+// The Q4_K_M that llama-quantize makes of the default model (scripts/peer/make-kquant-models.sh):
+// the first 64 rows of the first tensor of each matrix type it holds (Q5_0, Q8_0, Q4_K, Q6_K).
+TEST(PackedMatrixTest, MatchesRefOnSmolLm2Q4KMTensors) {
+  MiniGguf gguf(testing::SmolLmQ4KMPath());
+  if (!gguf.ok()) GTEST_SKIP() << "no Q4_K_M of the default model (scripts/peer/make-kquant-models.sh)";
+  ThreadPool pool(2);
+  std::map<uint32_t, std::string> first_of_type;
+  const auto tensors = gguf.ReadTensors();
+  for (const auto& [name, t] : tensors) {
+    if (t.dims.size() == 2 && !first_of_type.count(t.type)) first_of_type[t.type] = name;
+  }
+  for (const uint32_t want : {6u, 12u, 14u}) {  // Q5_0, Q4_K, Q6_K
+    EXPECT_TRUE(first_of_type.count(want)) << "no tensor of type " << want;
+  }
+  for (const auto& [type_id, name] : first_of_type) {
+    const TensorLoc& t = tensors.at(name);
+    const GgmlType type = static_cast<GgmlType>(type_id);
+    const int64_t rows = std::min<int64_t>(64, t.dims[1]), cols = t.dims[0];
+    const auto data = gguf.Read(t.offset, SourceBytes(type, rows, cols));
+    const MatrixView view{type, data.data(), rows, cols};
+    const PackedMatrix p = PackedMatrix::Pack(view);
+    for (int64_t n : {1, 33}) {
+      const auto x = RandomActivations(n, cols, 12);
+      std::vector<float> y(n * rows, NAN);
+      Matmul(p, x.data(), n, y.data(), pool);
+      ExpectMatchesRef(view, x, n, y, name + " n=" + std::to_string(n));
     }
   }
 }

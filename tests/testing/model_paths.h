@@ -24,5 +24,10 @@ inline std::string HfModelDir() { return std::string(TROUPE_SOURCE_DIR) + "/test
 inline std::string SmolLmPath() {
   return std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
+// SmolLM2-135M-Instruct requantized to Q4_K_M by llama-quantize (mostly Q5_0, with Q4_K / Q6_K
+// ffn_down): made by scripts/peer/make-kquant-models.sh, not fetched; tests skip without it.
+inline std::string SmolLmQ4KMPath() {
+  return std::string(TROUPE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_K_M.gguf";
+}
 
 }  // namespace troupe::testing

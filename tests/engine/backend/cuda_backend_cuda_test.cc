@@ -293,6 +293,61 @@ ChoiceCheck CheckChoices(Backend& reference, const std::vector<TokenId>& prompt,
   return check;
 }
 
+// The 5-bit and K-quant types (tests/testdata/tiny/tiny-k-*.gguf, made by llama-quantize):
+// the CUDA backend dequantizes them to bf16 at load (DequantizeRow), the CPU backend multiplies
+// the packed blocks with 8-bit activations. Against an exact pass (the CPU backend on the same
+// weights dequantized to f32, f32 KV), one prefill of 41 tokens: the CUDA backend's logits stay
+// within its bf16 rounding, and so do the CPU backend's within its int8 rounding (a misread
+// block, a wrong scale or sub-block order, is off by O(1)). Both errors are printed.
+TEST(CudaBackendTest, KQuantTinyModelsMatchAnF32ForwardPass) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  const std::string dir = std::string(TROUPE_SOURCE_DIR) + "/tests/testdata/tiny/";
+  for (const char* name :
+       {"q4_k_m", "q5_k_m", "q6_k", "q3_k_s", "q2_k", "q5_0-pure", "q5_1-pure"}) {
+    SCOPED_TRACE(name);
+    absl::StatusOr<OpenModel> model = Open(dir + "tiny-k-" + name + ".gguf");
+    ASSERT_TRUE(model.ok()) << model.status();
+    std::vector<std::vector<float>> f32_storage;
+    f32_storage.reserve(1 + 7 * model->weights.layers.size());  // views point into it
+    auto to_f32 = [&](const MatrixView& m) {
+      std::vector<float>& out = f32_storage.emplace_back(static_cast<size_t>(m.rows) * m.cols);
+      const size_t row_bytes = RowBytes(*TraitsOf(static_cast<uint32_t>(m.type)), m.cols);
+      for (int64_t r = 0; r < m.rows; ++r) {
+        DequantizeRow(m.type, static_cast<const uint8_t*>(m.data) + row_bytes * r,
+                      out.data() + r * m.cols, m.cols);
+      }
+      return MatrixView{.type = GgmlType::kF32, .data = out.data(), .rows = m.rows, .cols = m.cols};
+    };
+    ModelWeights f32 = model->weights;
+    f32.token_embd = to_f32(model->weights.token_embd);
+    f32.output = f32.token_embd;  // tied
+    ASSERT_TRUE(model->config.tied_embeddings);
+    for (LayerWeights& l : f32.layers) {
+      for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) *m = to_f32(*m);
+    }
+    BackendOptions options{.device = "cpu", .num_threads = 2,
+                           .kv = {.num_blocks = 8, .block_size = 16, .type = KvCacheType::kF32}};
+    auto exact = CreateBackend(options, model->config, f32, nullptr);
+    options.kv.type = KvCacheType::kF16;
+    auto cpu = CreateBackend(options, model->config, model->weights, nullptr);
+    options.device = "cuda";
+    auto gpu = CreateBackend(options, model->config, model->weights, nullptr);
+    ASSERT_TRUE(exact.ok()) << exact.status();
+    ASSERT_TRUE(cpu.ok()) << cpu.status();
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    std::vector<TokenId> prompt = {1};
+    for (int i = 0; i < 40; ++i) prompt.push_back(259 + (i * 37) % 253);
+    const int vocab = model->config.vocab_size;
+    const std::vector<float> want = AllLogits(**exact, prompt, vocab);
+    const double gpu_err = RelativeL2(AllLogits(**gpu, prompt, vocab), want);
+    const double cpu_err = RelativeL2(AllLogits(**cpu, prompt, vocab), want);
+    std::printf("tiny-k-%s: logits vs an f32 pass, relative L2: CUDA %.4f, CPU %.4f\n", name,
+                gpu_err, cpu_err);
+    EXPECT_LT(gpu_err, 2e-2);
+    EXPECT_LT(cpu_err, 5e-2);
+  }
+}
+
 // The default model (SmolLM2, Q4_1). Its two backends round differently: the CPU multiplies the
 // Q4_1 blocks with 8-bit quantized activations and keeps an f16 KV cache; the CUDA backend
 // dequantizes the weights to bf16 and keeps bf16 activations and KV. Against an all-f32 forward

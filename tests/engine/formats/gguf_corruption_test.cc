@@ -160,5 +160,17 @@ TEST(GgufCorruptionTest, BitFlippedSmolLm2NeverCrashes) {
   FlipTrials(testing::SmolLmPath(), /*seed=*/99, /*num_trials=*/200);
 }
 
+// The llama-quantize'd K-quant files (Q4_K + Q6_K, Q3_K + Q6_K): a flipped type id or dim meets
+// the 256-element super-blocks and their byte sizes (110..210 per block).
+TEST(GgufCorruptionTest, TruncatedOrBitFlippedKQuantFilesFailCleanly) {
+  uint32_t seed = 7;
+  for (const char* name : {"tiny-k-q4_k_m.gguf", "tiny-k-q3_k_s.gguf"}) {
+    SCOPED_TRACE(name);
+    const std::string path = testing::TinyModelDir() + "/" + name;
+    ExpectTruncationsFail(path, /*stride=*/97, /*max_cut=*/UINT64_MAX);
+    FlipTrials(path, seed++, /*num_trials=*/200);
+  }
+}
+
 }  // namespace
 }  // namespace troupe

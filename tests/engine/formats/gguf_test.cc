@@ -180,11 +180,12 @@ TEST(GgufFileTest, AcceptsVersion2AndRejectsVersion1) {
 
 TEST(GgufFileTest, UnknownTensorTypeNamesTensorAndType) {
   GgufWriter w;
-  w.AddTensor("blk.0.ffn_down.weight", 14, {256, 4}, std::vector<uint8_t>(4 * 210));  // Q6_K
+  w.AddTensor("blk.0.ffn_down.weight", 16, {256, 4}, std::vector<uint8_t>(4 * 66));  // IQ2_XXS
   auto file = OpenWritten(w);
   EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(file.status().message(), "blk.0.ffn_down.weight"));
-  EXPECT_TRUE(Contains(file.status().message(), "Q6_K (id 14)"));
+  EXPECT_TRUE(Contains(file.status().message(), "IQ2_XXS (id 16)"));
+  EXPECT_TRUE(Contains(file.status().message(), "Q6_K"));  // the supported list
 
   GgufWriter w2;
   w2.AddTensorAt("weird", 999, {32}, 0);
@@ -218,6 +219,46 @@ TEST(GgufFileTest, RejectsBadDims) {
   auto file = OpenWritten(w);
   EXPECT_EQ(file.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(Contains(file.status().message(), "not a multiple of its block size 32"));
+}
+
+// The 5-bit types have blocks of 32, the K-quants super-blocks of 256 (llama-quantize falls back
+// to Q5_0 / Q5_1 / Q8_0 for other row lengths, so a K tensor with such rows is corrupt). The byte
+// size follows the block size: a tensor one byte short of its blocks is truncated.
+TEST(GgufFileTest, ReadsFiveBitAndKQuantTensorsAndChecksTheirBlocks) {
+  struct Case {
+    GgmlType type;
+    int block_elems;
+    int block_bytes;
+  };
+  const Case cases[] = {{GgmlType::kQ5_0, 32, 22},
+                        {GgmlType::kQ5_1, 32, 24},
+                        {GgmlType::kQ2_K, 256, 84},
+                        {GgmlType::kQ3_K, 256, 110},
+                        {GgmlType::kQ4_K, 256, 144},
+                        {GgmlType::kQ5_K, 256, 176},
+                        {GgmlType::kQ6_K, 256, 210}};
+  for (const Case& c : cases) {
+    const uint32_t type = static_cast<uint32_t>(c.type);
+    SCOPED_TRACE(TraitsOf(type)->name);
+    GgufWriter ok;
+    ok.AddTensor("m", type, {2 * c.block_elems, 3}, std::vector<uint8_t>(6 * c.block_bytes));
+    auto file = OpenWritten(ok);
+    ASSERT_TRUE(file.ok()) << file.status();
+    EXPECT_EQ((*file)->tensors()[0].num_bytes, 6u * c.block_bytes);
+
+    GgufWriter ragged;  // 1.5 blocks per row
+    ragged.AddTensorAt("m", type, {c.block_elems * 3 / 2, 2}, 0);
+    file = OpenWritten(ragged);
+    EXPECT_EQ(file.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(file.status().message(),
+                         "not a multiple of its block size " + std::to_string(c.block_elems)))
+        << file.status();
+
+    GgufWriter short_data;
+    short_data.AddTensor("m", type, {c.block_elems, 2}, std::vector<uint8_t>(2 * c.block_bytes - 1));
+    file = OpenWritten(short_data);
+    EXPECT_EQ(file.status().code(), absl::StatusCode::kDataLoss) << file.status();
+  }
 }
 
 TEST(GgufFileTest, RejectsTensorDataOutOfBoundsOrMisaligned) {
