@@ -141,6 +141,8 @@ class Engine::Impl {
   ModelInfo info_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<BlockPool> pool_;
+  std::unique_ptr<HostKvTier> host_tier_;  // null when options_.host_kv_cache_bytes is 0
+  int64_t kv_block_bytes_ = 0;
   std::vector<KvEvent> kv_events_;  // the step's, recorded by pool_ (options_.on_kv_events)
 
   // ---- thread-safe ----
@@ -149,7 +151,9 @@ class Engine::Impl {
   std::atomic<bool> shut_down_{false};
   std::atomic<int> num_running_{0}, num_waiting_{0}, kv_used_{0};
   std::atomic<int64_t> prompt_tokens_{0}, generation_tokens_{0}, steps_{0}, preemptions_{0};
-  std::atomic<int64_t> prefix_queries_{0}, prefix_hits_{0};
+  std::atomic<int64_t> prefix_queries_{0}, prefix_hits_{0}, prefix_host_hits_{0};
+  std::atomic<int64_t> kv_offloaded_{0}, kv_restored_{0};
+  std::atomic<int> host_kv_used_{0};
   // Written by the engine thread only.
   AtomicHistogram step_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,
                                  0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0}};
@@ -232,6 +236,21 @@ absl::Status Engine::Impl::Load() {
   // call none of their mutators.
   pool_ = std::make_unique<BlockPool>(static_cast<int>(num_blocks));
   if (options_.on_kv_events) pool_->RecordEvents(&kv_events_);
+  kv_block_bytes_ = block_bytes;
+  if (options_.host_kv_cache_bytes < 0) {
+    return absl::InvalidArgumentError("host_kv_cache_bytes must be >= 0");
+  }
+  if (const int64_t host_slots = options_.host_kv_cache_bytes / block_bytes; host_slots > 0) {
+    if (!options_.enable_prefix_caching) {
+      return absl::InvalidArgumentError("the host KV tier holds prefix-cache blocks; it needs prefix caching on");
+    }
+    TROUPE_RETURN_IF_ERROR(backend_->AllocateHostKv(host_slots));
+    host_tier_ = std::make_unique<HostKvTier>(static_cast<int>(host_slots));
+    if (options_.on_kv_events) host_tier_->RecordEvents(&kv_events_);
+    pool_->AttachHostTier(host_tier_.get());
+    TROUPE_LOG_INFO("host KV tier: %lld blocks (%lld MiB)", static_cast<long long>(host_slots),
+                    static_cast<long long>(host_slots * block_bytes >> 20));
+  }
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running = options_.max_running,
                        .max_batched_tokens = options_.max_batched_tokens,
@@ -306,6 +325,13 @@ EngineStats Engine::Impl::Stats() const {
                      .num_preemptions = preemptions_.load(),
                      .prefix_cache_queries_total = prefix_queries_.load(),
                      .prefix_cache_hits_total = prefix_hits_.load(),
+                     .prefix_cache_host_hits_total = prefix_host_hits_.load(),
+                     .kv_offloaded_blocks_total = kv_offloaded_.load(),
+                     .kv_restored_blocks_total = kv_restored_.load(),
+                     .kv_offloaded_bytes_total = kv_offloaded_.load() * kv_block_bytes_,
+                     .kv_restored_bytes_total = kv_restored_.load() * kv_block_bytes_,
+                     .host_kv_blocks_used = host_kv_used_.load(),
+                     .host_kv_blocks_total = host_tier_ ? host_tier_->num_slots() : 0,
                      .step_seconds = step_seconds_.Snapshot(),
                      .step_tokens = step_tokens_.Snapshot(),
                      .step_sequences = step_sequences_.Snapshot()};
@@ -423,6 +449,10 @@ void Engine::Impl::Step() {
     return;
   }
   preemptions_.fetch_add(static_cast<int64_t>(plan.preempted.size()));
+  // Offloads of blocks the plan's allocations evicted and restores of the blocks its prefix
+  // hits found in the host tier: before the forward pass, even an empty plan's (the pool has
+  // already given those blocks their new contents).
+  if (std::vector<KvBlockCopy> copies = pool_->TakeCopies(); !copies.empty()) backend_->CopyKvBlocks(copies);
   if (plan.empty()) {
     // Nothing could be scheduled although requests wait: the first one can never fit the cache
     // (the running set is empty, so every block is free). Fail it rather than spin.
@@ -595,6 +625,7 @@ void Engine::Impl::Finish(RequestId id, FinishReason reason, const absl::Status&
   completion.finish_reason = reason;
   completion.usage.prompt_tokens = live->seq.num_prompt_tokens;
   completion.usage.cached_prompt_tokens = std::max(0, live->seq.num_cached_tokens);
+  completion.usage.restored_prompt_tokens = live->seq.num_restored_tokens;
   completion.usage.completion_tokens = live->seq.num_generated();
   if (live->first_scheduled != absl::InfinitePast()) completion.queue_time = live->first_scheduled - arrival;
   if (live->first_token != absl::InfinitePast()) completion.time_to_first_token = live->first_token - arrival;
@@ -620,6 +651,10 @@ void Engine::Impl::PublishStats() {
   kv_used_.store(pool_->num_used());
   prefix_queries_.store(scheduler_->prefix_cache_stats().queries);
   prefix_hits_.store(scheduler_->prefix_cache_stats().hits);
+  prefix_host_hits_.store(scheduler_->prefix_cache_stats().host_hits);
+  kv_offloaded_.store(pool_->num_offloaded());
+  kv_restored_.store(pool_->num_restored());
+  if (host_tier_) host_kv_used_.store(host_tier_->num_used());
   inbox_.SetEngineWaiting(scheduler_->num_waiting());
 }
 

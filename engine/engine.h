@@ -60,6 +60,10 @@ struct EngineOptions {
   int max_waiting = 256;             // inbox + waiting queue capacity; past it Submit fails
   int max_model_len = 0;             // context limit in tokens; 0 = the model's own (capped by KV)
   bool enable_prefix_caching = true; // reuse cached KV blocks of equal prompt prefixes
+  // Host tier of the prefix cache (docs/kv_cache.md, "Host tier"): byte budget of host memory
+  // (page-locked on CUDA) that full blocks evicted from the KV cache are copied to, least
+  // recently used out first, and restored from when a prompt needs them. 0 = off.
+  int64_t host_kv_cache_bytes = 0;
   // KV-cache events (engine/kv/kv_event.h), when set: called on the engine thread with the
   // events of each step that stored or evicted full blocks, with one kCleared event when the
   // engine starts and when it shuts down. Must not block (queue and return).
@@ -79,6 +83,14 @@ struct EngineStats {
   int64_t num_preemptions = 0;
   int64_t prefix_cache_queries_total = 0;  // prompt tokens looked up in the prefix cache
   int64_t prefix_cache_hits_total = 0;     // of those, served from it
+  int64_t prefix_cache_host_hits_total = 0;  // of the hits, restored from the host tier
+  // Host tier (EngineOptions::host_kv_cache_bytes); all 0 when it is off.
+  int64_t kv_offloaded_blocks_total = 0;   // blocks copied from the KV cache to host memory
+  int64_t kv_restored_blocks_total = 0;    // blocks copied back
+  int64_t kv_offloaded_bytes_total = 0;
+  int64_t kv_restored_bytes_total = 0;
+  int host_kv_blocks_used = 0;
+  int host_kv_blocks_total = 0;
   // Per engine step that ran a forward pass.
   HistogramSnapshot step_seconds;    // wall time of the step (schedule, forward, sampling)
   HistogramSnapshot step_tokens;     // tokens computed (prefill chunks + decodes)

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "engine/kv/host_kv_tier.h"
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
 #include "kernels/paged_attention.h"
@@ -81,6 +82,18 @@ class Backend {
 
   // Bytes of weights this backend holds outside the file mapping (repacked copies).
   virtual int64_t owned_weight_bytes() const = 0;
+
+  // ---- the host tier of the KV cache (docs/kv_cache.md, "Host tier") ----
+  // Allocates `num_slots` host blocks of KvBlockBytes each (page-locked on CUDA), once.
+  // kUnimplemented for a backend without a host tier; kResourceExhausted when they do not fit.
+  [[nodiscard]] virtual absl::Status AllocateHostKv(int64_t num_slots);
+  // Runs the copies in order, each moving one block's K and V of every layer between the KV
+  // cache and a host slot. They come after every forward pass issued before (an offload reads
+  // what those wrote) and before the next one (which may overwrite an offloaded block or read a
+  // restored one): the CPU backend copies at once; the CUDA backend copies on its own stream,
+  // which waits for the compute stream's work so far, and the compute stream waits for them.
+  // REQUIRES: AllocateHostKv succeeded; blocks and slots within their allocations.
+  virtual void CopyKvBlocks(std::span<const KvBlockCopy> copies);
 };
 
 struct BackendOptions {

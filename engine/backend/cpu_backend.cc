@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
+#include <new>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "engine/formats/gguf.h"
@@ -116,6 +118,42 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
   b->output_norm_ = weights.output_norm;
   b->rope_inv_freq_ = RopeInvFreq(config.rope);
   return b;
+}
+
+absl::Status CpuBackend::AllocateHostKv(int64_t num_slots) {
+  TROUPE_CHECK(host_kv_ == nullptr);
+  const int64_t bytes = num_slots * KvBlockBytes(config_, kv_);
+  host_kv_.reset(new (std::nothrow) std::byte[bytes]);
+  if (host_kv_ == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes >> 20, " MiB for the host KV tier"));
+  }
+  host_kv_slots_ = num_slots;
+  return absl::OkStatus();
+}
+
+void CpuBackend::CopyKvBlocks(std::span<const KvBlockCopy> copies) {
+  const size_t part = static_cast<size_t>(kv_.block_size) * config_.num_kv_heads * config_.head_dim *
+                      KvElementBytes(kv_.type);  // one block of one layer's K (or V)
+  const size_t slot_bytes = static_cast<size_t>(KvBlockBytes(config_, kv_));
+  for (const KvBlockCopy& c : copies) {
+    TROUPE_CHECK(c.device_block >= 0 && c.device_block < kv_.num_blocks && c.host_slot >= 0 &&
+                 c.host_slot < host_kv_slots_);
+    std::byte* slot = host_kv_.get() + c.host_slot * slot_bytes;
+    const size_t at = c.device_block * part;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      std::byte* k = layers_[l].k_cache.get() + at;
+      std::byte* v = layers_[l].v_cache.get() + at;
+      std::byte* hk = slot + (2 * l) * part;
+      std::byte* hv = hk + part;
+      if (c.direction == KvBlockCopy::Direction::kToHost) {
+        std::memcpy(hk, k, part);
+        std::memcpy(hv, v, part);
+      } else {
+        std::memcpy(k, hk, part);
+        std::memcpy(v, hv, part);
+      }
+    }
+  }
 }
 
 void CpuBackend::EnsureScratch(int64_t n) {

@@ -27,6 +27,11 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   void Forward(const ForwardBatch& batch, float* logits) override;
   int64_t owned_weight_bytes() const override { return owned_weight_bytes_; }
+  // The host tier is one more host allocation; copies are plain memcpy, done before returning.
+  // It saves nothing a larger --kv-cache-mb would not, but it runs the tier's logic end to end
+  // without a GPU (tests, the multi-turn bench).
+  absl::Status AllocateHostKv(int64_t num_slots) override;
+  void CopyKvBlocks(std::span<const KvBlockCopy> copies) override;
 
  private:
   struct Layer {
@@ -64,6 +69,10 @@ class CpuBackend final : public Backend {
   std::vector<Layer> layers_;
   std::vector<float> rope_inv_freq_;      // [rot_dim / 2]
   int64_t owned_weight_bytes_ = 0;
+
+  // ---- the host KV tier (AllocateHostKv) ----
+  std::unique_ptr<std::byte[]> host_kv_;  // [num_slots][num_layers][K, V][block_size, kv_dim]
+  int64_t host_kv_slots_ = 0;
 
   // ---- scratch, grown to the largest batch seen ----
   int64_t scratch_tokens_ = 0;

@@ -147,6 +147,13 @@ struct CudaBackend::State {
   LayerPlan layer_plan;
   cudaStream_t stream = nullptr;
   std::optional<cuda::Gemm> gemm;
+  // The host KV tier (AllocateHostKv): page-locked slots, [num_slots][2 * num_layers]
+  // [block_size, kv_dim] bf16, and the copy stream with its two events: compute_done orders
+  // the copies after the forward passes issued so far, copies_done the next pass after them.
+  void* host_kv = nullptr;
+  int64_t host_kv_slots = 0;
+  cudaStream_t copy_stream = nullptr;
+  cudaEvent_t compute_done = nullptr, copies_done = nullptr;
   int num_sms = 0;
   bool prefill_kernel = false;  // head_dim / group covered by PrefillAttention
   int max_pages_per_seq = 0;    // pages of a sequence at the context limit
@@ -187,6 +194,11 @@ struct CudaBackend::State {
       if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
     }
     gemm.reset();
+    if (copy_stream != nullptr) cudaStreamSynchronize(copy_stream);
+    if (compute_done != nullptr) cudaEventDestroy(compute_done);
+    if (copies_done != nullptr) cudaEventDestroy(copies_done);
+    if (copy_stream != nullptr) cudaStreamDestroy(copy_stream);
+    if (host_kv != nullptr) cudaFreeHost(host_kv);
     if (stream != nullptr) cudaStreamDestroy(stream);
   }
 
@@ -693,6 +705,58 @@ CudaBackend::CudaBackend(std::unique_ptr<State> state) : state_(std::move(state)
 CudaBackend::~CudaBackend() = default;
 
 int64_t CudaBackend::owned_weight_bytes() const { return state_->weight_bytes; }
+
+absl::Status CudaBackend::AllocateHostKv(int64_t num_slots) {
+  State& s = *state_;
+  TROUPE_CHECK(s.host_kv == nullptr);
+  const size_t bytes = static_cast<size_t>(num_slots) * KvBlockBytes(s.config, s.kv);
+  if (const cudaError_t e = cudaHostAlloc(&s.host_kv, bytes, cudaHostAllocDefault); e != cudaSuccess) {
+    s.host_kv = nullptr;
+    return CudaError(e, absl::StrCat("allocating ", bytes >> 20, " MiB of pinned memory for the host KV tier"));
+  }
+  s.host_kv_slots = num_slots;
+  if (const cudaError_t e = cudaStreamCreateWithFlags(&s.copy_stream, cudaStreamNonBlocking); e != cudaSuccess) {
+    return CudaError(e, "creating the KV copy stream");
+  }
+  for (cudaEvent_t* event : {&s.compute_done, &s.copies_done}) {
+    if (const cudaError_t e = cudaEventCreateWithFlags(event, cudaEventDisableTiming); e != cudaSuccess) {
+      return CudaError(e, "creating the KV copy events");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Every layer's K and V of block b are 2 * num_layers runs of block_size * kv_dim elements, one
+// per layer-sized array of the cache (K of layer l is array 2l, V array 2l + 1), so one 2D copy
+// moves a block: width the run, height 2 * num_layers, the device pitch an array's size, the
+// host pitch the run (a slot is dense).
+void CudaBackend::CopyKvBlocks(std::span<const KvBlockCopy> copies) {
+  State& s = *state_;
+  if (copies.empty()) return;
+  TROUPE_CHECK(s.host_kv != nullptr);
+  const size_t run = static_cast<size_t>(s.kv.block_size) * s.kv_dim() * sizeof(Bf16);
+  const size_t array = static_cast<size_t>(s.kv.num_blocks) * run;
+  const size_t rows = 2 * static_cast<size_t>(s.config.num_layers);
+  // After the forward passes so far (their KV writes, their reads of blocks about to be reused).
+  TROUPE_CUDA_CHECK(cudaEventRecord(s.compute_done, s.stream));
+  TROUPE_CUDA_CHECK(cudaStreamWaitEvent(s.copy_stream, s.compute_done, 0));
+  for (const KvBlockCopy& c : copies) {
+    TROUPE_CHECK(c.device_block >= 0 && c.device_block < s.kv.num_blocks && c.host_slot >= 0 &&
+                 c.host_slot < s.host_kv_slots);
+    char* device = s.kv_cache.as<char>(static_cast<size_t>(c.device_block) * run);
+    char* host = static_cast<char*>(s.host_kv) + static_cast<size_t>(c.host_slot) * rows * run;
+    if (c.direction == KvBlockCopy::Direction::kToHost) {
+      TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(host, run, device, array, run, rows, cudaMemcpyDeviceToHost,
+                                          s.copy_stream));
+    } else {
+      TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(device, array, host, run, run, rows, cudaMemcpyHostToDevice,
+                                          s.copy_stream));
+    }
+  }
+  // The next forward pass may overwrite an offloaded block or read a restored one.
+  TROUPE_CUDA_CHECK(cudaEventRecord(s.copies_done, s.copy_stream));
+  TROUPE_CUDA_CHECK(cudaStreamWaitEvent(s.stream, s.copies_done, 0));
+}
 
 void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
   State& s = *state_;

@@ -9,7 +9,7 @@
 // up -> down GEMM for Llama; final norm of the sampled rows, LM head, sampling or logits back to
 // the host. docs/kernels.md has the kernel designs.
 //
-// Not thread-safe; engine thread only (it owns the CUDA stream).
+// Not thread-safe; engine thread only (it owns the CUDA streams).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,10 @@ class CudaBackend final : public Backend {
   void Forward(const ForwardBatch& batch, float* logits) override;
   bool samples_on_device() const override { return true; }
   int64_t owned_weight_bytes() const override;
+  // The host tier in page-locked memory (cudaHostAlloc); copies run on a stream of their own,
+  // one cudaMemcpy2DAsync per block (every layer's K and V of a block lie at one pitch).
+  absl::Status AllocateHostKv(int64_t num_slots) override;
+  void CopyKvBlocks(std::span<const KvBlockCopy> copies) override;
 
   struct State;  // device buffers, stream, cuBLAS (cuda_backend.cc)
 

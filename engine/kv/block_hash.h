@@ -6,12 +6,23 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "common/types.h"
 
 namespace troupe {
 
 using BlockHash = uint64_t;
+using BlockId = int32_t;
+
+// What a cached block holds, compared in full on every lookup (a hash match alone never
+// shares a block: not across tenants, not on a collision).
+struct BlockKey {
+  BlockHash hash = 0;
+  BlockHash parent = 0;
+  uint64_t salt = 0;
+  std::vector<TokenId> tokens;  // block_size ids
+};
 
 // The parent "hash" of a sequence's first block.
 inline constexpr BlockHash kNoParentHash = 0x9e3779b97f4a7c15ull;

@@ -68,6 +68,7 @@ std::vector<BlockId> BlockPool::Allocate(int n) {
   while (static_cast<int>(out.size()) < n) {  // evict, least recently released first
     const BlockId b = head_;
     Unlink(b);
+    if (host_ != nullptr && host_->num_slots() > 0 && !partial_[b]) Offload(b);
     Uncache(b);
     out.push_back(b);
   }
@@ -131,6 +132,33 @@ std::pair<BlockId, int> BlockPool::TakePartial(BlockHash parent, uint64_t salt,
   Uncache(best);
   ref_counts_[best] = 1;
   return {best, best_len};
+}
+
+void BlockPool::Offload(BlockId b) {
+  if (const int slot = host_->Find(keys_[b]); slot >= 0) {
+    host_->Touch(slot);  // the tier has it already (it was restored from there)
+    return;
+  }
+  const int slot = host_->Insert(keys_[b]);
+  copies_.push_back({.direction = KvBlockCopy::Direction::kToHost, .device_block = b, .host_slot = slot});
+  ++num_offloaded_;
+}
+
+BlockId BlockPool::Restore(const BlockKey& key) {
+  TROUPE_DCHECK_ON_ENGINE_THREAD();
+  if (host_ == nullptr) return -1;
+  const int slot = host_->Find(key);
+  if (slot < 0 || !CanAllocate(1)) return -1;
+  host_->Touch(slot);  // most recent, so that offloads made by Allocate below evict others first
+  const BlockId b = Allocate(1)[0];
+  if (host_->Find(key) != slot) {  // a one-slot tier gave the slot to the block Allocate evicted
+    Release(b);
+    return -1;
+  }
+  copies_.push_back({.direction = KvBlockCopy::Direction::kToDevice, .device_block = b, .host_slot = slot});
+  ++num_restored_;
+  Register(b, key);  // false only on a hash collision: the block still holds key's K/V, uncached
+  return b;
 }
 
 BlockId BlockPool::Lookup(const BlockKey& key) const {

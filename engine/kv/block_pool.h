@@ -13,6 +13,12 @@
 // ends (a session's turn ends mid-block): it is remembered under its parent's hash with the
 // tokens it holds, and the next sequence that continues the same tokens adopts it whole
 // (TakePartial) instead of recomputing them; it is never shared, since its owner writes on.
+//
+// With a host tier attached (AttachHostTier), a full cached block that Allocate evicts is
+// copied to a host slot first (unless the tier holds it already), and Restore brings a block
+// back from the tier into a fresh device block. Both are logged as KvBlockCopy entries, in
+// the order decided, for the engine to hand to the backend before the next forward pass
+// (TakeCopies). Partial blocks are never offloaded.
 #pragma once
 
 #include <cstdint>
@@ -23,20 +29,10 @@
 
 #include "common/thread_owner.h"
 #include "engine/kv/block_hash.h"
+#include "engine/kv/host_kv_tier.h"
 #include "engine/kv/kv_event.h"
 
 namespace troupe {
-
-using BlockId = int32_t;
-
-// What a cached block holds, compared in full on every lookup (a hash match alone never
-// shares a block: not across tenants, not on a collision).
-struct BlockKey {
-  BlockHash hash = 0;
-  BlockHash parent = 0;
-  uint64_t salt = 0;
-  std::vector<TokenId> tokens;  // block_size ids
-};
 
 class BlockPool {
  public:
@@ -90,10 +86,26 @@ class BlockPool {
   // the log. `log` must outlive the recording.
   void RecordEvents(std::vector<KvEvent>* log) { events_ = log; }
 
+  // Host tier: from now on evicted full blocks go to `tier` (its events too, when recording).
+  // `tier` must outlive the pool; null detaches it.
+  void AttachHostTier(HostKvTier* tier) { host_ = tier; }
+  HostKvTier* host_tier() const { return host_; }
+  // Brings the block holding exactly `key` back from the host tier: allocates a device block
+  // (which may evict, and offload, others), logs the host-to-device copy and registers the
+  // block under `key`. Returns it with one reference, or -1 when the tier does not hold the key
+  // or no block is free. REQUIRES: Lookup(key) == -1.
+  BlockId Restore(const BlockKey& key);
+  // The copies logged since the last call, in order; the caller must run them all before the
+  // next forward pass (KvBlockCopy).
+  std::vector<KvBlockCopy> TakeCopies() { return std::exchange(copies_, {}); }
+  int64_t num_offloaded() const { return num_offloaded_; }  // blocks copied to the host tier
+  int64_t num_restored() const { return num_restored_; }    // blocks copied back
+
  private:
   void Unlink(BlockId block);      // from the eviction queue
   void PushBack(BlockId block);    // onto the eviction queue's tail (most recent)
   void Uncache(BlockId block);
+  void Offload(BlockId block);     // to the host tier, before Uncache. REQUIRES: a full block
 
   std::vector<int> ref_counts_;           // [num_blocks]
   std::vector<BlockId> uncached_free_;    // stack; the most recently freed is reused first
@@ -107,6 +119,9 @@ class BlockPool {
   std::vector<bool> partial_;             // [num_blocks]: cached as a partial block
   int num_evictable_ = 0;
   std::vector<KvEvent>* events_ = nullptr;  // RecordEvents
+  HostKvTier* host_ = nullptr;              // AttachHostTier
+  std::vector<KvBlockCopy> copies_;         // TakeCopies
+  int64_t num_offloaded_ = 0, num_restored_ = 0;
   ThreadOwner engine_thread_;
 };
 

@@ -30,6 +30,7 @@ struct Usage {
   int prompt_tokens = 0;
   int cached_prompt_tokens = 0;  // prompt tokens whose KV was reused rather than computed
   int completion_tokens = 0;
+  int restored_prompt_tokens = 0;  // of cached_prompt_tokens, copied back from the host KV tier
 };
 
 // Tokens generated since the previous delta, with their text. Text is always whole UTF-8:

@@ -191,6 +191,8 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, PrefillBudget& prefill
       seq->num_cached_tokens = hit_tokens;
       prefix_stats_.queries += seq->num_prompt_tokens;
       prefix_stats_.hits += seq->num_cached_tokens;
+      seq->num_restored_tokens = seq->num_restored_blocks * options_.block_size;
+      prefix_stats_.host_hits += seq->num_restored_tokens;
     }
     waiting_.pop_front();
     Take(plan, seq, n, budget, prefill);  // charged as a prefill: seq is still kWaiting here
@@ -249,14 +251,27 @@ BlockKey Scheduler::KeyOf(Sequence* seq, int i) {
 
 int Scheduler::MatchPrefix(Sequence* seq) {
   TROUPE_CHECK(seq->blocks.empty() && seq->num_computed == 0);
+  seq->num_restored_blocks = 0;
   if (!options_.enable_prefix_caching) return 0;
   const int bs = options_.block_size;
   // At most the blocks before the last token: it must be computed for its logits.
   const int max_blocks = (seq->num_tokens() - 1) / bs;
   for (int i = 0; i < max_blocks; ++i) {
-    const BlockId b = pool_.Lookup(KeyOf(seq, i));
-    if (b < 0) break;
-    pool_.AddRef(b);
+    const BlockKey key = KeyOf(seq, i);
+    BlockId b = pool_.Lookup(key);
+    if (b >= 0) {
+      pool_.AddRef(b);
+    } else {
+      // The host tier, if any: the block comes back into a new device block, copied before
+      // the step that reads it (BlockPool::TakeCopies). Only while the free blocks also hold
+      // the rest of the sequence: restored blocks of a sequence that then cannot be admitted
+      // would be evicted again and restored again, step after step.
+      const int rest = BlocksForTokens(seq->num_tokens(), bs) - static_cast<int>(seq->blocks.size());
+      if (pool_.host_tier() == nullptr || pool_.num_free() < rest) break;
+      b = pool_.Restore(key);
+      if (b < 0) break;
+      ++seq->num_restored_blocks;
+    }
     seq->blocks.push_back(b);
   }
   const int full = static_cast<int>(seq->blocks.size());

@@ -9,6 +9,8 @@
 // chain, if it continues the same tokens; num_computed starts after them. After every step, blocks that have
 // become full are registered in the pool's cache, so later sequences (the next turn of a
 // session, another session of the same character, this one after a preemption) reuse them.
+// With a host tier attached to the pool, a block missing from the device cache is looked up
+// there next, and restored into a new device block (BlockPool::Restore); the chain goes on.
 //
 // Not thread-safe; engine thread only. The public mutators check that in debug builds
 // (TROUPE_DCHECK_ON_ENGINE_THREAD, common/thread_owner.h).
@@ -54,6 +56,7 @@ double ChunkCost(int num_computed, int num_tokens, double attention_pair_cost);
 struct PrefixCacheStats {
   int64_t queries = 0;  // prompt tokens looked up
   int64_t hits = 0;     // of those, served from cached blocks
+  int64_t host_hits = 0;  // of the hits, served from blocks restored from the host tier
 };
 
 struct ScheduledSeq {
