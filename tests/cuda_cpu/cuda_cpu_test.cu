@@ -1,5 +1,5 @@
 // cuda_cpu itself: what it must expose (a missing barrier, a divergent one, a bad copy, a race
-// between streams) and what it must emulate faithfully (shuffles, graph capture and replay).
+// between streams, legacy or non-blocking) and what it must emulate faithfully (shuffles, graph capture and replay).
 // Built only for the CPU: it is translated like the kernels (translate.py) and runs in every CUDA
 // build's tests.
 #include <gtest/gtest.h>
@@ -159,6 +159,107 @@ TEST(CudaCpuTest, LegacyAndNonBlockingStreamsMustBeSynchronised) {
   IncrementOnNonBlockingStreamThenDownload(/*synchronize=*/true);
   EXPECT_DEATH(UploadThenIncrementOnNonBlockingStream(/*synchronize=*/false), "stream race");
   EXPECT_DEATH(IncrementOnNonBlockingStreamThenDownload(/*synchronize=*/false), "stream race");
+}
+
+// Two non-blocking streams do not wait for each other either: a copy on one stream (a host KV
+// tier's restore on its copy stream) and a kernel on another (the compute stream) over the same
+// memory race unless the kernel's stream waits for an event recorded after the copy.
+enum class Order { kNone, kEvent, kEventBeforeCopy };
+void RestoreOnCopyStreamThenIncrement(Order order) {
+  int* counter;
+  cudaMalloc(reinterpret_cast<void**>(&counter), 4 * sizeof(int));
+  cudaMemset(counter, 0, 4 * sizeof(int));
+  cudaDeviceSynchronize();
+  int* pinned;
+  cudaHostAlloc(reinterpret_cast<void**>(&pinned), 4 * sizeof(int), cudaHostAllocDefault);
+  for (int i = 0; i < 4; ++i) pinned[i] = 40 + i;
+  cudaStream_t compute, copy;
+  cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking);
+  cudaEvent_t copied;
+  cudaEventCreateWithFlags(&copied, cudaEventDisableTiming);
+  if (order == Order::kEventBeforeCopy) cudaEventRecord(copied, copy);  // marks nothing useful
+  // Two rows of two ints, pitch 2 both sides: the 2D form the backend's block copies take.
+  cudaMemcpy2DAsync(counter, 2 * sizeof(int), pinned, 2 * sizeof(int), 2 * sizeof(int), 2,
+                    cudaMemcpyHostToDevice, copy);
+  if (order == Order::kEvent) cudaEventRecord(copied, copy);
+  if (order != Order::kNone) cudaStreamWaitEvent(compute, copied, 0);
+  IncrementKernel<<<1, 32, 0, compute>>>(counter);
+  cudaStreamSynchronize(compute);
+  int host[4] = {};
+  cudaMemcpy(host, counter, sizeof host, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(host[0], 41);
+  EXPECT_EQ(host[3], 43);
+  cudaEventDestroy(copied);
+  cudaStreamDestroy(copy);
+  cudaStreamDestroy(compute);
+  cudaFreeHost(pinned);
+  cudaFree(counter);
+}
+
+// And the other way: an offload on the copy stream reads what the compute stream wrote.
+void IncrementThenOffloadOnCopyStream(bool wait) {
+  int* counter;
+  cudaMalloc(reinterpret_cast<void**>(&counter), sizeof(int));
+  cudaMemset(counter, 0, sizeof(int));
+  cudaDeviceSynchronize();
+  int* pinned;
+  cudaHostAlloc(reinterpret_cast<void**>(&pinned), sizeof(int), cudaHostAllocDefault);
+  cudaStream_t compute, copy;
+  cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking);
+  cudaEvent_t computed;
+  cudaEventCreateWithFlags(&computed, cudaEventDisableTiming);
+  IncrementKernel<<<1, 32, 0, compute>>>(counter);
+  cudaEventRecord(computed, compute);
+  if (wait) cudaStreamWaitEvent(copy, computed, 0);
+  cudaMemcpy2DAsync(pinned, sizeof(int), counter, sizeof(int), sizeof(int), 1, cudaMemcpyDeviceToHost, copy);
+  cudaStreamSynchronize(copy);
+  EXPECT_EQ(*pinned, 1);
+  cudaEventDestroy(computed);
+  cudaStreamDestroy(copy);
+  cudaStreamDestroy(compute);
+  cudaFreeHost(pinned);
+  cudaFree(counter);
+}
+
+TEST(CudaCpuTest, NonBlockingStreamsMustWaitForEachOthersEvents) {
+  RestoreOnCopyStreamThenIncrement(Order::kEvent);
+  IncrementThenOffloadOnCopyStream(/*wait=*/true);
+  EXPECT_DEATH(RestoreOnCopyStreamThenIncrement(Order::kNone), "another non-blocking stream");
+  EXPECT_DEATH(RestoreOnCopyStreamThenIncrement(Order::kEventBeforeCopy), "another non-blocking stream");
+  EXPECT_DEATH(IncrementThenOffloadOnCopyStream(/*wait=*/false), "another non-blocking stream");
+}
+
+// A stream's synchronisation also ends the work it waited for on another stream, and an event's
+// synchronisation the work before it: the legacy stream may then touch that memory.
+TEST(CudaCpuTest, SynchronisingAWaitingStreamEndsWhatItWaitedFor) {
+  int* counter;
+  cudaMalloc(reinterpret_cast<void**>(&counter), sizeof(int));
+  cudaMemset(counter, 0, sizeof(int));
+  cudaDeviceSynchronize();
+  cudaStream_t a, b;
+  cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking);
+  cudaEvent_t done;
+  cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
+  IncrementKernel<<<1, 32, 0, a>>>(counter);
+  cudaEventRecord(done, a);
+  cudaStreamWaitEvent(b, done, 0);
+  IncrementKernel<<<1, 32, 0, b>>>(counter);
+  cudaStreamSynchronize(b);
+  int host = 0;
+  cudaMemcpy(&host, counter, sizeof(int), cudaMemcpyDeviceToHost);  // a's work ended with b's
+  EXPECT_EQ(host, 2);
+  IncrementKernel<<<1, 32, 0, a>>>(counter);
+  cudaEventRecord(done, a);
+  cudaEventSynchronize(done);
+  cudaMemcpy(&host, counter, sizeof(int), cudaMemcpyDeviceToHost);
+  EXPECT_EQ(host, 3);
+  cudaEventDestroy(done);
+  cudaStreamDestroy(b);
+  cudaStreamDestroy(a);
+  cudaFree(counter);
 }
 
 TEST(CudaCpuTest, CopiesAreCheckedAgainstAllocationsAndKinds) {

@@ -310,6 +310,12 @@ float* WarpTile(int elements) {
 // end everything; cudaStreamSynchronize its stream (stream 0: the legacy side); a synchronous
 // device-to-host copy, or host-to-device from pinned memory, returns when the legacy side is done;
 // one from pageable memory only after the legacy side's earlier work (its own DMA may still run).
+//
+// Two non-blocking streams do not wait for each other either: an operation on one that touches
+// ranges still unfinished on another aborts, unless it comes after a cudaStreamWaitEvent on an
+// event recorded on that other stream after them (events mark a point in their stream's order:
+// the operations issued to it so far). cudaEventSynchronize ends the work before its event, and
+// cudaStreamSynchronize of a stream also ends the work of others that it had waited for.
 
 namespace troupe::cuda_cpu {
 namespace {
@@ -326,7 +332,21 @@ struct CUstream_st {
   bool non_blocking = false;
   bool capturing = false;
   std::vector<troupe::cuda_cpu::Op> captured;
-  std::vector<troupe::cuda_cpu::Range> unfinished;  // non-blocking streams only
+  // Non-blocking streams only: the ranges of unfinished work, each with its operation's number
+  // in this stream (1, 2, ...; next_op counts them).
+  struct Unfinished {
+    troupe::cuda_cpu::Range range;
+    uint64_t op = 0;
+  };
+  std::vector<Unfinished> unfinished;
+  uint64_t next_op = 0;
+  // Per other non-blocking stream: its operations up to this number come before this stream's
+  // later work (cudaStreamWaitEvent).
+  std::map<CUstream_st*, uint64_t> waited;
+};
+struct CUevent_st {
+  CUstream_st* stream = nullptr;  // recorded on a non-blocking stream; null = not (or legacy)
+  uint64_t op = 0;                // the last operation of `stream` before it
 };
 struct CUgraph_st {
   std::vector<troupe::cuda_cpu::Op> ops;
@@ -435,11 +455,27 @@ void CheckOrder(cudaStream_t stream, const std::vector<Range>& touched, const ch
                      "cudaMemset, or a launch on stream 0) may still be using; a non-blocking "
                      "stream does not wait for it: synchronise first",
                      what);
-    stream->unfinished.insert(stream->unfinished.end(), touched.begin(), touched.end());
+    for (CUstream_st* other : m.non_blocking) {
+      if (other == stream) continue;
+      auto w = stream->waited.find(other);
+      const uint64_t waited = w == stream->waited.end() ? 0 : w->second;
+      for (const CUstream_st::Unfinished& u : other->unfinished) {
+        TROUPE_CHECK_MSG(u.op <= waited || !Overlap(touched, {u.range}),
+                         "cuda_cpu: stream race: %s on a non-blocking stream touches device "
+                         "memory that another non-blocking stream's unfinished work uses; "
+                         "streams do not wait for each other: record an event after that work "
+                         "and cudaStreamWaitEvent on it first",
+                         what);
+      }
+    }
+    const uint64_t op = ++stream->next_op;
+    for (const Range& r : touched) stream->unfinished.push_back({r, op});
     return;
   }
   for (CUstream_st* other : m.non_blocking) {
-    TROUPE_CHECK_MSG(!Overlap(touched, other->unfinished),
+    std::vector<Range> ranges;
+    for (const CUstream_st::Unfinished& u : other->unfinished) ranges.push_back(u.range);
+    TROUPE_CHECK_MSG(!Overlap(touched, ranges),
                      "cuda_cpu: stream race: %s on the legacy default stream touches device "
                      "memory that a non-blocking stream's unfinished work uses; the legacy stream "
                      "does not wait for it: cudaStreamSynchronize that stream first",
@@ -487,6 +523,20 @@ void Enqueue(cudaStream_t stream, std::vector<Range> touched, std::function<void
 
 }  // namespace troupe::cuda_cpu
 
+namespace troupe::cuda_cpu {
+namespace {
+
+// Ends the work of `stream` up to its operation `op`. REQUIRES: M().mu held.
+void FinishUpTo(CUstream_st* stream, uint64_t op) {
+  auto& u = stream->unfinished;
+  u.erase(std::remove_if(u.begin(), u.end(), [&](const CUstream_st::Unfinished& x) { return x.op <= op; }),
+          u.end());
+}
+
+}  // namespace
+}  // namespace troupe::cuda_cpu
+
+using troupe::cuda_cpu::FinishUpTo;
 using troupe::cuda_cpu::Capturing;
 using troupe::cuda_cpu::CheckOrder;
 using troupe::cuda_cpu::CopyRanges;
@@ -590,6 +640,77 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
   return cudaSuccess;
 }
 
+// Row by row, each row checked and ordered like a copy of its own.
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
+                              size_t height, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
+  std::vector<troupe::cuda_cpu::Range> ranges;
+  for (size_t r = 0; r < height; ++r) {
+    char* d = static_cast<char*>(dst) + r * dpitch;
+    const char* s = static_cast<const char*>(src) + r * spitch;
+    if (!CopyOk(d, s, width, kind)) return cudaErrorInvalidValue;
+    const std::vector<troupe::cuda_cpu::Range> row = CopyRanges(d, s, width);
+    ranges.insert(ranges.end(), row.begin(), row.end());
+  }
+  troupe::cuda_cpu::Enqueue(stream, std::move(ranges), [=] {
+    for (size_t r = 0; r < height; ++r) {
+      std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    }
+  });
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void** ptr, size_t size, unsigned int) { return cudaMallocHost(ptr, size); }
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
+  *event = new CUevent_st;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (stream != nullptr && stream->capturing) return cudaErrorStreamCaptureUnsupported;
+  std::lock_guard<std::mutex> lock(M().mu);
+  const bool tracked = stream != nullptr && stream->non_blocking;
+  event->stream = tracked ? stream : nullptr;
+  event->op = tracked ? stream->next_op : 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int) {
+  if (stream != nullptr && stream->capturing) return cudaErrorStreamCaptureUnsupported;
+  std::lock_guard<std::mutex> lock(M().mu);
+  // Only waits of a non-blocking stream on another's event are modelled; others change nothing
+  // (so a race they would have prevented still aborts: conservative).
+  if (stream == nullptr || !stream->non_blocking || event->stream == nullptr || event->stream == stream) {
+    return cudaSuccess;
+  }
+  const auto& live = M().non_blocking;
+  if (std::find(live.begin(), live.end(), event->stream) == live.end()) return cudaSuccess;  // destroyed
+  uint64_t& waited = stream->waited[event->stream];
+  waited = std::max(waited, event->op);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  std::lock_guard<std::mutex> lock(M().mu);
+  const auto& live = M().non_blocking;
+  if (event->stream != nullptr && std::find(live.begin(), live.end(), event->stream) != live.end()) {
+    FinishUpTo(event->stream, event->op);
+  }
+  return cudaSuccess;
+}
+
+// Work runs when issued, so every event has completed; the query does not end anything for the
+// order checks (the host did not wait).
+cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
+
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
   if (Capturing()) return cudaErrorStreamCaptureUnsupported;
   if (!CopyOk(ptr, ptr, count, cudaMemcpyDeviceToDevice)) return cudaErrorInvalidValue;
@@ -625,6 +746,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     std::lock_guard<std::mutex> lock(M().mu);
     auto& v = M().non_blocking;
     v.erase(std::remove(v.begin(), v.end(), stream), v.end());
+    for (CUstream_st* other : v) other->waited.erase(stream);
   }
   delete stream;
   return cudaSuccess;
@@ -635,6 +757,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (stream != nullptr && stream->non_blocking) {
     std::lock_guard<std::mutex> lock(M().mu);
     stream->unfinished.clear();
+    // What it waited for on other streams came before, so that is done too.
+    for (const auto& [other, op] : stream->waited) FinishUpTo(other, op);
   } else {
     FinishLegacy();
   }
