@@ -42,6 +42,7 @@ void SetFinal(const Completion& completion, Response& response) {
   usage->set_prompt_tokens(completion.usage.prompt_tokens);
   usage->set_cached_prompt_tokens(completion.usage.cached_prompt_tokens);
   usage->set_completion_tokens(completion.usage.completion_tokens);
+  usage->set_restored_prompt_tokens(completion.usage.restored_prompt_tokens);
   v1::Timings* timings = response.mutable_timings();
   timings->set_queue_seconds(absl::ToDoubleSeconds(completion.queue_time));
   timings->set_time_to_first_token_seconds(absl::ToDoubleSeconds(completion.time_to_first_token));

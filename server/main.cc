@@ -50,6 +50,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   server.embedding_model_dir = "models/all-MiniLM-L6-v2";
   engine.device = "auto";
   int kv_cache_mb = static_cast<int>(engine.kv_cache_bytes >> 20);
+  double host_kv_cache_gb = static_cast<double>(engine.host_kv_cache_bytes) / (1ll << 30);
   std::string kv_cache_type(troupe::KvCacheTypeName(engine.kv_cache_type));
   int shutdown_grace_s = static_cast<int>(absl::ToInt64Seconds(server.shutdown_grace));
   int character_cache_mb = static_cast<int>(server.characters.max_cached_bytes >> 20);
@@ -94,6 +95,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                    "cpu, cuda, or auto (cuda when this build has CUDA and a GPU answers)");
   parser.AddInt("threads", &engine.num_threads, "CPU compute threads (0 = one per core)");
   parser.AddInt("kv-cache-mb", &kv_cache_mb, "KV cache budget in MiB");
+  parser.AddDouble("host-kv-cache-gb", &host_kv_cache_gb,
+                   "host memory (GiB, pinned on cuda) that KV blocks evicted from the KV cache are "
+                   "copied to and restored from, least recently used out first (0 = off)");
   parser.AddString("kv-cache-type", &kv_cache_type, "KV cache element type: f16 or f32");
   parser.AddInt("block-size", &engine.block_size, "tokens per KV block");
   parser.AddInt("max-running", &engine.max_running, "max sequences per batch");
@@ -163,6 +167,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     return help ? 0 : 2;
   }
   engine.kv_cache_bytes = static_cast<int64_t>(kv_cache_mb) << 20;
+  if (!(host_kv_cache_gb >= 0) || host_kv_cache_gb > (1 << 20)) {
+    std::fprintf(stderr, "troupe-server: --host-kv-cache-gb must be between 0 and 1048576, not %g\n",
+                 host_kv_cache_gb);
+    return 2;
+  }
+  engine.host_kv_cache_bytes = static_cast<int64_t>(host_kv_cache_gb * (1ll << 30));
   if (auto type = troupe::KvCacheTypeFromName(kv_cache_type)) {
     engine.kv_cache_type = *type;
   } else {
@@ -240,6 +250,7 @@ troupe::KvEventPublisherOptions KvEventOptions(const Flags& flags) {
   }
   options.block_size = flags.engine.block_size;
   options.medium = troupe::ResolveDevice(flags.engine.device) == "cuda" ? "GPU" : "CPU";
+  options.host_medium = options.medium == "GPU" ? "CPU" : "CPU_TIER";
   return options;
 }
 

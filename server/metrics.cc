@@ -38,6 +38,14 @@ constexpr char kNumWaiting[] = "troupe:num_requests_waiting";
 constexpr char kKvBlocksUsed[] = "troupe:kv_blocks_used";
 constexpr char kKvBlocksTotal[] = "troupe:kv_blocks_total";
 constexpr char kKvCacheUsage[] = "troupe:kv_cache_usage_perc";
+// The host tier of the KV cache (--host-kv-cache-gb).
+constexpr char kKvOffloadedBlocks[] = "troupe:kv_offloaded_blocks_total";
+constexpr char kKvRestoredBlocks[] = "troupe:kv_restored_blocks_total";
+constexpr char kKvOffloadedBytes[] = "troupe:kv_offloaded_bytes_total";
+constexpr char kKvRestoredBytes[] = "troupe:kv_restored_bytes_total";
+constexpr char kHostKvBlocksUsed[] = "troupe:host_kv_blocks_used";
+constexpr char kHostKvBlocksTotal[] = "troupe:host_kv_blocks_total";
+constexpr char kPrefixCacheHostHits[] = "troupe:prefix_cache_host_hits_total";
 // vLLM's cache_config_info: the KV cache's shape as labels of a gauge of value 1, which the
 // Gateway API Inference Extension's endpoint picker reads (docs/operations.md).
 constexpr char kCacheConfigInfo[] = "troupe:cache_config_info";
@@ -159,6 +167,30 @@ class EngineStatsCollector : public prometheus::Collectable {
       families.push_back(OneValueFamily(kPrefixCacheHits, "Prompt tokens served from the prefix cache.",
                                         MetricType::Counter,
                                         static_cast<double>(stats.prefix_cache_hits_total)));
+      families.push_back(OneValueFamily(kPrefixCacheHostHits,
+                                        "Prompt tokens served from the prefix cache after a copy back "
+                                        "from the host KV tier.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.prefix_cache_host_hits_total)));
+      families.push_back(OneValueFamily(kKvOffloadedBlocks,
+                                        "KV blocks copied to the host tier when evicted from the KV cache.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.kv_offloaded_blocks_total)));
+      families.push_back(OneValueFamily(kKvRestoredBlocks,
+                                        "KV blocks copied back from the host tier for a prefix hit.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.kv_restored_blocks_total)));
+      families.push_back(OneValueFamily(kKvOffloadedBytes, "Bytes copied to the host KV tier.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.kv_offloaded_bytes_total)));
+      families.push_back(OneValueFamily(kKvRestoredBytes, "Bytes copied back from the host KV tier.",
+                                        MetricType::Counter,
+                                        static_cast<double>(stats.kv_restored_bytes_total)));
+      families.push_back(OneValueFamily(kHostKvBlocksUsed, "Blocks held in the host KV tier.",
+                                        MetricType::Gauge, stats.host_kv_blocks_used));
+      families.push_back(OneValueFamily(kHostKvBlocksTotal,
+                                        "Blocks the host KV tier holds at most (0: no tier).",
+                                        MetricType::Gauge, stats.host_kv_blocks_total));
       families.push_back(HistogramFamily(kStepDuration, "Wall time of an engine step.",
                                          stats.step_seconds));
       families.push_back(HistogramFamily(kIterationTokens, "Tokens computed per engine step.",

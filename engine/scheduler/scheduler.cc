@@ -191,7 +191,7 @@ void Scheduler::AdmitWaiting(StepPlan& plan, int& budget, PrefillBudget& prefill
       seq->num_cached_tokens = hit_tokens;
       prefix_stats_.queries += seq->num_prompt_tokens;
       prefix_stats_.hits += seq->num_cached_tokens;
-      seq->num_restored_tokens = seq->num_restored_blocks * options_.block_size;
+      seq->num_restored_tokens = std::min(hit_tokens, seq->num_restored_blocks * options_.block_size);
       prefix_stats_.host_hits += seq->num_restored_tokens;
     }
     waiting_.pop_front();
@@ -251,7 +251,6 @@ BlockKey Scheduler::KeyOf(Sequence* seq, int i) {
 
 int Scheduler::MatchPrefix(Sequence* seq) {
   TROUPE_CHECK(seq->blocks.empty() && seq->num_computed == 0);
-  seq->num_restored_blocks = 0;
   if (!options_.enable_prefix_caching) return 0;
   const int bs = options_.block_size;
   // At most the blocks before the last token: it must be computed for its logits.

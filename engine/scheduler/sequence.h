@@ -35,8 +35,8 @@ struct Sequence {
                                         // registered after computing); reset on preemption
   int num_cached_tokens = -1;           // prompt tokens served from the cache at first
                                         // admission; -1 until admitted
-  int num_restored_blocks = 0;          // of the blocks the last MatchPrefix took, those
-                                        // restored from the host tier
+  int num_restored_blocks = 0;          // blocks restored from the host tier for it (until its
+                                        // first admission; a failed attempt's count too)
   int num_restored_tokens = 0;          // of num_cached_tokens, restored from the host tier
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }

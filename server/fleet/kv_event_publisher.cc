@@ -43,13 +43,13 @@ void PackStored(msgpack_packer* pk, const std::vector<KvEvent>& events, size_t b
 }  // namespace
 
 std::string EncodeKvEventBatch(double ts, const std::vector<KvEvent>& events, int block_size,
-                               std::string_view medium) {
+                               std::string_view device_medium, std::string_view host_medium) {
   // Runs of events that become one wire event each.
   std::vector<std::pair<size_t, size_t>> runs;
   for (size_t i = 0; i < events.size();) {
     size_t j = i + 1;
     if (events[i].kind != KvEvent::Kind::kCleared) {
-      while (j < events.size() && events[j].kind == events[i].kind &&
+      while (j < events.size() && events[j].kind == events[i].kind && events[j].medium == events[i].medium &&
              (events[i].kind == KvEvent::Kind::kRemoved || events[j].parent == events[j - 1].hash)) {
         ++j;
       }
@@ -65,6 +65,7 @@ std::string EncodeKvEventBatch(double ts, const std::vector<KvEvent>& events, in
   msgpack_pack_double(&pk, ts);
   msgpack_pack_array(&pk, runs.size());
   for (const auto& [begin, end] : runs) {
+    const std::string_view medium = events[begin].medium == KvEvent::Medium::kHost ? host_medium : device_medium;
     switch (events[begin].kind) {
       case KvEvent::Kind::kStored:
         PackStored(&pk, events, begin, end, block_size, medium);
@@ -156,7 +157,8 @@ void KvEventPublisher::SendLoop() {
       batch = std::move(queue_.front());
       queue_.pop_front();
     }
-    const std::string payload = EncodeKvEventBatch(batch.ts, batch.events, options_.block_size, options_.medium);
+    const std::string payload = EncodeKvEventBatch(batch.ts, batch.events, options_.block_size, options_.medium,
+                                                   options_.host_medium);
     unsigned char seq[8];
     for (int i = 0; i < 8; ++i) seq[i] = static_cast<unsigned char>(batch.seq >> (8 * (7 - i)));
     const bool sent = zmq_send(socket_, options_.topic.data(), options_.topic.size(), ZMQ_SNDMORE) >= 0 &&

@@ -38,7 +38,10 @@ struct KvEventPublisherOptions {
   std::string endpoint;  // tcp://HOST:PORT to bind (tcp://*:5557 for every interface)
   std::string topic;     // the first frame of every message
   int block_size = 16;
-  std::string medium = "GPU";  // where the blocks live: "GPU" (cuda) or "CPU"
+  std::string medium = "GPU";  // where the KV cache's blocks live: "GPU" (cuda) or "CPU"
+  // Where the host tier's blocks live (--host-kv-cache-gb; events of KvEvent::Medium::kHost):
+  // "CPU" beside a GPU cache, "CPU_TIER" beside the CPU backend's cache, to tell them apart.
+  std::string host_medium = "CPU";
   int max_queued_batches = 4096;
 };
 
@@ -83,8 +86,9 @@ class KvEventPublisher {
 };
 
 // One batch in vLLM's msgpack EventBatch layout (above): consecutive kStored events of one chain
-// become one BlockStored, consecutive kRemoved events one BlockRemoved.
+// and one medium become one BlockStored, consecutive kRemoved events of one medium one
+// BlockRemoved. `medium` names KvEvent::Medium::kDevice, `host_medium` kHost.
 std::string EncodeKvEventBatch(double ts, const std::vector<KvEvent>& events, int block_size,
-                               std::string_view medium);
+                               std::string_view medium, std::string_view host_medium = "CPU");
 
 }  // namespace troupe

@@ -92,6 +92,26 @@ TEST(KvEventPublisherTest, EncodesVllmsEventBatchLayout) {
   EXPECT_EQ(Str(At(removed, 2)), "GPU");
 }
 
+// A block moving to the host KV tier: removed from the GPU, stored on the CPU (vLLM's media);
+// runs never mix media.
+TEST(KvEventPublisherTest, HostTierEventsNameTheHostMedium) {
+  KvEvent to_host = Stored(5, kNoParentHash, {1, 2});
+  to_host.medium = KvEvent::Medium::kHost;
+  KvEvent host_evicted = Removed(6);
+  host_evicted.medium = KvEvent::Medium::kHost;
+  const std::vector<KvEvent> events = {Stored(4, kNoParentHash, {7, 8}), to_host, Removed(5), host_evicted};
+  Unpacked batch(EncodeKvEventBatch(1.0, events, 2, "GPU", "CPU"));
+  ASSERT_TRUE(batch.ok());
+  const msgpack_object& list = At(batch.root(), 1);
+  ASSERT_EQ(list.via.array.size, 4u);
+  EXPECT_EQ(Str(At(At(list, 0), 6)), "GPU");
+  EXPECT_EQ(Str(At(At(list, 1), 0)), "BlockStored");
+  EXPECT_EQ(Str(At(At(list, 1), 6)), "CPU");
+  EXPECT_EQ(Str(At(At(list, 2), 0)), "BlockRemoved");
+  EXPECT_EQ(Str(At(At(list, 2), 2)), "GPU");
+  EXPECT_EQ(Str(At(At(list, 3), 2)), "CPU");
+}
+
 // Through a real ZeroMQ socket: three frames per batch, the topic, the sequence number in
 // 8 big-endian bytes from 0, the payload.
 TEST(KvEventPublisherTest, SubscribersGetTopicSequenceAndPayload) {
