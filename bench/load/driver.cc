@@ -188,6 +188,7 @@ class Run {
       if (response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
         r.prompt_tokens = response.usage().prompt_tokens();
         r.cached_prompt_tokens = response.usage().cached_prompt_tokens();
+        r.restored_prompt_tokens = response.usage().restored_prompt_tokens();
         r.completion_tokens = response.usage().completion_tokens();
         r.has_prompt_plan = response.has_prompt_plan();
         r.rendered_in_full = response.prompt_plan().rendered_in_full();

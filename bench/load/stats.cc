@@ -137,6 +137,10 @@ nlohmann::json LongConversationsJson(const LongConversationStats& l) {
           {"reuse_share_mean", l.reuse_share_mean},
           {"ttft_ms", DistributionJson(l.ttft_ms)},
           {"fold_ttft_ms", DistributionJson(l.fold_ttft_ms)},
+          {"restored", l.restored},
+          {"restored_ttft_ms", DistributionJson(l.restored_ttft_ms)},
+          {"recomputed", l.recomputed},
+          {"recomputed_ttft_ms", DistributionJson(l.recomputed_ttft_ms)},
           {"max_prompt_tokens", l.max_prompt_tokens}};
 }
 
@@ -149,7 +153,7 @@ std::string Row(const std::string& label, const GroupStats& g) {
 
 LongConversationStats LongConversations(const std::vector<RequestRecord>& sorted) {
   LongConversationStats out;
-  std::vector<double> ttft, fold_ttft;
+  std::vector<double> ttft, fold_ttft, restored_ttft, recomputed_ttft;
   double reuse_sum = 0.0;
   for (size_t i = 0; i < sorted.size(); ++i) {
     const RequestRecord& r = sorted[i];
@@ -170,7 +174,13 @@ LongConversationStats LongConversations(const std::vector<RequestRecord>& sorted
     const double share = reusable > 0 ? static_cast<double>(r.cached_prompt_tokens) / reusable : 1.0;
     reuse_sum += share;
     if (share >= LongConversationStats::kWarmShare) ++out.appended_warm;
+    if (r.restored_prompt_tokens > 0) restored_ttft.push_back(ttft_ms);
+    if (share < LongConversationStats::kRecomputedShare) recomputed_ttft.push_back(ttft_ms);
   }
+  out.restored = static_cast<int>(restored_ttft.size());
+  out.recomputed = static_cast<int>(recomputed_ttft.size());
+  out.restored_ttft_ms = Summarize(std::move(restored_ttft));
+  out.recomputed_ttft_ms = Summarize(std::move(recomputed_ttft));
   out.reuse_share_mean = out.appended > 0 ? reuse_sum / out.appended : 0.0;
   out.ttft_ms = Summarize(std::move(ttft));
   out.fold_ttft_ms = Summarize(std::move(fold_ttft));
@@ -229,6 +239,7 @@ nlohmann::json ReportToJson(const Report& report) {
                         {"retries", r.retries},
                         {"ok", r.ok},                     {"prompt_tokens", r.prompt_tokens},
                         {"cached_prompt_tokens", r.cached_prompt_tokens},
+                        {"restored_prompt_tokens", r.restored_prompt_tokens},
                         {"completion_tokens", r.completion_tokens},
                         {"ttft_ms", Derive(r).ttft_ms},   {"e2el_ms", Derive(r).e2el_ms}};
     if (r.has_prompt_plan) {
@@ -282,6 +293,14 @@ std::string FormatReport(const Report& report, const Slo& slo) {
                   100.0 * LongConversationStats::kWarmShare, 100.0 * l.reuse_share_mean, l.ttft_ms.p50,
                   l.ttft_ms.p95, l.ttft_ms.p50 > 0 ? l.ttft_ms.p95 / l.ttft_ms.p50 : 0.0, l.fold_ttft_ms.p50,
                   l.max_prompt_tokens));
+    if (l.restored > 0 || l.recomputed > 0) {
+      absl::StrAppend(&out, absl::StrFormat(
+                                "host KV tier: %d turns restored part of their prompt, TTFT p50 %.1f ms, mean %.1f ms; "
+                                "%d turns recomputed (< %.0f%% cached), TTFT p50 %.1f ms, mean %.1f ms\n",
+                                l.restored, l.restored_ttft_ms.p50, l.restored_ttft_ms.mean, l.recomputed,
+                                100.0 * LongConversationStats::kRecomputedShare, l.recomputed_ttft_ms.p50,
+                                l.recomputed_ttft_ms.mean));
+    }
   }
   return out;
 }

@@ -28,6 +28,7 @@ struct RequestRecord {
   std::vector<int> token_counts;    // tokens in that message
   int prompt_tokens = 0;
   int cached_prompt_tokens = 0;
+  int restored_prompt_tokens = 0;   // of the cached ones, copied back from the host KV tier
   int completion_tokens = 0;
   bool ok = false;
   std::string error;                // gRPC status when !ok
@@ -78,6 +79,12 @@ struct LongConversationStats {
   double reuse_share_mean = 0.0;  // cached / reusable, mean over the non-folding turns
   Distribution ttft_ms;           // non-folding turns
   Distribution fold_ttft_ms;      // folding turns
+  // The host KV tier (docs/kv_cache.md, "Host tier"): non-folding turns that restored part of
+  // their prompt from host memory, and those that recomputed most of what they could have
+  // reused (less than kRecomputedShare of it cached), each with its TTFT.
+  static constexpr double kRecomputedShare = 0.5;
+  int restored = 0, recomputed = 0;
+  Distribution restored_ttft_ms, recomputed_ttft_ms;
   int max_prompt_tokens = 0;
   double warm_share() const { return appended > 0 ? static_cast<double>(appended_warm) / appended : 0.0; }
   double fold_rate() const { return later_turns > 0 ? static_cast<double>(folds) / later_turns : 0.0; }

@@ -37,5 +37,5 @@ echo "server flags: ${server_flags[*]:-(defaults)}  bench flags: ${bench_flags[*
   --save-dataset "$out/conversations.jsonl" --result-json "$out/result.json" --plot "$out/result.png" \
   --save-replies "$out/replies.jsonl" --no-progress "${bench_flags[@]}" | tee -a "$out/summary.txt"
 curl -s "http://127.0.0.1:$metrics_port/metrics" > "$out/metrics.txt" || true
-grep -E "^troupe:(num_preemptions_total|prefix_cache_(queries|hits)_total|engine_steps_total) " "$out/metrics.txt" \
+grep -E "^troupe:(num_preemptions_total|prefix_cache_(queries|hits|host_hits)_total|engine_steps_total|kv_(offloaded|restored)_(blocks|bytes)_total|host_kv_blocks_(used|total)) " "$out/metrics.txt" \
   | tee -a "$out/summary.txt" || true

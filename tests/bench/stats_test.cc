@@ -107,6 +107,33 @@ TEST(StatsTest, LongConversationsCountWarmTurnsAndFolds) {
   EXPECT_NE(FormatReport(report, Slo{}).find("3 later turns, 1 folded"), std::string::npos);
 }
 
+// With a host KV tier, later turns split into those that restored part of their prompt from
+// host memory and those that recomputed most of it; each group gets its TTFT.
+TEST(StatsTest, LongConversationsSplitRestoredAndRecomputedTurns) {
+  const auto turn = [](int conversation, int index, double ttft, int prompt, int cached, int restored) {
+    RequestRecord r = Record(index, 10.0 * index, {10.0 * index + ttft}, {33}, prompt, cached);
+    r.conversation = conversation;
+    r.restored_prompt_tokens = restored;
+    return r;
+  };
+  std::vector<RequestRecord> records = {
+      turn(0, 0, 1.0, 500, 0, 0),
+      turn(0, 1, 0.2, 800, 528, 512),  // restored from the host tier
+      turn(0, 2, 0.9, 1100, 100, 0),   // reusable 832, 100 cached: recomputed
+      turn(0, 3, 0.1, 1400, 1132, 0),  // warm on the device: neither
+  };
+  const Report report = BuildReport(records, 40.0, Slo{});
+  const LongConversationStats& l = report.long_conversations;
+  EXPECT_EQ(l.restored, 1);
+  EXPECT_EQ(l.recomputed, 1);
+  EXPECT_NEAR(l.restored_ttft_ms.p50, 200, 1e-9);
+  EXPECT_NEAR(l.recomputed_ttft_ms.p50, 900, 1e-9);
+  const nlohmann::json j = ReportToJson(report);
+  EXPECT_EQ(j["long_conversations"]["restored"], 1);
+  EXPECT_EQ(j["requests"][1]["restored_prompt_tokens"], 512);
+  EXPECT_NE(FormatReport(report, Slo{}).find("host KV tier: 1 turns restored"), std::string::npos);
+}
+
 TEST(StatsTest, GoodputCountsRequestsMeetingEverySlo) {
   absl::StatusOr<Slo> slo = ParseSlo("ttft:300,e2el:1000");
   ASSERT_TRUE(slo.ok());
