@@ -175,7 +175,7 @@ LongConversationStats LongConversations(const std::vector<RequestRecord>& sorted
     reuse_sum += share;
     if (share >= LongConversationStats::kWarmShare) ++out.appended_warm;
     if (r.restored_prompt_tokens > 0) restored_ttft.push_back(ttft_ms);
-    if (share < LongConversationStats::kRecomputedShare) recomputed_ttft.push_back(ttft_ms);
+    if (r.restored_prompt_tokens == 0 && share < LongConversationStats::kWarmShare) recomputed_ttft.push_back(ttft_ms);
   }
   out.restored = static_cast<int>(restored_ttft.size());
   out.recomputed = static_cast<int>(recomputed_ttft.size());
@@ -296,10 +296,10 @@ std::string FormatReport(const Report& report, const Slo& slo) {
     if (l.restored > 0 || l.recomputed > 0) {
       absl::StrAppend(&out, absl::StrFormat(
                                 "host KV tier: %d turns restored part of their prompt, TTFT p50 %.1f ms, mean %.1f ms; "
-                                "%d turns recomputed (< %.0f%% cached), TTFT p50 %.1f ms, mean %.1f ms\n",
+                                "%d turns restored nothing and recomputed part of their history, TTFT p50 %.1f ms, "
+                                "mean %.1f ms\n",
                                 l.restored, l.restored_ttft_ms.p50, l.restored_ttft_ms.mean, l.recomputed,
-                                100.0 * LongConversationStats::kRecomputedShare, l.recomputed_ttft_ms.p50,
-                                l.recomputed_ttft_ms.mean));
+                                l.recomputed_ttft_ms.p50, l.recomputed_ttft_ms.mean));
     }
   }
   return out;

@@ -80,9 +80,8 @@ struct LongConversationStats {
   Distribution ttft_ms;           // non-folding turns
   Distribution fold_ttft_ms;      // folding turns
   // The host KV tier (docs/kv_cache.md, "Host tier"): non-folding turns that restored part of
-  // their prompt from host memory, and those that recomputed most of what they could have
-  // reused (less than kRecomputedShare of it cached), each with its TTFT.
-  static constexpr double kRecomputedShare = 0.5;
+  // their prompt from host memory, and those that restored nothing and were not warm (they
+  // recomputed part of what the previous turn had computed), each with its TTFT.
   int restored = 0, recomputed = 0;
   Distribution restored_ttft_ms, recomputed_ttft_ms;
   int max_prompt_tokens = 0;

@@ -119,7 +119,7 @@ TEST(StatsTest, LongConversationsSplitRestoredAndRecomputedTurns) {
   std::vector<RequestRecord> records = {
       turn(0, 0, 1.0, 500, 0, 0),
       turn(0, 1, 0.2, 800, 528, 512),  // restored from the host tier
-      turn(0, 2, 0.9, 1100, 100, 0),   // reusable 832, 100 cached: recomputed
+      turn(0, 2, 0.9, 1100, 700, 0),   // reusable 832, 700 cached, none restored: recomputed
       turn(0, 3, 0.1, 1400, 1132, 0),  // warm on the device: neither
   };
   const Report report = BuildReport(records, 40.0, Slo{});
