@@ -709,6 +709,18 @@ int64_t CudaBackend::owned_weight_bytes() const { return state_->weight_bytes; }
 absl::Status CudaBackend::AllocateHostKv(int64_t num_slots) {
   State& s = *state_;
   TROUPE_CHECK(s.host_kv == nullptr);
+  // CopyKvBlocks' 2D copies step over one layer's K (or V) array per row.
+  const size_t array = static_cast<size_t>(s.kv.num_blocks) * s.kv.block_size * s.kv_dim() * sizeof(Bf16);
+  int max_pitch = 0;
+  if (const cudaError_t e = cudaDeviceGetAttribute(&max_pitch, cudaDevAttrMaxPitch, 0); e != cudaSuccess) {
+    return CudaError(e, "reading the maximum copy pitch");
+  }
+  if (array > static_cast<size_t>(max_pitch)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the host KV tier copies a block with one 2D copy whose pitch is a layer's K array (",
+        array >> 20, " MiB here), above the device's limit of ", max_pitch >> 20,
+        " MiB; lower --kv-cache-mb or turn the tier off"));
+  }
   const size_t bytes = static_cast<size_t>(num_slots) * KvBlockBytes(s.config, s.kv);
   if (const cudaError_t e = cudaHostAlloc(&s.host_kv, bytes, cudaHostAllocDefault); e != cudaSuccess) {
     s.host_kv = nullptr;

@@ -34,6 +34,7 @@ class CudaBackend final : public Backend {
   int64_t owned_weight_bytes() const override;
   // The host tier in page-locked memory (cudaHostAlloc); copies run on a stream of their own,
   // one cudaMemcpy2DAsync per block (every layer's K and V of a block lie at one pitch).
+  // kInvalidArgument when that pitch (a layer's K array) exceeds the device's maximum pitch.
   absl::Status AllocateHostKv(int64_t num_slots) override;
   void CopyKvBlocks(std::span<const KvBlockCopy> copies) override;
 

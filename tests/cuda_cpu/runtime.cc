@@ -554,11 +554,17 @@ cudaError_t cudaGetDeviceCount(int* count) {
 
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 
-// An H100 SXM's 132 multiprocessors, so that split-KV choices match the GPU's.
+// An H100 SXM's 132 multiprocessors, so that split-KV choices match the GPU's, and its
+// maximum copy pitch (2^31 - 1 bytes).
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (device != 0) return cudaErrorInvalidDevice;
-  if (attr != cudaDevAttrMultiProcessorCount) return cudaErrorInvalidValue;
-  *value = 132;
+  if (attr == cudaDevAttrMultiProcessorCount) {
+    *value = 132;
+  } else if (attr == cudaDevAttrMaxPitch) {
+    *value = 2147483647;
+  } else {
+    return cudaErrorInvalidValue;
+  }
   return cudaSuccess;
 }
 
