@@ -37,6 +37,13 @@ MetricsSources FakeSources() {
     stats.num_preemptions = 2;
     stats.prefix_cache_queries_total = 1000;
     stats.prefix_cache_hits_total = 960;
+    stats.prefix_cache_host_hits_total = 320;
+    stats.kv_offloaded_blocks_total = 30;
+    stats.kv_restored_blocks_total = 20;
+    stats.kv_offloaded_bytes_total = 30 * 4096;
+    stats.kv_restored_bytes_total = 20 * 4096;
+    stats.host_kv_blocks_used = 28;
+    stats.host_kv_blocks_total = 64;
     AtomicHistogram steps({0.01, 0.1});
     steps.Observe(0.005);
     steps.Observe(0.05);
@@ -71,6 +78,13 @@ TEST(MetricsTest, PullsEngineStatsOnEveryScrape) {
   EXPECT_EQ(SampleValue(text, "troupe:num_preemptions_total"), 2);
   EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_queries_total"), 1000);
   EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_hits_total"), 960);
+  EXPECT_EQ(SampleValue(text, "troupe:prefix_cache_host_hits_total"), 320);
+  EXPECT_EQ(SampleValue(text, "troupe:kv_offloaded_blocks_total"), 30);
+  EXPECT_EQ(SampleValue(text, "troupe:kv_restored_blocks_total"), 20);
+  EXPECT_EQ(SampleValue(text, "troupe:kv_offloaded_bytes_total"), 30 * 4096);
+  EXPECT_EQ(SampleValue(text, "troupe:kv_restored_bytes_total"), 20 * 4096);
+  EXPECT_EQ(SampleValue(text, "troupe:host_kv_blocks_used"), 28);
+  EXPECT_EQ(SampleValue(text, "troupe:host_kv_blocks_total"), 64);
   // Buckets are cumulative: 1 step <= 10 ms, 2 <= 100 ms, 3 in all.
   EXPECT_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_bucket{le=\"0.01\"}"), 1);
   EXPECT_EQ(SampleValue(text, "troupe:engine_step_duration_seconds_bucket{le=\"0.1\"}"), 2);
