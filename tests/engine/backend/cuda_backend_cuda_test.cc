@@ -174,6 +174,33 @@ TEST(CudaBackendTest, GraphDecodeStepsMatchEagerSteps) {
   }
 }
 
+// A model's weights with every matrix dequantized to f32 (norms as they are): the reference
+// pass the quantized backends are measured against. Owns the f32 copies the views point into.
+struct F32Weights {
+  F32Weights(const ModelConfig& config, const ModelWeights& source) : weights(source) {
+    storage.reserve(2 + 7 * source.layers.size());  // views point into it: no reallocation
+    weights.token_embd = Dequantized(source.token_embd);
+    weights.output = config.tied_embeddings ? weights.token_embd : Dequantized(source.output);
+    for (LayerWeights& l : weights.layers) {
+      for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+        *m = Dequantized(*m);
+      }
+    }
+  }
+  MatrixView Dequantized(const MatrixView& m) {
+    std::vector<float>& out = storage.emplace_back(static_cast<size_t>(m.rows) * m.cols);
+    const size_t row_bytes = RowBytes(*TraitsOf(static_cast<uint32_t>(m.type)), m.cols);
+    for (int64_t r = 0; r < m.rows; ++r) {
+      DequantizeRow(m.type, static_cast<const uint8_t*>(m.data) + row_bytes * r,
+                    out.data() + r * m.cols, m.cols);
+    }
+    return MatrixView{.type = GgmlType::kF32, .data = out.data(), .rows = m.rows, .cols = m.cols};
+  }
+
+  ModelWeights weights;
+  std::vector<std::vector<float>> storage;
+};
+
 std::unique_ptr<Engine> MakeEngine(const std::string& model, const std::string& device) {
   EngineOptions options;
   options.model_path = model;
@@ -307,27 +334,11 @@ TEST(CudaBackendTest, KQuantTinyModelsMatchAnF32ForwardPass) {
     SCOPED_TRACE(name);
     absl::StatusOr<OpenModel> model = Open(dir + "tiny-k-" + name + ".gguf");
     ASSERT_TRUE(model.ok()) << model.status();
-    std::vector<std::vector<float>> f32_storage;
-    f32_storage.reserve(1 + 7 * model->weights.layers.size());  // views point into it
-    auto to_f32 = [&](const MatrixView& m) {
-      std::vector<float>& out = f32_storage.emplace_back(static_cast<size_t>(m.rows) * m.cols);
-      const size_t row_bytes = RowBytes(*TraitsOf(static_cast<uint32_t>(m.type)), m.cols);
-      for (int64_t r = 0; r < m.rows; ++r) {
-        DequantizeRow(m.type, static_cast<const uint8_t*>(m.data) + row_bytes * r,
-                      out.data() + r * m.cols, m.cols);
-      }
-      return MatrixView{.type = GgmlType::kF32, .data = out.data(), .rows = m.rows, .cols = m.cols};
-    };
-    ModelWeights f32 = model->weights;
-    f32.token_embd = to_f32(model->weights.token_embd);
-    f32.output = f32.token_embd;  // tied
     ASSERT_TRUE(model->config.tied_embeddings);
-    for (LayerWeights& l : f32.layers) {
-      for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) *m = to_f32(*m);
-    }
+    const F32Weights f32(model->config, model->weights);
     BackendOptions options{.device = "cpu", .num_threads = 2,
                            .kv = {.num_blocks = 8, .block_size = 16, .type = KvCacheType::kF32}};
-    auto exact = CreateBackend(options, model->config, f32, nullptr);
+    auto exact = CreateBackend(options, model->config, f32.weights, nullptr);
     options.kv.type = KvCacheType::kF16;
     auto cpu = CreateBackend(options, model->config, model->weights, nullptr);
     options.device = "cuda";
@@ -414,26 +425,10 @@ TEST(CudaBackendTest, SmolLm2LogitsStayNearAnF32ForwardPass) {
   const ModelConfig* config = &model->config;
   const ModelWeights* weights = &model->weights;
 
-  std::vector<std::vector<float>> f32_storage;
-  auto to_f32 = [&](const MatrixView& m) {
-    std::vector<float>& out = f32_storage.emplace_back(static_cast<size_t>(m.rows) * m.cols);
-    const size_t row_bytes = RowBytes(*TraitsOf(static_cast<uint32_t>(m.type)), m.cols);
-    for (int64_t r = 0; r < m.rows; ++r) {
-      DequantizeRow(m.type, static_cast<const uint8_t*>(m.data) + row_bytes * r,
-                    out.data() + r * m.cols, m.cols);
-    }
-    return MatrixView{.type = GgmlType::kF32, .data = out.data(), .rows = m.rows, .cols = m.cols};
-  };
-  f32_storage.reserve(2 + 7 * weights->layers.size());  // views point into it: no reallocation
-  ModelWeights f32 = *weights;
-  f32.token_embd = to_f32(weights->token_embd);
-  f32.output = config->tied_embeddings ? f32.token_embd : to_f32(weights->output);
-  for (LayerWeights& l : f32.layers) {
-    for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) *m = to_f32(*m);
-  }
+  const F32Weights f32(*config, *weights);
   BackendOptions options{.device = "cpu", .num_threads = 2,
                          .kv = {.num_blocks = 16, .block_size = 16, .type = KvCacheType::kF32}};
-  auto exact = CreateBackend(options, *config, f32, nullptr);
+  auto exact = CreateBackend(options, *config, f32.weights, nullptr);
   options.kv.type = KvCacheType::kF16;
   auto cpu = CreateBackend(options, *config, *weights, nullptr);
   options.device = "cuda";
