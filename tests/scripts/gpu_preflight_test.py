@@ -23,15 +23,25 @@ BENCH = None  # argv[1], when given
 CC = shutil.which("cc") or shutil.which("gcc")
 
 
-def build_lib(folder, soname):
-    """A shared library named and sonamed `soname` in `folder`; returns its path."""
+def build_lib(folder, soname, version=None):
+    """A shared library named and sonamed `soname` in `folder`, its symbol tagged `version` when
+    given; returns its path."""
     os.makedirs(folder, exist_ok=True)
     src = os.path.join(folder, "lib.c")
     with open(src, "w") as f:
         f.write("int troupe_fake_symbol(void) { return 7; }\n")
     path = os.path.join(folder, soname)
-    subprocess.run([CC, "-shared", "-fPIC", f"-Wl,-soname,{soname}", "-o", path, src], check=True)
-    os.remove(src)
+    flags = []
+    if version:
+        script = os.path.join(folder, "lib.map")
+        with open(script, "w") as f:
+            f.write(version + " { global: troupe_fake_symbol; local: *; };\n")
+        flags = [f"-Wl,--version-script={script}"]
+    subprocess.run([CC, "-shared", "-fPIC", f"-Wl,-soname,{soname}", *flags, "-o", path, src],
+                   check=True)
+    for scratch in (src, os.path.join(folder, "lib.map")):
+        if os.path.exists(scratch):
+            os.remove(scratch)
     return path
 
 
@@ -162,6 +172,20 @@ class GpuPreflightTest(unittest.TestCase):
         self.assertEqual(env["TROUPE_SKIP_BINARIES"], "needs_gone")
         self.assertEqual(env["TROUPE_PREFLIGHT_PROBLEMS"], "1")
         self.assertEqual(env["TROUPE_CUBLAS"], "ok")
+
+    def test_skips_a_binary_that_needs_a_newer_symbol_version(self):
+        # As a binary built against Debian 12's libstdc++ would on an older image.
+        folder = os.path.join(self.root, "system")
+        lib = build_lib(folder, "libtroupe_ver.so.1", version="TROUPE_2")
+        build_exe(os.path.join(self.bundle, "bin", "needs_newer"), lib)
+        build_lib(folder, "libtroupe_ver.so.1", version="TROUPE_1")
+        shutil.copy(lib, os.path.join(self.bundle, "lib"))
+        build_lib(os.path.join(self.root, "toolkit"), "libtroupe_blas.so.13")
+        self.needs("libtroupe_blas.so.13")
+        status, text, env = self.run_preflight(lib_dirs=os.path.join(self.root, "toolkit"))
+        self.assertEqual(status, 1, text)
+        self.assertIn("needs_newer: not found: libtroupe_ver.so.1(TROUPE_2) (skipped)", text)
+        self.assertEqual(env["TROUPE_SKIP_BINARIES"], "needs_newer")
 
     def test_without_python_the_folder_search_decides(self):
         toolkit = os.path.join(self.root, "toolkit")
