@@ -51,6 +51,8 @@ BENCH_ENGINE = r"""#!/usr/bin/env bash
 echo bench_engine >> "$(dirname "$0")/../calls.log"
 echo "batch  tok/s"
 echo "    1   100"
+[[ " $* " == *" --mix-requests "* ]] && echo "length mix: 256 requests at once, 9 output tok/s"
+exit 0
 """
 
 NVIDIA_SMI = r"""#!/usr/bin/env bash
@@ -137,7 +139,8 @@ class GpuCheckTest(unittest.TestCase):
         result, summary, progress, kernels, calls = self.run_check("libtroupe_blas.so.13")
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(calls, ["copy,decode,prefill", "kernels_decode_attention_cuda_test",
-                                 "kernels_prefill_attention_cuda_test", "gemm", "bench_engine"])
+                                 "kernels_prefill_attention_cuda_test", "gemm", "bench_engine",
+                                 "bench_engine"])
         self.assertIn(f"pre-flight: libtroupe_blas.so.13: {self.toolkit}", progress)
         self.assertLess(progress.index("attention benchmarks done"), progress.index("tests: 2"))
         self.assertEqual(kernels["ceilings"], {"copy_gbps": 3000.0, "gemm_bf16_tflops": 700.0})
@@ -149,6 +152,7 @@ class GpuCheckTest(unittest.TestCase):
         self.assertIn("compute-sanitizer racecheck PrefillAttentionCudaTest.CausalMaskStopsExactly"
                       "AtTheRowsPosition: clean (RACECHECK SUMMARY: 0 hazards", summary)
         self.assertIn("end-to-end dummy llama-3-8b", summary)
+        self.assertIn("length mix: 256 requests at once", summary)
 
     def test_missing_cublas_keeps_the_attention_figures(self):
         result, summary, progress, kernels, calls = self.run_check(
