@@ -1,21 +1,26 @@
 // bench_cuda_kernels: the GPU's own ceilings and what the attention kernels reach against them.
 //
-//   bench_cuda_kernels [--json=PATH]
+//   bench_cuda_kernels [--json=PATH] [--only=SECTION,...]
 //
-// (a) Device: name, SMs, L2, memory, driver/runtime versions, and the memory bandwidth the
-//     device attributes imply (2 * memory clock * bus width).
-// (b) Ceilings measured here: device-to-device cudaMemcpy of 1 GiB (bytes = read + written),
-//     and a bf16 8192^3 GEMM through cuda::Gemm (cuBLAS, f32 accumulate and out;
-//     FLOPs = 2 * 8192^3).
-// (c) Paged decode attention (cuda::DecodeAttention) for batch 1/16/64 x context 1k/4k/16k with
-//     Llama-3-8B heads (32 q / 8 kv, dim 128), page 16, pages shuffled over a 4 GiB pool, splits
-//     from ChooseNumSplits with the CUDA backend's settings. GB/s counts the bytes that must move:
-//     K + V of every attended position (batch * context * 8 * 128 * 2 B * 2) + q + out
-//     (batch * 32 * 128 * 2 B each); the split workspace is not counted. "% copy" is the share of
-//     the measured copy bandwidth.
-// (d) Prefill attention (cuda::PrefillAttention), one sequence of L = 4096 and 16384 new tokens,
-//     32 q / 8 kv heads, dim 128. FLOPs = 4 * heads * dim * L * (L + 1) / 2: Q.K^T and P.V are
-//     2 * dim FLOPs each per (query, key) pair, and causal attention has L * (L + 1) / 2 pairs.
+// Sections, run in this order (--only picks some; the default is all of them):
+// (a) Device, always: name, SMs, L2, memory, driver/runtime versions, and the memory bandwidth
+//     the device attributes imply (2 * memory clock * bus width).
+// (b) copy: device-to-device cudaMemcpy of 1 GiB (bytes = read + written), the bandwidth ceiling.
+// (c) decode: paged decode attention (cuda::DecodeAttention) for batch 1/16/64 x context
+//     1k/4k/16k with Llama-3-8B heads (32 q / 8 kv, dim 128), page 16, pages shuffled over a
+//     4 GiB pool, splits from ChooseNumSplits with the CUDA backend's settings. GB/s counts the
+//     bytes that must move: K + V of every attended position (batch * context * 8 * 128 * 2 B * 2)
+//     + q + out (batch * 32 * 128 * 2 B each); the split workspace is not counted. "% copy" is the
+//     share of the bandwidth (b) measured (null in the JSON without it).
+// (d) prefill: prefill attention (cuda::PrefillAttention), one sequence of L = 4096 and 16384 new
+//     tokens, 32 q / 8 kv heads, dim 128. FLOPs = 4 * heads * dim * L * (L + 1) / 2: Q.K^T and
+//     P.V are 2 * dim FLOPs each per (query, key) pair, and causal attention has L * (L + 1) / 2
+//     pairs.
+// (e) gemm: a bf16 8192^3 GEMM through cuda::Gemm (cuBLAS, f32 accumulate and out;
+//     FLOPs = 2 * 8192^3), the tensor-core ceiling. Last, because it is the only section that
+//     needs cuBLAS (opened with dlopen when it starts, kernels/cuda/gemm.cc): where the library
+//     is missing, the attention figures are already written and the JSON records the error.
+//     scripts/gpu-check runs it as a second call (--only=gemm) and merges the two files.
 //
 // Timing, the same for every figure: 3 warm-up calls, one timed call to size the repetitions
 // (each >= 20 ms, at most 1000 calls), then the median over 7 repetitions of cudaEvent time /
@@ -24,6 +29,7 @@
 // far larger than L2 anyway. Short decode calls also pay launch gaps (two kernels per call).
 // The decode and prefill kernels are first checked against ref::PagedAttention (on a mismatch:
 // "validated": false in the JSON, exit 1 at the end). The JSON is rewritten after each section.
+// A GEMM that cannot start (no cuBLAS) leaves "gemm_error" in "ceilings" and exit status 1.
 // Runs in ~10 s on an H100; needs ~7 GiB of device memory.
 #include <cuda_runtime.h>
 
@@ -36,6 +42,7 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -196,7 +203,7 @@ json DeviceInfo() {
   return info;
 }
 
-// ---- (b) ceilings ----
+// ---- (b) copy and (e) gemm: the ceilings ----
 
 double CopyGbps(cudaStream_t stream) {
   DeviceArray<char> src(kCopyBytes), dst(kCopyBytes);
@@ -209,17 +216,15 @@ double CopyGbps(cudaStream_t stream) {
   return 2.0 * kCopyBytes / (ms * 1e-3) / 1e9;
 }
 
-double GemmTflops(cudaStream_t stream) {
+// TFLOP/s, or the reason the GEMM could not start (cuBLAS missing or failing to initialise).
+absl::StatusOr<double> GemmTflops(cudaStream_t stream) {
   const size_t n = size_t{kGemmSize} * kGemmSize;
   DeviceArray<Bf16> w(n), x(n);
   DeviceArray<float> y(n);
   FillRandomBf16(w.get(), n, 1);
   FillRandomBf16(x.get(), n, 2);
   absl::StatusOr<cuda::Gemm> gemm = cuda::Gemm::Create(stream);
-  if (!gemm.ok()) {
-    std::fprintf(stderr, "cuda::Gemm::Create: %s\n", gemm.status().ToString().c_str());
-    std::exit(1);
-  }
+  if (!gemm.ok()) return gemm.status();
   const double ms = MedianMsPerCall(
       stream, [&](int) { gemm->Run(w.get(), kGemmSize, kGemmSize, x.get(), kGemmSize, y.get()); });
   return 2.0 * kGemmSize * static_cast<double>(kGemmSize) * kGemmSize / (ms * 1e-3) / 1e12;
@@ -366,7 +371,7 @@ bool Validate(const KvPool& pool, int num_sms, cudaStream_t stream) {
   return prefill_err <= 5e-3 && decode_err <= 5e-3;
 }
 
-// ---- (c) decode ----
+// ---- decode ----
 
 json BenchDecode(const KvPool& pool, int batch, int context, int num_sms, double copy_gbps,
                  cudaStream_t stream) {
@@ -414,7 +419,7 @@ json BenchDecode(const KvPool& pool, int batch, int context, int num_sms, double
           {"gbps", gbps},         {"pct_of_copy", 100.0 * gbps / copy_gbps}};
 }
 
-// ---- (d) prefill ----
+// ---- prefill ----
 
 json BenchPrefill(const KvPool& pool, int tokens, cudaStream_t stream) {
   std::mt19937 rng(tokens);
@@ -451,20 +456,51 @@ bool Save(const json& report, const std::string& path) {
   return true;
 }
 
+// The sections --only names, in the order they run (see the file comment).
+constexpr const char* kSections[] = {"copy", "decode", "prefill", "gemm"};
+
+// Parses "--only" 's comma-separated list into `selected`. Returns false on an unknown name.
+bool ParseSections(const std::string& list, std::set<std::string>& selected) {
+  selected.clear();
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string name = list.substr(at, comma - at);
+    if (std::find(std::begin(kSections), std::end(kSections), name) == std::end(kSections)) {
+      std::fprintf(stderr, "unknown section '%s' (copy, decode, prefill, gemm)\n", name.c_str());
+      return false;
+    }
+    selected.insert(name);
+    at = comma + 1;
+  }
+  return true;
+}
+
 int Main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // each line reaches the log before a possible kill
   std::string json_path;
+  std::set<std::string> sections(std::begin(kSections), std::end(kSections));
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    bool ok = true;
     if (arg.rfind("--json=", 0) == 0) {
       json_path = arg.substr(7);
     } else if (arg == "--json" && i + 1 < argc) {
       json_path = argv[++i];
+    } else if (arg.rfind("--only=", 0) == 0) {
+      ok = ParseSections(arg.substr(7), sections);
+    } else if (arg == "--only" && i + 1 < argc) {
+      ok = ParseSections(argv[++i], sections);
     } else {
-      std::fprintf(stderr, "usage: %s [--json=PATH]\n", argv[0]);
+      ok = false;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "usage: %s [--json=PATH] [--only=copy,decode,prefill,gemm]\n",
+                   argv[0]);
       return 2;
     }
   }
+  const auto run = [&](const char* section) { return sections.count(section) > 0; };
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::fprintf(stderr, "bench_cuda_kernels: no CUDA device\n");
@@ -477,60 +513,87 @@ int Main(int argc, char** argv) {
   BENCH_CUDA_CHECK(cudaStreamCreate(&stream));
   json report;
   report["device"] = DeviceInfo();
+  report["ceilings"] = json::object();
   const int num_sms = report["device"]["sm_count"].get<int>();
+  bool ok = true;
 
-  const double copy_gbps = CopyGbps(stream);
-  const double gemm_tflops = GemmTflops(stream);
-  std::printf(
-      "ceilings:\n  device-to-device copy, 1 GiB (read + write): %.0f GB/s (%.0f%% of the "
-      "attribute bandwidth)\n  bf16 GEMM 8192^3 (cuda::Gemm, f32 out): %.0f TFLOP/s\n",
-      copy_gbps, 100.0 * copy_gbps / report["device"]["memory_spec_gbps"].get<double>(),
-      gemm_tflops);
-  report["ceilings"] = {{"copy_bytes", 2 * kCopyBytes},
-                        {"copy_gbps", copy_gbps},
-                        {"gemm_shape", {kGemmSize, kGemmSize, kGemmSize}},
-                        {"gemm_bf16_tflops", gemm_tflops}};
-  if (!Save(report, json_path)) return 1;
-
-  // A mismatch is recorded and the timings still taken (a wrong kernel's speed is still worth
-  // seeing in a single scarce run); the exit status says it failed.
-  const KvPool pool;
-  const bool valid = Validate(pool, num_sms, stream);
-  report["validated"] = valid;
-  if (!valid) {
-    std::fprintf(stderr, "bench_cuda_kernels: attention kernels disagree with the reference\n");
+  double copy_gbps = std::nan("");  // "% copy" is NaN (null in the JSON) without the copy section
+  if (run("copy")) {
+    copy_gbps = CopyGbps(stream);
+    std::printf(
+        "ceiling: device-to-device copy, 1 GiB (read + write): %.0f GB/s (%.0f%% of the "
+        "attribute bandwidth)\n",
+        copy_gbps, 100.0 * copy_gbps / report["device"]["memory_spec_gbps"].get<double>());
+    report["ceilings"]["copy_bytes"] = 2 * kCopyBytes;
+    report["ceilings"]["copy_gbps"] = copy_gbps;
   }
   if (!Save(report, json_path)) return 1;
-  std::printf(
-      "decode attention (32 q / 8 kv heads, dim 128, page 16; GB/s = (K + V + q + out) / time):\n"
-      "  %5s %8s %6s %6s %9s %9s %8s\n",
-      "batch", "context", "splits", "tables", "us", "GB/s", "% copy");
-  report["decode"] = json::array();
-  for (int batch : {1, 16, 64}) {
-    for (int context : {1024, 4096, 16384}) {
-      report["decode"].push_back(BenchDecode(pool, batch, context, num_sms, copy_gbps, stream));
+
+  if (run("decode") || run("prefill")) {
+    // A mismatch is recorded and the timings still taken (a wrong kernel's speed is still worth
+    // seeing in a single scarce run); the exit status says it failed.
+    const KvPool pool;
+    const bool valid = Validate(pool, num_sms, stream);
+    report["validated"] = valid;
+    if (!valid) {
+      std::fprintf(stderr, "bench_cuda_kernels: attention kernels disagree with the reference\n");
+      ok = false;
+    }
+    if (!Save(report, json_path)) return 1;
+    if (run("decode")) {
+      std::printf(
+          "decode attention (32 q / 8 kv heads, dim 128, page 16; GB/s = (K + V + q + out) / "
+          "time):\n  %5s %8s %6s %6s %9s %9s %8s\n",
+          "batch", "context", "splits", "tables", "us", "GB/s", "% copy");
+      report["decode"] = json::array();
+      for (int batch : {1, 16, 64}) {
+        for (int context : {1024, 4096, 16384}) {
+          report["decode"].push_back(
+              BenchDecode(pool, batch, context, num_sms, copy_gbps, stream));
+        }
+      }
+      if (!Save(report, json_path)) return 1;
+    }
+    if (run("prefill")) {
+      std::printf(
+          "prefill attention (one sequence, causal, 32 q / 8 kv heads, dim 128; "
+          "FLOPs = 4 * heads * dim * L(L+1)/2):\n  %6s %9s %9s\n",
+          "tokens", "ms", "TFLOP/s");
+      report["prefill"] = json::array();
+      for (int tokens : {4096, 16384}) {
+        report["prefill"].push_back(BenchPrefill(pool, tokens, stream));
+      }
+    }
+    report["config"] = {
+        {"heads", kHeads},
+        {"kv_heads", kKvHeads},
+        {"head_dim", kHeadDim},
+        {"page", kPage},
+        {"blocks_per_sm", kBlocksPerSm},
+        {"min_chunk_keys", kMinChunkKeys},
+        {"max_splits", kMaxSplits},
+        {"timing", "3 warm-up calls; median of 7 cudaEvent repetitions of >= 20 ms"}};
+    if (!Save(report, json_path)) return 1;
+  }  // the pool's 4 GiB are freed before the GEMM allocates
+
+  if (run("gemm")) {
+    const absl::StatusOr<double> gemm_tflops = GemmTflops(stream);
+    report["ceilings"]["gemm_shape"] = {kGemmSize, kGemmSize, kGemmSize};
+    if (gemm_tflops.ok()) {
+      std::printf("ceiling: bf16 GEMM 8192^3 (cuda::Gemm, f32 out): %.0f TFLOP/s\n", *gemm_tflops);
+      report["ceilings"]["gemm_bf16_tflops"] = *gemm_tflops;
+    } else {
+      std::fprintf(stderr, "bench_cuda_kernels: no GEMM ceiling: %s\n",
+                   gemm_tflops.status().ToString().c_str());
+      report["ceilings"]["gemm_error"] = gemm_tflops.status().ToString();
+      ok = false;
     }
   }
-  if (!Save(report, json_path)) return 1;
-  std::printf(
-      "prefill attention (one sequence, causal, 32 q / 8 kv heads, dim 128; "
-      "FLOPs = 4 * heads * dim * L(L+1)/2):\n  %6s %9s %9s\n",
-      "tokens", "ms", "TFLOP/s");
-  report["prefill"] = json::array();
-  for (int tokens : {4096, 16384}) report["prefill"].push_back(BenchPrefill(pool, tokens, stream));
-  report["config"] = {{"heads", kHeads},
-                      {"kv_heads", kKvHeads},
-                      {"head_dim", kHeadDim},
-                      {"page", kPage},
-                      {"blocks_per_sm", kBlocksPerSm},
-                      {"min_chunk_keys", kMinChunkKeys},
-                      {"max_splits", kMaxSplits},
-                      {"timing", "3 warm-up calls; median of 7 cudaEvent repetitions of >= 20 ms"}};
   BENCH_CUDA_CHECK(cudaStreamDestroy(stream));
 
   if (!Save(report, json_path)) return 1;
   if (!json_path.empty()) std::printf("wrote %s\n", json_path.c_str());
-  return valid ? 0 : 1;
+  return ok ? 0 : 1;
 }
 
 }  // namespace

@@ -1,26 +1,37 @@
-// In-process engine benchmark: prefill and decode tokens/s at several batch sizes, and the
-// process's resident memory against the budget (GGUF size + KV budget + 150 MB).
+// In-process engine benchmark: prefill and decode tokens/s at several batch sizes, a burst of
+// mixed-length requests, and the process's resident memory against the budget (GGUF size + KV
+// budget + 150 MB).
 //
 //   bench_engine [--model PATH] [--threads N] [--prompt-len 512] [--gen-len 64]
 //                [--batches 1,8,32] [--kv-cache-mb 1024] [--kv-cache-type f16] [--repeat 3]
 //                [--decode-context 16] [--load-format gguf|dummy] [--dummy-seed 0]
-//                [--device cpu|cuda|auto] [--roofline-gbs GB/s]
+//                [--device cpu|cuda|auto] [--roofline-gbs GB/s] [--max-batched-tokens N]
+//                [--mix-requests N]
 //
 // With --load-format dummy, --model names a shape (e.g. llama-3-8b) and the weights are random
 // bf16 (engine/model/dummy_model.h); the memory budget then counts their bytes for the GGUF's.
 //
 // Prefill: B requests of prompt-len random tokens, max_tokens 1, all submitted at once; the
-// figure is B * prompt-len / wall time. Decode: B requests of decode-context-token prompts generating
-// gen-len tokens; the figure is B * (gen-len - 1) / (last finish - last first token), i.e. only
-// steps where all B sequences decode. The best of --repeat runs is reported (a shared machine
-// only ever makes a run slower). With --roofline-gbs (a measured copy bandwidth), each decode
-// figure is also given as a share of the weight-streaming bound: bandwidth / weight bytes
-// tokens/s per sequence (bf16 weights: 2 bytes per parameter), times the batch.
+// figure is B * prompt-len / wall time.
+// Decode: B prompts of decode-context tokens are computed first (untimed), then submitted again
+// generating gen-len tokens each: served from the prefix cache, the whole batch is admitted in
+// one step (the default --max-batched-tokens leaves room for every prompt's uncached tail). The
+// figure counts only the steps in which all B sequences decode: from the step where the last one
+// got its first token to the step where the first one got its last (FullBatchDecodeTokS). A run
+// that never decoded as a whole batch, or that preempted, says so beside its figure.
+// Length mix (--mix-requests N): N requests with long-tailed prompt and reply lengths submitted
+// at once (LengthMix); output and total tokens over the wall time.
+// The best of --repeat runs is reported (a shared machine only ever makes a run slower). With
+// --roofline-gbs (a measured copy bandwidth), each decode figure is also given as a share of the
+// weight-streaming bound: bandwidth / streamed weight bytes tokens/s per sequence (bf16: 2 bytes
+// per parameter; the embedding table is gathered, not streamed, unless it is tied to the output
+// projection), times the batch.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cmath>
 #include <fstream>
 #include <random>
 #include <string>
@@ -36,11 +47,13 @@
 namespace troupe {
 namespace {
 
+// Records when each token reached the client side.
 class TimingSink : public TokenSink {
  public:
-  bool Push(TokenDelta) override {
+  bool Push(TokenDelta delta) override {
+    const absl::Time now = absl::Now();
     absl::MutexLock lock(&mu_);
-    if (first_token_ == absl::InfinitePast()) first_token_ = absl::Now();
+    token_times_.insert(token_times_.end(), delta.token_ids.size(), now);
     return true;
   }
   void Finish(const absl::Status& status, const Completion&) override {
@@ -48,18 +61,17 @@ class TimingSink : public TokenSink {
       absl::MutexLock lock(&mu_);
       finish_ = absl::Now();
       status_ = status;
-      if (first_token_ == absl::InfinitePast()) first_token_ = finish_;
     }
     done_.Notify();
   }
   void Wait() { done_.WaitForNotification(); }
-  absl::Time first_token() { absl::MutexLock l(&mu_); return first_token_; }
+  std::vector<absl::Time> token_times() { absl::MutexLock l(&mu_); return token_times_; }
   absl::Time finish() { absl::MutexLock l(&mu_); return finish_; }
   absl::Status status() { absl::MutexLock l(&mu_); return status_; }
 
  private:
   absl::Mutex mu_;
-  absl::Time first_token_ = absl::InfinitePast();
+  std::vector<absl::Time> token_times_;
   absl::Time finish_;
   absl::Status status_;
   absl::Notification done_;
@@ -87,7 +99,9 @@ struct Flags {
   std::string load_format = "gguf";
   uint64_t dummy_seed = 0;
   std::string device = "cpu";
-  double roofline_gbs = 0;  // 0 = no roofline column
+  double roofline_gbs = 0;     // 0 = no roofline column
+  int max_batched_tokens = 0;  // 0 = enough for every batch's uncached prompt tails at once
+  int mix_requests = 0;        // 0 = no length-mix run
 };
 
 std::vector<TokenId> RandomPrompt(std::mt19937& rng, int len, int vocab, TokenId bos) {
@@ -98,18 +112,43 @@ std::vector<TokenId> RandomPrompt(std::mt19937& rng, int len, int vocab, TokenId
   return p;
 }
 
-// Runs B requests at once; returns (wall seconds, decode-phase seconds).
-std::pair<double, double> RunBatch(Engine& engine, std::mt19937& rng, int batch, int prompt_len,
-                                   int max_tokens) {
+std::vector<std::vector<TokenId>> RandomPrompts(Engine& engine, std::mt19937& rng, int count, int len) {
   const Tokenizer& tok = engine.tokenizer();
+  std::vector<std::vector<TokenId>> prompts;
+  for (int i = 0; i < count; ++i) {
+    prompts.push_back(RandomPrompt(rng, len, tok.vocab_size(), tok.add_bos() ? tok.bos_id() : -1));
+  }
+  return prompts;
+}
+
+// What one batch left behind: when it started and ended, and every sequence's token times.
+struct BatchRun {
+  absl::Time start;
+  absl::Time end;  // the last finish
+  std::vector<std::vector<absl::Time>> token_times;
+  int64_t preemptions = 0;
+
+  int64_t tokens() const {
+    int64_t n = 0;
+    for (const auto& t : token_times) n += static_cast<int64_t>(t.size());
+    return n;
+  }
+};
+
+// Submits one request per prompt at once (greedy, ignoring EOS, max_tokens[i] tokens) and waits
+// for all of them.
+BatchRun RunBatch(Engine& engine, const std::vector<std::vector<TokenId>>& prompts,
+                  const std::vector<int>& max_tokens) {
   std::vector<std::shared_ptr<TimingSink>> sinks;
-  const absl::Time start = absl::Now();
-  for (int i = 0; i < batch; ++i) {
+  BatchRun run;
+  const int64_t preemptions_before = engine.Stats().num_preemptions;
+  run.start = absl::Now();
+  for (size_t i = 0; i < prompts.size(); ++i) {
     Request r;
     r.id = engine.NewRequestId();
-    r.prompt = RandomPrompt(rng, prompt_len, tok.vocab_size(), tok.add_bos() ? tok.bos_id() : -1);
+    r.prompt = prompts[i];
     r.sampling.temperature = 0.0f;
-    r.sampling.max_tokens = max_tokens;
+    r.sampling.max_tokens = max_tokens[i];
     r.sampling.ignore_eos = true;
     auto sink = std::make_shared<TimingSink>();
     r.sink = sink;
@@ -120,17 +159,58 @@ std::pair<double, double> RunBatch(Engine& engine, std::mt19937& rng, int batch,
     }
     sinks.push_back(sink);
   }
-  absl::Time last_first = absl::InfinitePast(), last_finish = absl::InfinitePast();
+  run.end = absl::InfinitePast();
   for (auto& s : sinks) {
     s->Wait();
     if (!s->status().ok()) {
       std::fprintf(stderr, "request failed: %s\n", s->status().ToString().c_str());
       std::exit(1);
     }
-    last_first = std::max(last_first, s->first_token());
-    last_finish = std::max(last_finish, s->finish());
+    run.end = std::max(run.end, s->finish());
+    run.token_times.push_back(s->token_times());
   }
-  return {absl::ToDoubleSeconds(last_finish - start), absl::ToDoubleSeconds(last_finish - last_first)};
+  run.preemptions = engine.Stats().num_preemptions - preemptions_before;
+  return run;
+}
+
+BatchRun RunBatch(Engine& engine, const std::vector<std::vector<TokenId>>& prompts, int max_tokens) {
+  return RunBatch(engine, prompts, std::vector<int>(prompts.size(), max_tokens));
+}
+
+// Decode tokens/s while all B sequences decode together: from the step in which the last of
+// them got its first token to the step in which the first of them got its last. Every step in
+// that window produced one token per sequence, so the figure is B times the steps the
+// first-finishing sequence saw there, over their time. 0 when the batch never decoded as a
+// whole (a prompt was still waiting when a sequence finished).
+double FullBatchDecodeTokS(const BatchRun& run) {
+  const size_t batch = run.token_times.size();
+  absl::Time all_decoding = absl::InfinitePast();
+  size_t first_done = 0;
+  for (size_t i = 0; i < batch; ++i) {
+    const auto& t = run.token_times[i];
+    if (t.empty()) return 0;
+    all_decoding = std::max(all_decoding, t.front());
+    if (t.back() < run.token_times[first_done].back()) first_done = i;
+  }
+  const auto& t = run.token_times[first_done];
+  // Its last token at or before the window opened, and how many it got after.
+  auto after = std::upper_bound(t.begin(), t.end(), all_decoding);
+  if (after == t.begin() || after == t.end()) return 0;
+  const absl::Time from = *(after - 1);
+  const int64_t steps = t.end() - after;
+  const double seconds = absl::ToDoubleSeconds(t.back() - from);
+  return seconds > 0 ? static_cast<double>(batch) * steps / seconds : 0;
+}
+
+// Long-tailed prompt and reply lengths, as in chat logs such as ShareGPT (lognormal; medians 256
+// prompt and 128 reply tokens, clipped to [16, 2048] and [8, 1024]): a made-up mix of that
+// shape, not the dataset.
+void LengthMix(std::mt19937& rng, int count, std::vector<int>* prompt_lens, std::vector<int>* reply_lens) {
+  std::lognormal_distribution<double> prompt(std::log(256.0), 1.0), reply(std::log(128.0), 0.8);
+  for (int i = 0; i < count; ++i) {
+    prompt_lens->push_back(std::clamp(static_cast<int>(prompt(rng)), 16, 2048));
+    reply_lens->push_back(std::clamp(static_cast<int>(reply(rng)), 8, 1024));
+  }
 }
 
 int Main(int argc, char** argv) {
@@ -147,6 +227,8 @@ int Main(int argc, char** argv) {
     else if (k == "--load-format") f.load_format = v;
     else if (k == "--device") f.device = v;
     else if (k == "--roofline-gbs") f.roofline_gbs = std::atof(v.c_str());
+    else if (k == "--max-batched-tokens") f.max_batched_tokens = std::atoi(v.c_str());
+    else if (k == "--mix-requests") f.mix_requests = std::atoi(v.c_str());
     else if (k == "--dummy-seed") f.dummy_seed = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--kv-cache-type" && KvCacheTypeFromName(v)) f.kv_cache_type = *KvCacheTypeFromName(v);
     else if (k == "--batches") {
@@ -157,6 +239,10 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  if (f.batches.empty() || f.gen_len < 2 || f.decode_context < 1 || f.prompt_len < 1) {
+    std::fprintf(stderr, "--batches, --gen-len >= 2, --decode-context and --prompt-len are needed\n");
+    return 2;
+  }
   const long rss_start = ResidentKiB();
   EngineOptions options;
   options.model_path = f.model;
@@ -166,8 +252,13 @@ int Main(int argc, char** argv) {
   options.num_threads = f.threads;
   options.kv_cache_bytes = static_cast<int64_t>(f.kv_cache_mb) << 20;
   options.kv_cache_type = f.kv_cache_type;
-  options.max_running = *std::max_element(f.batches.begin(), f.batches.end());
-  options.max_batched_tokens = std::max(f.prompt_len, options.max_running);
+  const int max_batch = *std::max_element(f.batches.begin(), f.batches.end());
+  options.max_running = std::max(max_batch, f.mix_requests);
+  // The decode run's prompts are in the prefix cache (see below): what each still computes is
+  // under a block and one token, so this budget admits the whole batch in one step.
+  options.max_batched_tokens = f.max_batched_tokens > 0
+                                   ? f.max_batched_tokens
+                                   : std::max(f.prompt_len, max_batch * (options.block_size + 1));
   options.max_waiting = 4 * options.max_running;
   auto engine_or = Engine::Create(options);
   if (!engine_or.ok()) {
@@ -177,33 +268,69 @@ int Main(int argc, char** argv) {
   Engine& engine = **engine_or;
   const long rss_loaded = ResidentKiB();
   std::mt19937 rng(1234);
-  RunBatch(engine, rng, 1, 32, 4);  // warm-up: page faults, scratch buffers
+  RunBatch(engine, RandomPrompts(engine, rng, 1, 32), 4);  // warm-up: page faults, scratch buffers
 
-  std::printf("model %s, device %s, threads %d, prompt %d, gen %d, best of %d\n", f.model.c_str(),
-              f.device.c_str(), f.threads, f.prompt_len, f.gen_len, f.repeat);
-  // Batch-1 decode cannot beat streaming every weight once per token.
-  const double weight_bytes = 2.0 * engine.model_info().num_parameters;
-  const double roofline_tok_s = f.roofline_gbs > 0 ? f.roofline_gbs * 1e9 / weight_bytes : 0;
+  std::printf("model %s, device %s, threads %d, prompt %d, decode context %d, gen %d, max batched "
+              "tokens %d, best of %d\n",
+              f.model.c_str(), f.device.c_str(), f.threads, f.prompt_len, f.decode_context, f.gen_len,
+              options.max_batched_tokens, f.repeat);
+  // Batch-1 decode cannot beat streaming every weight once per token. The embedding table is
+  // gathered a row per token, not streamed, unless it is also the output projection.
+  const ModelInfo& info = engine.model_info();
+  const double streamed_parameters =
+      static_cast<double>(info.num_parameters) -
+      (info.tied_embeddings ? 0.0 : static_cast<double>(info.vocab_size) * info.hidden_dim);
+  const double roofline_tok_s = f.roofline_gbs > 0 ? f.roofline_gbs * 1e9 / (2.0 * streamed_parameters) : 0;
   std::printf("%6s %16s %16s%s\n", "batch", "prefill tok/s", "decode tok/s",
               roofline_tok_s > 0 ? "   % of roofline" : "");
   for (int batch : f.batches) {
     double best_prefill = 0, best_decode = 0;
+    int64_t preemptions = 0;
     for (int r = 0; r < f.repeat; ++r) {
-      auto [prefill_s, unused] = RunBatch(engine, rng, batch, f.prompt_len, 1);
-      best_prefill = std::max(best_prefill, batch * f.prompt_len / prefill_s);
-      auto [wall_s, decode_s] = RunBatch(engine, rng, batch, f.decode_context, f.gen_len);
-      best_decode = std::max(best_decode, batch * (f.gen_len - 1) / decode_s);
+      const BatchRun prefill = RunBatch(engine, RandomPrompts(engine, rng, batch, f.prompt_len), 1);
+      best_prefill = std::max(best_prefill, batch * f.prompt_len / absl::ToDoubleSeconds(prefill.end - prefill.start));
+      // Decode: the prompts are computed first (one token each, not timed), so that the timed
+      // run admits all B sequences at once from the prefix cache and decodes them together.
+      const auto prompts = RandomPrompts(engine, rng, batch, f.decode_context);
+      RunBatch(engine, prompts, 1);
+      const BatchRun decode = RunBatch(engine, prompts, f.gen_len);
+      best_decode = std::max(best_decode, FullBatchDecodeTokS(decode));
+      preemptions += decode.preemptions;
     }
-    if (roofline_tok_s > 0) {
-      std::printf("%6d %16.1f %16.1f %16.1f\n", batch, best_prefill, best_decode,
-                  100.0 * best_decode / (batch * roofline_tok_s));
-    } else {
-      std::printf("%6d %16.1f %16.1f\n", batch, best_prefill, best_decode);
-    }
+    std::printf("%6d %16.1f %16.1f", batch, best_prefill, best_decode);
+    if (roofline_tok_s > 0) std::printf(" %16.1f", 100.0 * best_decode / (batch * roofline_tok_s));
+    if (best_decode == 0) std::printf("   (never decoded as a whole batch: raise --kv-cache-mb)");
+    if (preemptions > 0) std::printf("   (%lld preemptions: raise --kv-cache-mb)", static_cast<long long>(preemptions));
+    std::printf("\n");
     std::fflush(stdout);
   }
+  if (f.mix_requests > 0) {
+    // All at once, prompts computed in the run (nothing cached): what a burst of chat turns of
+    // mixed lengths gets, as output tokens over the wall time.
+    double best_output = 0, best_total = 0;
+    int64_t prompt_tokens = 0, output_tokens = 0;
+    for (int r = 0; r < f.repeat; ++r) {
+      std::vector<int> prompt_lens, reply_lens;
+      LengthMix(rng, f.mix_requests, &prompt_lens, &reply_lens);
+      std::vector<std::vector<TokenId>> prompts;
+      prompt_tokens = 0;
+      for (int i = 0; i < f.mix_requests; ++i) {
+        const int room = info.max_model_len - reply_lens[i];
+        prompts.push_back(RandomPrompts(engine, rng, 1, std::max(1, std::min(prompt_lens[i], room))).front());
+        prompt_tokens += static_cast<int64_t>(prompts.back().size());
+      }
+      const BatchRun run = RunBatch(engine, prompts, reply_lens);
+      output_tokens = run.tokens();
+      const double seconds = absl::ToDoubleSeconds(run.end - run.start);
+      best_output = std::max(best_output, output_tokens / seconds);
+      best_total = std::max(best_total, (prompt_tokens + output_tokens) / seconds);
+    }
+    std::printf("length mix: %d requests at once, %lld prompt and %lld output tokens (last run): "
+                "%.1f output tok/s, %.1f total tok/s\n",
+                f.mix_requests, static_cast<long long>(prompt_tokens), static_cast<long long>(output_tokens),
+                best_output, best_total);
+  }
   const long rss_end = ResidentKiB();
-  const ModelInfo& info = engine.model_info();
   // Dummy weights: bf16, 2 bytes per parameter, in place of the GGUF.
   const bool dummy = f.load_format == "dummy";
   const double weights_mib =

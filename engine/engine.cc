@@ -275,6 +275,7 @@ absl::Status Engine::Impl::Load() {
                     .max_model_len = max_len,
                     .chat_family = chat_family,
                     .num_parameters = config_.num_parameters,
+                    .tied_embeddings = config_.tied_embeddings,
                     .file_bytes = file_bytes_};
   TROUPE_LOG_INFO("loaded %s on %s: %d layers, dim %d, vocab %d, context %d, chat %s; KV %lld "
                   "blocks x %d tokens (%lld MiB, %s); %lld MiB of weights owned by the backend",

@@ -106,6 +106,7 @@ struct ModelInfo {
   int max_model_len = 0;       // effective context limit (tokens)
   ChatFamily chat_family = ChatFamily::kRaw;
   int64_t num_parameters = 0;
+  bool tied_embeddings = false;  // the output projection is the embedding table
   uint64_t file_bytes = 0;     // size of the weight file(s); 0 for dummy weights
 };
 

@@ -12,6 +12,7 @@
 #include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden_compare.h"
 #include "tests/testing/greedy.h"
 #include "tests/testing/model_paths.h"
 #include "tests/testing/testdata.h"
@@ -163,31 +164,7 @@ TEST(EngineTest, SmolLM2AgreesWithLlamaCpp) {
   auto engine = MakeEngine(kSmol);
   ASSERT_NE(engine, nullptr);
   nlohmann::json golden = testing::ReadJsonFile(kSmolGolden);
-  int compared = 0;
-  for (const auto& c : golden["cases"]) {
-    std::vector<TokenId> want = c["greedy_tokens"].get<std::vector<TokenId>>();
-    std::vector<double> gaps = c["top2_logit_gaps"].get<std::vector<double>>();
-    size_t decided = 0;
-    while (decided < want.size() && gaps[decided] >= 0.5) ++decided;
-    Pending run = SubmitGreedy(*engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
-                               static_cast<int>(want.size()), 5);
-    run.sink->Wait();
-    std::vector<TokenId> got = run.sink->tokens();
-    ASSERT_EQ(got.size(), want.size());
-    EXPECT_EQ(std::vector<TokenId>(got.begin(), got.begin() + decided),
-              std::vector<TokenId>(want.begin(), want.begin() + decided))
-        << c["prompt"] << " (first " << decided << " tokens)";
-    compared += static_cast<int>(decided);
-    const std::vector<SampleResult> lps = run.sink->logprobs();
-    ASSERT_FALSE(lps.empty());
-    for (const auto& entry : c["first_steps_top5_logprobs"][0]["top_logprobs"]) {
-      for (const TokenLogprob& t : lps[0].top) {
-        if (t.id == entry[0].get<int>()) {
-          EXPECT_NEAR(t.logprob, entry[1].get<double>(), 0.3);
-        }
-      }
-    }
-  }
+  const int compared = testing::ExpectDecidedPrefixes(*engine, golden["cases"], 0.5, 0.3);
   std::printf("SmolLM2 vs llama.cpp: %d greedy tokens compared before a near-tie\n", compared);
   EXPECT_GE(compared, 10);  // the check must not pass vacuously (measured: 11)
 }

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "kernels/ggml_types.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden_compare.h"
 #include "tests/testing/greedy.h"
 #include "tests/testing/model_paths.h"
 #include "tests/testing/testdata.h"
@@ -65,35 +66,9 @@ void ExpectGreedyMatches(const std::string& golden_path, KvCacheType kv_type,
   auto engine = Engine::Create(options);
   ASSERT_TRUE(engine.ok()) << engine.status();
   const nlohmann::json golden = testing::ReadJsonFile(golden_path);
-  int compared = 0;
   double worst = 0.0;
-  for (const auto& c : golden["cases"]) {
-    const auto want = c["greedy_tokens"].get<std::vector<TokenId>>();
-    const auto gaps = c["top2_logit_gaps"].get<std::vector<double>>();
-    size_t decided = 0;
-    while (decided < want.size() && gaps[decided] >= 0.5) ++decided;
-    testing::GreedyRun run = testing::SubmitGreedy(
-        **engine, c["prompt_tokens"].get<std::vector<TokenId>>(), static_cast<int>(want.size()), 5);
-    run.sink->Wait();
-    ASSERT_TRUE(run.sink->status().ok()) << run.sink->status();
-    const std::vector<TokenId> got = run.sink->tokens();
-    ASSERT_EQ(got.size(), want.size());
-    EXPECT_EQ(std::vector<TokenId>(got.begin(), got.begin() + decided),
-              std::vector<TokenId>(want.begin(), want.begin() + decided))
-        << c["prompt"] << " (first " << decided << " tokens)";
-    compared += static_cast<int>(decided);
-    const std::vector<SampleResult> lps = run.sink->logprobs();
-    ASSERT_FALSE(lps.empty());
-    for (const auto& entry : c["first_steps_top5_logprobs"][0]["top_logprobs"]) {
-      for (const TokenLogprob& t : lps[0].top) {
-        if (t.id != entry[0].get<int>()) continue;
-        worst = std::max(worst, std::abs(t.logprob - entry[1].get<double>()));
-        if (logprob_tolerance > 0) {
-          EXPECT_NEAR(t.logprob, entry[1].get<double>(), logprob_tolerance) << c["prompt"];
-        }
-      }
-    }
-  }
+  const int compared =
+      testing::ExpectDecidedPrefixes(**engine, golden["cases"], 0.5, logprob_tolerance, &worst);
   std::printf("SmolLM2 Q4_K_M vs llama.cpp (%s): %d greedy tokens compared before a near-tie; "
               "first-step max |logprob diff| %.4f\n",
               golden["oracle"].get<std::string>().c_str(), compared, worst);

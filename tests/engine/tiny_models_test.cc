@@ -12,21 +12,14 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/request/collecting_sink.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/golden_compare.h"
-#include "tests/testing/greedy.h"
 #include "tests/testing/model_paths.h"
 
 namespace troupe {
 namespace {
 
-using ::troupe::CollectingSink;
-using ::troupe::testing::CompareTopLogprobs;
-using ::troupe::testing::ExpectLogprobsNear;
-using ::troupe::testing::ExpectSameGreedy;
-using ::troupe::testing::LogprobDiffs;
 using ::troupe::testing::Tolerance;
 
 const std::string kTinyDir = testing::TinyModelDir();
@@ -93,12 +86,6 @@ const nlohmann::json* GoldenModel(const std::string& name) {
   return nullptr;
 }
 
-// A greedy request with the top-5 logprobs the goldens hold.
-std::shared_ptr<CollectingSink> SubmitGreedy(Engine& engine, std::vector<TokenId> prompt,
-                                             int max_tokens) {
-  return testing::SubmitGreedy(engine, std::move(prompt), max_tokens, /*logprobs=*/5).sink;
-}
-
 class TinyModelTest : public ::testing::TestWithParam<TinyModel> {};
 
 // Each prompt alone, then all three at once (a ragged batch of prefills, then of decodes): the
@@ -117,33 +104,7 @@ TEST_P(TinyModelTest, GreedyMatchesLlamaCpp) {
   ASSERT_TRUE(engine.ok()) << engine.status();
   EXPECT_EQ((*engine)->model_info().vocab_size, 512);
 
-  const auto& cases = (*golden)["cases"];
-  LogprobDiffs diffs;
-  for (const auto& c : cases) {
-    const std::string label = "prompt of " + std::to_string(c["prompt_tokens"].size()) + " tokens";
-    SCOPED_TRACE(label);
-    auto sink = SubmitGreedy(**engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
-                             static_cast<int>(c["greedy_tokens"].size()));
-    sink->Wait();
-    ASSERT_TRUE(sink->status().ok()) << sink->status();
-    const size_t same = ExpectSameGreedy(sink->tokens(), c, model.tolerance);
-    // Step s's logprobs follow s identical tokens, so steps 0..same are comparable.
-    CompareTopLogprobs(sink->logprobs(), c["first_steps_top5_logprobs"], same + 1,
-                       model.tolerance.worst, label, diffs);
-  }
-  ExpectLogprobsNear(diffs, model.tolerance);
-
-  std::vector<std::shared_ptr<CollectingSink>> batch;
-  for (const auto& c : cases) {
-    batch.push_back(SubmitGreedy(**engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
-                                 static_cast<int>(c["greedy_tokens"].size())));
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    SCOPED_TRACE("batched, case " + std::to_string(i));
-    batch[i]->Wait();
-    ASSERT_TRUE(batch[i]->status().ok()) << batch[i]->status();
-    ExpectSameGreedy(batch[i]->tokens(), cases[i], model.tolerance);
-  }
+  testing::ExpectGoldenCases(**engine, (*golden)["cases"], model.tolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, TinyModelTest, ::testing::ValuesIn(TinyModels()),

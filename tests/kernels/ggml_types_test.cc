@@ -127,7 +127,19 @@ TEST(GgmlTypeTest, TraitsMatchBlockLayouts) {
   EXPECT_EQ(TraitsOf(3)->block_bytes, 20);
   EXPECT_EQ(RowBytes(*TraitsOf(8), 576), 18u * 34u);
   EXPECT_EQ(RowBytes(*TraitsOf(0), 10), 40u);
-  EXPECT_FALSE(TraitsOf(12).has_value());  // Q4_K: unsupported
+  // The K-quants: 256-element super-blocks, with llama.cpp's block sizes in bytes.
+  ASSERT_TRUE(TraitsOf(12).has_value());
+  EXPECT_EQ(TraitsOf(12)->name, "Q4_K");
+  EXPECT_EQ(TraitsOf(12)->block_elems, 256);
+  EXPECT_EQ(TraitsOf(12)->block_bytes, 144);
+  EXPECT_EQ(TraitsOf(10)->block_bytes, 84);   // Q2_K
+  EXPECT_EQ(TraitsOf(11)->block_bytes, 110);  // Q3_K
+  EXPECT_EQ(TraitsOf(13)->block_bytes, 176);  // Q5_K
+  EXPECT_EQ(TraitsOf(14)->block_bytes, 210);  // Q6_K
+  EXPECT_EQ(RowBytes(*TraitsOf(12), 768), 3u * 144u);
+  EXPECT_FALSE(TraitsOf(9).has_value());   // Q8_1: activations only, never a weight
+  EXPECT_FALSE(TraitsOf(16).has_value());  // IQ2_XXS: unsupported
+  EXPECT_FALSE(TraitsOf(4).has_value());   // a type number ggml retired
 }
 
 }  // namespace

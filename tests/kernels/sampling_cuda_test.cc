@@ -16,34 +16,19 @@
 
 #include "kernels/cuda/sampling.h"
 #include "tests/testing/cuda_testing.h"
+#include "tests/testing/device_sampling.h"
 
 namespace troupe {
 namespace {
 
 using cuda::SampleRowParams;
 using testing::DeviceBuffer;
+using testing::SampleOnDevice;
 using testing::kOnCudaCpu;
 using testing::Repetitions;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// One launch over rows of logits [n_rows, vocab] with their params; returns the ids.
-std::vector<int32_t> SampleOnDevice(const DeviceBuffer<float>& logits,
-                                    const std::vector<SampleRowParams>& params, int vocab) {
-  const int n_rows = static_cast<int>(params.size());
-  TROUPE_CHECK(logits.size() >= static_cast<size_t>(n_rows) * vocab);
-  DeviceBuffer<SampleRowParams> d_params(params);
-  DeviceBuffer<int32_t> d_ids(n_rows);
-  testing::PoisonNaN(d_ids);  // -1
-  cuda::Sample({.logits = logits.get(),
-                .params = d_params.get(),
-                .ids = d_ids.get(),
-                .n_rows = n_rows,
-                .vocab = vocab},
-               nullptr);
-  return d_ids.Download();
-}
 
 // `n_draws` draws from one row of logits with `base` params and counters 0, 1, 2, ...
 std::vector<int32_t> DrawMany(const std::vector<float>& row, SampleRowParams base, int n_draws,
@@ -328,6 +313,28 @@ TEST(SampleCudaTest, DrawIsTheInverseCdfAtSampleUniform) {
       EXPECT_GT(compared, kDraws * 9 / 10);
     }
   }
+}
+
+// DrawTipsUnderPerturbation (tests/testing/device_sampling.h), which lets the engine test part
+// two chains only at a near-tie: two live tokens whose boundary in the inverse CDF is placed
+// 1e-4 from the draw's uniform tip under 0.05-logit noise; placed 0.2 away, they never do.
+TEST(SampleCudaTest, PerturbationTipsADrawOnlyNearABoundary) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  constexpr int kVocab = 64;
+  const SampleRowParams p{.temperature = 1.0f, .seed = 21, .counter = 3};
+  const float u = cuda::SampleUniform(p.seed, p.counter);
+  // Token 0 then token 1 in id order: token 0 is drawn when u < its probability q.
+  auto two_tokens = [&](double q) {
+    std::vector<float> row(kVocab, -kInf);
+    row[0] = static_cast<float>(std::log(q / (1.0 - q)));
+    row[1] = 0.0f;
+    return row;
+  };
+  const double near = u + 1e-4, far = u < 0.5f ? u + 0.2 : u - 0.2;
+  EXPECT_TRUE(testing::DrawTipsUnderPerturbation(two_tokens(near), p, 0.05f)) << "u " << u;
+  EXPECT_FALSE(testing::DrawTipsUnderPerturbation(two_tokens(far), p, 0.05f)) << "u " << u;
+  // The detector's own row is drawn as the sampler draws it.
+  EXPECT_EQ(SampleOnDevice(DeviceBuffer<float>(two_tokens(far)), {p}, kVocab)[0], u < 0.5f ? 0 : 1);
 }
 
 TEST(SampleCudaTest, SameSeedAndCounterGiveTheSameTokenAnywhereInTheBatch) {

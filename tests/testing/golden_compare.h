@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "common/types.h"
+#include "engine/engine.h"
 #include "engine/sampler/sampler.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/greedy.h"
 
 namespace troupe::testing {
 
@@ -93,6 +95,82 @@ inline void ExpectLogprobsNear(LogprobDiffs& d, const Tolerance& tolerance) {
                                      << " top-5 entries";
   EXPECT_LE(d.worst, tolerance.worst) << "largest |logprob - the oracle's|, at " << d.worst_at;
   EXPECT_TRUE(d.id_mismatches.empty()) << "top-5 ids differ from the oracle's:" << d.id_mismatches;
+}
+
+// Every golden case greedily with top-5 logprobs, each alone and then all together (a ragged
+// batch of prefills, then of decodes): the chains match the oracle's (ExpectSameGreedy) and the
+// first steps' top-5 logprobs are within `tolerance` (ExpectLogprobsNear over all cases).
+inline void ExpectGoldenCases(Engine& engine, const nlohmann::json& cases,
+                              const Tolerance& tolerance) {
+  LogprobDiffs diffs;
+  for (const auto& c : cases) {
+    const std::string label = "prompt of " + std::to_string(c["prompt_tokens"].size()) + " tokens";
+    SCOPED_TRACE(label);
+    GreedyRun run = SubmitGreedy(engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
+                                 static_cast<int>(c["greedy_tokens"].size()), /*logprobs=*/5);
+    run.sink->Wait();
+    ASSERT_TRUE(run.sink->status().ok()) << run.sink->status();
+    const size_t same = ExpectSameGreedy(run.sink->tokens(), c, tolerance);
+    // Step s's logprobs follow s identical tokens, so steps 0..same are comparable.
+    CompareTopLogprobs(run.sink->logprobs(), c["first_steps_top5_logprobs"], same + 1,
+                       tolerance.worst, label, diffs);
+  }
+  ExpectLogprobsNear(diffs, tolerance);
+
+  std::vector<GreedyRun> batch;
+  for (const auto& c : cases) {
+    batch.push_back(SubmitGreedy(engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
+                                 static_cast<int>(c["greedy_tokens"].size())));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    SCOPED_TRACE("batched, case " + std::to_string(i));
+    batch[i].sink->Wait();
+    ASSERT_TRUE(batch[i].sink->status().ok()) << batch[i].sink->status();
+    ExpectSameGreedy(batch[i].sink->tokens(), cases[i], tolerance);
+  }
+}
+
+// For a real model whose chains an engine's rounding may part from the oracle's at a near-tie:
+// each case's greedy ids must equal the oracle's up to the first step whose top-2 logit gap is
+// under `decisive_gap`, and (if `logprob_tolerance` > 0) the first step's top-5 logprobs agree
+// within it. Returns the tokens compared (a caller checks the check was not vacuous) and
+// *worst_first_step gets the largest first-step |logprob| difference.
+inline int ExpectDecidedPrefixes(Engine& engine, const nlohmann::json& cases, double decisive_gap,
+                                 double logprob_tolerance, double* worst_first_step = nullptr) {
+  int compared = 0;
+  double worst = 0.0;
+  for (const auto& c : cases) {
+    const auto want = c["greedy_tokens"].get<std::vector<TokenId>>();
+    const auto gaps = c["top2_logit_gaps"].get<std::vector<double>>();
+    size_t decided = 0;
+    while (decided < want.size() && gaps[decided] >= decisive_gap) ++decided;
+    GreedyRun run = SubmitGreedy(engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
+                                 static_cast<int>(want.size()), /*logprobs=*/5);
+    run.sink->Wait();
+    EXPECT_TRUE(run.sink->status().ok()) << run.sink->status();
+    const std::vector<TokenId> got = run.sink->tokens();
+    EXPECT_EQ(got.size(), want.size());
+    if (got.size() != want.size()) continue;
+    EXPECT_EQ(std::vector<TokenId>(got.begin(), got.begin() + decided),
+              std::vector<TokenId>(want.begin(), want.begin() + decided))
+        << c.value("prompt", nlohmann::json()) << " (first " << decided << " tokens)";
+    compared += static_cast<int>(decided);
+    const std::vector<SampleResult> lps = run.sink->logprobs();
+    EXPECT_FALSE(lps.empty());
+    if (lps.empty()) continue;
+    for (const auto& entry : c["first_steps_top5_logprobs"][0]["top_logprobs"]) {
+      for (const TokenLogprob& t : lps[0].top) {
+        if (t.id != entry[0].get<int>()) continue;
+        worst = std::max(worst, std::abs(t.logprob - entry[1].get<double>()));
+        if (logprob_tolerance > 0) {
+          EXPECT_NEAR(t.logprob, entry[1].get<double>(), logprob_tolerance)
+              << c.value("prompt", nlohmann::json());
+        }
+      }
+    }
+  }
+  if (worst_first_step != nullptr) *worst_first_step = worst;
+  return compared;
 }
 
 }  // namespace troupe::testing

@@ -17,18 +17,13 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing/assertions.h"
 #include "tests/testing/golden_compare.h"
-#include "tests/testing/greedy.h"
 #include "tests/testing/model_paths.h"
 #include "tests/testing/temp_files.h"
 
 namespace troupe {
 namespace {
 
-using ::troupe::testing::CompareTopLogprobs;
 using ::troupe::testing::Contains;
-using ::troupe::testing::ExpectLogprobsNear;
-using ::troupe::testing::ExpectSameGreedy;
-using ::troupe::testing::LogprobDiffs;
 using ::troupe::testing::Tolerance;
 
 const std::string kHfDir = testing::HfModelDir();
@@ -94,33 +89,7 @@ TEST_P(HfModelTest, GreedyMatchesTransformers) {
   EXPECT_NE(info.chat_family, ChatFamily::kRaw);
   EXPECT_GT(info.file_bytes, 0u);
 
-  const auto& cases = (*golden)["cases"];
-  LogprobDiffs diffs;
-  for (const auto& c : cases) {
-    const std::string label = "prompt of " + std::to_string(c["prompt_tokens"].size()) + " tokens";
-    SCOPED_TRACE(label);
-    auto run = testing::SubmitGreedy(**engine, c["prompt_tokens"].get<std::vector<TokenId>>(),
-                                     static_cast<int>(c["greedy_tokens"].size()), /*logprobs=*/5);
-    run.sink->Wait();
-    ASSERT_TRUE(run.sink->status().ok()) << run.sink->status();
-    const size_t same = ExpectSameGreedy(run.sink->tokens(), c, model.tolerance);
-    CompareTopLogprobs(run.sink->logprobs(), c["first_steps_top5_logprobs"], same + 1,
-                       model.tolerance.worst, label, diffs);
-  }
-  ExpectLogprobsNear(diffs, model.tolerance);
-
-  std::vector<testing::GreedyRun> batch;
-  for (const auto& c : cases) {
-    batch.push_back(testing::SubmitGreedy(**engine,
-                                          c["prompt_tokens"].get<std::vector<TokenId>>(),
-                                          static_cast<int>(c["greedy_tokens"].size())));
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    SCOPED_TRACE("batched, case " + std::to_string(i));
-    batch[i].sink->Wait();
-    ASSERT_TRUE(batch[i].sink->status().ok()) << batch[i].sink->status();
-    ExpectSameGreedy(batch[i].sink->tokens(), cases[i], model.tolerance);
-  }
+  testing::ExpectGoldenCases(**engine, (*golden)["cases"], model.tolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, HfModelTest, ::testing::ValuesIn(HfModels()),

@@ -102,6 +102,20 @@ TEST(HfTokenizerTest, SpecialTokensFromTheConfigFiles) {
   EXPECT_EQ(qwen->Encode("<|im_start|>", false, /*parse_special=*/true).size(), 1u);
 }
 
+// Each golden render (conversation, generation prompt or not, jinja2's text) equals the family
+// renderer's.
+void ExpectRendersAsJinja2(const ChatTemplate& chat, const nlohmann::json& renders) {
+  for (const auto& c : renders) {
+    std::vector<ChatMessage> messages;
+    for (const auto& msg : c["messages"]) {
+      messages.push_back({msg["role"].get<std::string>(), msg["content"].get<std::string>()});
+    }
+    const bool gen = c["add_generation_prompt"].get<bool>();
+    SCOPED_TRACE(c["messages"].dump() + (gen ? " +gen" : ""));
+    EXPECT_EQ(RenderChat(chat, messages, gen).Flat(), c["text"].get<std::string>());
+  }
+}
+
 // The template string each folder carries is detected as its family, and the family renderer
 // gives what jinja2 renders from the string itself.
 TEST(HfTokenizerTest, ChatTemplateRendersAsJinja2Does) {
@@ -114,15 +128,7 @@ TEST(HfTokenizerTest, ChatTemplateRendersAsJinja2Does) {
     const ChatTemplate chat = ParseChatTemplate(files->chat_template);
     EXPECT_NE(chat.family, ChatFamily::kRaw);
     ASSERT_GE(m["chat"].size(), 4u);
-    for (const auto& c : m["chat"]) {
-      std::vector<ChatMessage> messages;
-      for (const auto& msg : c["messages"]) {
-        messages.push_back({msg["role"].get<std::string>(), msg["content"].get<std::string>()});
-      }
-      const bool gen = c["add_generation_prompt"].get<bool>();
-      SCOPED_TRACE(c["messages"].dump() + (gen ? " +gen" : ""));
-      EXPECT_EQ(RenderChat(chat, messages, gen).Flat(), c["text"].get<std::string>());
-    }
+    ExpectRendersAsJinja2(chat, m["chat"]);
   }
 }
 
@@ -135,15 +141,7 @@ TEST(HfTokenizerTest, RealChatTemplateRendersAsJinja2Does) {
     const ChatTemplate chat = ParseChatTemplate(t["template"].get<std::string>());
     EXPECT_EQ(chat.family, ChatFamily::kChatMl);
     EXPECT_FALSE(chat.default_system.empty());
-    for (const auto& c : t["chat"]) {
-      std::vector<ChatMessage> messages;
-      for (const auto& msg : c["messages"]) {
-        messages.push_back({msg["role"].get<std::string>(), msg["content"].get<std::string>()});
-      }
-      const bool gen = c["add_generation_prompt"].get<bool>();
-      SCOPED_TRACE(c["messages"].dump() + (gen ? " +gen" : ""));
-      EXPECT_EQ(RenderChat(chat, messages, gen).Flat(), c["text"].get<std::string>());
-    }
+    ExpectRendersAsJinja2(chat, t["chat"]);
   }
 }
 
