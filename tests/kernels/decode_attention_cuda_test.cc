@@ -246,9 +246,10 @@ TEST(DecodeAttentionCudaTest, MatchesReferenceForEverySplitCount) {
     DecodeBatch batch(shape.head_dim, shape.group, seed++);
     // 1; a middle value; what the backend would pick on a 132-SM H100; 32, more splits than
     // most of these sequences have pages (empty trailing splits).
-    const int auto_splits = ChooseNumSplits(batch.n_items(), kNumKvHeads, batch.max_len(), 132,
-                                            /*blocks_per_sm=*/2, /*min_chunk_keys=*/256,
-                                            /*max_splits=*/32);
+    const int auto_splits =
+        ChooseNumSplits(batch.n_items(), kNumKvHeads, batch.max_len(), 132,
+                        cuda::DecodeAttentionBlocksPerSm(shape.head_dim), /*min_chunk_keys=*/256,
+                        /*max_splits=*/32);
     for (int num_splits : {1, 5, auto_splits, 32}) {
       SCOPED_TRACE("num_splits=" + std::to_string(num_splits));
       batch.ExpectMatchesReference(batch.Run(num_splits));
