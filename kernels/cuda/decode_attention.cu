@@ -92,6 +92,74 @@ __device__ __forceinline__ void MergeWithLane(GroupState& st, int group, int off
   }
 }
 
+// Folds one key row into the lane group's state: its score against every query head (the
+// lane's 8 dims, summed over the lane group by shuffles), then the online-softmax update with
+// the lane's V chunk. `q` is &queries[0][chunk * 8] of a [kMaxGroup][kHeadDim] array. Every
+// lane of the warp calls it (shuffles); a row that is not `valid` is scored and dropped.
+template <int kHeadDim>
+__device__ __forceinline__ void FoldRow(GroupState& st, const float* q, const uint4& k_raw,
+                                        const uint4& v_raw, int group, bool valid) {
+  float k8[8], v8[8];
+  Bf16x8ToFloat(k_raw, k8);
+  Bf16x8ToFloat(v_raw, v8);
+#pragma unroll
+  for (int h = 0; h < kMaxGroup; ++h) {
+    if (h < group) {
+      const float4 qa = *reinterpret_cast<const float4*>(q + h * kHeadDim);
+      const float4 qb = *reinterpret_cast<const float4*>(q + h * kHeadDim + 4);
+      float s = qa.x * k8[0] + qa.y * k8[1] + qa.z * k8[2] + qa.w * k8[3] + qb.x * k8[4] +
+                qb.y * k8[5] + qb.z * k8[6] + qb.w * k8[7];
+#pragma unroll
+      for (int offset = Tiling<kHeadDim>::kLanesPerRow / 2; offset > 0; offset >>= 1) {
+        s += __shfl_xor_sync(kFullMask, s, offset);  // stays inside the lane group
+      }
+      if (valid) {
+        const float m_new = fmaxf(st.m[h], s);
+        const float alpha = expf(st.m[h] - m_new);  // 0 while nothing was seen (m = -inf)
+        const float p = expf(s - m_new);
+        st.l[h] = st.l[h] * alpha + p;
+#pragma unroll
+        for (int d = 0; d < 8; ++d) st.acc[h][d] = st.acc[h][d] * alpha + p * v8[d];
+        st.m[h] = m_new;
+      }
+    }
+  }
+}
+
+// The block's result from its warps' states in sh.merge: the normalised output of each query
+// head of the group, into `out` (one split) or the split's partial output and log-sum-exp.
+// REQUIRES: sh.merge is written and published by a barrier.
+template <int kHeadDim>
+__device__ __forceinline__ void MergeWarpsAndStore(const SplitShared<kHeadDim>& sh,
+                                                   const DecodeAttentionArgs& a, int group,
+                                                   int row) {
+  const int item = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  for (int i = threadIdx.x; i < group * kHeadDim; i += kThreads) {
+    const int h = i / kHeadDim, d = i % kHeadDim;
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, sh.merge.m[w][h]);
+    float l = 0.0f, o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      if (sh.merge.m[w][h] != -INFINITY) {
+        const float f = expf(sh.merge.m[w][h] - m);
+        l += sh.merge.l[w][h] * f;
+        o += sh.merge.o[w][h][d] * f;
+      }
+    }
+    const float result = l > 0.0f ? o / l : 0.0f;
+    const int head = kvh * group + h;
+    if (a.num_splits == 1) {
+      AsDevice(a.out)[(int64_t{row} * a.n_heads + head) * kHeadDim + d] = __float2bfloat16_rn(result);
+    } else {
+      const int64_t part = (int64_t{item} * a.n_heads + head) * a.num_splits + split;
+      a.partial_out[part * kHeadDim + d] = result;
+      if (d == 0) a.partial_lse[part] = l > 0.0f ? m + logf(l) : -INFINITY;
+    }
+  }
+}
+
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) DecodeSplitKernel(DecodeAttentionArgs a) {
   using T = Tiling<kHeadDim>;
@@ -176,32 +244,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) DecodeSplitKernel(D
     for (int pass = 0; pass < T::kPasses; ++pass) {
       if (pass * T::kRowsPerPass >= tile_keys) break;  // the same in every thread
       const int r = pass * T::kRowsPerPass + row_slot;
-      const bool valid = r < tile_keys;  // rows past the end hold stale data: scored, unused
-      float k8[8], v8[8];
-      Bf16x8ToFloat(sh.tiles.k[stage][r][chunk], k8);
-      Bf16x8ToFloat(sh.tiles.v[stage][r][chunk], v8);
-#pragma unroll
-      for (int h = 0; h < kMaxGroup; ++h) {
-        if (h < group) {
-          const float4 qa = *reinterpret_cast<const float4*>(&sh.q[h][chunk * 8]);
-          const float4 qb = *reinterpret_cast<const float4*>(&sh.q[h][chunk * 8 + 4]);
-          float s = qa.x * k8[0] + qa.y * k8[1] + qa.z * k8[2] + qa.w * k8[3] + qb.x * k8[4] +
-                    qb.y * k8[5] + qb.z * k8[6] + qb.w * k8[7];
-#pragma unroll
-          for (int offset = T::kLanesPerRow / 2; offset > 0; offset >>= 1) {
-            s += __shfl_xor_sync(kFullMask, s, offset);  // stays inside the lane group
-          }
-          if (valid) {
-            const float m_new = fmaxf(st.m[h], s);
-            const float alpha = expf(st.m[h] - m_new);  // 0 while nothing was seen (m = -inf)
-            const float p = expf(s - m_new);
-            st.l[h] = st.l[h] * alpha + p;
-#pragma unroll
-            for (int d = 0; d < 8; ++d) st.acc[h][d] = st.acc[h][d] * alpha + p * v8[d];
-            st.m[h] = m_new;
-          }
-        }
-      }
+      // Rows past the tile's end hold stale data: scored, not used.
+      FoldRow<kHeadDim>(st, &sh.q[0][chunk * 8], sh.tiles.k[stage][r][chunk],
+                        sh.tiles.v[stage][r][chunk], group, r < tile_keys);
     }
   }
 
@@ -226,30 +271,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) DecodeSplitKernel(D
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < group * kHeadDim; i += kThreads) {
-    const int h = i / kHeadDim, d = i % kHeadDim;
-    float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, sh.merge.m[w][h]);
-    float l = 0.0f, o = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      if (sh.merge.m[w][h] != -INFINITY) {
-        const float f = expf(sh.merge.m[w][h] - m);
-        l += sh.merge.l[w][h] * f;
-        o += sh.merge.o[w][h][d] * f;
-      }
-    }
-    const float result = l > 0.0f ? o / l : 0.0f;
-    const int head = kvh * group + h;
-    if (a.num_splits == 1) {
-      AsDevice(a.out)[(int64_t{row} * a.n_heads + head) * kHeadDim + d] = __float2bfloat16_rn(result);
-    } else {
-      const int64_t part = (int64_t{item} * a.n_heads + head) * a.num_splits + split;
-      a.partial_out[part * kHeadDim + d] = result;
-      if (d == 0) a.partial_lse[part] = l > 0.0f ? m + logf(l) : -INFINITY;
-    }
-  }
+  MergeWarpsAndStore<kHeadDim>(sh, a, group, row);
 }
 
 // Block = (item, head): out = sum over splits of LseMergeWeight * partial.
