@@ -167,7 +167,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) DecodeSplitKernel(D
 
   const int item = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int chunk = lane % T::kLanesPerRow;                                   // dims chunk * 8..
+  const int chunk = lane % T::kLanesPerRow;  // this lane's dims: chunk * 8 .. chunk * 8 + 7
   const int row_slot = warp * T::kRowsPerWarp + lane / T::kLanesPerRow;  // row within a pass
   const int group = a.n_heads / a.kv.n_kv_heads;
   const int row = a.item_row[item];
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) DecodeSplitKernel(D
   }
 
   // Every iteration commits one group (empty past the last tile), so waiting for all but the
-  // newest kStages - 2 groups always retires exactly the tile about to be computed.
+  // newest kStages - 2 groups retires every group up to the tile about to be computed.
 #pragma unroll
   for (int t = 0; t < kStages - 1; ++t) {
     if (t < n_tiles) load_tile(t);
