@@ -74,8 +74,8 @@ constexpr int kHeads = 32;
 constexpr int kKvHeads = 8;
 constexpr int kHeadDim = 128;
 constexpr int kPage = 16;
-// ChooseNumSplits settings, as engine/backend/cuda_backend.cc uses them.
-constexpr int kBlocksPerSm = 2;
+// ChooseNumSplits settings, as engine/backend/cuda_backend.cc uses them; blocks per SM come
+// from cuda::DecodeAttentionBlocksPerSm (the built kernel's occupancy).
 constexpr int kMinChunkKeys = 256;
 constexpr int kMaxSplits = 32;
 
@@ -300,7 +300,8 @@ bool Validate(const KvPool& pool, int num_sms, cudaStream_t stream) {
                          stream);
   const std::vector<Bf16> prefill = d_out.Download();
   const int splits =
-      ChooseNumSplits(1, kKvHeads, kLen, num_sms, kBlocksPerSm, kMinChunkKeys, kMaxSplits);
+      ChooseNumSplits(1, kKvHeads, kLen, num_sms, cuda::DecodeAttentionBlocksPerSm(kHeadDim),
+                      kMinChunkKeys, kMaxSplits);
   const std::vector<int32_t> item = {kLen - 1, 0, kLen};  // row, sequence, length
   DeviceArray<int32_t> d_item(item);
   DeviceArray<Bf16> d_decode_out(q.size());
@@ -390,7 +391,8 @@ json BenchDecode(const KvPool& pool, int batch, int context, int num_sms, double
   DeviceArray<Bf16> q(static_cast<size_t>(batch) * kHeads * kHeadDim), out(q.size());
   FillRandomBf16(q.get(), q.size(), 7);
   const int splits =
-      ChooseNumSplits(batch, kKvHeads, context, num_sms, kBlocksPerSm, kMinChunkKeys, kMaxSplits);
+      ChooseNumSplits(batch, kKvHeads, context, num_sms,
+                      cuda::DecodeAttentionBlocksPerSm(kHeadDim), kMinChunkKeys, kMaxSplits);
   DeviceArray<float> partial_out(q.size() * splits),
       partial_lse(static_cast<size_t>(batch) * kHeads * splits);
   cuda::DecodeAttentionArgs args{.kv = pool.View(d_indptr.get(), d_pages.get()),
@@ -569,7 +571,7 @@ int Main(int argc, char** argv) {
         {"kv_heads", kKvHeads},
         {"head_dim", kHeadDim},
         {"page", kPage},
-        {"blocks_per_sm", kBlocksPerSm},
+        {"blocks_per_sm", cuda::DecodeAttentionBlocksPerSm(kHeadDim)},
         {"min_chunk_keys", kMinChunkKeys},
         {"max_splits", kMaxSplits},
         {"timing", "3 warm-up calls; median of 7 cudaEvent repetitions of >= 20 ms"}};

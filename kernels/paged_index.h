@@ -43,19 +43,36 @@ TROUPE_HD KeyRange SplitKeyRange(int seq_len, int num_splits, int split, int blo
   return r;
 }
 
-// Splits per sequence for a decode batch: enough (sequence, kv head, split) work items to give
-// each of `num_sms` multiprocessors `blocks_per_sm` of them, but no chunk shorter than
-// `min_chunk_keys` at the longest sequence and never more than `max_splits`. Depends only on
-// the batch shape, so a CUDA graph captured for a batch size can fix it.
+// Splits per sequence for a decode batch. The grid has n_seqs * n_kv_heads * splits blocks and
+// one wave is `num_sms * blocks_per_sm` of them (blocks_per_sm: what
+// cudaOccupancyMaxActiveBlocksPerMultiprocessor reports for the split kernel). A grid of B
+// blocks runs ceil(B / wave) waves, the last one partial, so its efficiency is
+// B / (waves * wave). Candidates are 1 .. min(max_splits, ceil(max_seq_len / min_chunk_keys))
+// (no chunk under min_chunk_keys at the longest sequence: short contexts get few splits); the
+// answer is the fewest splits whose efficiency is within 10 % of the best candidate's.
+// Depends only on its arguments, so a CUDA graph captured for them can fix it.
 TROUPE_HD int ChooseNumSplits(int n_seqs, int n_kv_heads, int max_seq_len, int num_sms,
                               int blocks_per_sm, int min_chunk_keys, int max_splits) {
-  const int items = n_seqs * n_kv_heads;
-  if (items <= 0) return 1;
-  int splits = CeilDiv(num_sms * blocks_per_sm, items);
-  const int by_length = CeilDiv(max_seq_len, min_chunk_keys);
-  if (splits > by_length) splits = by_length;
-  if (splits > max_splits) splits = max_splits;
-  return splits < 1 ? 1 : splits;
+  const int64_t items = int64_t{n_seqs} * n_kv_heads;
+  const int64_t wave = int64_t{num_sms} * blocks_per_sm;
+  if (items <= 0 || wave <= 0) return 1;
+  int limit = CeilDiv(max_seq_len, min_chunk_keys);
+  if (limit > max_splits) limit = max_splits;
+  if (limit < 1) limit = 1;
+  // Efficiencies compared as fractions blocks / (waves * wave); the wave cancels.
+  int64_t best_blocks = 0, best_waves = 1;
+  for (int s = 1; s <= limit; ++s) {
+    const int64_t blocks = items * s, waves = (blocks + wave - 1) / wave;
+    if (blocks * best_waves > best_blocks * waves) {
+      best_blocks = blocks;
+      best_waves = waves;
+    }
+  }
+  for (int s = 1; s <= limit; ++s) {
+    const int64_t blocks = items * s, waves = (blocks + wave - 1) / wave;
+    if (10 * blocks * best_waves >= 9 * best_blocks * waves) return s;
+  }
+  return limit;  // not reached: the best candidate qualifies
 }
 
 }  // namespace troupe

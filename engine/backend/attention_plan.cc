@@ -70,6 +70,12 @@ int GraphBucket(int n) {
   return (n + 7) / 8 * 8;
 }
 
+int GraphSplitKeys(int max_item_len, int max_seq_len) {
+  int keys = 1;
+  while (keys < max_item_len && keys < max_seq_len) keys *= 2;
+  return std::min(keys, max_seq_len);
+}
+
 bool IsGraphStep(const ForwardBatch& batch) {
   const size_t n = batch.tokens.size();
   if (n == 0 || n > static_cast<size_t>(kMaxGraphBatch) || batch.hidden_out != nullptr) {

@@ -38,6 +38,12 @@ void BuildAttentionPlan(const ForwardBatch& batch, int block_size, int tile_rows
 constexpr int kMaxGraphBatch = 256;
 int GraphBucket(int n);
 
+// The key count a graph step's decode split count is chosen for (ChooseNumSplits): the step's
+// longest context rounded up to a power of two, at most `max_seq_len` (the model's limit). A
+// short context then gets few splits, where the limit would force the most, and a bucket needs
+// graphs for only a handful of split counts (one per power of two). REQUIRES: max_seq_len >= 1.
+int GraphSplitKeys(int max_item_len, int max_seq_len);
+
 // A step a decode graph can replay: one token per sequence, every token sampled in order, no
 // hidden states asked for, at most kMaxGraphBatch tokens.
 bool IsGraphStep(const ForwardBatch& batch);

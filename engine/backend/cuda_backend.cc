@@ -155,6 +155,7 @@ struct CudaBackend::State {
   cudaStream_t copy_stream = nullptr;
   cudaEvent_t compute_done = nullptr, copies_done = nullptr;
   int num_sms = 0;
+  int decode_blocks_per_sm = 0;  // cuda::DecodeAttentionBlocksPerSm, asked once at load
   bool prefill_kernel = false;  // head_dim / group covered by PrefillAttention
   int max_pages_per_seq = 0;    // pages of a sequence at the context limit
   int max_seq_len = 0;          // min(context length, KV cache tokens): graph split counts
@@ -187,7 +188,9 @@ struct CudaBackend::State {
     cudaGraphExec_t exec = nullptr;
     int64_t generation = -1;
   };
-  std::vector<Graph> graphs = std::vector<Graph>(kMaxGraphBatch + 1);  // by bucket
+  // By (bucket, decode split count): GraphIndex.
+  std::vector<Graph> graphs = std::vector<Graph>((kMaxGraphBatch + 1) * (kMaxSplits + 1));
+  int64_t graph_partial = 0;  // split-KV workspace (partials) every graph step fits in
 
   ~State() {
     for (Graph& g : graphs) {
@@ -204,10 +207,13 @@ struct CudaBackend::State {
 
   int q_dim() const { return config.num_heads * config.head_dim; }
   int kv_dim() const { return config.num_kv_heads * config.head_dim; }
+  // Decode attention's split count: whole waves of the split kernel at its real occupancy.
+  static constexpr int kMaxSplits = 32;
   int NumSplits(int n_items, int max_len) const {
-    return ChooseNumSplits(n_items, config.num_kv_heads, max_len, num_sms, /*blocks_per_sm=*/2,
-                           /*min_chunk_keys=*/256, /*max_splits=*/32);
+    return ChooseNumSplits(n_items, config.num_kv_heads, max_len, num_sms, decode_blocks_per_sm,
+                           /*min_chunk_keys=*/256, kMaxSplits);
   }
+  static int GraphIndex(int bucket, int num_splits) { return bucket * (kMaxSplits + 1) + num_splits; }
 
   absl::Status UploadWeights(const ModelWeights& w);
   void EnsureScratch(int64_t n, int64_t m, int64_t partial_floats);
@@ -657,6 +663,11 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
       e != cudaSuccess) {
     return CudaError(e, "reading the multiprocessor count");
   }
+  s.decode_blocks_per_sm = cuda::DecodeAttentionBlocksPerSm(config.head_dim);
+  if (s.decode_blocks_per_sm <= 0) {
+    return absl::InternalError(absl::StrCat("decode attention at head_dim ", config.head_dim,
+                                            " fits no block on a multiprocessor"));
+  }
   if (const cudaError_t e = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking);
       e != cudaSuccess) {
     return CudaError(e, "creating the stream");
@@ -674,12 +685,15 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
   }
   // Graph steps: scratch for the largest bucket and its split workspace, and one metadata
   // layout at fixed offsets (kv_indices last, sized for every sequence at the context limit).
+  // A step's split count never exceeds its bucket's at the context limit (ChooseNumSplits
+  // picks the fewest splits near the best, and a longer context only adds candidates).
   int64_t partial = 0;
   for (int b = 1; b <= kMaxGraphBatch; b = GraphBucket(b + 1)) {
     partial = std::max<int64_t>(partial, int64_t{b} * config.num_heads *
                                              s.NumSplits(b, s.max_seq_len));
   }
   s.EnsureScratch(kMaxGraphBatch, kMaxGraphBatch, partial);
+  s.graph_partial = partial;
   Placer p;
   MetaLayout& l = s.graph_layout;
   l.tokens = p.Place(kMaxGraphBatch * sizeof(int32_t));
@@ -695,9 +709,10 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const BackendOp
   l.kv_indices = p.Place(size_t{kMaxGraphBatch} * s.max_pages_per_seq * sizeof(int32_t));
   l.total = p.end();
   TROUPE_RETURN_IF_ERROR(s.graph_meta.Allocate(l.total, "graph metadata"));
-  TROUPE_LOG_INFO("cuda backend: %lld MiB of bf16 weights, %lld MiB of KV cache, %d SMs",
-                  static_cast<long long>(s.weight_bytes >> 20),
-                  static_cast<long long>(s.kv_cache.bytes() >> 20), s.num_sms);
+  TROUPE_LOG_INFO(
+      "cuda backend: %lld MiB of bf16 weights, %lld MiB of KV cache, %d SMs x %d decode blocks",
+      static_cast<long long>(s.weight_bytes >> 20),
+      static_cast<long long>(s.kv_cache.bytes() >> 20), s.num_sms, s.decode_blocks_per_sm);
   return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(state)));
 }
 
@@ -797,18 +812,22 @@ void CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
     const size_t upload = l.kv_indices + Bytes(s.plan.kv_indices);
     TROUPE_CUDA_CHECK(cudaMemcpyAsync(s.graph_meta.as<char>(), s.meta_host.data(), upload,
                                            cudaMemcpyHostToDevice, s.stream));
-    State::Graph& g = s.graphs[bucket];
+    // Splits from this step's longest context (rounded up to a power of two): a graph per
+    // (bucket, split count), captured on first use.
+    const int num_splits = s.NumSplits(bucket, GraphSplitKeys(max_len, s.max_seq_len));
+    TROUPE_CHECK(int64_t{bucket} * c.num_heads * num_splits <= s.graph_partial);
+    State::Graph& g = s.graphs[State::GraphIndex(bucket, num_splits)];
     if (g.exec != nullptr && g.generation == s.scratch_generation) {
       TROUPE_CUDA_CHECK(cudaGraphLaunch(g.exec, s.stream));
     } else {
-      // First step of this bucket (or after scratch moved): run it eagerly with the graph's
+      // First step of this bucket and split count (or after scratch moved): run it eagerly with the graph's
       // own inputs, which also loads every kernel and cuBLAS's lazily, then capture the same
       // sequence (capture does not execute) for the next steps.
       if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
       g.exec = nullptr;
       StepArgs a = s.Pointers(s.graph_meta, l);
       a.n = a.m = a.n_items = bucket;
-      a.num_splits = s.NumSplits(bucket, s.max_seq_len);
+      a.num_splits = num_splits;
       s.EnqueueStep(a);
       TROUPE_CUDA_CHECK(cudaStreamSynchronize(s.stream));
       cudaGraph_t graph = nullptr;

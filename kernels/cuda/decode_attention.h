@@ -3,10 +3,11 @@
 // (kernels/paged_attention.h) over the same cache contents in f32.
 //
 // Design (docs/kernels.md): a CUDA block per (item, kv head, split), so each K/V row is loaded
-// once for all query heads of its GQA group; split-KV cuts long sequences into `num_splits`
-// block-aligned chunks (kernels/paged_index.h SplitKeyRange) whose partial (o, lse) a merge
-// kernel combines (kernels/softmax_merge.h). Every per-step input lives in device memory, so a
-// CUDA graph can replay a launch with new contents.
+// once for all query heads of its GQA group, by 16-byte cp.async copies (head_dim / 8 lanes per
+// row) through a multi-stage shared-memory pipeline; split-KV cuts long sequences into
+// `num_splits` block-aligned chunks (kernels/paged_index.h SplitKeyRange) whose partial
+// (o, lse) a merge kernel combines (kernels/softmax_merge.h). Every per-step input lives in
+// device memory, so a CUDA graph can replay a launch with new contents.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,11 @@ struct DecodeAttentionArgs {
 
 // Head dims the kernels are built for.
 bool DecodeAttentionSupports(int head_dim, int group);
+
+// Split-kernel blocks for `head_dim` that one multiprocessor holds at once, as
+// cudaOccupancyMaxActiveBlocksPerMultiprocessor reports for the built kernel (registers and
+// shared memory included); 0 for an unsupported head_dim. Synchronous; call once and keep it.
+int DecodeAttentionBlocksPerSm(int head_dim);
 
 // Launches the split kernel and, when num_splits > 1, the merge. Asynchronous on `stream`.
 // REQUIRES: DecodeAttentionSupports(head_dim, n_heads / n_kv_heads); every attended position's

@@ -83,6 +83,17 @@ T ShuffleFrom(T value, int src_lane, int my_lane) {
 
 void RequireFullWarp(unsigned mask, int width);
 
+// cp.async (cuda_pipeline.h's primitives). Copies are deferred: AsyncCopy only records the copy
+// in the calling thread's open group, AsyncCommit closes that group, and AsyncWaitPrior(n)
+// performs, in issue order, the copies of every committed group but the newest n. Until then
+// the destination keeps its old contents, so a kernel that reads shared memory before waiting
+// for its copies (or before the barrier that publishes another thread's) reads stale data.
+// Copies still uncommitted or unwaited when the thread returns are dropped.
+// REQUIRES: size is 4, 8 or 16, zfill <= size, dst and src aligned to size.
+void AsyncCopy(void* dst, const void* src, size_t size, size_t zfill);
+void AsyncCommit();
+void AsyncWaitPrior(size_t prior);
+
 template <typename T>
 T ShflXor(unsigned mask, T value, int lane_mask, int width = 32) {
   RequireFullWarp(mask, width);

@@ -2,6 +2,7 @@
 // between streams, legacy or non-blocking) and what it must emulate faithfully (shuffles, graph capture and replay).
 // Built only for the CPU: it is translated like the kernels (translate.py) and runs in every CUDA
 // build's tests.
+#include <cuda_pipeline.h>
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -38,6 +39,40 @@ __global__ void DivergentBarrierKernel() {
   if (threadIdx.x < 32) __syncthreads();
 }
 
+// Each thread stages 4 floats (16 bytes) with cp.async in two commit groups (even threads in
+// the first, odd in the second), then every thread writes out what another warp's thread staged.
+// waits_left: how many of the newest groups may still be in flight at the wait; 2 = no wait.
+__global__ void AsyncStageKernel(const float* in, float* out, int waits_left) {
+  __shared__ __align__(16) float staged[kThreads * 4];
+  const int t = threadIdx.x;
+  for (int i = 0; i < 4; ++i) staged[t * 4 + i] = -1.0f;
+  __syncthreads();
+  if (t % 2 == 0) __pipeline_memcpy_async(&staged[t * 4], &in[t * 4], 16);
+  __pipeline_commit();
+  if (t % 2 == 1) __pipeline_memcpy_async(&staged[t * 4], &in[t * 4], 16);
+  __pipeline_commit();
+  if (waits_left < 2) __pipeline_wait_prior(waits_left);
+  __syncthreads();
+  const int other = (t + 32) % kThreads;
+  for (int i = 0; i < 4; ++i) out[t * 4 + i] = staged[other * 4 + i];
+}
+
+// out[t * 4 + i] as AsyncStageKernel(waits_left) leaves it.
+std::vector<float> AsyncStage(int waits_left) {
+  std::vector<float> in(kThreads * 4);
+  std::iota(in.begin(), in.end(), 1.0f);
+  float *d_in, *d_out;
+  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_in), in.size() * sizeof(float)), cudaSuccess);
+  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), in.size() * sizeof(float)), cudaSuccess);
+  cudaMemcpy(d_in, in.data(), in.size() * sizeof(float), cudaMemcpyHostToDevice);
+  AsyncStageKernel<<<1, kThreads>>>(d_in, d_out, waits_left);
+  std::vector<float> out(in.size());
+  cudaMemcpy(out.data(), d_out, out.size() * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(d_in);
+  cudaFree(d_out);
+  return out;
+}
+
 std::vector<float> SumBlocks(bool barrier, int blocks) {
   std::vector<float> in(blocks * kThreads);
   std::iota(in.begin(), in.end(), 1.0f);
@@ -68,6 +103,31 @@ TEST(CudaCpuTest, BlockSumIsRightWithItsBarrier) {
 TEST(CudaCpuTest, MissingBarrierGivesAWrongSum) {
   const std::vector<float> out = SumBlocks(/*barrier=*/false, 2);
   EXPECT_NE(out[0], ExpectedSum(0));
+}
+
+// The staged value thread t reads: that of thread (t + 32) % 64, or -1 when its copy is pending.
+float Staged(int t, int i, bool landed) {
+  const int other = (t + 32) % kThreads;
+  return landed ? static_cast<float>(other * 4 + i + 1) : -1.0f;
+}
+
+TEST(CudaCpuTest, AsyncCopiesLandWhenAWaitRetiresTheirGroup) {
+  const std::vector<float> all = AsyncStage(/*waits_left=*/0);
+  const std::vector<float> first = AsyncStage(/*waits_left=*/1);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(all[t * 4 + i], Staged(t, i, true)) << "thread " << t;
+      // Only the older group (even threads' copies) is retired by wait_prior(1).
+      EXPECT_EQ(first[t * 4 + i], Staged(t, i, (t + 32) % 2 == 0)) << "thread " << t;
+    }
+  }
+}
+
+// A kernel that reads its cp.async destination without waiting reads what was there before:
+// the emulator must not perform the copy early and hide the missing wait.
+TEST(CudaCpuTest, MissingAsyncWaitReadsStaleData) {
+  const std::vector<float> out = AsyncStage(/*waits_left=*/2);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(out[t * 4], -1.0f) << "thread " << t;
 }
 
 void LaunchDivergentBarrier() {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -62,12 +63,23 @@ constexpr size_t kStaggerBytes = 64 * 1024;
 
 enum class State { kReady, kWarpWait, kBlockWait, kDone };
 
+// A cp.async the thread has issued and no wait has retired yet.
+struct PendingCopy {
+  void* dst;
+  const void* src;
+  size_t bytes;  // read from src; the rest, up to `size`, is zero-filled
+  size_t size;
+  int group;     // commit groups issued before it: the group it joins
+};
+
 struct Fiber {
   void* sp = nullptr;
   unsigned char* stack = nullptr;  // guard page, then kStackBytes
   State state = State::kDone;
   uint3 tid{};
   int exchange_parity = 0;
+  std::vector<PendingCopy> pending_copies;  // in issue order
+  int committed_groups = 0;
 };
 
 struct Warp {
@@ -188,6 +200,8 @@ void RunBlock(int num_threads, int num_warps, bool reverse) {
     PrepareStack(f, t);
     f.state = State::kReady;
     f.exchange_parity = 0;
+    f.pending_copies.clear();  // a thread that returned with copies in flight loses them
+    f.committed_groups = 0;
     f.tid = uint3{static_cast<unsigned>(t % blockDim.x),
                   static_cast<unsigned>((t / blockDim.x) % blockDim.y),
                   static_cast<unsigned>(t / (blockDim.x * blockDim.y))};
@@ -273,6 +287,34 @@ uint64_t* NextExchangeBuffer() {
   uint64_t* slots = S().warps[warp].exchange[f.exchange_parity];
   f.exchange_parity ^= 1;
   return slots;
+}
+
+void AsyncCopy(void* dst, const void* src, size_t size, size_t zfill) {
+  TROUPE_CHECK_MSG(size == 4 || size == 8 || size == 16, "cuda_cpu: cp.async of %zu bytes", size);
+  TROUPE_CHECK_MSG(zfill <= size, "cuda_cpu: cp.async zero-fills %zu of %zu bytes", zfill, size);
+  TROUPE_CHECK_MSG(reinterpret_cast<uintptr_t>(dst) % size == 0 &&
+                       reinterpret_cast<uintptr_t>(src) % size == 0,
+                   "cuda_cpu: cp.async of %zu bytes from %p to %p is misaligned", size, src, dst);
+  Fiber& f = Current();
+  f.pending_copies.push_back({dst, src, size - zfill, size, f.committed_groups});
+}
+
+void AsyncCommit() { ++Current().committed_groups; }
+
+void AsyncWaitPrior(size_t prior) {
+  Fiber& f = Current();
+  const int retire_below = f.committed_groups - static_cast<int>(prior);
+  size_t kept = 0;
+  for (size_t i = 0; i < f.pending_copies.size(); ++i) {
+    const PendingCopy& c = f.pending_copies[i];
+    if (c.group < retire_below) {
+      std::memcpy(c.dst, c.src, c.bytes);
+      std::memset(static_cast<unsigned char*>(c.dst) + c.bytes, 0, c.size - c.bytes);
+    } else {
+      f.pending_copies[kept++] = c;
+    }
+  }
+  f.pending_copies.resize(kept);
 }
 
 void RequireFullWarp(unsigned mask, int width) {
@@ -565,6 +607,17 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   } else {
     return cudaErrorInvalidValue;
   }
+  return cudaSuccess;
+}
+
+// What cudaOccupancyMaxActiveBlocksPerMultiprocessor answers. The emulator knows no register or
+// shared-memory use; it answers as if 512 threads fit on a multiprocessor (4 blocks of 128, what
+// the decode attention kernel's __launch_bounds__ asks for), at least one block.
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* num_blocks, const void*,
+                                                                   int block_size, size_t,
+                                                                   unsigned int) {
+  if (block_size <= 0 || block_size > 1024) return cudaErrorInvalidValue;
+  *num_blocks = std::max(1, 512 / block_size);
   return cudaSuccess;
 }
 

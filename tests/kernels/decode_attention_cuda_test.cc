@@ -3,6 +3,9 @@
 // shuffled non-contiguous pages with NaN in every unwritten slot, padding items (len 0 -> zero
 // rows), rows no item names (left untouched), and split counts 1 / middle / auto / 32. Also:
 // the same outputs whatever the split count, and the splits' log-sum-exp merges to the true one.
+// The kernel's pipeline boundaries: lengths around its tile (32 keys at head dim 32-128, 64 at
+// 16, 128 at 8), shorter than a tile, thousands of tiles, pages of 1-8 keys so that a tile
+// spans many scattered pages and the staged page window (256 ids) is refilled.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,30 +32,35 @@ using testing::DeviceBuffer;
 constexpr int kBlockSize = 16;
 constexpr int kNumKvHeads = 2;
 
+// Sequences: ragged around the page size, long, and one ~5000.
+const std::vector<int> kSeqLens = {1, 15, 16, 17, 1000, 1024, 1025, 5003, 33, 300, 7};
+
 // One decode batch over a random cache; Run() launches with a given split count.
 class DecodeBatch {
  public:
   // rising: scores grow with position (testing::MakeScoresRiseWithPosition), so the result
   // pins down exactly which keys were attended.
-  DecodeBatch(int head_dim, int group, uint32_t seed, bool rising = false)
-      : head_dim_(head_dim), group_(group) {
+  // Items: one per sequence at its full length, then (with the default kSeqLens) a shorter look
+  // at the long sequence (its later positions are written but must not be attended), and a
+  // padding item (len 0).
+  DecodeBatch(int head_dim, int group, uint32_t seed, bool rising = false,
+              const std::vector<int>& seq_lens = kSeqLens, int block_size = kBlockSize)
+      : head_dim_(head_dim), group_(group), block_size_(block_size) {
     n_heads_ = kNumKvHeads * group;
     scale_ = 1.0f / std::sqrt(static_cast<float>(head_dim));
     std::mt19937 rng(seed);
-    // Sequences: ragged around the page size, long, and one ~5000.
-    const std::vector<int> seq_lens = {1, 15, 16, 17, 1000, 1024, 1025, 5003, 33, 300, 7};
     kv_ =
-        testing::MakePagedKv(seq_lens, kBlockSize, kNumKvHeads, head_dim, /*spare_blocks=*/37, rng);
+        testing::MakePagedKv(seq_lens, block_size, kNumKvHeads, head_dim, /*spare_blocks=*/37, rng);
     if (rising) testing::MakeScoresRiseWithPosition(kv_);
-    // Items: one per sequence at its full length, one shorter look at the long sequence (its
-    // later positions are written but must not be attended), and a padding item (len 0).
     for (int s = 0; s < kv_.n_seqs(); ++s) {
       item_seq_.push_back(s);
       item_len_.push_back(seq_lens[s]);
     }
-    item_seq_.push_back(7);
-    item_len_.push_back(2001);
-    item_seq_.push_back(3);
+    if (seq_lens == kSeqLens) {
+      item_seq_.push_back(7);
+      item_len_.push_back(2001);
+    }
+    item_seq_.push_back(kv_.n_seqs() > 3 ? 3 : 0);
     item_len_.push_back(0);
     const int n_items = static_cast<int>(item_seq_.size());
     // Rows: items scattered over more rows than items, in shuffled order; the rest are unnamed.
@@ -202,11 +210,11 @@ class DecodeBatch {
                          .n_heads = n_heads_,
                          .n_kv_heads = kNumKvHeads,
                          .head_dim = head_dim_,
-                         .block_size = kBlockSize,
+                         .block_size = block_size_,
                          .scale = scale_});
   }
 
-  int head_dim_, group_, n_heads_ = 0, n_rows_ = 0;
+  int head_dim_, group_, block_size_, n_heads_ = 0, n_rows_ = 0;
   float scale_ = 1.0f;
   testing::PagedKvHost kv_;
   std::vector<int32_t> item_row_, item_seq_, item_len_;
@@ -238,9 +246,10 @@ TEST(DecodeAttentionCudaTest, MatchesReferenceForEverySplitCount) {
     DecodeBatch batch(shape.head_dim, shape.group, seed++);
     // 1; a middle value; what the backend would pick on a 132-SM H100; 32, more splits than
     // most of these sequences have pages (empty trailing splits).
-    const int auto_splits = ChooseNumSplits(batch.n_items(), kNumKvHeads, batch.max_len(), 132,
-                                            /*blocks_per_sm=*/2, /*min_chunk_keys=*/256,
-                                            /*max_splits=*/32);
+    const int auto_splits =
+        ChooseNumSplits(batch.n_items(), kNumKvHeads, batch.max_len(), 132,
+                        cuda::DecodeAttentionBlocksPerSm(shape.head_dim), /*min_chunk_keys=*/256,
+                        /*max_splits=*/32);
     for (int num_splits : {1, 5, auto_splits, 32}) {
       SCOPED_TRACE("num_splits=" + std::to_string(num_splits));
       batch.ExpectMatchesReference(batch.Run(num_splits));
@@ -276,6 +285,30 @@ TEST(DecodeAttentionCudaTest, SplitCountDoesNotChangeTheResult) {
       // Both are f32 results rounded once to bf16; only the summation order differs.
       EXPECT_TRUE(testing::WithinBf16Ulps(batch.ItemRows(many), batch.ItemRows(one), 2.0f, 1e-4));
       batch.ExpectLseMatches(lse, num_splits);
+    }
+  }
+}
+
+// Lengths on both sides of a tile and of several, shorter than a tile, and thousands of tiles;
+// pages of 1, 4 and 8 keys put many scattered pages in one tile, and at 1 key per page the long
+// sequence crosses the staged page window (256 ids) many times. Rising scores: a key lost or
+// read twice at a boundary shows.
+TEST(DecodeAttentionCudaTest, PipelineBoundaries) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  const std::vector<int> seq_lens = {1, 2, 31, 32, 33, 63, 64, 65, 127, 128, 129, 257, 3001};
+  uint32_t seed = 300;
+  for (const DecodeShape& shape :
+       {DecodeShape{128, 4}, DecodeShape{64, 1}, DecodeShape{32, 8}, DecodeShape{16, 2},
+        DecodeShape{8, 3}}) {
+    for (int block_size : {1, 4, 8}) {
+      SCOPED_TRACE(Describe(shape) + " block_size=" + std::to_string(block_size));
+      ASSERT_TRUE(cuda::DecodeAttentionSupports(shape.head_dim, shape.group));
+      const bool rising = seed % 2 == 0;
+      DecodeBatch batch(shape.head_dim, shape.group, seed++, rising, seq_lens, block_size);
+      for (int num_splits : {1, 3}) {
+        SCOPED_TRACE("num_splits=" + std::to_string(num_splits));
+        batch.ExpectMatchesReference(batch.Run(num_splits));
+      }
     }
   }
 }

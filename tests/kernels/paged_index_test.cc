@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace troupe {
@@ -48,8 +49,9 @@ TEST(PagedIndexTest, SplitsCoverEveryKeyOnceInWholeBlocks) {
 }
 
 TEST(PagedIndexTest, NumSplitsFillsTheMachineWithinLimits) {
-  // One sequence, 8 kv heads, 132 SMs x 2 blocks: 33 splits would fill it; 16k keys allow it.
-  EXPECT_EQ(ChooseNumSplits(1, 8, 16384, 132, 2, 256, 64), 33);
+  // One sequence, 8 kv heads, 132 SMs x 2 blocks: 33 splits would fill the wave exactly; 30
+  // (240 of 264 blocks) is within 10 % of that, and fewer.
+  EXPECT_EQ(ChooseNumSplits(1, 8, 16384, 132, 2, 256, 64), 30);
   // Short context caps the split count (no chunk under 256 keys).
   EXPECT_EQ(ChooseNumSplits(1, 8, 1000, 132, 2, 256, 64), 4);
   // A large batch already fills the machine.
@@ -57,6 +59,47 @@ TEST(PagedIndexTest, NumSplitsFillsTheMachineWithinLimits) {
   // The workspace bound wins over both.
   EXPECT_EQ(ChooseNumSplits(1, 1, 1 << 20, 132, 4, 16, 8), 8);
   EXPECT_EQ(ChooseNumSplits(0, 8, 100, 132, 2, 256, 64), 1);
+}
+
+// Time of a grid in units of one full-sequence block: waves of chunk-long blocks.
+double GridTime(int items, int splits, int wave) {
+  const int waves = (items * splits + wave - 1) / wave;
+  return static_cast<double>(waves) / splits;
+}
+
+// Batch 32 x 8 kv heads on 132 SMs holding 3 blocks each: 2 splits (what assuming 2 blocks per
+// SM gave) make 512 blocks, 1.29 waves; 3 splits make 768 blocks, two full waves but 24 blocks.
+TEST(PagedIndexTest, NumSplitsLeavesNoPartialWave) {
+  EXPECT_EQ(ChooseNumSplits(32, 8, 8192, 132, 3, 256, 32), 3);
+  // Across batches, kv heads, occupancies and length caps, no other candidate finishes more
+  // than 10 % sooner.
+  for (int wave : {132 * 2, 132 * 3, 132 * 4, 108 * 4}) {
+    for (int kv_heads : {1, 2, 8}) {
+      for (int n_seqs = 1; n_seqs <= 256; ++n_seqs) {
+        for (int max_len : {256, 1024, 4096, 1 << 20}) {
+          const int items = n_seqs * kv_heads;
+          const int chosen = ChooseNumSplits(n_seqs, kv_heads, max_len, wave, 1, 256, 32);
+          const int limit = std::min(32, CeilDiv(max_len, 256));
+          ASSERT_GE(chosen, 1);
+          ASSERT_LE(chosen, limit);
+          for (int s = 1; s <= limit; ++s) {
+            ASSERT_LE(GridTime(items, chosen, wave), GridTime(items, s, wave) / 0.9 + 1e-9)
+                << "wave " << wave << " items " << items << " len " << max_len << ": " << chosen
+                << " splits, but " << s << " would be faster";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(PagedIndexTest, ShortContextsGetFewSplits) {
+  for (int n_seqs : {1, 2, 8, 64}) {
+    EXPECT_EQ(ChooseNumSplits(n_seqs, 8, 1, 132, 4, 256, 32), 1);
+    EXPECT_EQ(ChooseNumSplits(n_seqs, 8, 256, 132, 4, 256, 32), 1);
+    EXPECT_LE(ChooseNumSplits(n_seqs, 8, 300, 132, 4, 256, 32), 2);
+    EXPECT_LE(ChooseNumSplits(n_seqs, 8, 1024, 132, 4, 256, 32), 4);
+  }
 }
 
 }  // namespace

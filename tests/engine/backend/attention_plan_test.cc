@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "kernels/paged_index.h"
+
 namespace troupe {
 namespace {
 
@@ -98,6 +100,35 @@ TEST(AttentionPlanTest, GraphBucketsFollowVllm) {
   EXPECT_EQ(GraphBucket(5), 8);
   EXPECT_EQ(GraphBucket(9), 16);
   EXPECT_EQ(GraphBucket(256), 256);
+}
+
+TEST(AttentionPlanTest, GraphSplitKeysRoundTheLongestContextUpToAPowerOfTwo) {
+  EXPECT_EQ(GraphSplitKeys(0, 4096), 1);
+  EXPECT_EQ(GraphSplitKeys(1, 4096), 1);
+  EXPECT_EQ(GraphSplitKeys(300, 4096), 512);
+  EXPECT_EQ(GraphSplitKeys(512, 4096), 512);
+  EXPECT_EQ(GraphSplitKeys(3000, 4096), 4096);
+  EXPECT_EQ(GraphSplitKeys(3000, 2000), 2000);  // never past the model's limit
+}
+
+// One sequence (8 kv heads) on 132 SMs x 4 blocks: at a 32k context limit a graph fixed for the
+// limit would run 29 splits at every step; from the step's own context a short one runs few.
+TEST(AttentionPlanTest, ShortGraphStepsGetFewSplits) {
+  const auto splits = [](int max_item_len) {
+    return ChooseNumSplits(/*n_seqs=*/1, /*n_kv_heads=*/8, GraphSplitKeys(max_item_len, 32768),
+                           /*num_sms=*/132, /*blocks_per_sm=*/4, /*min_chunk_keys=*/256,
+                           /*max_splits=*/32);
+  };
+  EXPECT_EQ(splits(32768), 29);
+  EXPECT_EQ(splits(100), 1);
+  EXPECT_EQ(splits(300), 2);
+  EXPECT_EQ(splits(1000), 4);
+  // Distinct split counts a bucket can need: one per power of two of the context.
+  std::vector<int> seen;
+  for (int len = 1; len <= 32768; ++len) {
+    if (seen.empty() || seen.back() != splits(len)) seen.push_back(splits(len));
+  }
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 4, 8, 15, 29}));
 }
 
 TEST(AttentionPlanTest, OnlyPureDecodeStepsReplayGraphs) {

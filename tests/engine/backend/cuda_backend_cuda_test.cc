@@ -177,6 +177,47 @@ TEST(CudaBackendTest, GraphDecodeStepsMatchEagerSteps) {
   }
 }
 
+// A graph step's split count follows its longest context (GraphSplitKeys): one sequence decodes
+// at ~20 keys (1 split), then, after more prefill, at ~280 (2 splits on 132 SMs), and back in a
+// second sequence at ~20 — three captures or replays in one bucket, all matching the CPU.
+TEST(CudaBackendTest, GraphStepsFollowTheContextsSplitCount) {
+  TROUPE_SKIP_WITHOUT_CUDA();
+  BackendPair p = MakePair(/*num_blocks=*/64);
+  ASSERT_TRUE(p.cpu && p.cuda);
+  const int vocab = p.config.vocab_size;
+  std::mt19937 rng(11);
+  const int max_blocks = 20;
+  BatchBuilder tables(2, max_blocks);
+  std::vector<int32_t> blocks(2 * max_blocks);
+  std::iota(blocks.begin(), blocks.end(), 0);
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  tables.AssignBlocks(0, std::vector<int32_t>(blocks.begin(), blocks.begin() + max_blocks));
+  tables.AssignBlocks(1, std::vector<int32_t>(blocks.begin() + max_blocks, blocks.end()));
+  const auto prefill = [&](int s, int start, int count) {
+    BatchBuilder b = tables;
+    b.Add(s, start, count, rng, vocab);
+    ForwardLogits(*p.cpu, b, vocab);
+    ForwardLogits(*p.cuda, b, vocab);
+  };
+  const auto decode = [&](int s, int pos) {
+    BatchBuilder b = tables;
+    b.Add(s, pos, 1, rng, vocab);
+    const std::vector<float> gpu = ForwardLogits(*p.cuda, b, vocab);
+    const std::vector<float> cpu = ForwardLogits(*p.cpu, b, vocab);
+    for (float x : gpu) ASSERT_FALSE(std::isnan(x)) << "position " << pos;
+    EXPECT_LT(RelativeL2(gpu, cpu), 2e-2) << "sequence " << s << " position " << pos;
+  };
+  prefill(0, 0, 20);
+  decode(0, 20);
+  decode(0, 21);
+  prefill(0, 22, 258);
+  decode(0, 280);
+  decode(0, 281);
+  prefill(1, 0, 20);
+  decode(1, 20);
+  decode(1, 21);
+}
+
 // A model's weights with every matrix dequantized to f32 (norms as they are): the reference
 // pass the quantized backends are measured against. Owns the f32 copies the views point into.
 struct F32Weights {
