@@ -16,7 +16,12 @@
 //     tokens, 32 q / 8 kv heads, dim 128. FLOPs = 4 * heads * dim * L * (L + 1) / 2: Q.K^T and
 //     P.V are 2 * dim FLOPs each per (query, key) pair, and causal attention has L * (L + 1) / 2
 //     pairs.
-// (e) gemm: a bf16 8192^3 GEMM through cuda::Gemm (cuBLAS, f32 accumulate and out;
+// (e) host: the host KV tier's restores (engine/backend/cuda_backend.cc CopyKvBlocks) against
+//     the plain host-to-device ceiling: a 256 MiB cudaMemcpyAsync from pinned memory, then the
+//     same bytes as 128 restored Llama-3-8B blocks (16 tokens x 8 kv heads x 128 dims, bf16,
+//     K and V of 32 layers: one 2D copy of 64 rows of 32 KiB per block, the device pitch a
+//     layer's K array of a 2048-block cache), both on one stream.
+// (f) gemm: a bf16 8192^3 GEMM through cuda::Gemm (cuBLAS, f32 accumulate and out;
 //     FLOPs = 2 * 8192^3), the tensor-core ceiling. Last, because it is the only section that
 //     needs cuBLAS (opened with dlopen when it starts, kernels/cuda/gemm.cc): where the library
 //     is missing, the attention figures are already written and the JSON records the error.
@@ -30,7 +35,7 @@
 // The decode and prefill kernels are first checked against ref::PagedAttention (on a mismatch:
 // "validated": false in the JSON, exit 1 at the end). The JSON is rewritten after each section.
 // A GEMM that cannot start (no cuBLAS) leaves "gemm_error" in "ceilings" and exit status 1.
-// Runs in ~10 s on an H100; needs ~7 GiB of device memory.
+// Runs in ~10 s on an H100; needs ~7 GiB of device memory and 256 MiB of pinned host memory.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -214,6 +219,42 @@ double CopyGbps(cudaStream_t stream) {
         cudaMemcpyAsync(dst.get(), src.get(), kCopyBytes, cudaMemcpyDeviceToDevice, stream));
   });
   return 2.0 * kCopyBytes / (ms * 1e-3) / 1e9;
+}
+
+// (e) host: GB/s of a plain pinned host-to-device copy and of the host tier's block restores.
+json HostTier(cudaStream_t stream) {
+  constexpr int kLayers = 32, kBlocks = 2048, kRestored = 128;
+  constexpr size_t kRun = size_t{16} * 8 * 128 * sizeof(Bf16);  // one layer's K (or V) of a block
+  constexpr size_t kRows = 2 * kLayers;
+  constexpr size_t kBytes = kRestored * kRows * kRun;  // 256 MiB
+  void* host = nullptr;
+  BENCH_CUDA_CHECK(cudaHostAlloc(&host, kBytes, cudaHostAllocDefault));
+  std::memset(host, 1, kBytes);
+  DeviceArray<char> cache(kRows * kBlocks * kRun);  // 64 arrays of kBlocks runs: 4 GiB
+  const double plain_ms = MedianMsPerCall(stream, [&](int) {
+    BENCH_CUDA_CHECK(cudaMemcpyAsync(cache.get(), host, kBytes, cudaMemcpyHostToDevice, stream));
+  });
+  const size_t array = kBlocks * kRun;
+  const double restore_ms = MedianMsPerCall(stream, [&](int) {
+    for (int b = 0; b < kRestored; ++b) {
+      // Scattered device blocks, as a cache's free list hands them out.
+      const size_t block = (static_cast<size_t>(b) * 977) % kBlocks;
+      BENCH_CUDA_CHECK(cudaMemcpy2DAsync(cache.get() + block * kRun, array,
+                                         static_cast<char*>(host) + b * kRows * kRun, kRun, kRun,
+                                         kRows, cudaMemcpyHostToDevice, stream));
+    }
+  });
+  BENCH_CUDA_CHECK(cudaFreeHost(host));
+  const double h2d_gbps = kBytes / (plain_ms * 1e-3) / 1e9;
+  const double restore_gbps = kBytes / (restore_ms * 1e-3) / 1e9;
+  std::printf("host tier: pinned host-to-device copy of 256 MiB %.1f GB/s; %d block restores "
+              "(2 MiB each, one 2D copy) %.1f GB/s = %.0f%% of it\n",
+              h2d_gbps, kRestored, restore_gbps, 100.0 * restore_gbps / h2d_gbps);
+  return {{"bytes", kBytes},
+          {"block_bytes", kRows * kRun},
+          {"h2d_gbps", h2d_gbps},
+          {"restore_gbps", restore_gbps},
+          {"restore_pct_of_h2d", 100.0 * restore_gbps / h2d_gbps}};
 }
 
 // TFLOP/s, or the reason the GEMM could not start (cuBLAS missing or failing to initialise).
@@ -459,7 +500,7 @@ bool Save(const json& report, const std::string& path) {
 }
 
 // The sections --only names, in the order they run (see the file comment).
-constexpr const char* kSections[] = {"copy", "decode", "prefill", "gemm"};
+constexpr const char* kSections[] = {"copy", "decode", "prefill", "host", "gemm"};
 
 // Parses "--only" 's comma-separated list into `selected`. Returns false on an unknown name.
 bool ParseSections(const std::string& list, std::set<std::string>& selected) {
@@ -497,7 +538,7 @@ int Main(int argc, char** argv) {
       ok = false;
     }
     if (!ok) {
-      std::fprintf(stderr, "usage: %s [--json=PATH] [--only=copy,decode,prefill,gemm]\n",
+      std::fprintf(stderr, "usage: %s [--json=PATH] [--only=copy,decode,prefill,host,gemm]\n",
                    argv[0]);
       return 2;
     }
@@ -577,6 +618,11 @@ int Main(int argc, char** argv) {
         {"timing", "3 warm-up calls; median of 7 cudaEvent repetitions of >= 20 ms"}};
     if (!Save(report, json_path)) return 1;
   }  // the pool's 4 GiB are freed before the GEMM allocates
+
+  if (run("host")) {
+    report["host_tier"] = HostTier(stream);
+    if (!Save(report, json_path)) return 1;
+  }
 
   if (run("gemm")) {
     const absl::StatusOr<double> gemm_tflops = GemmTflops(stream);

@@ -19,7 +19,7 @@ CC = shutil.which("cc") or shutil.which("gcc")
 
 BENCH_CUDA_KERNELS = r"""#!/usr/bin/env bash
 # Stand-in: writes the JSON of the sections asked for (--only=...), as the real one does.
-only=copy,decode,prefill,gemm json=
+only=copy,decode,prefill,host,gemm json=
 while (( $# )); do
   case $1 in --only=*) only=${1#--only=} ;; --json) json=$2; shift ;; esac
   shift
@@ -35,7 +35,8 @@ else
   cat > "$json" <<'EOF'
 {"device": {"name": "fake"}, "ceilings": {"copy_gbps": 3000.0}, "validated": true,
  "decode": [{"batch": 16, "context": 4096, "gbps": 2500.0, "pct_of_copy": 83.3}],
- "prefill": [{"tokens": 4096, "tflops": 400.0}]}
+ "prefill": [{"tokens": 4096, "tflops": 400.0}],
+ "host_tier": {"h2d_gbps": 50.0, "restore_gbps": 40.0, "restore_pct_of_h2d": 80.0}}
 EOF
 fi
 """
@@ -138,7 +139,7 @@ class GpuCheckTest(unittest.TestCase):
     def test_everything_present_runs_every_step_in_order(self):
         result, summary, progress, kernels, calls = self.run_check("libtroupe_blas.so.13")
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertEqual(calls, ["copy,decode,prefill", "kernels_decode_attention_cuda_test",
+        self.assertEqual(calls, ["copy,decode,prefill,host", "kernels_decode_attention_cuda_test",
                                  "kernels_prefill_attention_cuda_test", "gemm", "bench_engine",
                                  "bench_engine"])
         self.assertIn(f"pre-flight: libtroupe_blas.so.13: {self.toolkit}", progress)
@@ -153,6 +154,8 @@ class GpuCheckTest(unittest.TestCase):
                       "AtTheRowsPosition: clean (RACECHECK SUMMARY: 0 hazards", summary)
         self.assertIn("end-to-end dummy llama-3-8b", summary)
         self.assertIn("length mix: 256 requests at once", summary)
+        self.assertIn("host KV tier: pinned host-to-device 50.0 GB/s, block restores 40.0 GB/s "
+                      "(80% of it)", summary)
 
     def test_missing_cublas_keeps_the_attention_figures(self):
         result, summary, progress, kernels, calls = self.run_check(
