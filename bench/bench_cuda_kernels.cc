@@ -510,7 +510,7 @@ bool ParseSections(const std::string& list, std::set<std::string>& selected) {
     const size_t comma = std::min(list.find(',', at), list.size());
     const std::string name = list.substr(at, comma - at);
     if (std::find(std::begin(kSections), std::end(kSections), name) == std::end(kSections)) {
-      std::fprintf(stderr, "unknown section '%s' (copy, decode, prefill, gemm)\n", name.c_str());
+      std::fprintf(stderr, "unknown section '%s' (copy, decode, prefill, host, gemm)\n", name.c_str());
       return false;
     }
     selected.insert(name);
