@@ -6,7 +6,8 @@
 //                [--batches 1,8,32] [--kv-cache-mb 1024] [--kv-cache-type f16] [--repeat 3]
 //                [--decode-context 16] [--load-format gguf|dummy] [--dummy-seed 0]
 //                [--device cpu|cuda|auto] [--roofline-gbs GB/s] [--max-batched-tokens N]
-//                [--mix-requests N]
+//                [--mix-requests N] [--sessions S [--turns 4] [--turn-tokens 256]
+//                [--host-kv-cache-mb MB]]
 //
 // With --load-format dummy, --model names a shape (e.g. llama-3-8b) and the weights are random
 // bf16 (engine/model/dummy_model.h); the memory budget then counts their bytes for the GGUF's.
@@ -21,6 +22,10 @@
 // that never decoded as a whole batch, or that preempted, says so beside its figure.
 // Length mix (--mix-requests N): N requests with long-tailed prompt and reply lengths submitted
 // at once (LengthMix); output and total tokens over the wall time.
+// Multi-turn (--sessions S, with --turns, --turn-tokens, --host-kv-cache-mb): S chat sessions
+// take turns one at a time, each resending its history plus turn-tokens new tokens; with a KV
+// budget too small for every history, the TTFT of turns 2+ is reported by what their prompt
+// found: restored from the host KV tier, still in the KV cache, or recomputed (MultiTurn).
 // The best of --repeat runs is reported (a shared machine only ever makes a run slower). With
 // --roofline-gbs (a measured copy bandwidth), each decode figure is also given as a share of the
 // weight-streaming bound: bandwidth / streamed weight bytes tokens/s per sequence (bf16: 2 bytes
@@ -54,13 +59,15 @@ class TimingSink : public TokenSink {
     const absl::Time now = absl::Now();
     absl::MutexLock lock(&mu_);
     token_times_.insert(token_times_.end(), delta.token_ids.size(), now);
+    token_ids_.insert(token_ids_.end(), delta.token_ids.begin(), delta.token_ids.end());
     return true;
   }
-  void Finish(const absl::Status& status, const Completion&) override {
+  void Finish(const absl::Status& status, const Completion& completion) override {
     {
       absl::MutexLock lock(&mu_);
       finish_ = absl::Now();
       status_ = status;
+      completion_ = completion;
     }
     done_.Notify();
   }
@@ -68,10 +75,14 @@ class TimingSink : public TokenSink {
   std::vector<absl::Time> token_times() { absl::MutexLock l(&mu_); return token_times_; }
   absl::Time finish() { absl::MutexLock l(&mu_); return finish_; }
   absl::Status status() { absl::MutexLock l(&mu_); return status_; }
+  Completion completion() { absl::MutexLock l(&mu_); return completion_; }
+  std::vector<TokenId> token_ids() { absl::MutexLock l(&mu_); return token_ids_; }
 
  private:
   absl::Mutex mu_;
+  Completion completion_;
   std::vector<absl::Time> token_times_;
+  std::vector<TokenId> token_ids_;
   absl::Time finish_;
   absl::Status status_;
   absl::Notification done_;
@@ -102,6 +113,10 @@ struct Flags {
   double roofline_gbs = 0;     // 0 = no roofline column
   int max_batched_tokens = 0;  // 0 = enough for every batch's uncached prompt tails at once
   int mix_requests = 0;        // 0 = no length-mix run
+  int sessions = 0;            // 0 = no multi-turn run
+  int turns = 4;
+  int turn_tokens = 256;       // new prompt tokens per turn
+  int host_kv_cache_mb = 0;    // the host KV tier's budget (0 = off)
 };
 
 std::vector<TokenId> RandomPrompt(std::mt19937& rng, int len, int vocab, TokenId bos) {
@@ -213,6 +228,74 @@ void LengthMix(std::mt19937& rng, int count, std::vector<int>* prompt_lens, std:
   }
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Chat sessions taking turns one at a time, round robin, so that each session idles while the
+// others run: every turn resends the session's history plus turn-tokens new ones and generates
+// gen-len tokens. With a KV budget too small for all histories, a session's blocks are evicted
+// between its turns; its next turn then finds them in the host tier (restored) or recomputes
+// them. Time to first token of turns 2+ by what their prompt found, medians.
+void MultiTurn(Engine& engine, std::mt19937& rng, const Flags& f) {
+  std::vector<std::vector<TokenId>> history(f.sessions);
+  std::vector<double> restored, device_hit, recomputed;
+  int64_t restored_tokens = 0;
+  for (int turn = 0; turn < f.turns; ++turn) {
+    for (int s = 0; s < f.sessions; ++s) {
+      std::vector<TokenId> prompt = history[s];
+      // [BOS] and the turn's tokens; only the first turn keeps the BOS.
+      const std::vector<TokenId> added = RandomPrompts(engine, rng, 1, f.turn_tokens + 1).front();
+      prompt.insert(prompt.end(), added.begin() + (turn == 0 ? 0 : 1), added.end());
+      if (static_cast<int>(prompt.size()) + f.gen_len > engine.model_info().max_model_len) {
+        std::fprintf(stderr, "multi-turn: turn %d of session %d passes the context; lower --turns\n", turn, s);
+        return;
+      }
+      auto sink = std::make_shared<TimingSink>();
+      Request r;
+      r.id = engine.NewRequestId();
+      r.prompt = prompt;
+      r.sampling.temperature = 0.0f;
+      r.sampling.max_tokens = f.gen_len;
+      r.sampling.ignore_eos = true;
+      r.sink = sink;
+      if (const absl::Status st = engine.Submit(std::move(r)); !st.ok()) {
+        std::fprintf(stderr, "submit failed: %s\n", st.ToString().c_str());
+        std::exit(1);
+      }
+      sink->Wait();
+      if (!sink->status().ok()) {
+        std::fprintf(stderr, "request failed: %s\n", sink->status().ToString().c_str());
+        std::exit(1);
+      }
+      const Completion c = sink->completion();
+      if (turn > 0) {
+        const double ttft_ms = absl::ToDoubleMilliseconds(c.time_to_first_token);
+        if (c.usage.restored_prompt_tokens > 0) {
+          restored.push_back(ttft_ms);
+          restored_tokens += c.usage.restored_prompt_tokens;
+        } else if (c.usage.cached_prompt_tokens >= static_cast<int>(history[s].size()) - 16) {
+          device_hit.push_back(ttft_ms);
+        } else {
+          recomputed.push_back(ttft_ms);
+        }
+      }
+      // The reply joins the history, as a chat client resends it.
+      history[s] = std::move(prompt);
+      const std::vector<TokenId> reply = sink->token_ids();
+      history[s].insert(history[s].end(), reply.begin(), reply.end());
+    }
+  }
+  std::printf("multi-turn: %d sessions x %d turns, %d new tokens a turn, host tier %d MiB: TTFT of "
+              "turns 2+ (median ms): restored %.1f (%zu turns, %lld tokens restored), in the KV "
+              "cache %.1f (%zu), recomputed %.1f (%zu)\n",
+              f.sessions, f.turns, f.turn_tokens, f.host_kv_cache_mb, Median(restored),
+              restored.size(), static_cast<long long>(restored_tokens), Median(device_hit),
+              device_hit.size(), Median(recomputed), recomputed.size());
+}
+
 int Main(int argc, char** argv) {
   Flags f;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -229,6 +312,10 @@ int Main(int argc, char** argv) {
     else if (k == "--roofline-gbs") f.roofline_gbs = std::atof(v.c_str());
     else if (k == "--max-batched-tokens") f.max_batched_tokens = std::atoi(v.c_str());
     else if (k == "--mix-requests") f.mix_requests = std::atoi(v.c_str());
+    else if (k == "--sessions") f.sessions = std::atoi(v.c_str());
+    else if (k == "--turns") f.turns = std::atoi(v.c_str());
+    else if (k == "--turn-tokens") f.turn_tokens = std::atoi(v.c_str());
+    else if (k == "--host-kv-cache-mb") f.host_kv_cache_mb = std::atoi(v.c_str());
     else if (k == "--dummy-seed") f.dummy_seed = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--kv-cache-type" && KvCacheTypeFromName(v)) f.kv_cache_type = *KvCacheTypeFromName(v);
     else if (k == "--batches") {
@@ -252,6 +339,7 @@ int Main(int argc, char** argv) {
   options.num_threads = f.threads;
   options.kv_cache_bytes = static_cast<int64_t>(f.kv_cache_mb) << 20;
   options.kv_cache_type = f.kv_cache_type;
+  options.host_kv_cache_bytes = static_cast<int64_t>(f.host_kv_cache_mb) << 20;
   const int max_batch = *std::max_element(f.batches.begin(), f.batches.end());
   options.max_running = std::max(max_batch, f.mix_requests);
   // The decode run's prompts are in the prefix cache (see below): what each still computes is
@@ -330,6 +418,7 @@ int Main(int argc, char** argv) {
                 f.mix_requests, static_cast<long long>(prompt_tokens), static_cast<long long>(output_tokens),
                 best_output, best_total);
   }
+  if (f.sessions > 0) MultiTurn(engine, rng, f);
   const long rss_end = ResidentKiB();
   // Dummy weights: bf16, 2 bytes per parameter, in place of the GGUF.
   const bool dummy = f.load_format == "dummy";

@@ -53,6 +53,7 @@ echo bench_engine >> "$(dirname "$0")/../calls.log"
 echo "batch  tok/s"
 echo "    1   100"
 [[ " $* " == *" --mix-requests "* ]] && echo "length mix: 256 requests at once, 9 output tok/s"
+[[ " $* " == *" --sessions "* ]] && echo "multi-turn: 16 sessions x 4 turns, restored 9.0 (48 turns)"
 exit 0
 """
 
@@ -141,7 +142,7 @@ class GpuCheckTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(calls, ["copy,decode,prefill,host", "kernels_decode_attention_cuda_test",
                                  "kernels_prefill_attention_cuda_test", "gemm", "bench_engine",
-                                 "bench_engine"])
+                                 "bench_engine", "bench_engine", "bench_engine"])
         self.assertIn(f"pre-flight: libtroupe_blas.so.13: {self.toolkit}", progress)
         self.assertLess(progress.index("attention benchmarks done"), progress.index("tests: 2"))
         self.assertEqual(kernels["ceilings"], {"copy_gbps": 3000.0, "gemm_bf16_tflops": 700.0})
@@ -154,6 +155,7 @@ class GpuCheckTest(unittest.TestCase):
                       "AtTheRowsPosition: clean (RACECHECK SUMMARY: 0 hazards", summary)
         self.assertIn("end-to-end dummy llama-3-8b", summary)
         self.assertIn("length mix: 256 requests at once", summary)
+        self.assertEqual(summary.count("multi-turn: 16 sessions x 4 turns"), 2)
         self.assertIn("host KV tier: pinned host-to-device 50.0 GB/s, block restores 40.0 GB/s "
                       "(80% of it)", summary)
 
