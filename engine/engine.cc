@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <exception>
 #include <optional>
@@ -240,7 +241,18 @@ absl::Status Engine::Impl::Load() {
   if (options_.host_kv_cache_bytes < 0) {
     return absl::InvalidArgumentError("host_kv_cache_bytes must be >= 0");
   }
-  if (const int64_t host_slots = options_.host_kv_cache_bytes / block_bytes; host_slots > 0) {
+  const int64_t host_slots = options_.host_kv_cache_bytes / block_bytes;
+  if (options_.host_kv_cache_bytes > 0 && host_slots == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "host KV tier budget of ", options_.host_kv_cache_bytes, " bytes holds no block (one block of ",
+        options_.block_size, " tokens is ", block_bytes, " bytes here); raise it or set it to 0"));
+  }
+  if (host_slots > std::numeric_limits<int>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("host KV tier budget of ", options_.host_kv_cache_bytes,
+                                                   " bytes is ", host_slots, " blocks, over the ",
+                                                   std::numeric_limits<int>::max(), " a tier can index"));
+  }
+  if (host_slots > 0) {
     if (!options_.enable_prefix_caching) {
       return absl::InvalidArgumentError("the host KV tier holds prefix-cache blocks; it needs prefix caching on");
     }

@@ -21,6 +21,22 @@ TEST(HostKvEngineTest, RejectsATierWithoutPrefixCaching) {
   options.host_kv_cache_bytes = 1 << 20;
   const auto engine = Engine::Create(options);
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(engine.status().message().find("needs prefix caching on"), absl::string_view::npos)
+      << engine.status();
+}
+
+// A budget that holds no block is an operator's mistake, refused with the block's size (as the
+// KV cache's own budget is), not a tier silently left off.
+TEST(HostKvEngineTest, RejectsABudgetUnderOneBlock) {
+  EngineOptions options;
+  options.model_path = testing::StoriesPath();
+  options.num_threads = 1;
+  options.host_kv_cache_bytes = 100;
+  const auto engine = Engine::Create(options);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(engine.status().message().find("host KV tier budget of 100 bytes holds no block"),
+            absl::string_view::npos)
+      << engine.status();
 }
 
 }  // namespace
