@@ -1,6 +1,6 @@
 // In-process engine benchmark: prefill and decode tokens/s at several batch sizes, a burst of
-// mixed-length requests, and the process's resident memory against the budget (GGUF size + KV
-// budget + 150 MB).
+// mixed-length requests, chat sessions taking turns over a small KV cache, and the process's
+// resident memory against the budget (GGUF size + KV budget + host KV budget + 150 MB).
 //
 //   bench_engine [--model PATH] [--threads N] [--prompt-len 512] [--gen-len 64]
 //                [--batches 1,8,32] [--kv-cache-mb 1024] [--kv-cache-type f16] [--repeat 3]
@@ -141,6 +141,8 @@ struct BatchRun {
   absl::Time start;
   absl::Time end;  // the last finish
   std::vector<std::vector<absl::Time>> token_times;
+  std::vector<std::vector<TokenId>> token_ids;
+  std::vector<Completion> completions;
   int64_t preemptions = 0;
 
   int64_t tokens() const {
@@ -183,6 +185,8 @@ BatchRun RunBatch(Engine& engine, const std::vector<std::vector<TokenId>>& promp
     }
     run.end = std::max(run.end, s->finish());
     run.token_times.push_back(s->token_times());
+    run.token_ids.push_back(s->token_ids());
+    run.completions.push_back(s->completion());
   }
   run.preemptions = engine.Stats().num_preemptions - preemptions_before;
   return run;
@@ -253,30 +257,15 @@ void MultiTurn(Engine& engine, std::mt19937& rng, const Flags& f) {
         std::fprintf(stderr, "multi-turn: turn %d of session %d passes the context; lower --turns\n", turn, s);
         return;
       }
-      auto sink = std::make_shared<TimingSink>();
-      Request r;
-      r.id = engine.NewRequestId();
-      r.prompt = prompt;
-      r.sampling.temperature = 0.0f;
-      r.sampling.max_tokens = f.gen_len;
-      r.sampling.ignore_eos = true;
-      r.sink = sink;
-      if (const absl::Status st = engine.Submit(std::move(r)); !st.ok()) {
-        std::fprintf(stderr, "submit failed: %s\n", st.ToString().c_str());
-        std::exit(1);
-      }
-      sink->Wait();
-      if (!sink->status().ok()) {
-        std::fprintf(stderr, "request failed: %s\n", sink->status().ToString().c_str());
-        std::exit(1);
-      }
-      const Completion c = sink->completion();
+      const BatchRun run = RunBatch(engine, {prompt}, f.gen_len);
+      const Completion& c = run.completions.front();
       if (turn > 0) {
         const double ttft_ms = absl::ToDoubleMilliseconds(c.time_to_first_token);
         if (c.usage.restored_prompt_tokens > 0) {
           restored.push_back(ttft_ms);
           restored_tokens += c.usage.restored_prompt_tokens;
-        } else if (c.usage.cached_prompt_tokens >= static_cast<int>(history[s].size()) - 16) {
+        } else if (c.usage.cached_prompt_tokens >=
+                   static_cast<int>(history[s].size()) - engine.options().block_size) {
           device_hit.push_back(ttft_ms);
         } else {
           recomputed.push_back(ttft_ms);
@@ -284,8 +273,7 @@ void MultiTurn(Engine& engine, std::mt19937& rng, const Flags& f) {
       }
       // The reply joins the history, as a chat client resends it.
       history[s] = std::move(prompt);
-      const std::vector<TokenId> reply = sink->token_ids();
-      history[s].insert(history[s].end(), reply.begin(), reply.end());
+      history[s].insert(history[s].end(), run.token_ids.front().begin(), run.token_ids.front().end());
     }
   }
   std::printf("multi-turn: %d sessions x %d turns, %d new tokens a turn, host tier %d MiB: TTFT of "
@@ -424,11 +412,11 @@ int Main(int argc, char** argv) {
   const bool dummy = f.load_format == "dummy";
   const double weights_mib =
       (dummy ? 2.0 * info.num_parameters : static_cast<double>(info.file_bytes)) / 1048576.0;
-  const double budget_mib = weights_mib + f.kv_cache_mb + 150;
+  const double budget_mib = weights_mib + f.kv_cache_mb + f.host_kv_cache_mb + 150;
   std::printf("resident: start %.1f MiB, loaded %.1f MiB, after runs %.1f MiB; budget (%s %.1f + "
-              "kv %d + 150) = %.1f MiB -> %s\n",
+              "kv %d + host kv %d + 150) = %.1f MiB -> %s\n",
               rss_start / 1024.0, rss_loaded / 1024.0, rss_end / 1024.0, dummy ? "bf16" : "gguf",
-              weights_mib, f.kv_cache_mb, budget_mib,
+              weights_mib, f.kv_cache_mb, f.host_kv_cache_mb, budget_mib,
               rss_end / 1024.0 <= budget_mib ? "within" : "OVER");
   return 0;
 }
