@@ -33,10 +33,10 @@
 // projection), times the batch.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cmath>
 #include <fstream>
 #include <random>
 #include <string>
