@@ -4,9 +4,11 @@
 //
 // Flash-attention style (FA2): a CUDA block per (tile of tokens, kv head) packs the tile's
 // tokens times the GQA group's query heads into 64 query rows (FA3's pack-GQA, so each K/V tile
-// is read once per group), streams 64-key tiles of K and V from the pages into shared memory,
-// computes S = Q K^T and P V on tensor cores (WMMA, bf16 in, f32 accumulate) and keeps an
-// online softmax per row (kernels/softmax_merge.h).
+// is read once per group), streams 64-key tiles of K and V from the pages into shared memory
+// through a two-stage cp.async pipeline, computes S = Q K^T and P V on tensor cores (mma.sync
+// m16n8k16, bf16 in, f32 accumulate; kernels/cuda/tensor_core.cuh) with Q, S, P and O in
+// registers, and keeps an online softmax per row. 80 KB of shared memory at head dim 128, so
+// two blocks share an SM.
 #pragma once
 
 #include <cstdint>

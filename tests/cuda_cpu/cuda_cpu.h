@@ -6,7 +6,7 @@
 // Execution model: one block at a time; each CUDA thread of the block is a fiber on the calling
 // thread. Between two __syncthreads each warp runs alone, as far as it can, before the next one
 // starts (ascending warp and lane order in even blocks, descending in odd ones); within a warp,
-// each lane runs to its next warp barrier (__syncwarp, a shuffle, a WMMA op), which releases
+// each lane runs to its next warp barrier (__syncwarp, a shuffle, an ldmatrix or mma.sync), which releases
 // when every lane waits at one. A barrier that part of the warp or block never reaches aborts.
 // So a missing barrier shows up as a wrong result (a thread reads what another has not written
 // yet, or what another has already overwritten); dynamic shared memory is filled with 0xFF
@@ -17,6 +17,10 @@
 // a real GPU (all "device" memory is host memory, all work runs when issued), and races that
 // both thread orders happen to hide. It is a logic check for the kernels, not a GPU.
 #pragma once
+
+// Kernel headers that need a different body here than on a GPU test for it
+// (kernels/cuda/tensor_core.cuh).
+#define TROUPE_CUDA_CPU_EMULATOR 1
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -64,7 +68,7 @@ unsigned char* DynamicShared();
 // Shuffles: each lane writes its value to its slot of the warp's exchange buffer, waits at a
 // warp barrier, and reads the source lane's slot. Consecutive shuffles alternate between two
 // buffers, so one barrier per shuffle is enough.
-uint64_t* NextExchangeBuffer();  // 32 slots of the calling thread's warp
+uint64_t* NextExchangeBuffer();  // 3 x 32 slots of the calling thread's warp
 void WarpBarrier();
 
 template <typename T>
@@ -93,6 +97,15 @@ void RequireFullWarp(unsigned mask, int width);
 void AsyncCopy(void* dst, const void* src, size_t size, size_t zfill);
 void AsyncCommit();
 void AsyncWaitPrior(size_t prior);
+
+// The tensor-core primitives of kernels/cuda/tensor_core.cuh, with the per-lane layouts written
+// there (from the PTX ISA). Both are warp barriers, as .sync.aligned instructions are: the lanes
+// exchange their row addresses or fragments through the warp's exchange buffers, then each lane
+// computes its own registers. LdMatrixX4 aborts on a row address that is not 16-byte aligned.
+void LdMatrixX4(uint32_t (&r)[4], const void* row, bool trans);
+// d += A B for A 16x16 (bf16 pairs, row-major), B 16x8 (column-major), f32 accumulation of the
+// exact products in k order.
+void MmaM16N8K16Bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 
 template <typename T>
 T ShflXor(unsigned mask, T value, int lane_mask, int width = 32) {

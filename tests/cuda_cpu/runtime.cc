@@ -82,8 +82,15 @@ struct Fiber {
   int committed_groups = 0;
 };
 
+// Words each lane may publish per exchange (a shuffle uses one, an mma.sync three).
+constexpr int kExchangeWords = 3;
+
 struct Warp {
-  uint64_t exchange[2][32] = {};
+  uint64_t exchange[2][kExchangeWords * 32] = {};
+  // An mma.sync's product A B for every lane (32 x 4), computed by the first lane that runs
+  // after the exchange, per exchange parity; `product_ready` is cleared when lanes publish.
+  float product[2][32][4] = {};
+  bool product_ready[2] = {};
 };
 
 struct Scheduler {
@@ -317,23 +324,90 @@ void AsyncWaitPrior(size_t prior) {
   f.pending_copies.resize(kept);
 }
 
+namespace {
+
+float Bf16BitsToFloat(uint32_t bits16) { return UintAsFloat(bits16 << 16); }
+
+// Publishes this lane's kWords 64-bit values and returns, after one warp barrier, every lane's:
+// slots[w * 32 + lane] = lane's values[w]. They stay valid until the warp's next barrier.
+template <int kWords>
+const uint64_t* ExchangeAll(const uint64_t (&values)[kWords]) {
+  static_assert(kWords <= kExchangeWords);
+  uint64_t* slots = NextExchangeBuffer();
+  const int lane = CurrentThread() % 32;
+  for (int w = 0; w < kWords; ++w) slots[w * 32 + lane] = values[w];
+  WarpBarrier();
+  return slots;
+}
+
+}  // namespace
+
+void LdMatrixX4(uint32_t (&r)[4], const void* row, bool trans) {
+  TROUPE_CHECK_MSG(reinterpret_cast<uintptr_t>(row) % 16 == 0,
+                   "cuda_cpu: ldmatrix row address %p is not 16-byte aligned", row);
+  const uint64_t* rows = ExchangeAll<1>({reinterpret_cast<uintptr_t>(row)});
+  const int lane = CurrentThread() % 32, g = lane / 4, t = lane % 4;
+  auto element = [&](int matrix, int i, int j) {  // matrix's row i, column j
+    uint16_t v;
+    std::memcpy(&v, reinterpret_cast<const unsigned char*>(rows[8 * matrix + i]) + 2 * j, 2);
+    return static_cast<uint32_t>(v);
+  };
+  for (int m = 0; m < 4; ++m) {
+    r[m] = trans ? element(m, 2 * t, g) | element(m, 2 * t + 1, g) << 16
+                 : element(m, g, 2 * t) | element(m, g, 2 * t + 1) << 16;
+  }
+}
+
+void MmaM16N8K16Bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  Warp& warp = S().warps[CurrentThread() / 32];
+  const int parity = Current().exchange_parity;  // the buffer ExchangeAll is about to use
+  warp.product_ready[parity] = false;  // every lane read the last product of this parity
+  const uint64_t* all = ExchangeAll<3>(
+      {a[0] | uint64_t{a[1]} << 32, a[2] | uint64_t{a[3]} << 32, b[0] | uint64_t{b[1]} << 32});
+  float(&product)[32][4] = warp.product[parity];
+  if (!warp.product_ready[parity]) {
+    // The whole A (16x16) and B (16x8) from the lanes holding them (layouts in
+    // tensor_core.cuh): lane 4g + q holds A[g][2q..], A[g+8][2q..] in word 0 and the same at
+    // column 8 + 2q in word 1; lane 4c + q holds B[2q..][c] and B[8 + 2q..][c] in word 2.
+    float a_full[16][16], b_full[16][8];
+    auto unpack = [](uint64_t regs, int half, float& lo, float& hi) {
+      const auto reg = static_cast<uint32_t>(regs >> (32 * half));
+      lo = Bf16BitsToFloat(reg & 0xffff);
+      hi = Bf16BitsToFloat(reg >> 16);
+    };
+    for (int g = 0; g < 8; ++g) {
+      for (int q = 0; q < 4; ++q) {
+        const int lane = 4 * g + q;
+        for (int half = 0; half < 2; ++half) {
+          const int row = g + 8 * half, k = 8 * half + 2 * q;
+          unpack(all[lane], half, a_full[row][2 * q], a_full[row][2 * q + 1]);
+          unpack(all[32 + lane], half, a_full[row][8 + 2 * q], a_full[row][9 + 2 * q]);
+          unpack(all[64 + lane], half, b_full[k][g], b_full[k + 1][g]);
+        }
+      }
+    }
+    float c[16][8] = {};  // summed in k order
+    for (int k = 0; k < 16; ++k) {
+      for (int r = 0; r < 16; ++r) {
+        for (int col = 0; col < 8; ++col) c[r][col] += a_full[r][k] * b_full[k][col];
+      }
+    }
+    for (int lane = 0; lane < 32; ++lane) {
+      const int g = lane / 4, t = lane % 4;
+      for (int i = 0; i < 4; ++i) product[lane][i] = c[g + (i / 2) * 8][2 * t + i % 2];
+    }
+    warp.product_ready[parity] = true;
+  }
+  const int lane = CurrentThread() % 32;
+  for (int i = 0; i < 4; ++i) d[i] += product[lane][i];
+}
+
 void RequireFullWarp(unsigned mask, int width) {
   TROUPE_CHECK_MSG(mask == 0xffffffffu && width == 32,
                    "cuda_cpu: shuffles with a partial mask or width are not emulated");
 }
 
 }  // namespace troupe::cuda_cpu
-
-namespace nvcuda::wmma::internal {
-
-float* WarpTile(int elements) {
-  constexpr int kMaxWarps = 32, kMaxElements = 32 * 32;
-  static float tiles[kMaxWarps][kMaxElements];
-  TROUPE_CHECK(elements <= kMaxElements);
-  return tiles[troupe::cuda_cpu::CurrentThread() / 32];
-}
-
-}  // namespace nvcuda::wmma::internal
 
 // ---- The CUDA runtime API subset. ----
 //
