@@ -263,10 +263,12 @@ int Scheduler::MatchPrefix(Sequence* seq) {
     } else {
       // The host tier, if any: the block comes back into a new device block, copied before
       // the step that reads it (BlockPool::TakeCopies). Only while the free blocks also hold
-      // the rest of the sequence: restored blocks of a sequence that then cannot be admitted
-      // would be evicted again and restored again, step after step.
-      const int rest = BlocksForTokens(seq->num_tokens(), bs) - static_cast<int>(seq->blocks.size());
-      if (pool_.host_tier() == nullptr || pool_.num_free() < rest) break;
+      // one step's worth of the tokens after it: restored blocks of a sequence whose first
+      // chunk then cannot be admitted would be evicted again and restored again, step after
+      // step. (Not the whole rest of the sequence: a chunked prefill grows step by step, and a
+      // block restored is a block not recomputed.)
+      const int after = std::min(seq->num_tokens() - (i + 1) * bs, options_.max_batched_tokens);
+      if (pool_.host_tier() == nullptr || pool_.num_free() < 1 + BlocksForTokens(after, bs)) break;
       b = pool_.Restore(key);
       if (b < 0) break;
       ++seq->num_restored_blocks;

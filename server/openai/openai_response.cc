@@ -127,7 +127,11 @@ Json OpenAiResponder::Usage(const v1::Usage& usage) const {
   return {{"prompt_tokens", usage.prompt_tokens()},
           {"completion_tokens", usage.completion_tokens()},
           {"total_tokens", usage.prompt_tokens() + usage.completion_tokens()},
-          {"prompt_tokens_details", {{"cached_tokens", usage.cached_prompt_tokens()}}}};
+          // restored_tokens (troupe's own field): of cached_tokens, those copied back from the
+          // host KV tier rather than found in the GPU's cache (docs/kv_cache.md "Host tier").
+          {"prompt_tokens_details",
+           {{"cached_tokens", usage.cached_prompt_tokens()},
+            {"restored_tokens", usage.restored_prompt_tokens()}}}};
 }
 
 Json OpenAiResponder::Logprobs(const v1::GenerateResponse& message, bool gather) {

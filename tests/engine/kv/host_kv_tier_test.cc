@@ -221,6 +221,37 @@ TEST(HostKvTierTest, SchedulerRestoresAPrefixEvictedToTheHostTier) {
   scheduler.Remove(a2.get());
 }
 
+TEST(HostKvTierTest, RestoresWhileTheFreeBlocksHoldTheBlockAndOneStepAfterIt) {
+  // 8 device blocks of 4 tokens, steps of at most 8 tokens.
+  BlockPool pool(8);
+  HostKvTier tier(16);
+  pool.AttachHostTier(&tier);
+  Scheduler scheduler({.max_running = 4, .max_batched_tokens = 8, .block_size = 4}, pool);
+  auto a = MakeSeq(1, Tokens(100, 16));  // 4 full blocks
+  RunPrompt(scheduler, pool, a.get());
+  auto b = MakeSeq(2, Tokens(500, 32));  // takes the whole pool: a's blocks go to the host
+  RunPrompt(scheduler, pool, b.get());
+  ASSERT_EQ(pool.num_offloaded(), 4);
+  pool.TakeCopies();
+  // Other sequences hold 3 blocks: 5 are free, fewer than a's next turn needs in all (6).
+  const std::vector<BlockId> held = pool.Allocate(3);
+  ASSERT_EQ(pool.num_free(), 5);
+  auto a2 = MakeSeq(3, Tokens(100, 24));
+  scheduler.Add(a2.get());
+  const StepPlan plan = scheduler.Schedule();
+  // Each restore leaves room for itself and the next step's 8 tokens (2 blocks): 3 of a's 4
+  // host blocks come back (5 -> 2 free), the 4th is recomputed with the first chunk.
+  EXPECT_EQ(a2->num_restored_blocks, 3);
+  int restores = 0;
+  for (const KvBlockCopy& c : pool.TakeCopies()) restores += c.direction == Dir::kToDevice;
+  EXPECT_EQ(restores, 3);
+  ASSERT_EQ(plan.seqs.size(), 1u);
+  EXPECT_EQ(plan.seqs[0].seq, a2.get());
+  EXPECT_EQ(plan.seqs[0].num_tokens, 8);  // tokens 12..19, into 2 newly allocated blocks
+  EXPECT_EQ(pool.num_free(), 0);
+  pool.ReleaseAll(held);
+}
+
 TEST(HostKvTierTest, WithoutATierEvictedPrefixesAreRecomputed) {
   BlockPool pool(4);
   Scheduler scheduler({.max_running = 4, .max_batched_tokens = 64, .block_size = 4}, pool);

@@ -32,6 +32,7 @@ v1::GenerateResponse Last(const std::string& text, int token_id) {
   m.mutable_usage()->set_prompt_tokens(30);
   m.mutable_usage()->set_cached_prompt_tokens(16);
   m.mutable_usage()->set_completion_tokens(2);
+  m.mutable_usage()->set_restored_prompt_tokens(8);
   return m;
 }
 
@@ -81,6 +82,7 @@ TEST(OpenAiResponseTest, ChatChunksStartWithTheRoleAndEndWithReasonAndUsage) {
   EXPECT_EQ(events[2]["usage"]["completion_tokens"], 2);
   EXPECT_EQ(events[2]["usage"]["total_tokens"], 32);
   EXPECT_EQ(events[2]["usage"]["prompt_tokens_details"]["cached_tokens"], 16);
+  EXPECT_EQ(events[2]["usage"]["prompt_tokens_details"]["restored_tokens"], 8);
   EXPECT_EQ(events[3], "[DONE]");
 }
 
@@ -98,6 +100,7 @@ TEST(OpenAiResponseTest, AWholeChatCompletionGathersTextLogprobsAndUsage) {
   EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(body["choices"][0]["logprobs"]["content"].size(), 2u);
   EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 16);
+  EXPECT_EQ(body["usage"]["prompt_tokens_details"]["restored_tokens"], 8);
 }
 
 TEST(OpenAiResponseTest, CompletionsUseTheirOwnShapes) {
