@@ -133,6 +133,9 @@ def run(server, keys, tmp, check):
           f"the last chunk carries the usage: {usage}")
     check(usage is not None and usage.prompt_tokens_details.cached_tokens >= 16,
           f"the same prompt again is served from the prefix cache: {usage}")
+    # troupe's own field reaches the SDK's object (no host KV tier here: nothing restored).
+    check(usage is not None and getattr(usage.prompt_tokens_details, "restored_tokens", None) == 0,
+          f"prompt_tokens_details.restored_tokens: {usage}")
 
     # 20 turns, the whole history resent each time.
     history = [{"role": "system", "content": "You are Mira, a cheerful bard. Answer in one sentence."}]
