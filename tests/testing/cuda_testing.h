@@ -10,7 +10,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#if __cplusplus >= 202002L
 #include <span>
+#endif
 #include <string>
 #include <vector>
 
@@ -121,6 +123,10 @@ inline std::vector<float> ToFloat(const std::vector<Bf16>& v) {
   return out;
 }
 
+// The comparisons below take std::span, C++20; nvcc builds .cu tests as C++17 (CMake 3.25 has
+// no C++20 dialect for it), and they get the rest of this header.
+#if __cplusplus >= 202002L
+
 // ||got - want||_2 / ||want||_2, in double. NaN when any element of `got` is NaN; the plain
 // norm of `got` when `want` is all zeros. REQUIRES: equal sizes.
 inline double RelativeL2(std::span<const float> got, std::span<const float> want) {
@@ -196,5 +202,7 @@ inline ::testing::AssertionResult WithinBf16Ulps(std::span<const float> got,
   return ::testing::AssertionFailure()
          << bad << " of " << got.size() << " beyond " << ulps << " bf16 ulps; first:" << first;
 }
+
+#endif  // __cplusplus >= 202002L
 
 }  // namespace troupe::testing
