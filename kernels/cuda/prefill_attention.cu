@@ -85,7 +85,9 @@ __global__ void __launch_bounds__(kThreads, 2) PrefillKernel(PrefillAttentionArg
   // The tile's n_rows tokens times the group's query heads are packed into the block's query
   // rows (pack-GQA): row r is token r / group, head kvh * group + r % group. Each K/V tile is
   // then loaded once for the whole group.
-  const int32_t* tile = a.tiles + 4 * blockIdx.x;
+  // Tiles in reverse: a sequence's later tiles attend to more keys, so the longest blocks start
+  // first and the short ones fill the last wave (causal load balance).
+  const int32_t* tile = a.tiles + 4 * (gridDim.x - 1 - blockIdx.x);
   const int seq = tile[0], first_row = tile[1], n_rows = tile[2], first_pos = tile[3];
   const int kvh = blockIdx.y;
   const int group = a.n_heads / a.kv.n_kv_heads;
